@@ -1,0 +1,54 @@
+"""Bounding boxes around the highlighted region of a class activation map.
+
+Follows the weakly supervised localisation rule of Selvaraju et al. (ICCV 2017,
+Sec. 4.1): threshold the map at a fraction (15%) of its maximum, find the
+connected regions, and box the largest one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gradcam.config import BOX_THRESHOLD
+
+Box = tuple[int, int, int, int]
+
+
+def cam_to_boxes(cam: np.ndarray, threshold: float = BOX_THRESHOLD, *, all_regions: bool = False, min_area: int = 0) -> list[Box]:
+    """Boxes around the regions where the map reaches ``threshold`` of its maximum.
+
+    Args:
+        cam: float map ``(height, width)``, non-negative.
+        threshold: fraction of the map's maximum, in [0, 1].
+        all_regions: box every region of at least ``min_area`` pixels (largest
+            first) instead of the largest region only.
+        min_area: smallest region, in pixels, boxed with ``all_regions``.
+
+    Returns:
+        Boxes ``(x0, y0, x1, y1)`` in pixels, corners inclusive (as
+        ``torchvision.ops.masks_to_boxes``); empty when the map has no positive
+        value.
+
+    Raises:
+        ValueError: for a map that is not 2-D or a threshold outside [0, 1].
+    """
+    if cam.ndim != 2:
+        raise ValueError(f"Expected a 2-D map (height, width), got shape {cam.shape}.")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+    peak = float(np.nanmax(cam)) if cam.size else 0.0
+    if not peak > 0.0:
+        return []
+    mask = (cam >= threshold * peak).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    regions = stats[1:count]  # row 0 is the background; columns x, y, w, h, area
+    order = np.argsort(-regions[:, cv2.CC_STAT_AREA], kind="stable")
+    if not all_regions:
+        order = order[:1]
+    boxes = []
+    for x, y, w, h, area in regions[order]:
+        if all_regions and area < min_area:
+            break
+        boxes.append((int(x), int(y), int(x + w - 1), int(y + h - 1)))
+    return boxes

@@ -1,0 +1,117 @@
+"""Command line: ``python -m gradcam IMAGE_OR_FOLDER... [options]``.
+
+Explains each image, prints the prediction, and writes the four pictures, the
+raw map and a manifest into one folder per image. A bad image is reported in
+one line and skipped; the exit code is non-zero if any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
+from gradcam.errors import GradCAMError
+from gradcam.explainer import Explainer
+from gradcam.explanation import percent
+from gradcam.models import BACKBONES, load_backbone
+from gradcam.save import save_explanation
+
+log = logging.getLogger("gradcam")
+
+EXIT_FAILED_IMAGES = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gradcam",
+        description="Show which regions of an image made a classifier decide what it decided (Grad-CAM).",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of images")
+    parser.add_argument("--model", choices=sorted(BACKBONES), default="vgg19", help="backbone (default: vgg19)")
+    parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
+    parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
+    parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
+    parser.add_argument("--alpha", type=float, default=OVERLAY_ALPHA, help="overlay opacity (default: %(default)s)")
+    parser.add_argument("--colormap", default=COLORMAP, help="matplotlib colormap (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--weights",
+        help=f"local state dict, or '{RANDOM_WEIGHTS}' for an untrained model (default: ${WEIGHTS_ENV}, "
+        "else torchvision's pretrained weights)",
+    )
+    return parser
+
+
+def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
+    """Files named on the command line, and the image files inside named folders."""
+    extensions = set(Image.registered_extensions())
+    for item in inputs:
+        path = Path(item)
+        if not path.is_dir():
+            yield path
+            continue
+        for child in sorted(path.iterdir()):
+            if child.is_file() and not child.name.startswith("."):
+                if child.suffix.lower() in extensions:
+                    yield child
+                else:
+                    skipped.append(child)
+
+
+def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
+    name, n = stem, 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}"
+    used.add(name)
+    return out / name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(format="%(levelname)s: %(message)s")
+    if not 0.0 <= args.threshold <= 1.0 or not 0.0 <= args.alpha <= 1.0:
+        print("error: --threshold and --alpha must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty()))
+        if args.target is not None:
+            explainer.class_index(args.target)  # fail before the first image
+    except GradCAMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if explainer.backbone.untrained:
+        print("note: untrained (random) weights: the maps and predictions mean nothing", file=sys.stderr)
+    skipped: list[Path] = []
+    paths = list(_images(args.inputs, skipped))
+    if skipped:
+        print(f"skipping {len(skipped)} files that are not images: {', '.join(p.name for p in skipped)}", file=sys.stderr)
+    failed, used = 0, set[str]()
+    for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
+        try:
+            explanation = explainer.explain(path, args.target, top_k=args.top_k, threshold=args.threshold)
+            folder = _unique_folder(args.out, path.stem, used)
+            save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap)
+        except GradCAMError as exc:
+            failed += 1
+            tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        except Exception:  # noqa: BLE001 - report, keep going with the other images
+            failed += 1
+            log.exception("unexpected failure on %s", path)
+            continue
+        others = ", ".join(f"{p.name} {percent(p.probability)}" for p in explanation.top_k)
+        empty = " (no region speaks for this class)" if explanation.cam_empty else ""
+        tqdm.write(f"{path}: {explanation.label}{empty}; top-{len(explanation.top_k)}: {others} -> {folder}/")
+    if failed:
+        print(f"{failed} of {len(paths)} images failed", file=sys.stderr)
+    return EXIT_FAILED_IMAGES if failed else 0

@@ -1,0 +1,29 @@
+"""Defaults shared by the engine, the CLI and the web app, in one place."""
+
+from typing import Final
+
+#: Shorter image side fed to the network; the aspect ratio is kept, nothing is cropped.
+INPUT_SHORT_SIDE: Final = 224
+#: Longer side cap, so that an extreme aspect ratio cannot blow up the compute.
+INPUT_MAX_LONG_SIDE: Final = 896
+#: Smallest side fed to the network (five 2 x 2 poolings need at least 32 pixels).
+INPUT_MIN_SIDE: Final = 32
+
+#: Boxes: threshold the map at this fraction of its maximum (Selvaraju et al., Sec. 4.1).
+BOX_THRESHOLD: Final = 0.15
+#: Overlay opacity of the heatmap.
+OVERLAY_ALPHA: Final = 0.5
+#: Matplotlib colormap of the heatmap.
+COLORMAP: Final = "jet"
+#: How many predictions are reported with their probabilities.
+TOP_K: Final = 5
+
+#: Largest image accepted, in pixels (width x height): 40 megapixels.
+MAX_IMAGE_PIXELS: Final = 40_000_000
+#: Smallest image side accepted, in pixels.
+MIN_IMAGE_SIDE: Final = 8
+
+#: Environment variable naming a local state dict, or "random" for untrained weights.
+WEIGHTS_ENV: Final = "GRADCAM_WEIGHTS"
+#: The value of --weights / GRADCAM_WEIGHTS that builds an untrained model.
+RANDOM_WEIGHTS: Final = "random"

@@ -1,0 +1,30 @@
+"""Exceptions a caller can act on.
+
+Every error the package raises on purpose derives from :class:`GradCAMError`, so
+the CLI and the web app can tell a user mistake (show one clear line) from a bug
+(log the traceback for the operator).
+"""
+
+
+class GradCAMError(Exception):
+    """Base class: the message is written for the person who made the request."""
+
+
+class InvalidImageError(GradCAMError, ValueError):
+    """The file is not an image we can read, or is empty, corrupt or truncated."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image has more pixels than the configured limit (decompression bomb guard)."""
+
+
+class ImageTooSmallError(InvalidImageError):
+    """The image is too small to say anything about."""
+
+
+class UnknownClassError(GradCAMError, ValueError):
+    """A target class name or index that the model does not know."""
+
+
+class WeightsError(GradCAMError, RuntimeError):
+    """Weights could not be found, downloaded or loaded."""

@@ -1,0 +1,96 @@
+"""Saving an explanation: the four pictures, the raw map and a JSON manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from gradcam.config import COLORMAP, OVERLAY_ALPHA
+from gradcam.explanation import Explanation
+
+_VERSIONED = ("gradcam-demo", "torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a result."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The JSON-ready description of an explanation.
+
+    Args:
+        explanation: the result to describe.
+        source: the image file, to record its name and SHA-256.
+    """
+    height, width = explanation.image.shape[:2]
+    data: dict[str, Any] = {
+        "model": explanation.model_name,
+        "layer": explanation.layer_name,
+        "weights": explanation.weights,
+        "untrained": explanation.untrained,
+        "class": {"index": explanation.class_index, "name": explanation.class_name},
+        "probability": explanation.probability,
+        "top_k": [{"index": p.index, "name": p.name, "probability": p.probability} for p in explanation.top_k],
+        "boxes": [list(box) for box in explanation.boxes],
+        "box_format": "x0, y0, x1, y1 in pixels, corners inclusive",
+        "threshold": explanation.threshold,
+        "cam_empty": explanation.cam_empty,
+        "image": {"width": width, "height": height, "pixels_sha256": hashlib.sha256(explanation.image.tobytes()).hexdigest()},
+        "versions": package_versions(),
+    }
+    if source is not None:
+        path = Path(source)
+        data["image"]["file"] = path.name
+        data["image"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return data
+
+
+def save_explanation(
+    explanation: Explanation,
+    out_dir: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    alpha: float = OVERLAY_ALPHA,
+    colormap: str = COLORMAP,
+) -> dict[str, Path]:
+    """Writes ``original.png``, ``heatmap.png``, ``overlay.png``, ``boxes.png``,
+    ``cam.npy`` and ``manifest.json`` into ``out_dir`` (created if missing).
+
+    Args:
+        explanation: the result to save.
+        out_dir: the folder to write into.
+        source: the image file, recorded with its SHA-256 in the manifest.
+        alpha: overlay opacity.
+        colormap: heatmap colormap.
+
+    Returns:
+        The written paths, keyed by panel name, "cam" and "manifest".
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, picture in explanation.panels(alpha, colormap).items():
+        written[name] = folder / f"{name}.png"
+        Image.fromarray(picture).save(written[name], compress_level=1)
+    written["cam"] = folder / "cam.npy"
+    np.save(written["cam"], explanation.cam)
+    written["manifest"] = folder / "manifest.json"
+    data = manifest(explanation, source=source)
+    data.update(overlay_alpha=alpha, colormap=colormap, files={k: p.name for k, p in written.items()})
+    written["manifest"].write_text(json.dumps(data, indent=2) + "\n")
+    return written

@@ -1,0 +1,143 @@
+"""Shared fixtures: tiny seeded models, synthetic images with known object positions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradcam.models import Backbone
+
+SHAPES = ("square", "disc")
+SIZE = 64
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A synthetic RGB image and where its objects are: {class index: (x0, y0, x1, y1)}."""
+
+    image: np.ndarray
+    objects: dict[int, tuple[int, int, int, int]]
+
+
+def _draw(image: np.ndarray, shape: int, x: int, y: int, size: int) -> tuple[int, int, int, int]:
+    if shape == 0:  # a red square
+        image[y : y + size, x : x + size] = (220, 40, 40)
+    else:  # a green disc
+        yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+        r = size / 2
+        inside = (yy - (y + r - 0.5)) ** 2 + (xx - (x + r - 0.5)) ** 2 <= r * r
+        image[inside] = (40, 200, 60)
+    return x, y, x + size - 1, y + size - 1
+
+
+def make_scene(rng: np.random.Generator, shapes: tuple[int, ...], size: int = SIZE) -> Scene:
+    """Noisy background with non-overlapping objects of the given classes at random places."""
+    image = rng.integers(60, 140, (size, size, 3), dtype=np.uint8)
+    objects: dict[int, tuple[int, int, int, int]] = {}
+    while len(objects) < len(shapes):
+        shape = shapes[len(objects)]
+        side = int(rng.integers(12, 18))
+        x, y = (int(v) for v in rng.integers(0, size - side, 2))
+        box = (x, y, x + side - 1, y + side - 1)
+        if any(not (box[2] + 4 < o[0] or o[2] + 4 < box[0] or box[3] + 4 < o[1] or o[3] + 4 < box[1]) for o in objects.values()):
+            continue
+        objects[shape] = _draw(image, shape, x, y, side)
+    return Scene(image, objects)
+
+
+class TinyNet(nn.Module):
+    """A small CNN: three conv layers (the last is the Grad-CAM target), global pooling, a linear head."""
+
+    def __init__(self, num_classes: int = len(SHAPES)) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    batch = torch.from_numpy(np.stack(images)).float().permute(0, 3, 1, 2) / 255.0
+    return (batch - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+@pytest.fixture(scope="session")
+def trained_tiny() -> TinyNet:
+    """TinyNet trained (seeded, a few seconds) to tell a red square from a green disc."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models train much faster without thread contention
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            rng = np.random.default_rng(0)
+            scenes = [make_scene(rng, (i % 2,)) for i in range(512)]
+            x = to_tensor([s.image for s in scenes])
+            y = torch.tensor([i % 2 for i in range(512)])
+            model = TinyNet()
+            optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+            for _ in range(6):
+                for batch in torch.randperm(len(x)).split(32):
+                    optimiser.zero_grad()
+                    nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+                    optimiser.step()
+            model.zero_grad(set_to_none=True)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    with torch.no_grad():
+        test = [make_scene(np.random.default_rng(1), (i % 2,)) for i in range(64)]
+        accuracy = (model(to_tensor([s.image for s in test])).argmax(1) == torch.tensor([i % 2 for i in range(64)])).float().mean()
+    assert accuracy > 0.95, f"the tiny model did not learn the task (accuracy {accuracy:.2f})"
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(trained_tiny: TinyNet) -> Backbone:
+    """The trained tiny model as a backbone the Explainer and the app can use."""
+    return Backbone(
+        name="tiny",
+        title="TinyNet",
+        model=trained_tiny,
+        target_layer="features",
+        categories=SHAPES,
+        mean=MEAN,
+        std=STD,
+        weights="trained in the test",
+        untrained=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def vgg19_random() -> Backbone:
+    """Untrained VGG19 (seeded): the real architecture, built once per session."""
+    from gradcam.models import load_backbone
+
+    return load_backbone("vgg19", "random")
+
+
+@pytest.fixture
+def rng() -> Iterator[np.random.Generator]:
+    yield np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test draws the same random inputs on every run."""
+    torch.manual_seed(0)
