@@ -96,8 +96,8 @@ def draw_boxes(image: np.ndarray, boxes: Sequence[Box], label: str | None = None
     _check_image(image)
     canvas = image.copy()
     height, width = image.shape[:2]
-    thickness = max(2, round(min(height, width) / 200))
-    scale = max(0.5, min(height, width) / 600)
+    thickness = max(2, round(max(height, width) / 400))
+    scale = max(0.4, max(height, width) / 600)  # text about 4% of the longer side
     for index, (x0, y0, x1, y1) in enumerate(boxes):
         cv2.rectangle(canvas, (x0, y0), (x1, y1), BOX_OUTLINE, thickness + 2, cv2.LINE_AA)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), BOX_COLOUR, thickness, cv2.LINE_AA)
@@ -110,6 +110,9 @@ def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], scale: f
     font = cv2.FONT_HERSHEY_SIMPLEX
     text = text.encode("ascii", "replace").decode("ascii")  # Hershey fonts draw ASCII only
     (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, weight)
+    if text_w > 0.9 * canvas.shape[1]:  # shrink to fit a narrow image
+        scale *= 0.9 * canvas.shape[1] / text_w
+        (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, weight)
     pad = max(2, text_h // 4)
     height, width = canvas.shape[:2]
     x = min(max(corner[0], 0), max(width - text_w - 2 * pad, 0))

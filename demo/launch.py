@@ -1,0 +1,51 @@
+"""Starting the app: load the models, build the page, serve it with bounded queue and uploads."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from gradcam import WeightsError
+
+from demo.service import DemoService, load_service
+from demo.ui import CSS, build_demo
+
+log = logging.getLogger("demo")
+
+#: Requests waiting at most; beyond that a visitor is told the app is busy.
+QUEUE_SIZE = 16
+#: Explanations run at once (each uses all cores already).
+CONCURRENCY = 1
+#: Largest upload accepted.
+MAX_UPLOAD = "10mb"
+
+
+def create_app(service: DemoService) -> gr.Blocks:
+    """The page with its queue configured, ready to launch."""
+    demo = build_demo(service)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    return demo
+
+
+def launch(*, host: str, port: int, share: bool = False, weights: str | None = None) -> int:
+    """Loads the models and serves the app until interrupted; returns the exit code."""
+    try:
+        service = load_service(weights)
+    except WeightsError as exc:
+        log.error("%s", exc)
+        return 2
+    demo = create_app(service)
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=share,
+            max_file_size=MAX_UPLOAD,
+            show_error=False,
+            theme=gr.themes.Soft(primary_hue="orange"),
+            css=CSS,
+        )
+    finally:
+        service.close()
+    return 0

@@ -1,0 +1,212 @@
+"""Running explanations for the web app, independent of Gradio.
+
+:class:`DemoService` holds the models (loaded once at start-up), remembers the
+last few explanations so that a slider change re-renders without running the
+model again, and writes each request's files (four PNGs and a zip) into its own
+folder, keeping only the newest ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gradcam import BACKBONES, Explainer, Explanation, GradCAMError, load_backbone, load_image
+from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
+from gradcam.errors import InvalidImageError
+from gradcam.save import save_explanation
+
+from demo.text import TOP_PREDICTION, describe, top_k_label
+
+log = logging.getLogger("demo")
+
+#: Longest side of the image the app explains and shows; the network sees 224 pixels anyway.
+MAX_SIDE = 1280
+#: How many explanations are kept for re-rendering.
+CACHE_SIZE = 8
+#: How many request folders are kept on disk.
+KEEP_OUTPUTS = 32
+
+
+class UserError(GradCAMError):
+    """A request the app cannot serve, with a message for the person who made it."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What one request returns: the explanation, its files and its words."""
+
+    explanation: Explanation
+    panels: dict[str, Path]
+    archive: Path
+    sentence: str
+    label: dict[str, float]
+
+
+class DemoService:
+    """Explains uploads with the loaded models; safe to call from several threads.
+
+    Args:
+        explainers: the usable models, keyed by their title ("VGG19").
+        unavailable: models that failed to load, keyed by title, with the reason.
+        workdir: where request folders are written (a new temporary folder by default).
+    """
+
+    def __init__(self, explainers: Mapping[str, Explainer], unavailable: Mapping[str, str] | None = None, workdir: Path | None = None) -> None:
+        if not explainers:
+            raise ValueError("At least one model is needed.")
+        self.explainers = dict(explainers)
+        self.unavailable = dict(unavailable or {})
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="gradcam-app-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model_runs = 0
+        self._cache: OrderedDict[tuple[str, str, int | None], Explanation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.explainers))
+
+    @property
+    def model_titles(self) -> list[str]:
+        return [*self.explainers, *self.unavailable]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.explainers[self.default_model].backbone.categories
+
+    @property
+    def untrained(self) -> bool:
+        return any(e.backbone.untrained for e in self.explainers.values())
+
+    def explain(
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        alpha: float = OVERLAY_ALPHA,
+        colormap: str = COLORMAP,
+        name: str = "image",
+    ) -> Rendered:
+        """Explains an upload, or re-renders a remembered explanation.
+
+        Args:
+            image: the uploaded file's path or bytes.
+            target: a class name, or "Top prediction" (None means the same).
+            model: a model title; the default model when None.
+            threshold: box threshold, a fraction of the map's maximum.
+            alpha: heatmap opacity in the overlay.
+            colormap: matplotlib colormap of the heatmap.
+            name: the upload's file name, for the download's name.
+
+        Raises:
+            UserError, GradCAMError: with a message for the person.
+        """
+        explainer = self._explainer(model)
+        data = self._read(image)
+        asked = target not in (None, "", TOP_PREDICTION)
+        index = explainer.class_index(target) if asked else None
+        key = (hashlib.sha256(data).hexdigest(), explainer.backbone.name, index)
+        explanation = self._remembered(key)
+        if explanation is None:
+            rgb = _fit(load_image(data), MAX_SIDE)
+            explanation = explainer.explain(rgb, index, threshold=threshold)
+            with self._lock:
+                self.model_runs += 1
+                self._cache[key] = explanation
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        if explanation.threshold != threshold:
+            explanation = explanation.with_threshold(threshold)
+        panels, archive = self._write(explanation, alpha, colormap, name)
+        return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
+
+    def _explainer(self, model: str | None) -> Explainer:
+        title = model or self.default_model
+        if title in self.unavailable:
+            raise UserError(f"{title} is not available on this server right now ({self.unavailable[title]}). Please pick another model.")
+        if title not in self.explainers:
+            raise UserError(f"Unknown model {title!r}; choose one of: {', '.join(self.explainers)}.")
+        return self.explainers[title]
+
+    @staticmethod
+    def _read(image: str | bytes | None) -> bytes:
+        if image is None or image == b"" or image == "":
+            raise UserError("Please add an image first: drag one in, paste it, or pick an example below.")
+        if isinstance(image, bytes):
+            return image
+        try:
+            return Path(image).read_bytes()
+        except OSError as exc:
+            raise InvalidImageError("The upload could not be read. Please try again.") from exc
+
+    def _remembered(self, key: tuple[str, str, int | None]) -> Explanation | None:
+        with self._lock:
+            explanation = self._cache.get(key)
+            if explanation is not None:
+                self._cache.move_to_end(key)
+            return explanation
+
+    def _write(self, explanation: Explanation, alpha: float, colormap: str, name: str) -> tuple[dict[str, Path], Path]:
+        folder = self.workdir / uuid.uuid4().hex
+        written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "image"
+        archive = folder / f"gradcam-{stem}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
+            for path in written.values():
+                bundle.write(path, f"gradcam-{stem}/{path.name}")
+        self._prune()
+        return {k: written[k] for k in ("original", "heatmap", "overlay", "boxes")}, archive
+
+    def _prune(self) -> None:
+        with self._lock:
+            folders = sorted((p for p in self.workdir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+            for old in folders[:-KEEP_OUTPUTS]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        """Deletes every file the service wrote."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES)) -> DemoService:
+    """Loads the models once, at start-up. The first must load; the others may fail and are marked unavailable.
+
+    Raises:
+        WeightsError: when the first (default) model cannot be loaded.
+    """
+    explainers: dict[str, Explainer] = {}
+    unavailable: dict[str, str] = {}
+    for i, name in enumerate(models):
+        title = BACKBONES[name].title
+        try:
+            explainers[title] = Explainer(load_backbone(name, weights))
+        except GradCAMError as exc:
+            if i == 0:
+                raise
+            log.warning("%s is unavailable: %s", title, exc)
+            unavailable[title] = "its weights could not be loaded"
+    return DemoService(explainers, unavailable)

@@ -1,0 +1,175 @@
+"""The page: one Gradio Blocks app that formats what :class:`demo.service.DemoService` returns."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+from gradcam import GradCAMError
+from gradcam.config import BOX_THRESHOLD, OVERLAY_ALPHA
+
+from demo import text
+from demo.service import DemoService, Rendered
+
+log = logging.getLogger("demo")
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
+
+CSS = """
+.banner { background: #fff4e5; border: 1px solid #f0a030; border-radius: 8px; padding: 4px 14px; }
+.sentence { font-size: 1.15em; min-height: 3.2em; }
+footer { display: none !important; }
+"""
+
+from gradio.events import Dependency
+
+class ImageUpload(gr.Image):
+    """An image input that hands the raw upload to the engine, which checks it.
+
+    ``gr.Image`` opens uploads with Pillow before the event runs, so a broken or
+    hostile file would fail inside Gradio with a generic error; here every file
+    reaches :func:`gradcam.load_image` and gets a clear message.
+    """
+
+    is_template = True  # drawn by the frontend's Image component
+
+    def preprocess(self, payload: ImageData | None) -> str | bytes | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            try:
+                return base64.b64decode(payload.url.split(",", 1)[1], validate=False)
+            except (ValueError, IndexError) as exc:
+                raise gr.Error("The pasted image could not be read. Please try again.") from exc
+        return payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns expected mistakes into a message and unexpected failures into a logged apology."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except gr.Error:
+            raise
+        except GradCAMError as exc:
+            raise gr.Error(str(exc), title="Can't explain this image", print_exception=False) from exc
+        except Exception as exc:
+            log.exception("unexpected failure in %s", fn.__name__)
+            raise gr.Error(
+                "Something went wrong on our side while explaining this image. Please try again, or try another image.",
+                title="Sorry",
+                print_exception=False,
+            ) from exc
+
+    return wrapper
+
+
+def build_demo(service: DemoService) -> gr.Blocks:
+    """Lays out the page and wires its events to ``service``.
+
+    The ``explain`` API endpoint takes (image file, class name or "Top prediction",
+    model title, box threshold, overlay opacity) and returns the four pictures
+    (PNG), the top-5 label, the sentence and the zip of everything.
+    """
+
+    def outputs_of(result: Rendered) -> tuple[Any, ...]:
+        files = [str(result.panels[name]) for name in PANEL_TITLES]
+        return (*files, result.label, result.sentence, str(result.archive))
+
+    @_friendly
+    def explain(image: str | bytes | None, target: str, model: str, threshold: float, alpha: float) -> tuple[Any, ...]:
+        return outputs_of(service.explain(image, target, model, threshold, alpha, name=_name_of(image)))
+
+    @_friendly
+    def explain_if_ready(image: str | bytes | None, target: str, model: str, threshold: float, alpha: float) -> tuple[Any, ...]:
+        # Changing a setting before any image is there is not a mistake: do nothing.
+        if image is None:
+            return tuple(gr.skip() for _ in range(len(PANEL_TITLES) + 3))
+        return explain(image, target, model, threshold, alpha)
+
+    with gr.Blocks(title=text.TITLE, delete_cache=(300, 900)) as demo:
+        gr.Markdown(text.INTRO)
+        if service.untrained:
+            gr.Markdown(text.UNTRAINED_BANNER, elem_classes="banner", elem_id="untrained-banner")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                image = ImageUpload(
+                    label="Your image",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    height=340,
+                    elem_id="input-image",
+                )
+            with gr.Column(scale=2):
+                target = gr.Dropdown(
+                    [text.TOP_PREDICTION, *sorted(set(service.categories), key=str.lower)],
+                    value=text.TOP_PREDICTION,
+                    label="Class to explain",
+                    info="Type to search the 1000 classes, or keep the model's top prediction.",
+                    filterable=True,
+                    elem_id="target",
+                )
+                model = gr.Radio(service.model_titles, value=service.default_model, label="Model", elem_id="model")
+                threshold = gr.Slider(
+                    0.05, 0.95, value=BOX_THRESHOLD, step=0.05, label="Box threshold",
+                    info="How strong the evidence must be to be boxed (share of the strongest).",
+                )
+                alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity")
+                button = gr.Button("Explain", variant="primary", elem_id="explain")
+            with gr.Column(scale=3):
+                sentence = gr.Markdown(text.WAITING, elem_classes="sentence", elem_id="sentence")
+                label = gr.Label(num_top_classes=5, label="Top 5 guesses", elem_id="top5")
+                archive = gr.File(label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive")
+        with gr.Row(equal_height=True):
+            panels = [
+                gr.Image(label=title, type="filepath", format="png", interactive=False, buttons=["download", "fullscreen"], elem_id=f"panel-{key}")
+                for key, title in PANEL_TITLES.items()
+            ]
+        inputs = [image, target, model, threshold, alpha]
+        outputs = [*panels, label, sentence, archive]
+        gr.Examples(
+            examples=_examples(),
+            inputs=[image, target],
+            outputs=outputs,
+            fn=lambda image, target: explain(image, target, service.default_model, BOX_THRESHOLD, OVERLAY_ALPHA),
+            cache_examples=True,
+            label="Examples: click one (the cat and the coffee appear together in the last ones: switch the class to move the heatmap)",
+        )
+        with gr.Accordion("How to read this", open=False):
+            gr.Markdown(text.HOW_TO_READ)
+
+        button.click(explain, inputs, outputs, api_name="explain", concurrency_id="model")
+        image.upload(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+        for control in (target, model):
+            control.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+        for slider in (threshold, alpha):
+            slider.release(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+    return demo
+
+
+def _name_of(image: str | bytes | None) -> str:
+    return Path(image).name if isinstance(image, str) else "image"
+
+
+def _examples() -> list[list[str]]:
+    pictures = sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and not p.name.startswith("cat-and-coffee"))
+    rows = [[str(p), text.TOP_PREDICTION] for p in pictures]
+    pair = EXAMPLES_DIR / "cat-and-coffee.jpg"
+    if pair.exists():
+        rows += [[str(pair), "tabby"], [str(pair), "espresso"]]
+    return rows

@@ -1,0 +1,45 @@
+"""Starts the web app in this process on a free local port, for tests that talk to it over HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo.launch import MAX_UPLOAD, create_app
+from demo.service import DemoService
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    demo: gr.Blocks
+    service: DemoService
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(service: DemoService) -> Iterator[RunningApp]:
+    """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards."""
+    demo = create_app(service)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        max_file_size=MAX_UPLOAD,
+        show_error=False,
+        quiet=True,
+    )
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
+    finally:
+        demo.close()
