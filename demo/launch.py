@@ -21,6 +21,16 @@ CONCURRENCY = 1
 MAX_UPLOAD = "10mb"
 
 
+def launch_options() -> dict[str, object]:
+    """What ``Blocks.launch`` needs besides the address: limits, error policy, look."""
+    return {
+        "max_file_size": MAX_UPLOAD,
+        "show_error": False,  # only gr.Error messages reach the page, never a traceback
+        "theme": gr.themes.Soft(primary_hue="orange"),
+        "css": CSS,
+    }
+
+
 def create_app(service: DemoService) -> gr.Blocks:
     """The page with its queue configured, ready to launch."""
     demo = build_demo(service)
@@ -41,10 +51,7 @@ def launch(*, host: str, port: int, share: bool = False, weights: str | None = N
             server_name=host,
             server_port=port,
             share=share,
-            max_file_size=MAX_UPLOAD,
-            show_error=False,
-            theme=gr.themes.Soft(primary_hue="orange"),
-            css=CSS,
+            **launch_options(),
         )
     finally:
         service.close()

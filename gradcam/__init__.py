@@ -11,6 +11,8 @@ Example:
     >>> save_explanation(explanation, "out/cat", source="cat.jpg")
 """
 
+__version__ = "0.1.0"
+
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
 from gradcam.errors import (

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from demo.launch import MAX_UPLOAD, create_app
+from demo.launch import create_app, launch_options
 from demo.service import DemoService
 
 
@@ -35,9 +35,8 @@ def running_app(service: DemoService) -> Iterator[RunningApp]:
         server_name="127.0.0.1",
         server_port=port,
         prevent_thread_lock=True,
-        max_file_size=MAX_UPLOAD,
-        show_error=False,
         quiet=True,
+        **launch_options(),
     )
     try:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)

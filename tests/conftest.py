@@ -12,6 +12,8 @@ from torch import nn
 
 from gradcam.models import Backbone
 
+from .app_server import RunningApp
+
 SHAPES = ("square", "disc")
 SIZE = 64
 MEAN = (0.5, 0.5, 0.5)
@@ -130,6 +132,24 @@ def vgg19_random() -> Backbone:
     from gradcam.models import load_backbone
 
     return load_backbone("vgg19", "random")
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The web app with untrained weights, served on a free local port for the whole session."""
+    from demo.service import load_service
+
+    from .app_server import running_app
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples-cache")))
+    service = load_service("random")
+    try:
+        with running_app(service) as running:
+            yield running
+    finally:
+        service.close()
+        patch.undo()
 
 
 @pytest.fixture

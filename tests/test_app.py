@@ -6,7 +6,6 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,26 +14,12 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.service import load_service
 from demo.text import TOP_PREDICTION
 
-from .app_server import RunningApp, running_app
+from .app_server import RunningApp
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
 PAIR = EXAMPLES / "cat-and-coffee.jpg"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples-cache")))
-    service = load_service("random")
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
