@@ -37,7 +37,7 @@ def cam_to_boxes(cam: np.ndarray, threshold: float = BOX_THRESHOLD, *, all_regio
         raise ValueError(f"Expected a 2-D map (height, width), got shape {cam.shape}.")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
-    peak = float(np.nanmax(cam)) if cam.size else 0.0
+    peak = float(np.fmax.reduce(cam, axis=None, initial=0.0))  # NaN ignored, without nanmax's all-NaN warning
     if not peak > 0.0:
         return []
     mask = (cam >= threshold * peak).astype(np.uint8)

@@ -65,8 +65,12 @@ class Explanation:
     def __post_init__(self) -> None:
         if self.image.shape[:2] != self.cam.shape:
             raise ValueError(f"The map {self.cam.shape} does not match the image {self.image.shape[:2]}.")
-        for array in (self.image, self.cam):
-            array.setflags(write=False)
+        for field in ("image", "cam"):
+            array = getattr(self, field)
+            if array.flags.writeable:  # keep a read-only copy; the caller's array stays theirs
+                array = array.copy()
+                array.setflags(write=False)
+                object.__setattr__(self, field, array)
 
     @property
     def label(self) -> str:

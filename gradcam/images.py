@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +36,15 @@ def _open(source: str | os.PathLike[str] | bytes) -> Image.Image:
         if stream.stat().st_size == 0:
             raise InvalidImageError(f"{stream.name} is empty. Please choose an image file.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(stream)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow only warns between its own limit and twice that; our smaller
+        # limit is checked on the size read from the header, before decoding.
+        return Image.open(stream)
+    except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(_too_large_message()) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImageError(f"This file is not an image we can read. Please use a {SUPPORTED} file.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"This image file is damaged and cannot be read ({exc}).") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # the library's reason stays in the chained exception
+        raise InvalidImageError("This image file is damaged and cannot be read.") from exc
 
 
 def _too_large_message(width: int | None = None, height: int | None = None) -> str:
@@ -60,12 +59,13 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         peak = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
         gray = np.clip(np.nan_to_num(values) / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    # "transparency" also marks a colour key: a tRNS chunk in an L or RGB PNG, a GIF's transparent index.
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB"))  # a copy: asarray would be read-only
+    return np.array(image.convert("RGB"))
 
 
 def load_image(source: ImageSource) -> np.ndarray:
@@ -86,26 +86,34 @@ def load_image(source: ImageSource) -> np.ndarray:
     if isinstance(source, np.ndarray):
         rgb = _array_to_rgb(source)
     else:
-        image = source if isinstance(source, Image.Image) else _open(source)
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise ImageTooLargeError(_too_large_message(width, height))
+        opened = source if isinstance(source, Image.Image) else _open(source)
         try:
-            image.seek(0)  # first frame of an animation, first page of a TIFF
-            image.load()  # a truncated file raises here
-        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            raise InvalidImageError("This image file is damaged or incomplete and cannot be read.") from exc
-        try:
-            image = ImageOps.exif_transpose(image)
-        except (OSError, SyntaxError, ValueError, TypeError, KeyError):
-            pass  # unreadable EXIF: keep the image as stored
-        rgb = _to_rgb(image)
+            rgb = _decode(opened)
+        finally:
+            if opened is not source:
+                opened.close()  # multi-frame files and early errors would otherwise leave the file open
     height, width = rgb.shape[:2]
     if min(height, width) < MIN_IMAGE_SIDE:
         raise ImageTooSmallError(
             f"This image is only {width} x {height} pixels. Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
         )
     return np.ascontiguousarray(rgb)
+
+
+def _decode(image: Image.Image) -> np.ndarray:
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(_too_large_message(width, height))
+    try:
+        image.seek(0)  # first frame of an animation, first page of a TIFF
+        image.load()  # a truncated file raises here
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise InvalidImageError("This image file is damaged or incomplete and cannot be read.") from exc
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
+        pass  # unreadable EXIF: keep the image as stored
+    return _to_rgb(image)
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:

@@ -1,0 +1,398 @@
+"""A corpus of hostile image uploads, made in code, for every layer that reads user files.
+
+Each :class:`HostileCase` is one file a user could upload (its name and bytes) and
+what reading it must give: an upright RGB image of a known shape with known
+colours at a few pixels, or a specific :mod:`gradcam.errors` exception whose
+message, written for people, matches a regex (``re.search``, so it also finds
+the message inside a web page or a CLI line). The image loader, the CLI and the
+web app tests all run the same corpus::
+
+    from tests.hostile import JARGON, hostile_cases, write_case
+
+    for case in hostile_cases():
+        path = write_case(case, tmp_path)  # or upload case.data as case.filename
+        ...  # case.outcome == "ok": case.shape, case.pixels; "error": case.error, case.message
+
+Nothing is downloaded and every file is small (under 7 kB): the oversized cases
+are a PNG whose header alone claims 100000 x 100000 pixels, and a real 1-bit
+all-black PNG just over ``MAX_IMAGE_PIXELS`` that compresses to 5 kB.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from gradcam.config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from gradcam.errors import ImageTooLargeError, ImageTooSmallError, InvalidImageError
+
+Outcome = Literal["ok", "error"]
+RGB = tuple[int, int, int]
+#: ``((y, x), (r, g, b))``: the colour expected at one pixel of the loaded image.
+Pixel = tuple[tuple[int, int], RGB]
+
+RED: RGB = (255, 0, 0)
+GREEN: RGB = (0, 255, 0)
+BLUE: RGB = (0, 0, 255)
+WHITE: RGB = (255, 255, 255)
+BLACK: RGB = (0, 0, 0)
+
+#: Text that must never reach the person who uploaded the file: library and Python internals.
+JARGON = re.compile(
+    r"cannot identify|\bPIL\b|Pillow|Errno|Traceback|Exception|Error\b|broken PNG|checksum|decoder|"
+    r"truncated|bytes not processed|Unsupported|BytesIO|_io\.|b'|0x[0-9a-fA-F]|<[\w.]+ object"
+)
+
+_LIMIT = rf"larger than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit\. Please use a smaller image\."
+_NOT_AN_IMAGE = r"not an image we can read\. Please use a JPEG, PNG"
+#: Ends with the period: a message with the library's reason appended, "(broken PNG file ...)", fails.
+_DAMAGED = r"This image file is damaged (or incomplete )?and cannot be read\."
+_EMPTY = r"is empty\. Please choose an image file\."
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One uploaded file and what reading it must give.
+
+    Attributes:
+        name: short id, used as the pytest id.
+        filename: the name the file is uploaded or saved under (its extension may lie).
+        data: the file's bytes.
+        outcome: ``"ok"`` or ``"error"``.
+        shape: for ``"ok"``, the loaded array's shape ``(height, width, 3)``.
+        pixels: for ``"ok"``, colours expected at some pixels, ``((y, x), (r, g, b))``.
+        tolerance: largest allowed difference per channel at those pixels (lossy formats).
+        error: for ``"error"``, the exception class expected (exactly this class).
+        message: for ``"error"``, a regex the exception's message must match (``re.search``).
+        why: what the case is about, for people reading a failure.
+    """
+
+    name: str
+    filename: str
+    data: bytes
+    outcome: Outcome
+    shape: tuple[int, int, int] | None = None
+    pixels: tuple[Pixel, ...] = ()
+    tolerance: int = 0
+    error: type[Exception] | None = None
+    message: str | None = None
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.outcome == "ok":
+            assert self.shape is not None and self.error is None, self.name
+        elif self.outcome == "error":
+            assert self.error is not None and self.message is not None and not self.pixels, self.name
+        else:
+            raise ValueError(f"{self.name}: outcome must be 'ok' or 'error', got {self.outcome!r}")
+
+    def __repr__(self) -> str:  # the bytes would flood pytest's output
+        return f"HostileCase({self.name!r}, {self.filename!r}, {len(self.data)} bytes, {self.outcome!r})"
+
+
+def write_case(case: HostileCase, directory: str | Path) -> Path:
+    """Writes the case's bytes to ``directory / case.filename`` and returns the path."""
+    path = Path(directory) / case.filename
+    path.write_bytes(case.data)
+    return path
+
+
+def hostile_cases() -> list[HostileCase]:
+    """The whole corpus, a new list on every call (the bytes are built once)."""
+    return list(_build())
+
+
+def case_named(name: str) -> HostileCase:
+    """The corpus case called ``name``."""
+    for case in _build():
+        if case.name == name:
+            return case
+    raise KeyError(name)
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def _png_header(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
+    """The PNG signature and IHDR chunk (no interlacing)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+
+
+def _png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes, *, extra: bytes = b"") -> bytes:
+    """A PNG written by hand: ``rows`` are the raw scanlines, each starting with its filter byte."""
+    idat = _chunk(b"IDAT", zlib.compress(rows, 9))
+    return _png_header(width, height, bit_depth, colour_type) + extra + idat + _chunk(b"IEND", b"")
+
+
+def _blank_png_rows(width: int, height: int, bits_per_pixel: int) -> bytes:
+    """All-zero scanlines (filter 0) for a ``width`` x ``height`` image."""
+    return (b"\x00" + bytes((width * bits_per_pixel + 7) // 8)) * height
+
+
+def _solid(mode: str, size: tuple[int, int], colour: object) -> Image.Image:
+    return Image.new(mode, size, colour)  # type: ignore[arg-type]
+
+
+def _not_an_image() -> list[HostileCase]:
+    text = b"Dear user,\nthis is a plain text file, not a picture.\n"
+    svg = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+        b'<rect width="64" height="64" fill="red"/></svg>\n'
+    )
+    return [
+        HostileCase(
+            "text", "notes.txt", text, "error", error=InvalidImageError, message=_NOT_AN_IMAGE, why="plain text"
+        ),
+        HostileCase(
+            "text_named_png", "photo.png", text, "error", error=InvalidImageError, message=_NOT_AN_IMAGE,
+            why="text with an image extension: the content decides, not the name",
+        ),
+        HostileCase("empty", "empty.png", b"", "error", error=InvalidImageError, message=_EMPTY, why="zero bytes"),
+        HostileCase(
+            "svg", "drawing.svg", svg, "error", error=InvalidImageError, message=_NOT_AN_IMAGE,
+            why="vector images are not decoded (and must not be: XML parsers are an attack surface)",
+        ),
+    ]
+
+
+def _damaged() -> list[HostileCase]:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    png = _save(image, "PNG")
+    bad_header = bytearray(png)
+    bad_header[29] ^= 0xFF  # last byte of the IHDR CRC (8 signature + 4 length + 4 type + 13 data + 4 CRC)
+    raw = image.tobytes()
+    rows = b"".join(b"\x00" + raw[y * 96 : (y + 1) * 96] for y in range(32))
+    text_chunk = bytearray(_chunk(b"tEXt", b"Comment\x00hello"))
+    text_chunk[-1] ^= 0xFF
+    bad_chunk = _png(32, 32, 8, 2, rows, extra=bytes(text_chunk))
+    garbage = _png_header(32, 32, 8, 2) + _chunk(b"IDAT", b"not a zlib stream at all") + _chunk(b"IEND", b"")
+    jpeg = _save(image, "JPEG", quality=90)
+    bmp = bytearray(_save(image, "BMP"))
+    bmp[30:34] = struct.pack("<I", 7)  # compression field of the BITMAPINFOHEADER: no such method
+    return [
+        HostileCase(
+            "png_bad_crc_header", "bad_header.png", bytes(bad_header), "error", error=InvalidImageError,
+            message=rf"{_NOT_AN_IMAGE}|{_DAMAGED}", why="IHDR checksum wrong: the file is not recognised as a PNG",
+        ),
+        HostileCase(
+            "png_bad_crc_chunk", "bad_chunk.png", bad_chunk, "error", error=InvalidImageError,
+            message=rf"{_NOT_AN_IMAGE}|{_DAMAGED}",
+            why="a text chunk's checksum is wrong: the library's 'broken PNG file' must not leak",
+        ),
+        HostileCase(
+            "png_truncated", "truncated.png", png[: len(png) * 2 // 3], "error", error=InvalidImageError,
+            message=_DAMAGED, why="a PNG cut inside its pixel data",
+        ),
+        HostileCase(
+            "png_garbage_pixels", "garbage.png", garbage, "error", error=InvalidImageError, message=_DAMAGED,
+            why="valid header, pixel data that is not a zlib stream",
+        ),
+        HostileCase(
+            "bmp_bad_compression", "odd.bmp", bytes(bmp), "error", error=InvalidImageError, message=_DAMAGED,
+            why="a BMP header naming an unknown compression: the library's 'Unsupported BMP ...' must not leak",
+        ),
+        HostileCase(
+            "jpeg_half", "half.jpg", jpeg[: len(jpeg) // 2], "error", error=InvalidImageError, message=_DAMAGED,
+            why="a JPEG cut in half (an interrupted upload)",
+        ),
+    ]
+
+
+def _sizes() -> list[HostileCase]:
+    bomb = _png(100_000, 100_000, 1, 0, b"\x00\x00")
+    # Over the project's limit, under Pillow's own bomb check: a real 1-bit PNG, all black, a few kB.
+    width, height = 7000, MAX_IMAGE_PIXELS // 7000 + 1
+    big = _png(width, height, 1, 0, _blank_png_rows(width, height, 1))
+    tall = np.zeros((2000, 20, 3), np.uint8)
+    tall[:1000] = RED
+    tall[1000:] = BLUE
+    tall[0, 0] = GREEN
+    wide = np.ascontiguousarray(np.transpose(tall, (1, 0, 2)))
+    small = MIN_IMAGE_SIDE
+    return [
+        HostileCase(
+            "header_100000px", "bomb.png", bomb, "error", error=ImageTooLargeError, message=_LIMIT,
+            why="a PNG header claiming 100000 x 100000 pixels (a decompression bomb): refused before decoding",
+        ),
+        HostileCase(
+            "over_pixel_limit", "huge.png", big, "error", error=ImageTooLargeError,
+            message=rf"{width} x {height} pixels, which is {_LIMIT}",
+            why="a valid image just over MAX_IMAGE_PIXELS: the message says its size",
+        ),
+        HostileCase(
+            "one_pixel", "dot.png", _save(_solid("RGB", (1, 1), RED), "PNG"), "error", error=ImageTooSmallError,
+            message=rf"only 1 x 1 pixels\. Please use one at least {small} pixels on each side\.", why="1 x 1",
+        ),
+        HostileCase(
+            "one_side_too_short", "strip.png", _save(_solid("RGB", (64, small - 1), RED), "PNG"), "error",
+            error=ImageTooSmallError, message=rf"only 64 x {small - 1} pixels", why="just under MIN_IMAGE_SIDE",
+        ),
+        HostileCase(
+            "smallest_allowed", "small.png", _save(_solid("RGB", (small, small), GREEN), "PNG"), "ok",
+            shape=(small, small, 3), pixels=(((0, 0), GREEN), ((small - 1, small - 1), GREEN)),
+            why="exactly MIN_IMAGE_SIDE on each side",
+        ),
+        HostileCase(
+            "tall_20x2000", "tall.png", _save(Image.fromarray(tall), "PNG"), "ok", shape=(2000, 20, 3),
+            pixels=(((0, 0), GREEN), ((0, 19), RED), ((999, 10), RED), ((1000, 10), BLUE), ((1999, 19), BLUE)),
+            why="extreme aspect ratio, height 2000 and width 20: not transposed, not cropped",
+        ),
+        HostileCase(
+            "wide_2000x20", "wide.png", _save(Image.fromarray(wide), "PNG"), "ok", shape=(20, 2000, 3),
+            pixels=(((0, 0), GREEN), ((19, 0), RED), ((10, 999), RED), ((10, 1000), BLUE), ((19, 1999), BLUE)),
+            why="extreme aspect ratio the other way",
+        ),
+    ]
+
+
+def _modes() -> list[HostileCase]:
+    gray = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))  # (16, 16): column x has value 16 x
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[:, :8] = (200, 30, 30, 0)  # transparent, but not white underneath: compositing must ignore it
+    rgba[:, 8:] = (0, 255, 0, 255)
+    rgba[0, 15] = (0, 0, 0, 128)  # half-transparent black over white: mid gray
+    la = np.zeros((16, 16, 2), np.uint8)
+    la[:, :8] = (0, 0)  # transparent black
+    la[:, 8:] = (50, 255)
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0, 0, 0] * 254)  # index 0 black (transparent), 1 red
+    palette.paste(1, (8, 0, 16, 16))
+    keyed = np.zeros((16, 16, 3), np.uint8)
+    keyed[:, :8] = (10, 20, 30)  # the tRNS colour key: transparent
+    keyed[:, 8:] = BLUE
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # no cyan, full magenta and yellow: red
+    cmyk.paste((255, 0, 255, 0), (8, 0, 16, 16))  # full cyan and yellow: green
+    gray16 = np.zeros((16, 16), np.uint16)
+    gray16[:, :4], gray16[:, 4:8], gray16[:, 8:12], gray16[:, 12:] = 65535, 32768, 257, 0
+    # 16-bit RGB (48 bits per pixel): Pillow cannot write it, so the PNG is made by hand.
+    rgb16 = np.zeros((16, 16, 3), ">u2")
+    rgb16[:, :8] = (0xFFFF, 0x8000, 0x0000)
+    rgb16[:, 8:] = (0x0000, 0xFFFF, 0xFFFF)
+    rgb16_rows = b"".join(b"\x00" + rgb16[y].tobytes() for y in range(16))
+    return [
+        HostileCase(
+            "grayscale", "gray.png", _save(Image.fromarray(gray), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((0, 0), BLACK), ((5, 1), (16, 16, 16)), ((15, 15), (240, 240, 240))), why="mode L",
+        ),
+        HostileCase(
+            "rgba_transparent", "alpha.png", _save(Image.fromarray(rgba), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((3, 3), WHITE), ((15, 0), WHITE), ((3, 12), GREEN), ((0, 15), (127, 127, 127))), tolerance=1,
+            why="RGBA: transparent pixels composited over white, not shown as their hidden colour",
+        ),
+        HostileCase(
+            "la_transparent", "la.png", _save(Image.fromarray(la, "LA"), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((3, 3), WHITE), ((3, 12), (50, 50, 50))), why="gray with alpha (LA)",
+        ),
+        HostileCase(
+            "palette_transparent", "palette.png", _save(palette, "PNG", transparency=0), "ok", shape=(16, 16, 3),
+            pixels=(((3, 3), WHITE), ((3, 12), RED)), why="palette image whose index 0 is transparent",
+        ),
+        HostileCase(
+            "rgb_colour_key", "keyed.png", _save(Image.fromarray(keyed), "PNG", transparency=(10, 20, 30)), "ok",
+            shape=(16, 16, 3), pixels=(((3, 3), WHITE), ((3, 12), BLUE)),
+            why="RGB PNG with a tRNS colour key: that colour is transparent",
+        ),
+        HostileCase(
+            "cmyk_jpeg", "cmyk.jpg", _save(cmyk, "JPEG", quality=95), "ok", shape=(16, 16, 3),
+            pixels=(((3, 2), RED), ((3, 13), GREEN)), tolerance=24, why="CMYK JPEG (print workflows)",
+        ),
+        HostileCase(
+            "gray_16bit", "gray16.png", _save(Image.fromarray(gray16), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((0, 0), WHITE), ((0, 5), (128, 128, 128)), ((0, 9), (1, 1, 1)), ((0, 13), BLACK)),
+            why="16-bit grayscale (I;16): 65535 -> 255, 32768 -> 128, 257 -> 1, not clipped to white",
+        ),
+        HostileCase(
+            "rgb_16bit", "rgb16.png", _png(16, 16, 16, 2, rgb16_rows), "ok", shape=(16, 16, 3),
+            pixels=(((0, 0), (255, 128, 0)), ((15, 15), (0, 255, 255))), tolerance=1,
+            why="16-bit per channel RGB PNG",
+        ),
+    ]
+
+
+def _containers() -> list[HostileCase]:
+    frames = [_solid("RGB", (24, 16), RED), _solid("RGB", (24, 16), BLUE), _solid("RGB", (24, 16), GREEN)]
+    gif = _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    pages = [_solid("RGB", (24, 16), GREEN), _solid("RGB", (40, 40), RED)]
+    tiff = _save(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    upright = np.full((48, 32, 3), 128, np.uint8)  # what the camera saw: 32 wide, 48 tall
+    upright[:16, -16:] = RED  # top-right corner marked
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))  # as the sensor stored it: 48 wide, 32 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    rotated = _save(Image.fromarray(stored), "JPEG", quality=95, exif=exif.tobytes())
+    icon = _save(_solid("RGB", (32, 32), (10, 200, 30)), "ICO", sizes=[(32, 32), (16, 16)])
+    colour = (12, 34, 56)
+    png_as_jpg = _save(_solid("RGB", (16, 16), colour), "PNG")
+    return [
+        HostileCase(
+            "animated_gif", "anim.gif", gif, "ok", shape=(16, 24, 3), pixels=(((0, 0), RED), ((15, 23), RED)),
+            why="animation: the first frame (red), not a later one",
+        ),
+        HostileCase(
+            "multipage_tiff", "pages.tiff", tiff, "ok", shape=(16, 24, 3), pixels=(((0, 0), GREEN), ((15, 23), GREEN)),
+            why="multi-page TIFF: the first page (green, 24 x 16), not the second (red, 40 x 40)",
+        ),
+        HostileCase(
+            "exif_orientation_6", "rotated.jpg", rotated, "ok", shape=(48, 32, 3),
+            pixels=(((4, 27), RED), ((4, 4), (128, 128, 128)), ((43, 27), (128, 128, 128))), tolerance=24,
+            why="a phone photo stored sideways with EXIF orientation 6: turned upright, marked corner top-right",
+        ),
+        HostileCase(
+            "ico", "favicon.ico", icon, "ok", shape=(32, 32, 3), pixels=(((0, 0), (10, 200, 30)),),
+            why="a Windows icon: its largest size",
+        ),
+        HostileCase(
+            "all_black", "black.png", _save(_solid("RGB", (16, 16), BLACK), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((0, 0), BLACK), ((15, 15), BLACK)), why="a flat black image is still an image",
+        ),
+        HostileCase(
+            "one_colour", "flat.png", _save(_solid("RGB", (16, 16), colour), "PNG"), "ok", shape=(16, 16, 3),
+            pixels=(((0, 0), colour), ((15, 15), colour)), why="a flat image is still an image",
+        ),
+        HostileCase(
+            "png_named_jpg", "mislabelled.jpg", png_as_jpg, "ok", shape=(16, 16, 3), pixels=(((8, 8), colour),),
+            why="a PNG with a .jpg name: the content decides",
+        ),
+        HostileCase(
+            "bmp", "picture.bmp", _save(_solid("RGB", (16, 16), colour), "BMP"), "ok", shape=(16, 16, 3),
+            pixels=(((8, 8), colour),), why="BMP",
+        ),
+        HostileCase(
+            "webp", "picture.webp", _save(_solid("RGB", (16, 16), colour), "WEBP", lossless=True), "ok",
+            shape=(16, 16, 3), pixels=(((8, 8), colour),), why="lossless WebP",
+        ),
+    ]
+
+
+_BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (_not_an_image, _damaged, _sizes, _modes, _containers)
+
+
+@lru_cache(maxsize=1)
+def _build() -> tuple[HostileCase, ...]:
+    cases = tuple(case for build in _BUILDERS for case in build())
+    names = [case.name for case in cases]
+    assert len(set(names)) == len(names), "case names must be unique"
+    return cases
