@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from gradcam import WeightsError
 
@@ -41,7 +44,8 @@ def create_app(service: DemoService) -> gr.Blocks:
 def launch(*, host: str, port: int, share: bool = False, weights: str | None = None) -> int:
     """Loads the models and serves the app until interrupted; returns the exit code."""
     try:
-        service = load_service(weights)
+        # Outputs inside Gradio's cache folder are served as they are, not copied again.
+        service = load_service(weights, workdir=Path(get_upload_folder()) / f"gradcam-{os.getpid()}")
     except WeightsError as exc:
         log.error("%s", exc)
         return 2

@@ -62,16 +62,28 @@ class DemoService:
     Args:
         explainers: the usable models, keyed by their title ("VGG19").
         unavailable: models that failed to load, keyed by title, with the reason.
-        workdir: where request folders are written (a new temporary folder by default).
+        workdir: where request folders are written (a new temporary folder by default;
+            inside Gradio's cache folder, Gradio serves the files without copying them).
+        cache_size: how many explanations are remembered for re-rendering.
     """
 
-    def __init__(self, explainers: Mapping[str, Explainer], unavailable: Mapping[str, str] | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        explainers: Mapping[str, Explainer],
+        unavailable: Mapping[str, str] | None = None,
+        workdir: Path | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
         if not explainers:
             raise ValueError("At least one model is needed.")
         self.explainers = dict(explainers)
         self.unavailable = dict(unavailable or {})
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="gradcam-app-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        if workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
+        else:
+            self.workdir = Path(workdir)
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cache_size = cache_size
         self.model_runs = 0
         self._cache: OrderedDict[tuple[str, str, int | None], Explanation] = OrderedDict()
         self._lock = threading.Lock()
@@ -128,12 +140,17 @@ class DemoService:
             with self._lock:
                 self.model_runs += 1
                 self._cache[key] = explanation
-                while len(self._cache) > CACHE_SIZE:
+                while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         if explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
         panels, archive = self._write(explanation, alpha, colormap, name)
         return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
+
+    def forget(self) -> None:
+        """Drops the remembered explanations: the next requests run the model."""
+        with self._lock:
+            self._cache.clear()
 
     def _explainer(self, model: str | None) -> Explainer:
         title = model or self.default_model
@@ -192,8 +209,13 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES)) -> DemoService:
+def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None) -> DemoService:
     """Loads the models once, at start-up. The first must load; the others may fail and are marked unavailable.
+
+    Args:
+        weights: as for :func:`gradcam.load_backbone` (None: ``GRADCAM_WEIGHTS`` or torchvision's).
+        models: backbone names, the default first.
+        workdir: where request folders are written.
 
     Raises:
         WeightsError: when the first (default) model cannot be loaded.
@@ -209,4 +231,4 @@ def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BAC
                 raise
             log.warning("%s is unavailable: %s", title, exc)
             unavailable[title] = "its weights could not be loaded"
-    return DemoService(explainers, unavailable)
+    return DemoService(explainers, unavailable, workdir)

@@ -146,7 +146,7 @@ def build_demo(service: DemoService) -> gr.Blocks:
             ]
         inputs = [image, target, model, threshold, alpha]
         outputs = [*panels, label, sentence, archive]
-        examples = _examples()
+        examples = [e for e in _examples() if e[2] == text.TOP_PREDICTION or e[2] in service.categories]
         with examples_slot:
             gr.Examples(
                 examples=[[str(path), target, service.default_model] for _, path, target in examples],

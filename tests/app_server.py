@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from demo.launch import create_app, launch_options
 from demo.service import DemoService
@@ -18,6 +22,11 @@ class RunningApp:
     url: str
     demo: gr.Blocks
     service: DemoService
+
+
+def gradio_workdir() -> Path:
+    """A fresh output folder inside Gradio's cache folder, as ``python app.py`` uses."""
+    return Path(get_upload_folder()) / f"gradcam-test-{uuid.uuid4().hex[:8]}"
 
 
 def free_port() -> int:
