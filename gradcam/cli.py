@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import matplotlib
 from PIL import Image
 from tqdm import tqdm
 
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 <= args.threshold <= 1.0 or not 0.0 <= args.alpha <= 1.0:
         print("error: --threshold and --alpha must be between 0 and 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.colormap not in matplotlib.colormaps:
+        print(f"error: unknown --colormap {args.colormap!r}; try jet, viridis or cividis", file=sys.stderr)
+        return EXIT_USAGE
     try:
         explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty()))
         if args.target is not None:
@@ -104,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except GradCAMError as exc:
             failed += 1
             tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:  # the results cannot be written (not a folder, no permission, disk full)
+            failed += 1
+            tqdm.write(f"error: {path}: cannot write the results: {exc}", file=sys.stderr)
             continue
         except Exception:  # noqa: BLE001 - report, keep going with the other images
             failed += 1

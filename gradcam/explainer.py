@@ -45,7 +45,7 @@ def resolve_class(categories: Sequence[str], target: int | str) -> int:
         UnknownClassError: for an index out of range or an unknown name; the
             message lists the closest names.
     """
-    if isinstance(target, str) and target.strip().isdigit():
+    if isinstance(target, str) and target.strip().isdecimal():  # isdigit() accepts "²", which int() refuses
         target = int(target.strip())
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         if not 0 <= int(target) < len(categories):
@@ -91,7 +91,13 @@ class Explainer:
         return resolve_class(self.backbone.categories, target)
 
     def explain(
-        self, image: ImageSource, target: Target = None, *, top_k: int = TOP_K, threshold: float = BOX_THRESHOLD
+        self,
+        image: ImageSource,
+        target: Target = None,
+        *,
+        top_k: int = TOP_K,
+        threshold: float = BOX_THRESHOLD,
+        counterfactual: bool = False,
     ) -> Explanation:
         """Explains one image for one class.
 
@@ -100,6 +106,7 @@ class Explainer:
             target: None for the top prediction, a class index or a class name.
             top_k: how many predictions to report.
             threshold: box threshold, a fraction of the map's maximum.
+            counterfactual: also compute the map of what speaks against the class.
 
         Returns:
             The explanation.
@@ -108,7 +115,7 @@ class Explainer:
             InvalidImageError: the image cannot be used (see :func:`gradcam.load_image`).
             UnknownClassError: the target is not a class of the model.
         """
-        return self.explain_classes(image, [target], top_k=top_k, threshold=threshold)[0]
+        return self.explain_classes(image, [target], top_k=top_k, threshold=threshold, counterfactual=counterfactual)[0]
 
     def explain_classes(
         self,
@@ -118,6 +125,7 @@ class Explainer:
         top: int = 3,
         top_k: int = TOP_K,
         threshold: float = BOX_THRESHOLD,
+        counterfactual: bool = False,
     ) -> list[Explanation]:
         """Explains one image for several classes from one forward pass.
 
@@ -128,6 +136,7 @@ class Explainer:
             top: how many best classes when ``targets`` is None.
             top_k: how many predictions to report.
             threshold: box threshold, a fraction of the map's maximum.
+            counterfactual: also compute the maps of what speaks against each class.
 
         Returns:
             One explanation per class, in the order asked.
@@ -135,19 +144,20 @@ class Explainer:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
         rgb = load_image(image)
+        rgb.setflags(write=False)  # ours, shared by every explanation below without copies
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
         x = self.preprocess(rgb)
         fixed = None if targets is None else [None if t is None else self.class_index(t) for t in targets]
         if fixed is not None and not fixed:
             raise ValueError("Give at least one target, or None for the best classes.")
-        result = self.cam.compute(x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2])
+        result = self.cam.compute(x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual)
         probabilities = torch.softmax(result.logits[0].double(), dim=0)
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
         explanations = []
         for k, index in enumerate(result.classes[0].tolist()):
-            cam = result.maps[0, k].numpy().copy()
+            cam = result.maps[0, k].numpy()  # the Explanation keeps a read-only copy
             explanations.append(
                 Explanation(
                     image=rgb,
@@ -163,6 +173,8 @@ class Explainer:
                     weights=self.backbone.weights,
                     untrained=self.backbone.untrained,
                     cam_empty=bool(result.empty[0, k]),
+                    counter_cam=None if result.counter_maps is None else result.counter_maps[0, k].numpy(),
+                    counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, k]),
                 )
             )
         return explanations

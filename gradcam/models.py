@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import pickle
 import re
 import threading
 from collections.abc import Callable
@@ -64,17 +63,36 @@ class HookedVGG19(nn.Module):
         self._local = threading.local()
         self._fc1_sums_cache: tuple[tuple[int, int], Tensor] | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        # A thread-local cannot be copied or pickled: copy.deepcopy and torch.save
+        # of the module get a fresh one (stored gradients are per call anyway).
+        state = self.__dict__.copy()
+        state.pop("_local", None)
+        state["_fc1_sums_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        self._local = threading.local()
+
+    def _gradient_slot(self) -> dict[str, Tensor]:
+        """This thread's storage: a plain dict, so a hook run by another thread can fill it."""
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = {}
+        return slot
+
     def activations_hook(self, grad: Tensor) -> None:
         """Stores the gradient of the activations (registered on them in forward)."""
-        self._local.gradients = grad
+        self._gradient_slot()["gradients"] = grad
 
     def get_activations_gradient(self) -> Tensor:
-        """The gradient stored by the last backward pass in this thread.
+        """The gradient stored by the last backward pass of this thread's forward pass.
 
         Raises:
             RuntimeError: if no backward pass has gone through the hook yet.
         """
-        gradients = getattr(self._local, "gradients", None)
+        gradients = self._gradient_slot().get("gradients")
         if gradients is None:
             raise RuntimeError("No gradient stored: call backward() on an output of forward() first.")
         return gradients
@@ -90,7 +108,10 @@ class HookedVGG19(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         activations = self.features_conv(x)
         if activations.requires_grad:
-            activations.register_hook(self.activations_hook)
+            # Autograd runs the hooks of CUDA tensors in its own device threads, so
+            # the hook writes into the slot of the thread that ran this forward pass.
+            slot = self._gradient_slot()
+            activations.register_hook(lambda grad: slot.__setitem__("gradients", grad))
         return self._head(activations)
 
     def _fc1_channel_sums(self) -> Tensor:
@@ -211,16 +232,31 @@ def _download_hint(spec: BackboneSpec) -> str:
     )
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line saying why torch.load failed, for a message in one line.
+
+    torch's own text spans lines, carries terminal escapes and advises turning
+    ``weights_only`` off; only its reason is kept.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("WeightsUnpickler error:")[-1]
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line.split(". ")[0].rstrip(".") or type(exc).__name__
+
+
 def _read_state_dict(path: Path, spec: BackboneSpec) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsError(f"Weights file {path} does not exist; {_download_hint(spec)}.")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"Weights file {path} is corrupt or not a PyTorch state dict ({exc}).") from exc
+    except Exception as exc:  # noqa: BLE001
+        # torch.load of a damaged file raises almost anything: UnpicklingError,
+        # RuntimeError, OSError, EOFError, ValueError, but also IndexError,
+        # KeyError, struct.error, TypeError, AssertionError.
+        reason = _load_failure(exc)
+        raise WeightsError(f"Weights file {path} is corrupt or not a PyTorch state dict ({reason}).") from exc
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(isinstance(v, Tensor) for v in loaded.values()):
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()):
         raise WeightsError(f"Weights file {path} does not hold a state dict (a mapping of names to tensors).")
     return loaded
 
@@ -231,12 +267,20 @@ def _download_state_dict(spec: BackboneSpec, progress: bool) -> dict[str, Tensor
         # torchvision's own download and cache; a download is checked against the
         # hash prefix torchvision publishes in the file name.
         return spec.weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
-    except (OSError, http.client.HTTPException) as exc:
-        raise WeightsError(f"Could not download the {spec.title} weights ({exc}). To work offline, {_download_hint(spec)}.") from exc
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise WeightsError(
-            f"The {spec.title} weights at {cached} are corrupt or failed the hash check ({exc}); delete the file and retry."
-        ) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged file raises almost anything (see _read_state_dict)
+        # A failed download (network, disk, hash check) leaves no file behind,
+        # so a file in the cache means reading it failed.
+        if cached.is_file():
+            raise WeightsError(
+                f"The {spec.title} weights at {cached} are corrupt ({_load_failure(exc)}); delete the file and retry."
+            ) from exc
+        if isinstance(exc, (OSError, http.client.HTTPException)):
+            raise WeightsError(
+                f"Could not download the {spec.title} weights ({exc}). To work offline, {_download_hint(spec)}."
+            ) from exc
+        if isinstance(exc, RuntimeError):
+            raise WeightsError(f"The downloaded {spec.title} weights failed the hash check ({exc}); retry.") from exc
+        raise
 
 
 def _weights_file_for(spec: BackboneSpec, source: Path) -> Path:

@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from gradcam import __version__
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.explanation import Explanation
 
-_VERSIONED = ("gradcam-demo", "torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
+_VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape a result."""
-    versions = {"python": platform.python_version()}
+    versions = {"gradcam": __version__, "python": platform.python_version()}
     for name in _VERSIONED:
         try:
             versions[name] = metadata.version(name)

@@ -1,0 +1,234 @@
+"""The command line, run in-process (and once as ``python -m gradcam``), offline, with untrained weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gradcam.cli import main
+from gradcam.models import cached_weights_path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
+# DenseNet-121 builds in a fraction of VGG19's time and has the same ImageNet classes.
+FAST = ["--weights", "random", "--model", "densenet121"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may download: an empty torch cache, GRADCAM_WEIGHTS unset, downloads failing."""
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("GRADCAM_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (64, 80)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], list[str]]:
+    """Runs the CLI; returns the exit code and the non-empty lines of stdout and stderr."""
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), [line for line in captured.err.splitlines() if line.strip()]
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def test_explains_an_image(tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    code, stdout, stderr = run([image, *FAST, "--out", out], capsys)
+    assert code == 0
+    assert {p.name for p in (out / "photo").iterdir()} == FILES
+    (line,) = [line for line in stdout if line.startswith(str(image))]
+    assert "(untrained)" in line and "top-5:" in line and line.endswith(f"-> {out / 'photo'}/")
+    data = manifest(out / "photo")
+    assert data["class"]["name"] in line and data["model"] == "DenseNet-121"
+    assert data["image"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert any("untrained" in line for line in stderr), "no warning that the weights are random"
+    assert not any("Traceback" in line for line in stderr)
+
+
+def test_top_k_and_threshold(tmp_path, capsys):
+    image = write_image(tmp_path / "photo.jpg")
+    out = tmp_path / "out"
+    code, stdout, _ = run([image, *FAST, "--out", out, "--top-k", "3", "--threshold", "0.4"], capsys)
+    assert code == 0
+    data = manifest(out / "photo")
+    assert len(data["top_k"]) == 3 and data["threshold"] == 0.4
+    assert "top-3:" in stdout[-1]
+
+
+def test_a_bad_file_in_a_folder_is_one_line_and_the_others_are_written(tmp_path, capsys, caplog):
+    folder = tmp_path / "images"
+    write_image(folder / "a.png", seed=1)
+    bad = folder / "b.png"
+    bad.write_text("this is not a picture\n")
+    write_image(folder / "c.jpg", seed=2)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR):
+        code, stdout, stderr = run([folder, *FAST, "--out", out], capsys)
+    assert code == 1
+    errors = [line for line in stderr if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: ") and "not an image" in errors[0]
+    assert "1 of 3 images failed" in stderr[-1]
+    assert not any("Traceback" in line for line in stderr) and not caplog.records
+    assert sorted(p.name for p in out.iterdir()) == ["a", "c"]
+    assert all({p.name for p in (out / name).iterdir()} == FILES for name in ("a", "c"))
+    assert [line.split(":")[0] for line in stdout] == [str(folder / "a.png"), str(folder / "c.jpg")]
+
+
+def test_files_that_are_not_images_are_skipped_with_a_note(tmp_path, capsys):
+    folder = tmp_path / "images"
+    write_image(folder / "x.png")
+    (folder / "notes.txt").write_text("hello")
+    (folder / "data.csv").write_text("1,2\n")
+    write_image(folder / ".hidden.png")
+    out = tmp_path / "out"
+    code, _, stderr = run([folder, *FAST, "--out", out], capsys)
+    assert code == 0
+    assert any("skipping 2 files that are not images: data.csv, notes.txt" in line for line in stderr)
+    assert [p.name for p in out.iterdir()] == ["x"]
+
+
+def test_target_by_name(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    out = tmp_path / "out"
+    code, stdout, _ = run([image, *FAST, "--target", "tabby", "--out", out], capsys)
+    assert code == 0
+    assert manifest(out / "cat")["class"] == {"index": 281, "name": "tabby"}
+    assert f"{image}: tabby " in stdout[-1]
+
+
+def test_target_by_index(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, _ = run([image, *FAST, "--target", "282", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    assert manifest(tmp_path / "out" / "cat")["class"]["name"] == "tiger cat"
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("nosuchclass", "Closest: sunglass"),
+        ("tabbby", "Closest: tabby"),
+        ("1000", "out of range"),
+        ("²", "Unknown class"),  # a digit that int() refuses
+    ],
+)
+def test_unknown_target_is_one_line_and_exit_2(tmp_path, capsys, target, says):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--target", target, "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    errors = [line for line in stderr if line.startswith("error:")]
+    assert len(errors) == 1 and says in errors[0], stderr
+    assert not any("Traceback" in line for line in stderr)
+    assert not (tmp_path / "out").exists(), "nothing is written before the target is known"
+
+
+@pytest.mark.parametrize(
+    "option", [["--threshold", "1.5"], ["--threshold", "-0.1"], ["--threshold", "nan"], ["--alpha", "2"]]
+)
+def test_threshold_and_alpha_out_of_range(tmp_path, capsys, option):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, *option, "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert stderr == ["error: --threshold and --alpha must be between 0 and 1"]
+
+
+def test_unknown_colormap(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--colormap", "nosuchmap", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert len(stderr) == 1 and stderr[0].startswith("error: unknown --colormap 'nosuchmap'")
+
+
+def test_other_colormap_is_used(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, _ = run([image, *FAST, "--colormap", "viridis", "--alpha", "0.2", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    data = manifest(tmp_path / "out" / "cat")
+    assert data["colormap"] == "viridis" and data["overlay_alpha"] == 0.2
+
+
+def test_offline_without_weights_says_what_to_do(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, "--model", "densenet121", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert len(stderr) == 1, stderr
+    line = stderr[0]
+    assert line.startswith("error: Could not download the DenseNet-121 weights")
+    assert str(cached_weights_path("densenet121")) in line and "GRADCAM_WEIGHTS=" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_with_the_same_stem_get_their_own_folders(tmp_path, capsys):
+    first = write_image(tmp_path / "a" / "cat.png", seed=1)
+    second = write_image(tmp_path / "b" / "cat.png", seed=2)
+    third = write_image(tmp_path / "b" / "cat.jpg", seed=3)
+    out = tmp_path / "out"
+    code, stdout, _ = run([first, tmp_path / "b", *FAST, "--out", out], capsys)
+    assert code == 0 and len(stdout) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["cat", "cat-2", "cat-3"]
+    hashes = {manifest(folder)["image"]["sha256"] for folder in out.iterdir()}
+    assert hashes == {hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second, third)}
+
+
+def test_missing_file_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.png"
+    code, _, stderr = run([missing, *FAST, "--out", tmp_path / "out"], capsys)
+    assert code == 1
+    (error,) = [line for line in stderr if line.startswith("error:")]
+    assert error.startswith(f"error: {missing}: ") and "not a file" in error
+
+
+def test_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, caplog):
+    image = write_image(tmp_path / "cat.png")
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should go")
+    with caplog.at_level(logging.ERROR):
+        code, _, stderr = run([image, *FAST, "--out", blocker], capsys)
+    assert code == 1
+    (error,) = [line for line in stderr if line.startswith("error:")]
+    assert error.startswith(f"error: {image}: cannot write the results")
+    assert not any("Traceback" in line for line in stderr) and not caplog.records
+
+
+def test_python_dash_m_gradcam(tmp_path):
+    image = write_image(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "GRADCAM_WEIGHTS"}
+    env["TORCH_HOME"] = str(tmp_path / "torch-home")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcam", str(image), "--weights", "random", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (out / "photo").iterdir()} == FILES
+    assert manifest(out / "photo")["model"] == "VGG19"  # the default model
+    assert result.stdout.startswith(f"{image}: ") and "(untrained)" in result.stdout
