@@ -23,10 +23,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from gradcam import BACKBONES, Explainer, Explanation, GradCAMError, load_backbone, load_image
+from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import InvalidImageError
+from gradcam.explanation import percent
+from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test
+from gradcam.guided import guided_gradcam
+from gradcam.plots import deletion_plot, report
+from gradcam.render import draw_boxes, heatmap
 from gradcam.save import save_explanation
 
 from demo.text import TOP_PREDICTION, describe, top_k_label
@@ -128,6 +135,18 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        explanation, asked = self.explanation(image, target, model, threshold)
+        panels, archive = self._write(explanation, alpha, colormap, name)
+        return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
+
+    def explanation(
+        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None, threshold: float = BOX_THRESHOLD
+    ) -> tuple[Explanation, bool]:
+        """The explanation of a request, remembered or computed; and whether the class was asked for.
+
+        Raises:
+            UserError, GradCAMError: with a message for the person.
+        """
         explainer = self._explainer(model)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
@@ -136,7 +155,7 @@ class DemoService:
         explanation = self._remembered(key)
         if explanation is None:
             rgb = _fit(load_image(data), MAX_SIDE)
-            explanation = explainer.explain(rgb, index, threshold=threshold)
+            explanation = explainer.explain(rgb, index, threshold=threshold, counterfactual=True)
             with self._lock:
                 self.model_runs += 1
                 self._cache[key] = explanation
@@ -144,8 +163,86 @@ class DemoService:
                     self._cache.popitem(last=False)
         if explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
-        panels, archive = self._write(explanation, alpha, colormap, name)
-        return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
+        return explanation, asked
+
+    def masking(
+        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None, threshold: float = BOX_THRESHOLD
+    ) -> tuple[MaskingTest, np.ndarray, np.ndarray, np.ndarray]:
+        """Runs the masking test: the result, the image with the region hidden, with only the region kept, the curve."""
+        explanation, _ = self.explanation(image, target, model, threshold)
+        test = masking_test(self._explainer(model), explanation)
+        region = highlighted_region(explanation)[:, :, None]
+        fill = blurred(explanation.image)
+        return test, np.where(region, fill, explanation.image), np.where(region, explanation.image, fill), deletion_plot(test)
+
+    def counterfactual(
+        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
+        alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """What speaks against the class: its heatmap, its overlay and a sentence."""
+        explanation, _ = self.explanation(image, target, model)
+        counter = explanation.counter_cam
+        assert counter is not None  # the service always computes it
+        if explanation.counter_empty:
+            words = f"Nothing in this image speaks against {explanation.class_name}: the model found no contrary evidence."
+        else:
+            words = (
+                f"The warm colours now show what speaks **against** {explanation.class_name}: "
+                "the parts that, if they were stronger, would make the model less sure."
+            )
+        return heatmap(counter, colormap), explanation.counter_overlay(alpha, colormap), words
+
+    def guided(self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None) -> np.ndarray:
+        """Guided Grad-CAM: the fine detail inside the highlighted region."""
+        explanation, _ = self.explanation(image, target, model)
+        return guided_gradcam(self._explainer(model), explanation)
+
+    def compare_classes(
+        self, image: str | bytes | None, model: str | None = None, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, top: int = 3
+    ) -> list[tuple[np.ndarray, str]]:
+        """The overlays of the best ``top`` classes, from one forward pass, with captions."""
+        explainer = self._explainer(model)
+        rgb = _fit(load_image(self._read(image)), MAX_SIDE)
+        explanations = explainer.explain_classes(rgb, None, top=top)
+        return [(e.overlay(alpha, colormap), f"{e.class_name}: {percent(e.probability)}") for e in explanations]
+
+    def compare_models(
+        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, threshold: float = BOX_THRESHOLD,
+        alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
+    ) -> tuple[list[tuple[np.ndarray, str]], str]:
+        """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
+        results = {title: self.explanation(image, target, title, threshold)[0] for title in self.explainers}
+        pictures = [
+            (draw_boxes(e.overlay(alpha, colormap), e.boxes, e.label), f"{title}: {e.class_name} {percent(e.probability)}")
+            for title, e in results.items()
+        ]
+        pairs = []
+        titles = list(results)
+        for i, first in enumerate(titles):
+            for second in titles[i + 1 :]:
+                a, b = results[first].boxes, results[second].boxes
+                if a and b:
+                    pairs.append(f"{first} and {second}: {box_iou(a[0], b[0]):.0%}")
+        if len(titles) < 2:
+            return pictures, "Only one model is loaded on this server, so there is nothing to compare."
+        if not pairs:
+            return pictures, "The models' boxes cannot be compared: at least one map is empty."
+        words = "How much the models' boxes overlap (intersection over union, 100% = the same box): " + "; ".join(pairs) + "."
+        return pictures, words
+
+    def report(
+        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
+        threshold: float = BOX_THRESHOLD, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
+    ) -> Path:
+        """One PNG for slides: the four panels, the top-5 and the sentence."""
+        explanation, asked = self.explanation(image, target, model, threshold)
+        sentence = describe(explanation, asked).replace("**", "").replace("*", "")
+        folder = self.workdir / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        path = folder / "gradcam-report.png"
+        Image.fromarray(report(explanation, sentence, alpha=alpha, colormap=colormap)).save(path)
+        self._prune()
+        return path
 
     def forget(self) -> None:
         """Drops the remembered explanations: the next requests run the model."""

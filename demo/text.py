@@ -29,6 +29,31 @@ how you find out. Method: Selvaraju et al., *Grad-CAM: Visual Explanations from 
 Localization*, ICCV 2017.
 """
 
+MASKING_HELP = (
+    "If the highlighted area really is what the model relies on, hiding it (blurring it out) should make the model "
+    "much less sure, and keeping only that area should keep it fairly sure. The curve hides more and more of the "
+    "image, most important pixels first. Takes a few seconds."
+)
+
+COUNTER_HELP = (
+    "The same method with the gradients reversed (the paper's *counterfactual explanation*): the warm colours mark "
+    "the parts of the image that argue **against** the chosen class."
+)
+
+GUIDED_HELP = (
+    "Guided Grad-CAM multiplies the heatmap by a pixel-sharp map of the edges and textures that raise the score, "
+    "so you see *which details* inside the highlighted area count. Grey means no effect."
+)
+
+CLASSES_HELP = "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
+
+MODELS_HELP = (
+    "The same photo through VGG19, ResNet-50 and DenseNet-121: do three different networks look at the same place? "
+    "The overlap of their boxes is given as a percentage (100% means the same box)."
+)
+
+REPORT_HELP = "One picture with the four panels, the top guesses and the sentence, to paste into slides."
+
 UNTRAINED_BANNER = (
     "⚠️ **Demonstration mode: this model is untrained** (random weights). Its guesses and heatmaps are meaningless; "
     "they only show that the app works. Start the app without `GRADCAM_WEIGHTS=random` to use the real model."

@@ -13,7 +13,8 @@ import gradio as gr
 from gradio.data_classes import ImageData
 
 from gradcam import GradCAMError
-from gradcam.config import BOX_THRESHOLD, OVERLAY_ALPHA
+from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
+from gradcam.plots import colorbar
 
 from demo import text
 from demo.service import DemoService, Rendered
@@ -21,6 +22,7 @@ from demo.service import DemoService, Rendered
 log = logging.getLogger("demo")
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+COLORMAPS = ("jet", "viridis", "cividis", "magma")
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
 
 CSS = """
@@ -86,15 +88,19 @@ def build_demo(service: DemoService) -> gr.Blocks:
         return (*files, result.label, result.sentence, str(result.archive))
 
     @_friendly
-    def explain(image: str | bytes | None, target: str, model: str, threshold: float, alpha: float) -> tuple[Any, ...]:
-        return outputs_of(service.explain(image, target, model, threshold, alpha, name=_name_of(image)))
+    def explain(
+        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str = COLORMAP
+    ) -> tuple[Any, ...]:
+        return outputs_of(service.explain(image, target, model, threshold, alpha, colormap, name=_name_of(image)))
 
     @_friendly
-    def explain_if_ready(image: str | bytes | None, target: str, model: str, threshold: float, alpha: float) -> tuple[Any, ...]:
+    def explain_if_ready(
+        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
+    ) -> tuple[Any, ...]:
         # Changing a setting before any image is there is not a mistake: do nothing.
         if image is None:
             return tuple(gr.skip() for _ in range(len(PANEL_TITLES) + 3))
-        return explain(image, target, model, threshold, alpha)
+        return explain(image, target, model, threshold, alpha, colormap)
 
     with gr.Blocks(title=text.TITLE, delete_cache=(300, 900)) as demo:
         gr.Markdown(text.INTRO)
@@ -126,6 +132,11 @@ def build_demo(service: DemoService) -> gr.Blocks:
                     info="How strong the evidence must be to be boxed (share of the strongest).",
                 )
                 alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity")
+                colormap = gr.Dropdown(
+                    list(COLORMAPS), value=COLORMAP, label="Colours",
+                    info="viridis and cividis read well with colour blindness and in greyscale.",
+                    elem_id="colormap",
+                )
                 button = gr.Button("Explain", variant="primary", elem_id="explain")
             with gr.Column(scale=3):
                 sentence = gr.Markdown(text.WAITING, elem_classes="sentence", elem_id="sentence")
@@ -144,7 +155,11 @@ def build_demo(service: DemoService) -> gr.Blocks:
                 )
                 for key, title in PANEL_TITLES.items()
             ]
-        inputs = [image, target, model, threshold, alpha]
+        scale = gr.Image(
+            value=colorbar(COLORMAP, 900), show_label=False, interactive=False, container=False, height=60,
+            buttons=[], elem_id="colorbar",
+        )
+        inputs = [image, target, model, threshold, alpha, colormap]
         outputs = [*panels, label, sentence, archive]
         examples = [e for e in _examples() if e[2] == text.TOP_PREDICTION or e[2] in service.categories]
         with examples_slot:
@@ -153,13 +168,14 @@ def build_demo(service: DemoService) -> gr.Blocks:
                 example_labels=[caption for caption, _, _ in examples],
                 inputs=[image, target, model],
                 outputs=outputs,
-                fn=lambda image, target, model: explain(image, target, model, BOX_THRESHOLD, OVERLAY_ALPHA),
+                fn=lambda image, target, model: explain(image, target, model, BOX_THRESHOLD, OVERLAY_ALPHA, COLORMAP),
                 cache_examples=True,
                 examples_per_page=6,
                 label="Examples: click one",
             )
         with gr.Accordion("How to read this", open=False):
             gr.Markdown(text.HOW_TO_READ)
+        _explore(service, inputs)
 
         button.click(explain, inputs, outputs, api_name="explain", concurrency_id="model")
         image.upload(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
@@ -167,7 +183,75 @@ def build_demo(service: DemoService) -> gr.Blocks:
             control.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
         for slider in (threshold, alpha):
             slider.release(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+        colormap.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+        colormap.input(lambda name: colorbar(name, 900), colormap, scale, api_name=False, queue=False)
     return demo
+
+
+def _explore(service: DemoService, inputs: list[Any]) -> None:
+    """The Explore area: the questions an audience asks next, each answered on request."""
+    image, target, model, threshold, alpha, colormap = inputs
+    with gr.Accordion("Explore: is it really looking there? What speaks against it? Would another model agree?", open=True):
+        with gr.Tabs():
+            with gr.Tab("Is it really looking there?"):
+                gr.Markdown(text.MASKING_HELP)
+                masking_button = gr.Button("Run the masking test", elem_id="masking-run")
+                masking_words = gr.Markdown(elem_id="masking-sentence")
+                with gr.Row():
+                    hidden = gr.Image(label="Highlighted area hidden", type="numpy", format="png", interactive=False, height=240)
+                    kept = gr.Image(label="Only the highlighted area kept", type="numpy", format="png", interactive=False, height=240)
+                    curve = gr.Image(label="Deletion curve", type="numpy", format="png", interactive=False, height=240)
+            with gr.Tab("What speaks against it?"):
+                gr.Markdown(text.COUNTER_HELP)
+                counter_button = gr.Button("Show what speaks against the class", elem_id="counter-run")
+                counter_words = gr.Markdown(elem_id="counter-sentence")
+                with gr.Row():
+                    counter_heat = gr.Image(label="Counter-evidence heatmap", type="numpy", format="png", interactive=False, height=280)
+                    counter_over = gr.Image(label="Counter-evidence overlay", type="numpy", format="png", interactive=False, height=280)
+            with gr.Tab("Fine detail"):
+                gr.Markdown(text.GUIDED_HELP)
+                guided_button = gr.Button("Show Guided Grad-CAM", elem_id="guided-run")
+                guided_image = gr.Image(label="Guided Grad-CAM", type="numpy", format="png", interactive=False, height=320)
+            with gr.Tab("Compare classes"):
+                gr.Markdown(text.CLASSES_HELP)
+                classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
+                classes_gallery = gr.Gallery(label="Top 3 classes", columns=3, height=300, elem_id="classes-gallery")
+            with gr.Tab("Compare models"):
+                gr.Markdown(text.MODELS_HELP)
+                models_button = gr.Button("Compare the models", elem_id="models-run")
+                models_words = gr.Markdown(elem_id="models-sentence")
+                models_gallery = gr.Gallery(label="Each model's view", columns=3, height=300, elem_id="models-gallery")
+            with gr.Tab("One-picture report"):
+                gr.Markdown(text.REPORT_HELP)
+                report_button = gr.Button("Make the report", elem_id="report-run")
+                report_file = gr.File(label="Report (PNG)", elem_id="report-file")
+                report_image = gr.Image(label="Report", type="filepath", format="png", interactive=False, height=300)
+
+    @_friendly
+    def run_masking(image, target, model, threshold):
+        test, hidden_view, kept_view, plot = service.masking(image, target, model, threshold)
+        return test.sentence(), hidden_view, kept_view, plot
+
+    @_friendly
+    def run_counter(image, target, model, alpha, colormap):
+        heat, over, words = service.counterfactual(image, target, model, alpha, colormap)
+        return words, heat, over
+
+    @_friendly
+    def run_report(image, target, model, threshold, alpha, colormap):
+        path = str(service.report(image, target, model, threshold, alpha, colormap))
+        return path, path
+
+    options = {"api_name": False, "concurrency_id": "model"}
+    masking_button.click(run_masking, [image, target, model, threshold], [masking_words, hidden, kept, curve], **options)
+    counter_button.click(run_counter, [image, target, model, alpha, colormap], [counter_words, counter_heat, counter_over], **options)
+    guided_button.click(_friendly(service.guided), [image, target, model], guided_image, **options)
+    classes_button.click(_friendly(service.compare_classes), [image, model, alpha, colormap], classes_gallery, **options)
+    models_button.click(
+        _friendly(lambda *args: service.compare_models(*args)[::-1]), [image, target, threshold, alpha, colormap],
+        [models_words, models_gallery], **options,
+    )
+    report_button.click(run_report, [image, target, model, threshold, alpha, colormap], [report_file, report_image], **options)
 
 
 def _name_of(image: str | bytes | None) -> str:

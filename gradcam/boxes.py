@@ -52,3 +52,16 @@ def cam_to_boxes(cam: np.ndarray, threshold: float = BOX_THRESHOLD, *, all_regio
             break
         boxes.append((int(x), int(y), int(x + w - 1), int(y + h - 1)))
     return boxes
+
+
+def box_iou(first: Box, second: Box) -> float:
+    """Intersection over union of two inclusive pixel boxes ``(x0, y0, x1, y1)``, in [0, 1]."""
+    width = min(first[2], second[2]) - max(first[0], second[0]) + 1
+    height = min(first[3], second[3]) - max(first[1], second[1]) + 1
+    overlap = max(0, width) * max(0, height)
+
+    def area(box: Box) -> int:
+        return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+
+    union = area(first) + area(second) - overlap
+    return overlap / union if union > 0 else 0.0

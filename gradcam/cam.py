@@ -38,12 +38,18 @@ class CAMResult:
         maps: float32 maps in [0, 1], ``(N, K, H, W)``.
         empty: True where the map had no positive evidence (all zero after the
             ReLU); such a map is all zeros, never NaN. ``(N, K)``.
+        counter_maps: with ``counterfactual=True``, the counterfactual maps
+            (negated gradients: the regions that speak against each class),
+            ``(N, K, H, W)``; else None.
+        counter_empty: their empty flags, ``(N, K)``; else None.
     """
 
     logits: Tensor
     classes: Tensor
     maps: Tensor
     empty: Tensor
+    counter_maps: Tensor | None = None
+    counter_empty: Tensor | None = None
 
 
 def _normalise(cams: Tensor) -> tuple[Tensor, Tensor]:
@@ -103,7 +109,15 @@ class GradCAM:
         """
         return self.compute(x, targets).maps[:, 0]
 
-    def compute(self, x: Tensor, targets: Targets = None, *, top: int = 1, size: tuple[int, int] | None = None) -> CAMResult:
+    def compute(
+        self,
+        x: Tensor,
+        targets: Targets = None,
+        *,
+        top: int = 1,
+        size: tuple[int, int] | None = None,
+        counterfactual: bool = False,
+    ) -> CAMResult:
         """Maps for one or several classes per image, from one forward pass.
 
         Args:
@@ -114,6 +128,8 @@ class GradCAM:
                 for that image's top class.
             top: with ``targets=None``, how many of the best classes to explain.
             size: ``(height, width)`` of the maps; the input size by default.
+            counterfactual: also compute the counterfactual maps (Selvaraju et
+                al., Sec. 5: the same maps with negated gradients), from the same pass.
 
         Returns:
             The logits, the explained classes, the maps and their empty flags.
@@ -130,10 +146,14 @@ class GradCAM:
         with torch.no_grad():
             sums = gradient_sums(seeds)  # (K, N, C)
             weights = sums / (activations.shape[-2] * activations.shape[-1])
-            cams = F.relu(torch.einsum("knc,nchw->nkhw", weights, activations.float()))  # (N, K, h, w)
-            cams = F.interpolate(cams, size=size or tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-            maps, empty = _normalise(cams)
-        return CAMResult(logits=logits, classes=classes, maps=maps.contiguous(), empty=empty)
+            raw = torch.einsum("knc,nchw->nkhw", weights, activations.float())  # (N, K, h, w)
+            size = size or tuple(x.shape[-2:])
+            maps, empty = _normalise(F.interpolate(F.relu(raw), size=size, mode="bilinear", align_corners=False))
+            counter_maps = counter_empty = None
+            if counterfactual:  # negated gradients: the weighted sum changes sign
+                counter_maps, counter_empty = _normalise(F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False))
+                counter_maps = counter_maps.contiguous()
+        return CAMResult(logits, classes, maps.contiguous(), empty, counter_maps, counter_empty)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
         """Runs the model once; returns activations, logits and their gradient-sum function."""

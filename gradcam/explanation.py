@@ -46,6 +46,9 @@ class Explanation:
         weights: where the weights came from.
         untrained: True when the weights are random: the result means nothing.
         cam_empty: True when no region speaks for the class (the map is all zeros).
+        counter_cam: the counterfactual map (negated gradients: the regions that
+            speak against the class), float32 ``(height, width)`` in [0, 1], when computed.
+        counter_empty: True when no region speaks against the class.
     """
 
     image: np.ndarray
@@ -61,12 +64,17 @@ class Explanation:
     weights: str
     untrained: bool
     cam_empty: bool
+    counter_cam: np.ndarray | None = None
+    counter_empty: bool = False
 
     def __post_init__(self) -> None:
-        if self.image.shape[:2] != self.cam.shape:
-            raise ValueError(f"The map {self.cam.shape} does not match the image {self.image.shape[:2]}.")
-        for field in ("image", "cam"):
+        for cam in (self.cam, self.counter_cam):
+            if cam is not None and self.image.shape[:2] != cam.shape:
+                raise ValueError(f"The map {cam.shape} does not match the image {self.image.shape[:2]}.")
+        for field in ("image", "cam", "counter_cam"):
             array = getattr(self, field)
+            if array is None:
+                continue
             if array.flags.writeable:  # keep a read-only copy; the caller's array stays theirs
                 array = array.copy()
                 array.setflags(write=False)
@@ -99,6 +107,16 @@ class Explanation:
             "overlay": overlay(self.image, self.cam, alpha, colormap),
             "boxes": self.boxed(),
         }
+
+    def counter_overlay(self, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
+        """The counterfactual map blended over the image, RGB uint8.
+
+        Raises:
+            ValueError: when the explanation was made without ``counterfactual=True``.
+        """
+        if self.counter_cam is None:
+            raise ValueError("This explanation has no counterfactual map: explain with counterfactual=True.")
+        return overlay(self.image, self.counter_cam, alpha, colormap)
 
     def with_threshold(self, threshold: float, *, all_regions: bool = False) -> Explanation:
         """The same explanation with boxes recomputed at another threshold (the model is not run)."""

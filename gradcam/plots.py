@@ -1,0 +1,98 @@
+"""Figures drawn with matplotlib: the colour bar, the deletion curve and the one-picture report.
+
+Each function returns an RGB uint8 image ``(height, width, 3)``. Figures are
+built with matplotlib's object API on their own Agg canvas (no pyplot state), so
+several threads can draw at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gradcam.config import COLORMAP, OVERLAY_ALPHA
+from gradcam.explanation import Explanation, percent
+from gradcam.faithfulness import MaskingTest
+from gradcam.render import heatmap
+
+DPI = 100
+
+
+def _pixels(figure: Figure) -> np.ndarray:
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def _scale(axes, colormap: str, labels: tuple[str, ...]) -> None:
+    axes.imshow(heatmap(np.linspace(0.0, 1.0, 256)[None, :], colormap), aspect="auto")
+    axes.set_yticks([])
+    axes.set_xticks(np.linspace(0, 255, len(labels)), labels, fontsize=9)
+    ticks = axes.get_xticklabels()
+    ticks[0].set_horizontalalignment("left")
+    ticks[-1].set_horizontalalignment("right")
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+
+
+def colorbar(colormap: str = COLORMAP, width: int = 480) -> np.ndarray:
+    """A horizontal colour bar that says what the heatmap's colours mean."""
+    figure = Figure(figsize=(width / DPI, 0.6), dpi=DPI)
+    _scale(figure.add_axes((0.01, 0.5, 0.98, 0.4)), colormap, ("no evidence", "some", "strongest evidence"))
+    return _pixels(figure)
+
+
+def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
+    """The deletion curve: the class probability as the most important pixels are hidden."""
+    figure = Figure(figsize=(width / DPI, width * 0.6 / DPI), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    percent_removed = [100 * f for f in test.fractions]
+    axes.plot(percent_removed, [100 * p for p in test.curve], marker="o", color="#d9480f", label="most important first")
+    axes.axhline(100 * test.before, color="grey", linestyle=":", linewidth=1, label="whole image")
+    axes.set_xlabel("share of the image hidden (%)")
+    axes.set_ylabel(f"confidence in {test.class_name} (%)")
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, max(1.0, 105 * max(test.curve)))
+    axes.set_title("Hiding the most important pixels first", fontsize=11)
+    axes.legend(fontsize=8, loc="upper right")
+    axes.grid(alpha=0.3)
+    return _pixels(figure)
+
+
+def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
+    """One picture for slides: the four panels, the top-5, the sentence and the colour bar."""
+    panels = explanation.panels(alpha, colormap)
+    height, width = explanation.image.shape[:2]
+    panel_w = 4.0
+    panel_h = min(panel_w * height / width, 6.0)
+    figure = Figure(figsize=(4 * panel_w, panel_h + 2.6), dpi=DPI, layout="constrained")
+    grid = figure.add_gridspec(2, 4, height_ratios=(panel_h, 2.0))
+    titles = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
+    for column, (key, title) in enumerate(titles.items()):
+        axes = figure.add_subplot(grid[0, column])
+        axes.imshow(panels[key])
+        axes.set_title(title, fontsize=13)
+        axes.axis("off")
+    bars = figure.add_subplot(grid[1, :2])
+    names = [p.name for p in explanation.top_k][::-1]
+    values = [100 * p.probability for p in explanation.top_k][::-1]
+    bars.barh(names, values, color=["#d9480f" if n == explanation.class_name else "#adb5bd" for n in names])
+    for y, value in enumerate(values):
+        bars.text(value, y, f" {percent(value / 100)}", va="center", fontsize=9)
+    bars.set_xlim(0, 100)
+    bars.set_xlabel("model's confidence (%)", fontsize=9)
+    bars.set_title("Top guesses", fontsize=12, loc="left")
+    bars.tick_params(labelsize=9)
+    bars.spines[["top", "right"]].set_visible(False)
+    side = grid[1, 2:].subgridspec(2, 1, height_ratios=(1, 1))
+    _scale(figure.add_subplot(side[0]), colormap, ("no evidence", "strongest evidence"))
+    note = figure.add_subplot(side[1])
+    note.axis("off")
+    caption = f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; box at {explanation.threshold:.0%} of the peak"
+    if explanation.untrained:
+        caption += "\nUNTRAINED MODEL: an illustration, the result means nothing"
+    note.text(0.0, 0.6, caption, fontsize=9, color="dimgrey", va="top")
+    figure.suptitle(sentence, fontsize=14)
+    return _pixels(figure)
