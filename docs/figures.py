@@ -1,0 +1,61 @@
+"""Makes docs/localisation.png: Grad-CAM on the tiny CNN the tests train, on two-object scenes.
+
+The pretrained ImageNet weights cannot be downloaded where this project is built,
+so this is the picture with a known right answer: a red square and a green disc,
+and the map for each class. Run: source scripts/env.sh; python docs/figures.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gradcam import GradCAM, overlay  # noqa: E402
+from tests.conftest import SHAPES, TinyNet, make_scene, to_tensor  # noqa: E402
+
+
+def train() -> TinyNet:
+    """The same seeded training as the tests' ``trained_tiny`` fixture."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    scenes = [make_scene(rng, (i % 2,)) for i in range(512)]
+    x, y = to_tensor([s.image for s in scenes]), torch.tensor([i % 2 for i in range(512)])
+    model = TinyNet()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(6):
+        for batch in torch.randperm(len(x)).split(32):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimiser.step()
+    return model.eval()
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    model = train()
+    scenes = [make_scene(np.random.default_rng(seed), (0, 1)) for seed in (3, 5, 8, 13)]
+    maps = GradCAM(model, "features").compute(to_tensor([s.image for s in scenes]), [[0, 1]] * len(scenes)).maps
+    figure = Figure(figsize=(7.5, 2 * len(scenes) * 0.95), dpi=110, layout="constrained")
+    axes = figure.subplots(len(scenes), 3)
+    for row, (scene, cams) in enumerate(zip(scenes, maps)):
+        axes[row, 0].imshow(scene.image)
+        for k in range(2):
+            axes[row, k + 1].imshow(overlay(scene.image, cams[k].numpy(), 0.55))
+        for column, title in enumerate(("image", f"map for '{SHAPES[0]}'", f"map for '{SHAPES[1]}'")):
+            axes[row, column].axis("off")
+            if row == 0:
+                axes[row, column].set_title(title, fontsize=10)
+    canvas = FigureCanvasAgg(figure)
+    canvas.print_png(ROOT / "docs" / "localisation.png")
+
+
+if __name__ == "__main__":
+    main()
