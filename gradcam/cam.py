@@ -65,7 +65,7 @@ def _normalise(cams: Tensor) -> tuple[Tensor, Tensor]:
 
 def _one_hot(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     """``(N, K)`` class indices to ``(K, N, num_classes)`` one-hot gradient seeds."""
-    seeds = torch.zeros(classes.shape[1], classes.shape[0], num_classes, dtype=dtype)
+    seeds = torch.zeros(classes.shape[1], classes.shape[0], num_classes, dtype=dtype, device=classes.device)
     seeds.scatter_(2, classes.T.unsqueeze(-1), 1.0)
     return seeds
 
@@ -211,14 +211,14 @@ class GradCAM:
                 raise ValueError(f"top must be between 1 and {num_classes}, got {top}.")
             return logits.topk(top, dim=1).indices
         if isinstance(targets, int):
-            classes = torch.full((batch, 1), targets, dtype=torch.long)
+            classes = torch.full((batch, 1), targets, dtype=torch.long, device=logits.device)
         else:
             rows = [list(t) if isinstance(t, Sequence) else [t] for t in targets]
             if len(rows) != batch or len({len(r) for r in rows}) != 1:
                 raise ValueError(f"Expected {batch} targets (or {batch} lists of equal length), got {targets!r}.")
             best = logits.argmax(dim=1).tolist()
             rows = [[best[n] if t is None else t for t in row] for n, row in enumerate(rows)]
-            classes = torch.tensor(rows, dtype=torch.long)
+            classes = torch.tensor(rows, dtype=torch.long, device=logits.device)
         if classes.numel() and not (0 <= int(classes.min()) and int(classes.max()) < num_classes):
             raise ValueError(f"Class indices must be in [0, {num_classes}), got {targets!r}.")
         return classes

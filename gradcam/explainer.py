@@ -9,6 +9,7 @@ pixel of the upload.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from gradcam.boxes import cam_to_boxes
-from gradcam.cam import GradCAM
+from gradcam.cam import CAMResult, GradCAM
 from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, INPUT_SHORT_SIDE, TOP_K
 from gradcam.errors import UnknownClassError
 from gradcam.explanation import Explanation, Prediction
@@ -75,6 +76,7 @@ class Explainer:
         self.backbone = backbone
         self.short_side = short_side
         self.cam = GradCAM(backbone.model, backbone.target_layer)
+        self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
 
@@ -84,7 +86,8 @@ class Explainer:
         shrinking = height * width < image.shape[0] * image.shape[1]
         resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         normalised = (resized.astype(np.float32) - self._mean) * self._inv_std  # (h, w, 3)
-        return torch.from_numpy(normalised).permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), NHWC in memory
+        x = torch.from_numpy(normalised).permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), NHWC in memory
+        return x.to(self.device)
 
     def class_index(self, target: int | str) -> int:
         """The index of a class given by index or name (see :func:`resolve_class`)."""
@@ -152,6 +155,8 @@ class Explainer:
         if fixed is not None and not fixed:
             raise ValueError("Give at least one target, or None for the best classes.")
         result = self.cam.compute(x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual)
+        fields = (getattr(result, field.name) for field in dataclasses.fields(result))
+        result = CAMResult(*(None if t is None else t.cpu() for t in fields))  # no copy when already there
         probabilities = torch.softmax(result.logits[0].double(), dim=0)
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))

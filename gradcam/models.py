@@ -294,6 +294,7 @@ def load_backbone(
     *,
     channels_last: bool = True,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> Backbone:
     """Builds a backbone and loads its weights.
 
@@ -305,6 +306,7 @@ def load_backbone(
             torchvision's file names); or ``"random"`` for an untrained model.
         channels_last: store convolution weights channels-last (faster on CPUs).
         progress: show torchvision's download progress bar.
+        device: where the model runs ("cpu", "cuda").
 
     Returns:
         The backbone, in eval mode with its parameters frozen.
@@ -338,7 +340,7 @@ def load_backbone(
             where = described if source is not None else str(cached_weights_path(name))
             summary = str(exc).splitlines()[0]
             raise WeightsError(f"{where} does not hold {spec.title} weights: {summary}") from exc
-    model = spec.wrap(model).eval()
+    model = spec.wrap(model).eval().to(device)
     model.requires_grad_(False)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
