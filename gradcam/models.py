@@ -155,7 +155,11 @@ class HookedVGG19(nn.Module):
         channel_sums = self._fc1_channel_sums()
 
         def gradient_sums(one_hot: Tensor) -> Tensor:
-            (grad,) = torch.autograd.grad(logits, fc1, one_hot, is_grads_batched=True)  # (K, N, 4096)
+            if one_hot.shape[0] == 1:  # one class: a plain backward, without vmap's overhead
+                (grad,) = torch.autograd.grad(logits, fc1, one_hot[0])
+                grad = grad.unsqueeze(0)
+            else:
+                (grad,) = torch.autograd.grad(logits, fc1, one_hot, is_grads_batched=True)  # (K, N, 4096)
             return grad @ channel_sums  # (K, N, 512)
 
         return activations, logits.detach(), gradient_sums
