@@ -188,6 +188,11 @@ def build_demo(service: DemoService) -> gr.Blocks:
     return demo
 
 
+def _picture(label: str, height: int) -> gr.Image:
+    """An output picture, sent as PNG."""
+    return gr.Image(label=label, type="numpy", format="png", interactive=False, height=height)
+
+
 def _explore(service: DemoService, inputs: list[Any]) -> None:
     """The Explore area: the questions an audience asks next, each answered on request."""
     image, target, model, threshold, alpha, colormap = inputs
@@ -198,20 +203,20 @@ def _explore(service: DemoService, inputs: list[Any]) -> None:
                 masking_button = gr.Button("Run the masking test", elem_id="masking-run")
                 masking_words = gr.Markdown(elem_id="masking-sentence")
                 with gr.Row():
-                    hidden = gr.Image(label="Highlighted area hidden", type="numpy", format="png", interactive=False, height=240)
-                    kept = gr.Image(label="Only the highlighted area kept", type="numpy", format="png", interactive=False, height=240)
-                    curve = gr.Image(label="Deletion curve", type="numpy", format="png", interactive=False, height=240)
+                    hidden = _picture("Highlighted area hidden", 240)
+                    kept = _picture("Only the highlighted area kept", 240)
+                    curve = _picture("Deletion curve", 240)
             with gr.Tab("What speaks against it?"):
                 gr.Markdown(text.COUNTER_HELP)
                 counter_button = gr.Button("Show what speaks against the class", elem_id="counter-run")
                 counter_words = gr.Markdown(elem_id="counter-sentence")
                 with gr.Row():
-                    counter_heat = gr.Image(label="Counter-evidence heatmap", type="numpy", format="png", interactive=False, height=280)
-                    counter_over = gr.Image(label="Counter-evidence overlay", type="numpy", format="png", interactive=False, height=280)
+                    counter_heat = _picture("Counter-evidence heatmap", 280)
+                    counter_over = _picture("Counter-evidence overlay", 280)
             with gr.Tab("Fine detail"):
                 gr.Markdown(text.GUIDED_HELP)
                 guided_button = gr.Button("Show Guided Grad-CAM", elem_id="guided-run")
-                guided_image = gr.Image(label="Guided Grad-CAM", type="numpy", format="png", interactive=False, height=320)
+                guided_image = _picture("Guided Grad-CAM", 320)
             with gr.Tab("Compare classes"):
                 gr.Markdown(text.CLASSES_HELP)
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
