@@ -220,12 +220,12 @@ def _explore(service: DemoService, inputs: list[Any]) -> None:
             with gr.Tab("Compare classes"):
                 gr.Markdown(text.CLASSES_HELP)
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
-                classes_gallery = gr.Gallery(label="Top 3 classes", columns=3, height=300, elem_id="classes-gallery")
+                classes_gallery = gr.Gallery(label="Top 3 classes", columns=3, height=320, object_fit="contain", elem_id="classes-gallery")
             with gr.Tab("Compare models"):
                 gr.Markdown(text.MODELS_HELP)
                 models_button = gr.Button("Compare the models", elem_id="models-run")
                 models_words = gr.Markdown(elem_id="models-sentence")
-                models_gallery = gr.Gallery(label="Each model's view", columns=3, height=300, elem_id="models-gallery")
+                models_gallery = gr.Gallery(label="Each model's view", columns=3, height=320, object_fit="contain", elem_id="models-gallery")
             with gr.Tab("One-picture report"):
                 gr.Markdown(text.REPORT_HELP)
                 report_button = gr.Button("Make the report", elem_id="report-run")

@@ -68,6 +68,14 @@ def test_drop_an_image_pick_a_class_and_explain(app: RunningApp, browser):
     assert "%" in page.inner_text("#top5")
     assert page.locator("#archive a, #archive [download]").count() > 0, "no download of everything"
 
+    # The Explore area answers "is it really looking there?" with the masking test.
+    page.click("#masking-run")
+    page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000)
+    assert "espresso" in page.inner_text("#masking-sentence")
+    page.get_by_role("tab", name="Compare classes").click()
+    page.click("#classes-run")
+    page.wait_for_function("document.querySelectorAll('#classes-gallery img').length >= 3", timeout=60_000)
+
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser-explain.png"
     page.screenshot(path=str(shot), full_page=True)
