@@ -147,11 +147,12 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
-        explainer = self._explainer(model)
+        title = model or self.default_model
+        explainer = self._explainer(title)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
         index = explainer.class_index(target) if asked else None
-        key = (hashlib.sha256(data).hexdigest(), explainer.backbone.name, index)
+        key = (hashlib.sha256(data).hexdigest(), title, index)  # titles are unique; backbone names need not be
         explanation = self._remembered(key)
         if explanation is None:
             rgb = _fit(load_image(data), MAX_SIDE)

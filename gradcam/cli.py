@@ -1,27 +1,36 @@
 """Command line: ``python -m gradcam IMAGE_OR_FOLDER... [options]``.
 
 Explains each image, prints the prediction, and writes the four pictures, the
-raw map and a manifest into one folder per image. A bad image is reported in
-one line and skipped; the exit code is non-zero if any image failed.
+raw map and a manifest into one folder per image; options add the
+counterfactual map, the masking test, Guided Grad-CAM, a one-picture report and
+the maps of the best classes. A bad image is reported in one line and skipped;
+the exit code is non-zero if any image failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError
 from gradcam.explainer import Explainer
-from gradcam.explanation import percent
+from gradcam.explanation import Explanation, percent
+from gradcam.faithfulness import masking_test
+from gradcam.guided import guided_gradcam
 from gradcam.models import BACKBONES, load_backbone
+from gradcam.plots import deletion_plot, report
+from gradcam.render import heatmap
 from gradcam.save import save_explanation
 
 log = logging.getLogger("gradcam")
@@ -47,6 +56,32 @@ def _parser() -> argparse.ArgumentParser:
         "--weights",
         help=f"local state dict, or '{RANDOM_WEIGHTS}' for an untrained model (default: ${WEIGHTS_ENV}, "
         "else torchvision's pretrained weights)",
+    )
+    more = parser.add_argument_group("more views (each writes more files into the image's folder)")
+    more.add_argument(
+        "--counterfactual",
+        action="store_true",
+        help="also map what speaks against the class (Grad-CAM with negated gradients): "
+        "counter_heatmap.png, counter_overlay.png",
+    )
+    more.add_argument(
+        "--masking-test",
+        action="store_true",
+        help="hide the highlighted region and see what the model says then, with a deletion curve: "
+        'deletion.png, and the numbers under "masking_test" in manifest.json',
+    )
+    more.add_argument(
+        "--guided", action="store_true", help="Guided Grad-CAM, the fine detail inside the region: guided_gradcam.png"
+    )
+    more.add_argument(
+        "--report", action="store_true", help="one picture for slides: panels, top guesses, a sentence: report.png"
+    )
+    more.add_argument(
+        "--compare-classes",
+        type=int,
+        metavar="N",
+        help="overlays of the N most likely classes, from one pass: class-<rank>-<name>.png "
+        '(rank 1 = most likely), listed under "compare_classes" in manifest.json',
     )
     return parser
 
@@ -76,6 +111,64 @@ def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
     return out / name
 
 
+def _file_name(name: str) -> str:
+    """A class name as part of a file name: "tiger cat" -> "tiger-cat"."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
+
+
+def _sentence(explanation: Explanation) -> str:
+    """The prediction in one plain sentence, for the report."""
+    best = explanation.top_k[0]
+    if best.index == explanation.class_index:
+        return f"The model is {percent(explanation.probability)} sure this is {explanation.class_name}."
+    return (
+        f"The model gives {explanation.class_name} {percent(explanation.probability)} "
+        f"(its top guess is {best.name}, {percent(best.probability)})."
+    )
+
+
+def _views(
+    explainer: Explainer, explanation: Explanation, args: argparse.Namespace
+) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+    """The pictures, manifest entries and printed lines that the options ask for."""
+    pictures: dict[str, np.ndarray] = {}
+    entries: dict[str, Any] = {}
+    lines: list[str] = []
+    if args.counterfactual:
+        assert explanation.counter_cam is not None  # explained with counterfactual=True
+        pictures["counter_heatmap.png"] = heatmap(explanation.counter_cam, args.colormap)
+        pictures["counter_overlay.png"] = explanation.counter_overlay(args.alpha, args.colormap)
+        entries["counter_empty"] = explanation.counter_empty
+    if args.masking_test:
+        test = masking_test(explainer, explanation)
+        pictures["deletion.png"] = deletion_plot(test)
+        entries["masking_test"] = {**test.as_dict(), "sentence": test.sentence()}
+        lines.append(f"  masking test: {test.sentence()}")
+    if args.guided:
+        pictures["guided_gradcam.png"] = guided_gradcam(explainer, explanation)
+    if args.report:
+        pictures["report.png"] = report(explanation, _sentence(explanation), alpha=args.alpha, colormap=args.colormap)
+    if args.compare_classes:
+        classes = []
+        best = explainer.explain_classes(explanation.image, None, top=args.compare_classes, threshold=args.threshold)
+        for rank, other in enumerate(best, 1):
+            name = f"class-{rank}-{_file_name(other.class_name)}.png"
+            pictures[name] = other.overlay(args.alpha, args.colormap)
+            classes.append(
+                {
+                    "rank": rank,
+                    "index": other.class_index,
+                    "name": other.class_name,
+                    "probability": other.probability,
+                    "file": name,
+                }
+            )
+        entries["compare_classes"] = classes
+    if pictures:
+        entries["more_files"] = list(pictures)
+    return pictures, entries, lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -86,12 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.colormap not in matplotlib.colormaps:
         print(f"error: unknown --colormap {args.colormap!r}; try jet, viridis or cividis", file=sys.stderr)
         return EXIT_USAGE
+    if args.compare_classes is not None and args.compare_classes < 1:
+        print("error: --compare-classes must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     try:
         explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty()))
         if args.target is not None:
             explainer.class_index(args.target)  # fail before the first image
     except GradCAMError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    classes = len(explainer.backbone.categories)
+    if args.compare_classes is not None and args.compare_classes > classes:
+        print(f"error: --compare-classes must be at most {classes}, the classes the model knows", file=sys.stderr)
         return EXIT_USAGE
     if explainer.backbone.untrained:
         print("note: untrained (random) weights: the maps and predictions mean nothing", file=sys.stderr)
@@ -102,9 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed, used = 0, set[str]()
     for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
-            explanation = explainer.explain(path, args.target, top_k=args.top_k, threshold=args.threshold)
+            explanation = explainer.explain(
+                path, args.target, top_k=args.top_k, threshold=args.threshold, counterfactual=args.counterfactual
+            )
+            pictures, entries, lines = _views(explainer, explanation, args)
             folder = _unique_folder(args.out, path.stem, used)
-            save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap)
+            save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap, extra=entries)
+            for name, picture in pictures.items():
+                Image.fromarray(picture).save(folder / name, compress_level=1)
         except GradCAMError as exc:
             failed += 1
             tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
@@ -120,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         others = ", ".join(f"{p.name} {percent(p.probability)}" for p in explanation.top_k)
         empty = " (no region speaks for this class)" if explanation.cam_empty else ""
         tqdm.write(f"{path}: {explanation.label}{empty}; top-{len(explanation.top_k)}: {others} -> {folder}/")
+        for line in lines:
+            tqdm.write(line)
     if failed:
         print(f"{failed} of {len(paths)} images failed", file=sys.stderr)
     return EXIT_FAILED_IMAGES if failed else 0

@@ -80,8 +80,8 @@ def guided_gradcam(explainer: Explainer, explanation: Explanation) -> np.ndarray
 
 def _to_picture(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Gradients to a viewable image: zero at mid-grey, scaled by their spread."""
-    spread = float(values.std())
-    scaled = 0.5 + (values - values.mean()) / (spread * 10) if spread > 0 else np.full_like(values, 0.5)
+    spread = float(np.sqrt(np.mean(np.square(values))))  # around zero: zero must stay mid-grey
+    scaled = 0.5 + values / (spread * 10) if spread > 0 else np.full_like(values, 0.5)
     picture = (np.clip(scaled, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
     height, width = size
     return cv2.resize(picture, (width, height), interpolation=cv2.INTER_LINEAR)

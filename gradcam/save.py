@@ -68,6 +68,7 @@ def save_explanation(
     source: str | os.PathLike[str] | None = None,
     alpha: float = OVERLAY_ALPHA,
     colormap: str = COLORMAP,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Writes ``original.png``, ``heatmap.png``, ``overlay.png``, ``boxes.png``,
     ``cam.npy`` and ``manifest.json`` into ``out_dir`` (created if missing).
@@ -78,10 +79,21 @@ def save_explanation(
         source: the image file, recorded with its SHA-256 in the manifest.
         alpha: overlay opacity.
         colormap: heatmap colormap.
+        extra: more JSON-ready entries for the manifest, such as the masking
+            test's numbers (``{"masking_test": test.as_dict()}``).
 
     Returns:
         The written paths, keyed by panel name, "cam" and "manifest".
+
+    Raises:
+        ValueError: when ``extra`` would replace one of the manifest's own
+            entries; nothing is written then.
     """
+    data = manifest(explanation, source=source)
+    data.update(overlay_alpha=alpha, colormap=colormap, files={})
+    clashes = sorted(set(extra or {}) & set(data))
+    if clashes:
+        raise ValueError(f"extra cannot replace the manifest's own entries: {', '.join(clashes)}.")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -91,7 +103,6 @@ def save_explanation(
     written["cam"] = folder / "cam.npy"
     np.save(written["cam"], explanation.cam)
     written["manifest"] = folder / "manifest.json"
-    data = manifest(explanation, source=source)
-    data.update(overlay_alpha=alpha, colormap=colormap, files={k: p.name for k, p in written.items()})
+    data.update(files={k: p.name for k, p in written.items()}, **(extra or {}))
     written["manifest"].write_text(json.dumps(data, indent=2) + "\n")
     return written

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gradcam import cam_to_boxes
+from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD
 
 HEIGHT, WIDTH = 40, 60  # not square, so a swapped x / y shows
@@ -149,3 +150,24 @@ def test_a_map_that_is_not_2d_is_refused(shape: tuple[int, ...]) -> None:
 def test_a_threshold_outside_0_1_is_refused(threshold: float) -> None:
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got"):
         cam_to_boxes(rings(), threshold)
+
+
+# box_iou -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "iou"),
+    [
+        ((10, 20, 49, 59), (10, 20, 49, 59), 1.0),  # identical
+        ((0, 0, 9, 9), (20, 20, 29, 29), 0.0),  # far apart
+        ((0, 0, 9, 9), (10, 0, 19, 9), 0.0),  # side by side: x1 = 9 and x0 = 10 do not overlap
+        ((0, 0, 9, 9), (5, 0, 14, 9), 50 / 150),  # half of each: 5 x 10 shared of 10 x 10 + 10 x 10 - 50
+        ((0, 0, 9, 9), (0, 5, 9, 14), 50 / 150),  # the same, vertically
+        ((0, 0, 4, 4), (4, 4, 8, 8), 1 / 49),  # corners inclusive: one shared pixel of 25 + 25 - 1
+        ((3, 3, 3, 3), (3, 3, 3, 3), 1.0),  # a one-pixel box has area 1, not 0
+        ((0, 0, 9, 9), (2, 2, 6, 6), 25 / 100),  # one inside the other
+    ],
+)
+def test_box_iou(first, second, iou):
+    assert box_iou(first, second) == pytest.approx(iou)
+    assert box_iou(second, first) == pytest.approx(iou)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -16,8 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
+from gradcam import Explainer, cli
 from gradcam.cli import main
+from gradcam.explanation import percent
 from gradcam.models import cached_weights_path
+
+from .conftest import make_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
@@ -64,6 +70,7 @@ def test_explains_an_image(tmp_path, capsys):
     assert "(untrained)" in line and "top-5:" in line and line.endswith(f"-> {out / 'photo'}/")
     data = manifest(out / "photo")
     assert data["class"]["name"] in line and data["model"] == "DenseNet-121"
+    assert not {"masking_test", "compare_classes", "more_files", "counter_empty"} & set(data), "a view nobody asked for"
     assert data["image"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
     assert any("untrained" in line for line in stderr), "no warning that the weights are random"
     assert not any("Traceback" in line for line in stderr)
@@ -232,3 +239,90 @@ def test_python_dash_m_gradcam(tmp_path):
     assert {p.name for p in (out / "photo").iterdir()} == FILES
     assert manifest(out / "photo")["model"] == "VGG19"  # the default model
     assert result.stdout.startswith(f"{image}: ") and "(untrained)" in result.stdout
+
+
+# More views: --counterfactual, --masking-test, --guided, --report, --compare-classes -----------
+
+VIEWS = {"counter_heatmap.png", "counter_overlay.png", "deletion.png", "guided_gradcam.png", "report.png"}
+
+
+def decoded(path: Path) -> np.ndarray:
+    with Image.open(path) as picture:
+        assert picture.format == "PNG" and picture.mode == "RGB"
+        return np.asarray(picture)
+
+
+def test_every_view_is_written_and_the_masking_numbers_are_in_the_manifest(tmp_path, capsys, monkeypatch):
+    # The views run the network 15 times (11 of them for the masking test): a 64-pixel input
+    # instead of 224 takes this test from about 15 s to 5 s on two CPU cores.
+    monkeypatch.setattr(cli, "Explainer", functools.partial(Explainer, short_side=64))
+    image = write_image(tmp_path / "photo.png", size=(64, 64))
+    out = tmp_path / "out"
+    views = ["--counterfactual", "--masking-test", "--guided", "--report", "--compare-classes", "2"]
+    code, stdout, stderr = run([image, *FAST, "--out", out, *views], capsys)
+    assert code == 0, stderr
+    folder = out / "photo"
+    data = manifest(folder)
+    classes = data["compare_classes"]
+    assert [(c["rank"], c["name"]) for c in classes] == [(1, data["top_k"][0]["name"]), (2, data["top_k"][1]["name"])]
+    for c in classes:
+        assert c["file"] == f"class-{c['rank']}-{re.sub(r'[^A-Za-z0-9_-]+', '-', c['name']).strip('-')}.png"
+    assert classes[0]["probability"] >= classes[1]["probability"]
+    class_files = {c["file"] for c in classes}
+    assert {p.name for p in folder.iterdir()} == FILES | VIEWS | class_files
+    assert set(data["more_files"]) == VIEWS | class_files
+    for name in {"counter_heatmap.png", "counter_overlay.png", "guided_gradcam.png"} | class_files:
+        assert decoded(folder / name).shape == (64, 64, 3), name
+    assert decoded(folder / "deletion.png").shape == (288, 480, 3)
+    assert decoded(folder / "report.png").shape[1] == 1600
+    assert not np.array_equal(decoded(folder / "counter_overlay.png"), decoded(folder / "overlay.png"))
+    # the best class's overlay is the main overlay (up to rounding: two passes, one per call)
+    first = decoded(folder / classes[0]["file"]).astype(int)
+    assert np.abs(first - decoded(folder / "overlay.png")).max() <= 1
+    assert not np.array_equal(first, decoded(folder / classes[1]["file"]))
+    masking = data["masking_test"]
+    assert masking["class"] == data["class"]["name"]
+    assert masking["before"] == pytest.approx(data["probability"], rel=1e-3)
+    assert 0.0 <= masking["highlighted_hidden"] <= 1.0 and 0.0 <= masking["only_highlighted_kept"] <= 1.0
+    curve = masking["deletion_curve"]
+    assert curve["fraction_removed"] == pytest.approx(list(np.linspace(0, 1, 9)))
+    assert len(curve["probability"]) == 9 and curve["probability"][0] == masking["before"]
+    assert masking["sentence"].startswith("Hiding the highlighted area ")
+    assert f"  masking test: {masking['sentence']}" in stdout
+    assert isinstance(data["counter_empty"], bool)
+
+
+def test_compare_classes_must_be_at_least_one(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--compare-classes", "0", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and stderr == ["error: --compare-classes must be at least 1"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_classes_cannot_exceed_the_classes_of_the_model(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--compare-classes", "1001", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert stderr[-1] == "error: --compare-classes must be at most 1000, the classes the model knows"
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_names_the_files_each_view_writes(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("--counterfactual", "counter_heatmap.png, counter_overlay.png", "--masking-test", "deletion.png",
+                  '"masking_test" in manifest.json', "--guided", "guided_gradcam.png", "--report", "report.png",
+                  "--compare-classes N", "class-<rank>-<name>.png (rank 1 = most likely)"):
+        assert words in text, words
+
+
+def test_the_report_sentence(tiny_backbone):
+    image = make_scene(np.random.default_rng(1), (0,)).image
+    explainer = Explainer(tiny_backbone)
+    top = explainer.explain(image)
+    assert cli._sentence(top) == f"The model is {percent(top.probability)} sure this is square."
+    asked = explainer.explain(image, "disc")
+    says = f"The model gives disc {percent(asked.probability)} (its top guess is square, {percent(top.probability)})."
+    assert cli._sentence(asked) == says

@@ -127,3 +127,21 @@ def test_saving_again_replaces_the_files(explanation, tiny_backbone, source, tmp
     assert {p.name for p in folder.iterdir()} == FILES
     assert np.array_equal(np.load(folder / "cam.npy"), other.cam)
     assert json.loads((folder / "manifest.json").read_text())["class"]["name"] == "disc"
+
+
+def test_extra_entries_are_merged_into_the_manifest(explanation, tmp_path):
+    curve = {"fraction_removed": [0.0, 1.0], "probability": [0.9, 0.1]}
+    extra = {"masking_test": {"before": 0.9, "deletion_curve": curve}}
+    written = save_explanation(explanation, tmp_path / "out", extra=extra)
+    manifest = json.loads(written["manifest"].read_text())
+    assert manifest["masking_test"] == extra["masking_test"]
+    assert manifest["class"]["name"] == explanation.class_name and manifest["files"]["manifest"] == "manifest.json"
+    plain = json.loads(save_explanation(explanation, tmp_path / "plain")["manifest"].read_text())
+    assert set(manifest) - set(plain) == {"masking_test"}
+
+
+@pytest.mark.parametrize("key", ["class", "files", "colormap"])
+def test_extra_entries_cannot_replace_the_manifest_s_own(explanation, tmp_path, key):
+    with pytest.raises(ValueError, match=f"extra cannot replace the manifest's own entries: {key}"):
+        save_explanation(explanation, tmp_path / "out", extra={key: "mine", "mine": 1})
+    assert not (tmp_path / "out").exists(), "nothing is written when extra is refused"

@@ -1,0 +1,120 @@
+"""The figures (colour bar, deletion curve, one-picture report) and the box overlap used to compare models."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+from gradcam import Explainer
+from gradcam.faithfulness import MaskingTest
+from gradcam.plots import colorbar, deletion_plot, report
+
+from .conftest import make_scene
+
+ORANGE = np.array([0xD9, 0x48, 0x0F])  # the deletion curve's colour
+
+
+def _is_picture(picture: np.ndarray, height: int, width: int) -> None:
+    assert picture.shape == (height, width, 3) and picture.dtype == np.uint8
+    assert picture.std() > 20, "the picture is blank"
+
+
+def _dominant(pixel: np.ndarray) -> str:
+    return "rgb"[int(np.argmax(pixel))]
+
+
+@pytest.fixture(scope="module")
+def explanation(tiny_backbone):
+    rng = np.random.default_rng(21)
+    image = np.concatenate([make_scene(rng, (0,)).image, rng.integers(60, 140, (64, 32, 3), dtype=np.uint8)], axis=1)
+    return Explainer(tiny_backbone).explain(image, top_k=2)  # 64 x 96
+
+
+def _test(curve: tuple[float, ...]) -> MaskingTest:
+    fractions = tuple(np.linspace(0, 1, len(curve)).tolist())
+    return MaskingTest(0, "square", curve[0], 0.2, 0.8, 0.1, fractions, curve)
+
+
+# colorbar ------------------------------------------------------------------------------------
+
+
+def test_colorbar_runs_from_the_coldest_to_the_warmest_colour():
+    bar = colorbar()
+    _is_picture(bar, 60, 480)
+    row = bar[18]  # through the middle of the bar
+    assert [_dominant(row[x]) for x in (8, 240, 471)] == ["b", "g", "r"]  # jet: blue, green, red
+    assert (bar[36:] < 128).any(), "no labels under the bar"
+
+
+def test_colorbar_width_and_colormap():
+    _is_picture(colorbar(width=300), 60, 300)
+    jet, viridis = colorbar(), colorbar("viridis")
+    assert not np.array_equal(jet, viridis)
+    assert viridis[18, 471, 0] > 200 and viridis[18, 471, 1] > 200  # viridis ends in yellow
+
+
+# deletion_plot -------------------------------------------------------------------------------
+
+
+def test_deletion_plot_draws_the_curve():
+    plot = deletion_plot(_test((0.9, 0.5, 0.2, 0.05, 0.01)))
+    _is_picture(plot, 288, 480)
+    orange = (np.abs(plot.astype(int) - ORANGE).sum(axis=2) < 30).sum()
+    assert orange > 100, "the curve is not drawn"
+    _is_picture(deletion_plot(_test((0.9, 0.5, 0.1)), width=640), 384, 640)
+
+
+def test_a_different_curve_gives_a_different_plot():
+    falling = deletion_plot(_test((0.9, 0.5, 0.2, 0.05, 0.01)))
+    flat = deletion_plot(_test((0.9, 0.9, 0.9, 0.9, 0.9)))
+    assert not np.array_equal(falling, flat)
+    assert np.array_equal(falling, deletion_plot(_test((0.9, 0.5, 0.2, 0.05, 0.01)))), "drawing is not repeatable"
+
+
+def test_a_curve_at_zero_is_drawn():
+    _is_picture(deletion_plot(_test((0.0, 0.0, 0.0))), 288, 480)
+
+
+# report --------------------------------------------------------------------------------------
+
+
+def test_report_is_one_wide_picture(explanation):
+    picture = report(explanation, "The model is 99% sure this is square.")
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    height, width = picture.shape[:2]
+    assert width == 1600 and 450 <= height <= 600, picture.shape  # 16 x (2.7 + 2.6) inches at 100 dpi
+    assert picture.std() > 20
+
+
+def test_a_taller_image_makes_a_taller_report(explanation):
+    wide = report(explanation, "wide")
+    image, cam = (np.ascontiguousarray(np.rot90(a)) for a in (explanation.image, explanation.cam))  # 96 x 64
+    tall = dataclasses.replace(explanation, image=image, cam=cam, boxes=())
+    picture = report(tall, "tall")
+    assert picture.shape[1] == wide.shape[1] and picture.shape[0] > wide.shape[0] + 200
+
+
+def test_report_shows_the_sentence_and_the_untrained_warning(explanation):
+    first = report(explanation, "The model is 99% sure this is square.")
+    assert not np.array_equal(first, report(explanation, "Something else entirely, and longer."))
+    untrained = report(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
+    assert untrained.shape == first.shape and not np.array_equal(untrained, first)
+
+
+def test_figures_drawn_in_threads_match_figures_drawn_alone():
+    curves = [tuple(np.linspace(0.9, 0.1 * i, 5)) for i in range(6)]
+    alone = [deletion_plot(_test(c)) for c in curves]
+    together: list[np.ndarray | None] = [None] * len(curves)
+
+    def draw(i: int) -> None:
+        together[i] = deletion_plot(_test(curves[i]))
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(len(curves))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(picture is not None and np.array_equal(picture, expected) for picture, expected in zip(together, alone))
