@@ -56,6 +56,8 @@ class MaskingTest:
         before, hidden = percent(self.before), percent(self.hidden)
         if self.hidden < 0.5 * self.before:
             verdict = "drops"
+        elif self.hidden < 0.9 * self.before:
+            verdict = "lowers"
         elif self.hidden > 1.1 * self.before:
             verdict = "raises"
         else:

@@ -155,6 +155,7 @@ def _made(before: float, hidden: float, kept: float = 0.8) -> MaskingTest:
         (0.9, 0.2, "Hiding the highlighted area drops the confidence in tabby from 90% to 20%."),
         (0.4, 0.6, "Hiding the highlighted area raises the confidence in tabby from 40% to 60%."),
         (0.9, 0.85, "Hiding the highlighted area barely changes the confidence in tabby (90% before, 85% after)."),
+        (0.48, 0.31, "Hiding the highlighted area lowers the confidence in tabby from 48% to 31%."),
         (0.5, 0.003, "drops the confidence in tabby from 50% to 0.3%."),
     ],
 )
