@@ -86,7 +86,7 @@ def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_AL
     bars.set_title("Top guesses", fontsize=12, loc="left")
     bars.tick_params(labelsize=9)
     bars.spines[["top", "right"]].set_visible(False)
-    side = grid[1, 2:].subgridspec(2, 1, height_ratios=(1, 1))
+    side = grid[1, 2:].subgridspec(2, 1, height_ratios=(1, 3))  # a thin colour bar, the caption below
     _scale(figure.add_subplot(side[0]), colormap, ("no evidence", "strongest evidence"))
     note = figure.add_subplot(side[1])
     note.axis("off")
