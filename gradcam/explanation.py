@@ -9,7 +9,7 @@ import numpy as np
 
 from gradcam.boxes import Box, cam_to_boxes
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
-from gradcam.render import draw_boxes, heatmap, overlay
+from gradcam.render import blend, draw_boxes, heatmap, overlay
 
 PANELS = ("original", "heatmap", "overlay", "boxes")
 
@@ -104,7 +104,7 @@ class Explanation:
         return {
             "original": self.image,
             "heatmap": colours,
-            "overlay": overlay(self.image, self.cam, alpha, colormap),
+            "overlay": blend(self.image, colours, alpha),
             "boxes": self.boxed(),
         }
 

@@ -30,7 +30,7 @@ def _lookup_table(colormap: str) -> np.ndarray:
         cmap = matplotlib.colormaps[colormap]
     except KeyError as exc:
         raise ValueError(f"Unknown colormap {colormap!r}; try 'jet', 'viridis' or 'cividis'.") from exc
-    table = cmap(np.linspace(0.0, 1.0, 256), bytes=True)[:, :3]
+    table = np.ascontiguousarray(cmap(np.linspace(0.0, 1.0, 256), bytes=True)[:, :3])
     table.setflags(write=False)
     return table
 
@@ -58,9 +58,13 @@ def heatmap(cam: np.ndarray, colormap: str = COLORMAP) -> np.ndarray:
         RGB uint8 image ``(height, width, 3)``.
     """
     _check_map(cam)
-    levels = np.nan_to_num(cam, nan=0.0, posinf=1.0, neginf=0.0)
-    levels = np.clip(levels * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return _lookup_table(colormap)[levels]
+    values = np.asarray(cam, dtype=np.float32)
+    if not np.isfinite(values).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
+    # Rounded, saturated to 0..255 in one OpenCV pass; then a per-channel table lookup.
+    levels = cv2.convertScaleAbs(np.maximum(values, 0.0), alpha=255.0)  # (H, W) uint8
+    table = _lookup_table(colormap).reshape(256, 1, 3)
+    return cv2.LUT(cv2.merge((levels, levels, levels)), table)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
@@ -75,11 +79,28 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = OVERLAY_ALPHA, co
     Returns:
         RGB uint8 image ``(height, width, 3)``.
     """
-    _check_image(image)
     _check_map(cam, image.shape[:2])
+    return blend(image, heatmap(cam, colormap), alpha)
+
+
+def blend(image: np.ndarray, colours: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """``(1 - alpha) * image + alpha * colours``, for a heatmap already coloured by :func:`heatmap`.
+
+    Args:
+        image: RGB uint8 ``(height, width, 3)``.
+        colours: RGB uint8 ``(height, width, 3)``, the same size.
+        alpha: opacity of the colours, in [0, 1].
+
+    Returns:
+        RGB uint8 image ``(height, width, 3)``.
+    """
+    _check_image(image)
+    _check_image(colours)
+    if colours.shape != image.shape:
+        raise ValueError(f"The heatmap is {colours.shape[:2]} but the image is {image.shape[:2]}.")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-    return cv2.addWeighted(image, 1.0 - alpha, heatmap(cam, colormap), alpha, 0.0)
+    return cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
 
 
 def draw_boxes(image: np.ndarray, boxes: Sequence[Box], label: str | None = None) -> np.ndarray:
