@@ -21,10 +21,11 @@ _key=$(cat "$_root/requirements.txt" "$_root/requirements-test.txt" | "$_python"
 _venv=${GRADCAM_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradcam-demo}/venv-$_key
 
 mkdir -p "$(dirname "$_venv")"
-# One build at a time: a second caller waits for the first, then reuses its environment.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$_venv.lock"
-    flock 9
+_have_flock=$(command -v flock >/dev/null 2>&1 && echo 1 || true)
+[ -n "$_have_flock" ] && exec 9>"$_venv.lock"
+if [ ! -f "$_venv/.complete" ]; then
+    # One build at a time: a second caller waits for the first, then reuses its environment.
+    [ -n "$_have_flock" ] && flock 9
 fi
 if [ ! -f "$_venv/.complete" ]; then
     echo "Building the environment in $_venv (first run only: torch is large, this takes minutes) ..." >&2
@@ -33,12 +34,22 @@ if [ ! -f "$_venv/.complete" ]; then
         && "$_venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
         && "$_venv/bin/python" -m pip install --disable-pip-version-check -q -r "$_root/requirements-test.txt"; then
         touch "$_venv/.complete"
+        # Environments built from older requirement files are several GB each: drop
+        # the ones nobody is using (a user holds its lock, shared, while it runs).
+        for _old in "$(dirname "$_venv")"/venv-*; do
+            case "$_old" in "$_venv"|*.lock) continue ;; esac
+            [ -d "$_old" ] || continue
+            if [ -n "$_have_flock" ]; then
+                ( flock -n 7 && rm -rf "$_old" ) 7>"$_old.lock" && rm -f "$_old.lock" || true
+            fi
+        done
     else
         rm -rf "$_venv"
         _fail "installing the requirements failed (see above)"; return 1 2>/dev/null || exit 1
     fi
 fi
-exec 9>&-
+# Held, shared, for as long as this shell and what it runs live.
+[ -n "$_have_flock" ] && flock -s 9
 # shellcheck disable=SC1091
 source "$_venv/bin/activate"
 cd "$_root" || exit 1
