@@ -73,7 +73,11 @@ def main() -> None:
     image = args.image
 
     rendered = service.explain(image)
-    outputs = [*(str(p) for p in rendered.panels.values()), rendered.label, rendered.sentence, str(rendered.archive)]
+    # The floor returns copies: the service prunes its own folders as requests come in.
+    kept = Path(get_upload_folder()) / "gradcam-bench-floor"
+    kept.mkdir(parents=True, exist_ok=True)
+    files = [Path(shutil.copy(p, kept / p.name)) for p in (*rendered.panels.values(), rendered.archive)]
+    outputs = [*(str(p) for p in files[:4]), rendered.label, rendered.sentence, str(files[4])]
 
     with tempfile.TemporaryDirectory() as cache:
         import os
@@ -82,7 +86,7 @@ def main() -> None:
         app = create_app(service)
         app.launch(server_name="127.0.0.1", server_port=0 or None, prevent_thread_lock=True, quiet=True, **launch_options())
         floor = floor_app(outputs)
-        floor.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        floor.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=True)
         try:
             clients = {
                 (name, download): Client(url, verbose=False, download_files=download)
@@ -102,6 +106,7 @@ def main() -> None:
             floor.close()
     service.close()
     shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(kept, ignore_errors=True)
 
     print(f"image {Path(image).name} {rgb.shape[1]}x{rgb.shape[0]}, torch threads {torch.get_num_threads()}, {args.reps} reps, median [min-max] ms")
     rows = [

@@ -77,9 +77,6 @@ class Explainer:
         self.short_side = short_side
         self.cam = GradCAM(backbone.model, backbone.target_layer)
         self.device = next(backbone.model.parameters()).device
-        # One tiny explanation now pays the one-time costs (cached weight sums,
-        # autograd's first-use state) at start-up instead of in the first request.
-        self.cam.compute(torch.zeros(1, 3, 64, 64, device=self.device).contiguous(memory_format=torch.channels_last))
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
 

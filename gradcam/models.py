@@ -346,8 +346,13 @@ def load_backbone(
             raise WeightsError(f"{where} does not hold {spec.title} weights: {summary}") from exc
     model = spec.wrap(model).eval().to(device)
     model.requires_grad_(False)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    # One tiny explanation pays the one-time costs (the VGG19 weight sums, autograd's
+    # first-use state) here, at start-up, instead of in the first request.
+    from gradcam.cam import GradCAM  # imported here: gradcam.cam imports this module
+
+    GradCAM(model, spec.target_layer).compute(torch.zeros(1, 3, 64, 64, device=device).contiguous(memory_format=layout))
     transforms = spec.weights.transforms()
     return Backbone(
         name=spec.name,
