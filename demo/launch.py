@@ -45,7 +45,9 @@ def launch(*, host: str, port: int, share: bool = False, weights: str | None = N
     """Loads the models and serves the app until interrupted; returns the exit code."""
     try:
         # Outputs inside Gradio's cache folder are served as they are, not copied again.
-        service = load_service(weights, workdir=Path(get_upload_folder()) / f"gradcam-{os.getpid()}")
+        service = load_service(
+            weights, workdir=Path(get_upload_folder()) / f"gradcam-{os.getpid()}", compile=os.environ.get("GRADCAM_COMPILE") == "1"
+        )
     except WeightsError as exc:
         log.error("%s", exc)
         return 2

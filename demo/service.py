@@ -307,13 +307,16 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None) -> DemoService:
+def load_service(
+    weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None, compile: bool = False
+) -> DemoService:
     """Loads the models once, at start-up. The first must load; the others may fail and are marked unavailable.
 
     Args:
         weights: as for :func:`gradcam.load_backbone` (None: ``GRADCAM_WEIGHTS`` or torchvision's).
         models: backbone names, the default first.
         workdir: where request folders are written.
+        compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
 
     Raises:
         WeightsError: when the first (default) model cannot be loaded.
@@ -323,7 +326,7 @@ def load_service(weights: str | None = None, models: tuple[str, ...] = tuple(BAC
     for i, name in enumerate(models):
         title = BACKBONES[name].title
         try:
-            explainers[title] = Explainer(load_backbone(name, weights))
+            explainers[title] = Explainer(load_backbone(name, weights, compile=compile))
         except GradCAMError as exc:
             if i == 0:
                 raise

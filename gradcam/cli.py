@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
     parser.add_argument("--alpha", type=float, default=OVERLAY_ALPHA, help="overlay opacity (default: %(default)s)")
     parser.add_argument("--colormap", default=COLORMAP, help="matplotlib colormap (default: %(default)s)")
+    parser.add_argument(
+        "--compile", action="store_true", help="compile VGG19's convolutional trunk with torch.compile (falls back to eager)"
+    )
     parser.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder (default: %(default)s)")
     parser.add_argument(
         "--weights",
@@ -183,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --compare-classes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty()))
+        explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty(), compile=args.compile))
         if args.target is not None:
             explainer.class_index(args.target)  # fail before the first image
     except GradCAMError as exc:

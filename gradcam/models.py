@@ -17,6 +17,7 @@ from the same enums.
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import threading
@@ -34,6 +35,7 @@ from gradcam.config import RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import WeightsError
 
 GradientSums = Callable[[Tensor], Tensor]
+log = logging.getLogger("gradcam")
 
 
 class HookedVGG19(nn.Module):
@@ -299,6 +301,7 @@ def load_backbone(
     channels_last: bool = True,
     progress: bool = False,
     device: str | torch.device = "cpu",
+    compile: bool = False,
 ) -> Backbone:
     """Builds a backbone and loads its weights.
 
@@ -311,6 +314,10 @@ def load_backbone(
         channels_last: store convolution weights channels-last (faster on CPUs).
         progress: show torchvision's download progress bar.
         device: where the model runs ("cpu", "cuda").
+        compile: compile the convolutional trunk with ``torch.compile`` (VGG19
+            only; the other backbones run through hooks). Compilation happens
+            here, in the warm-up call; without a working compiler the model
+            stays eager and a warning is logged.
 
     Returns:
         The backbone, in eval mode with its parameters frozen.
@@ -349,10 +356,27 @@ def load_backbone(
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     # One tiny explanation pays the one-time costs (the VGG19 weight sums, autograd's
-    # first-use state) here, at start-up, instead of in the first request.
+    # first-use state, compilation) here, at start-up, instead of in the first request.
     from gradcam.cam import GradCAM  # imported here: gradcam.cam imports this module
 
-    GradCAM(model, spec.target_layer).compute(torch.zeros(1, 3, 64, 64, device=device).contiguous(memory_format=layout))
+    def warm_up() -> None:
+        GradCAM(model, spec.target_layer).compute(torch.zeros(1, 3, 64, 64, device=device).contiguous(memory_format=layout))
+
+    compiled = False
+    if compile and isinstance(model, HookedVGG19):
+        eager = model.features_conv
+        try:
+            model.features_conv = torch.compile(eager, dynamic=True)
+            warm_up()
+            compiled = True
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("torch.compile is not available here (%s); running eagerly", reason)
+            model.features_conv = eager
+    elif compile:
+        log.warning("compile=True only applies to VGG19; %s runs eagerly", spec.title)
+    if not compiled:
+        warm_up()
     transforms = spec.weights.transforms()
     return Backbone(
         name=spec.name,

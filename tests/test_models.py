@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-from gradcam import HookedVGG19, WeightsError, load_backbone
+from gradcam import GradCAM, HookedVGG19, WeightsError, load_backbone
 from gradcam.models import cached_weights_path
 
 # What each name is expected to be built from; written out here rather than read
@@ -409,3 +409,25 @@ def test_malicious_pickle_is_refused_and_not_run(offline, tmp_path):
     # The payload is real: an unsafe load does run it.
     torch.load(path, weights_only=False)
     assert marker.is_dir()
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    backbone = load_backbone("vgg19", "random", compile=True)
+    assert isinstance(backbone.model.features_conv, torch.nn.Sequential)
+    assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
+    assert GradCAM(backbone.model, backbone.target_layer)(torch.randn(1, 3, 64, 64)).shape == (1, 64, 64)
+
+
+def test_compiled_trunk_gives_the_same_maps(vgg19_random):
+    compiled = load_backbone("vgg19", "random", compile=True)
+    if isinstance(compiled.model.features_conv, torch.nn.Sequential):
+        pytest.skip("torch.compile is not available on this machine")
+    x = torch.randn(1, 3, 96, 128).contiguous(memory_format=torch.channels_last)
+    eager = GradCAM(vgg19_random.model, "features_conv").compute(x, top=2)
+    fast = GradCAM(compiled.model, "features_conv").compute(x, top=2)
+    assert torch.equal(eager.classes, fast.classes)
+    assert (eager.maps - fast.maps).abs().max() < 1e-5
