@@ -75,6 +75,25 @@ class TinyNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
+class SignedNet(nn.Module):
+    """conv -> ReLU (the target, "features") -> mean -> linear with weights +1 for class 0, -1 for class 1.
+
+    Every activation is >= 0, so all evidence for class 0 is positive and all of it
+    speaks against class 1: nothing speaks against class 0, nothing for class 1.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     batch = torch.from_numpy(np.stack(images)).float().permute(0, 3, 1, 2) / 255.0
     return (batch - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]

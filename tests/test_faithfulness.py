@@ -18,7 +18,7 @@ from torch import nn
 from gradcam import Explainer, GradCAM
 from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test, probabilities
 
-from .conftest import SHAPES, make_scene, to_tensor
+from .conftest import SHAPES, SignedNet, make_scene, to_tensor
 
 SCENES = 30
 
@@ -239,27 +239,8 @@ def test_the_explanation_carries_the_counterfactual_map(explainer):
     assert not np.array_equal(picture, square.overlay())
 
 
-class _SignedHead(nn.Module):
-    """conv -> ReLU (the target) -> mean -> linear with weights +1 for class 0, -1 for class 1.
-
-    Every activation is >= 0, so all evidence for class 0 is positive and all of it
-    speaks against class 1: class 0 has nothing against it, class 1 nothing for it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
-        self.fc = nn.Linear(4, 2)
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
-            self.fc.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
-
-
 def test_no_evidence_against_a_class_gives_an_empty_counterfactual_map():
-    cam = GradCAM(_SignedHead().eval(), "features")
+    cam = GradCAM(SignedNet().eval(), "features")
     result = cam.compute(torch.randn(2, 3, 16, 16), [[0, 1]] * 2, counterfactual=True)
     assert result.counter_empty.tolist() == [[True, False]] * 2
     assert result.empty.tolist() == [[False, True]] * 2

@@ -18,24 +18,9 @@ from gradcam import Explainer
 from gradcam.boxes import box_iou
 from gradcam.faithfulness import MaskingTest
 
-from .conftest import TinyNet, make_scene
+from .conftest import SignedNet, TinyNet, make_scene
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class _AllFor(nn.Module):
-    """Every feature speaks for "square" and against "disc": nothing speaks against "square"."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
-        self.fc = nn.Linear(4, 2)
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
-            self.fc.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
 @pytest.fixture
@@ -137,7 +122,7 @@ def test_counterfactual_points_at_what_speaks_against_the_class(service, upload,
 
 
 def test_counterfactual_says_when_nothing_speaks_against_the_class(tiny_backbone, upload, tmp_path):
-    signed = dataclasses.replace(tiny_backbone, name="all-for", title="Signed", model=_AllFor().eval())
+    signed = dataclasses.replace(tiny_backbone, name="all-for", title="Signed", model=SignedNet().eval())
     service = DemoService({"Signed": Explainer(signed)}, workdir=tmp_path / "work")
     try:
         colours, _, words = service.counterfactual(upload, target="square")
