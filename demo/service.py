@@ -30,7 +30,7 @@ from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import InvalidImageError
 from gradcam.explanation import percent
-from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test
+from gradcam.faithfulness import MaskingTest, masking_test
 from gradcam.guided import guided_gradcam
 from gradcam.plots import deletion_plot, report
 from gradcam.render import draw_boxes, heatmap
@@ -172,9 +172,7 @@ class DemoService:
         """Runs the masking test: the result, the image with the region hidden, with only the region kept, the curve."""
         explanation, _ = self.explanation(image, target, model, threshold)
         test = masking_test(self._explainer(model), explanation)
-        region = highlighted_region(explanation)[:, :, None]
-        fill = blurred(explanation.image)
-        return test, np.where(region, fill, explanation.image), np.where(region, explanation.image, fill), deletion_plot(test)
+        return test, test.hidden_image, test.kept_image, deletion_plot(test)
 
     def counterfactual(
         self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,

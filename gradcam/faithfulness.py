@@ -10,7 +10,7 @@ image go through the model in one batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -33,6 +33,8 @@ class MaskingTest:
         region_fraction: share of the image in the highlighted region.
         fractions: deletion curve, share of the pixels removed (most important first).
         curve: deletion curve, the probability at each share.
+        hidden_image: the image the model saw with the region hidden, RGB uint8.
+        kept_image: the image the model saw with only the region kept, RGB uint8.
     """
 
     class_index: int
@@ -43,6 +45,8 @@ class MaskingTest:
     region_fraction: float
     fractions: tuple[float, ...]
     curve: tuple[float, ...]
+    hidden_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    kept_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def deletion_area(self) -> float:
@@ -143,4 +147,6 @@ def masking_test(explainer: Explainer, explanation: Explanation, *, steps: int =
         region_fraction=float(region.mean()),
         fractions=tuple(float(f) for f in fractions),
         curve=(float(p[0]), *(float(v) for v in p[3:])),
+        hidden_image=variants[1],
+        kept_image=variants[2],
     )
