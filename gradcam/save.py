@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import platform
-from importlib import metadata
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,21 @@ from gradcam.explanation import Explanation
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape a result."""
-    versions = {"gradcam": __version__, "python": platform.python_version()}
+@lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # Looking them up costs milliseconds and they cannot change while the process runs.
+    found = []
     for name in _VERSIONED:
         try:
-            versions[name] = metadata.version(name)
+            found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(found)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a result."""
+    return {"gradcam": __version__, "python": platform.python_version(), **dict(_installed_versions())}
 
 
 def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
