@@ -16,16 +16,36 @@ batched backward pass through the head.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gradcam.models import GradientSums
-
 Targets = int | Sequence[int | None] | Sequence[Sequence[int | None]] | None
+
+#: Maps one-hot class selections ``(K, N, num_classes)`` to each channel's gradient
+#: summed over space, ``(K, N, C)``: all Grad-CAM needs of the backward pass.
+GradientSums = Callable[[Tensor], Tensor]
+
+
+@runtime_checkable
+class ExactPath(Protocol):
+    """A model that computes Grad-CAM's channel gradient sums for one of its layers itself.
+
+    :class:`GradCAM` uses :meth:`cam_forward` instead of its generic hook when it
+    explains the layer named ``cam_layer``. The sums must equal those of the hook
+    (an equivalence test guards each implementation); the point is speed, for
+    example :class:`gradcam.models.HookedVGG19` never differentiates its trunk.
+    """
+
+    cam_layer: str
+
+    def cam_forward(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
+        """One forward pass: activations ``(N, C, h, w)``, logits ``(N, classes)``, gradient sums."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -157,7 +177,7 @@ class GradCAM:
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
         """Runs the model once; returns activations, logits and their gradient-sum function."""
-        if getattr(self.model, "cam_layer", None) == self.target_layer:
+        if isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
             # The model offers an exact, faster path for its own target layer.
             return self.model.cam_forward(x)
         return self._forward_with_hook(x)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Sequence
 
 import cv2
@@ -23,9 +24,10 @@ from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, I
 from gradcam.errors import UnknownClassError
 from gradcam.explanation import Explanation, Prediction
 from gradcam.images import ImageSource, load_image
-from gradcam.models import Backbone
+from gradcam.models import Backbone, HookedVGG19
 
 Target = int | str | None
+log = logging.getLogger("gradcam")
 
 
 def input_size(height: int, width: int, short_side: int = INPUT_SHORT_SIDE) -> tuple[int, int]:
@@ -67,18 +69,51 @@ def resolve_class(categories: Sequence[str], target: int | str) -> int:
 class Explainer:
     """Explains images with one backbone; safe to share between threads.
 
+    The explainer runs the model, so it also pays the one-time costs at
+    construction: one tiny explanation warms the engine up (the VGG19 weight
+    sums, autograd's first-use state) so that the first request does not, and
+    with ``compile`` (or ``backbone.compile``) VGG19's trunk is compiled with
+    ``torch.compile``, falling back to eager with a warning.
+
     Args:
         backbone: the model to explain, from :func:`gradcam.load_backbone`.
         short_side: shorter side of the network input, in pixels.
+        warm_up: run one tiny explanation now.
+        compile: compile VGG19's convolutional trunk (the other backbones run
+            through hooks and stay eager).
     """
 
-    def __init__(self, backbone: Backbone, short_side: int = INPUT_SHORT_SIDE) -> None:
+    def __init__(
+        self, backbone: Backbone, short_side: int = INPUT_SHORT_SIDE, *, warm_up: bool = True, compile: bool = False
+    ) -> None:
         self.backbone = backbone
         self.short_side = short_side
         self.cam = GradCAM(backbone.model, backbone.target_layer)
         self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
+        if compile or backbone.compile:
+            self._compile()
+        if warm_up:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        x = torch.zeros(1, 3, 64, 64, device=self.device).contiguous(memory_format=torch.channels_last)
+        self.cam.compute(x)
+
+    def _compile(self) -> None:
+        model = self.backbone.model
+        if not isinstance(model, HookedVGG19):
+            log.warning("compile only applies to VGG19; %s runs eagerly", self.backbone.title)
+            return
+        eager = model.features_conv
+        try:
+            model.features_conv = torch.compile(eager, dynamic=True)
+            self._warm_up()  # compilation happens in the first call
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("torch.compile is not available here (%s); running eagerly", reason)
+            model.features_conv = eager
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """An RGB uint8 image to a normalised float tensor ``(1, 3, h, w)``, channels-last."""

@@ -31,10 +31,9 @@ from torch import Tensor, nn
 from torchvision import models
 from torchvision.models import WeightsEnum
 
+from gradcam.cam import GradientSums
 from gradcam.config import RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import WeightsError
-
-GradientSums = Callable[[Tensor], Tensor]
 log = logging.getLogger("gradcam")
 
 
@@ -211,6 +210,8 @@ class Backbone:
         std: per-channel normalisation std.
         weights: where the weights came from, for manifests and logs.
         untrained: True when the weights are random: results mean nothing.
+        compile: ask whoever runs the model (:class:`gradcam.Explainer`) to
+            compile it with ``torch.compile``.
     """
 
     name: str
@@ -222,6 +223,7 @@ class Backbone:
     std: tuple[float, float, float]
     weights: str
     untrained: bool
+    compile: bool = False
 
 
 def cached_weights_path(name: str) -> Path:
@@ -314,10 +316,9 @@ def load_backbone(
         channels_last: store convolution weights channels-last (faster on CPUs).
         progress: show torchvision's download progress bar.
         device: where the model runs ("cpu", "cuda").
-        compile: compile the convolutional trunk with ``torch.compile`` (VGG19
-            only; the other backbones run through hooks). Compilation happens
-            here, in the warm-up call; without a working compiler the model
-            stays eager and a warning is logged.
+        compile: ask the :class:`gradcam.Explainer` that runs the backbone to
+            compile its convolutional trunk with ``torch.compile`` (VGG19 only;
+            the other backbones run through hooks).
 
     Returns:
         The backbone, in eval mode with its parameters frozen.
@@ -355,28 +356,6 @@ def load_backbone(
     model.requires_grad_(False)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
-    # One tiny explanation pays the one-time costs (the VGG19 weight sums, autograd's
-    # first-use state, compilation) here, at start-up, instead of in the first request.
-    from gradcam.cam import GradCAM  # imported here: gradcam.cam imports this module
-
-    def warm_up() -> None:
-        GradCAM(model, spec.target_layer).compute(torch.zeros(1, 3, 64, 64, device=device).contiguous(memory_format=layout))
-
-    compiled = False
-    if compile and isinstance(model, HookedVGG19):
-        eager = model.features_conv
-        try:
-            model.features_conv = torch.compile(eager, dynamic=True)
-            warm_up()
-            compiled = True
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("torch.compile is not available here (%s); running eagerly", reason)
-            model.features_conv = eager
-    elif compile:
-        log.warning("compile=True only applies to VGG19; %s runs eagerly", spec.title)
-    if not compiled:
-        warm_up()
     transforms = spec.weights.transforms()
     return Backbone(
         name=spec.name,
@@ -388,4 +367,5 @@ def load_backbone(
         std=tuple(transforms.std),
         weights=described,
         untrained=untrained,
+        compile=compile,
     )
