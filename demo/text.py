@@ -2,23 +2,85 @@
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
+
 from gradcam import Explanation
+from gradcam.config import COLORMAP
 from gradcam.explanation import percent
 
 TOP_PREDICTION = "Top prediction"
 
+
+@dataclass(frozen=True)
+class Colours:
+    """How a colour map's two ends are called in words."""
+
+    strong: str  # "red and yellow": the strongest evidence
+    none: str  # "blue": no evidence
+
+
+#: The words for each colour map the page offers (matplotlib's names).
+COLOUR_WORDS: dict[str, Colours] = {
+    "jet": Colours("red and yellow", "blue"),
+    "viridis": Colours("yellow", "dark purple"),
+    "cividis": Colours("yellow", "dark blue"),
+    "magma": Colours("light yellow and white", "black"),
+    "inferno": Colours("light yellow", "black"),
+    "plasma": Colours("yellow", "dark blue"),
+    "turbo": Colours("red and yellow", "dark blue"),
+}
+
+
+def colours(colormap: str = COLORMAP) -> Colours:
+    """The words for a colour map's ends; "bright" and "dark" for one without words."""
+    return COLOUR_WORDS.get(colormap, Colours("bright", "dark"))
+
+
+def share(probability: float) -> str:
+    """A probability for people, the same on the whole page: "87%", "0.4%", "<0.1%"."""
+    if 0 < probability < 0.0005:
+        return "<0.1%"
+    return percent(probability)
+
 TITLE = "What is the model looking at?"
+
+DESCRIPTION = (
+    "Drop in a photo: an image classifier says what it sees, and Grad-CAM colours the parts of the photo "
+    "that led it to that answer. Try any of 1000 everyday classes."
+)
 
 INTRO = """\
 # What is the model looking at?
-Drop in a photo. An image classifier trained on 1000 everyday categories (animals, objects, food, vehicles)
-says what it sees, and **Grad-CAM** colours the parts of the photo that led it to that answer:
-**red and yellow** mark strong evidence, **blue** marks none. Pick another class from the list to see
-what in the photo speaks for it.
+Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours the parts that led it there.
 """
 
+TARGET_INFO = "Type to search the 1000 classes (\"cat\", \"cup\"...), or keep the model's top prediction."
+
+SETTINGS = "Settings: model, box threshold, opacity, colours"
+
+UPLOAD_TOO_BIG = (
+    "This file is {size} MB; the page takes photos up to {limit} MB. "
+    "Please pick a smaller photo (a screenshot or a copy \"for the web\" works well)."
+)
+
+
+def legend(colormap: str = COLORMAP) -> str:
+    """The colour key under the panels, in words."""
+    words = colours(colormap)
+    return f"**{words.strong.capitalize()}**: strongest evidence · **{words.none.capitalize()}**: no evidence"
+
+
+def unknown_class(typed: str, close: list[str]) -> str:
+    """The hint under the class picker when a typed name is not a class."""
+    shown = typed if len(typed) <= 40 else typed[:40] + "..."
+    if close:
+        return f"No class is called \u201c{html.escape(shown)}\u201d. Did you mean: {', '.join(close)}? Pick one from the list."
+    return f"No class is called \u201c{html.escape(shown)}\u201d. Type part of a name (\"dog\", \"car\") and pick from the list."
+
 HOW_TO_READ = """\
-**Original**: your photo. **Heatmap**: where the evidence for the chosen class is, from blue (none) to red (strongest).
+**Original**: your photo. **Heatmap**: where the evidence for the chosen class is, from blue (none) to red (strongest)
+with the jet colours; the key under the pictures says it for the colours you chose.
 **Overlay**: the heatmap laid over your photo. **Boxes**: a box around the strongest region, with the class and the model's confidence.
 
 The box threshold sets how strong the evidence must be to count as part of the region (15% of the strongest, as in the
@@ -55,34 +117,35 @@ MODELS_HELP = (
 REPORT_HELP = "One picture with the four panels, the top guesses and the sentence, to paste into slides."
 
 UNTRAINED_BANNER = (
-    "⚠️ **Demonstration mode: this model is untrained** (random weights). Its guesses and heatmaps are meaningless; "
-    "they only show that the app works. Start the app without `GRADCAM_WEIGHTS=random` to use the real model."
+    "⚠️ **Demonstration mode: this model is untrained** (random weights), so its guesses and heatmaps are random. "
+    "The page works as it would with a trained model, but the results say nothing about the photo."
 )
 
-WAITING = "*Add an image (drag it in, paste it, or pick an example below) to see what the model sees.*"
+WAITING = "*Add an image (drag it in, paste it, or click an example) to see what the model sees.*"
 
 
-def describe(explanation: Explanation, asked: bool) -> str:
+def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) -> str:
     """One or two plain sentences about an explanation, in Markdown.
 
     Args:
         explanation: the result to describe.
         asked: True when the person picked the class, False for the top prediction.
+        colormap: the colour map of the pictures, so the sentence names their colours.
     """
     name = explanation.class_name
-    confidence = percent(explanation.probability)
+    confidence = share(explanation.probability)
     best = explanation.top_k[0]
     if asked and best.index != explanation.class_index:
         lead = (
             f"You asked about **{name}**: the model gives it {confidence} "
-            f"(its top guess is **{best.name}**, {percent(best.probability)})."
+            f"(its top guess is **{best.name}**, {share(best.probability)})."
         )
     else:
         lead = f"The model is {confidence} sure this is **{name}**."
     if explanation.cam_empty:
         tail = f"Nothing in this image speaks for {name}, so the heatmap is empty."
     else:
-        tail = f"The warm colours show the parts of the image that led it to {name}."
+        tail = f"The {colours(colormap).strong} parts of the picture are what led it to {name}."
     untrained = " *(Untrained model: these numbers mean nothing.)*" if explanation.untrained else ""
     return f"{lead} {tail}{untrained}"
 
@@ -90,3 +153,30 @@ def describe(explanation: Explanation, asked: bool) -> str:
 def top_k_label(explanation: Explanation) -> dict[str, float]:
     """The top predictions as ``gr.Label`` wants them: {name: probability}."""
     return {p.name: p.probability for p in explanation.top_k}
+
+
+def top_k_html(explanation: Explanation) -> str:
+    """The top predictions as a list with bars, the percentages written as in the sentence."""
+    rows = []
+    for p in explanation.top_k:
+        chosen = " chosen" if p.index == explanation.class_index else ""
+        width = max(0.5, 100 * p.probability)
+        rows.append(
+            f'<li class="guess{chosen}"><span class="name">{html.escape(p.name)}</span>'
+            f'<span class="value">{share(p.probability)}</span>'
+            f'<span class="bar" aria-hidden="true"><span style="width:{width:.1f}%"></span></span></li>'
+        )
+    return f'<ol class="top5" aria-label="The model\'s top {len(rows)} guesses">{"".join(rows)}</ol>'
+
+
+def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, str]:
+    """What each of the four pictures shows, for people who cannot see it (alt text)."""
+    name = explanation.class_name
+    strong = colours(colormap).strong
+    boxes = "a box around the strongest region" if explanation.boxes else "no box (nothing stands out)"
+    return {
+        "original": "The photo as uploaded.",
+        "heatmap": f"Heatmap for {name}: {strong} where the model found the most evidence.",
+        "overlay": f"The photo with the heatmap for {name} laid over it.",
+        "boxes": f"The photo with {boxes}, labelled {explanation.label}.",
+    }

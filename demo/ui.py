@@ -1,20 +1,32 @@
-"""The page: one Gradio Blocks app that formats what :class:`demo.service.DemoService` returns."""
+"""The page: one Gradio Blocks app that formats what :class:`demo.service.DemoService` returns.
+
+Layout, first screen first: a compact input row (photo, class picker, Explain,
+example thumbnails), the sentence, the four panels and their colour key; then
+the top-5, the download and the settings folded into an accordion; then the
+Explore area. Every view follows the controls and the current photo: a new
+photo or "remove image" clears what belonged to the old one.
+"""
 
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
+import html
+import json
 import logging
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from gradio.data_classes import ImageData
 
 from gradcam import GradCAMError
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
-from gradcam.plots import colorbar
+from gradcam.render import heatmap
 
 from demo import text
 from demo.service import DemoService, Rendered
@@ -24,11 +36,114 @@ log = logging.getLogger("demo")
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 COLORMAPS = ("jet", "viridis", "cividis", "magma")
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
+#: Largest upload the page announces (the server's limit is set at launch; keep them equal).
+UPLOAD_LIMIT_MB = 10
 
-CSS = """
-.banner { background: #fff4e5; border: 1px solid #f0a030; border-radius: 8px; padding: 4px 14px; }
-.sentence { font-size: 1.15em; min-height: 3.2em; }
-footer { display: none !important; }
+# Colours chosen for contrast: every text colour below reaches 4.5:1 on its background
+# (checked from computed styles by tests/test_browser.py).
+ACCENT = "#b3400a"  # buttons, selected tab, links: white text on it is 5.6:1
+CSS = f"""
+:root, .gradio-container {{
+  --button-primary-background-fill: {ACCENT};
+  --button-primary-background-fill-hover: #8f3308;
+  --button-primary-text-color: #ffffff;
+  --button-primary-border-color: {ACCENT};
+  --block-label-text-color: #3f3f46;
+  --block-title-text-color: #27272a;
+  --block-info-text-color: #52525b;
+  --body-text-color-subdued: #52525b;
+  --input-placeholder-color: #5f5f69;
+  --link-text-color: {ACCENT};
+  --color-accent: {ACCENT};
+  --color-accent-soft: #fdebdd;
+  --checkbox-label-text-color-selected: #27272a;
+}}
+.gradio-container h1 {{ margin: 0 0 2px 0; font-size: 1.6em; }}
+#intro p {{ margin: 0; }}
+.banner {{ background: #fff4e5; border: 1px solid #b3400a; border-radius: 8px; padding: 2px 12px; color: #27272a; }}
+#sentence {{ font-size: 1.12em; min-height: 1.6em; }}
+#sentence p {{ margin: 0; }}
+#picker-row {{ align-items: flex-end; }}
+#explain {{ max-height: 46px; margin-bottom: 2px; }}
+#target-hint, #upload-hint {{ color: #8a1c1c; font-weight: 600; }}
+.panel label[data-testid="block-label"] {{ position: static; box-shadow: none; border: none; }}
+.panel {{ display: flex; flex-direction: column; }}
+.panel .image-container {{ flex: 1 1 auto; min-height: 0; height: auto !important; }}
+.gallery .caption-label, .gallery-item .caption-label {{ color: #27272a !important; opacity: 1 !important; }}
+.tab-container button[role="tab"] {{ color: #3f3f46; }}
+.tab-container button[role="tab"][aria-selected="true"] {{ color: {ACCENT}; }}
+#legend {{ margin-top: -4px; }}
+#legend .scale {{ height: 14px; border-radius: 4px; }}
+#legend .words {{ display: flex; justify-content: space-between; font-size: 0.95em; color: #27272a; }}
+.top5 {{ list-style: none; padding: 0; margin: 0; }}
+.top5 li {{ display: grid; grid-template-columns: 1fr auto; gap: 0 8px; margin: 0 0 6px 0; color: #27272a; }}
+.top5 li.chosen .name {{ font-weight: 700; }}
+.top5 .bar {{ grid-column: 1 / span 2; height: 6px; background: #e4e4e7; border-radius: 3px; }}
+.top5 .bar span {{ display: block; height: 6px; background: {ACCENT}; border-radius: 3px; }}
+#examples .gallery-item img, #examples button img {{ object-fit: cover; }}
+"""
+
+#: Page script, run once at load: the class picker selects its text when entered (typing
+#: replaces "Top prediction"), the sentence is a live region, uploads over the limit are
+#: explained in our words before Gradio's own check. {limit} is filled in by build_demo.
+PAGE_JS = """
+() => {
+  const LIMIT_MB = %(limit)s;
+  const TOO_BIG = %(too_big)s;
+  const picker = (el) => el && el.matches && el.matches('#target input');
+  // Typing replaces the chosen class: the text is selected when the picker is entered or clicked,
+  // unless the person is in the middle of typing a name (then a click moves the caret).
+  let typing = false;
+  document.addEventListener('focusin', (e) => { if (picker(e.target)) { typing = false; e.target.select(); } });
+  document.addEventListener('input', (e) => { if (picker(e.target)) typing = true; }, true);
+  document.addEventListener('keydown', (e) => {
+    if (picker(e.target) && (e.key === 'Escape' || e.key === 'Enter')) typing = false;
+  }, true);
+  document.addEventListener('click', (e) => { if (picker(e.target) && !typing) e.target.select(); }, true);
+  const live = () => {
+    const sentence = document.querySelector('#sentence');
+    if (sentence && !sentence.hasAttribute('aria-live')) {
+      sentence.setAttribute('aria-live', 'polite');
+      sentence.setAttribute('role', 'status');
+    }
+  };
+  live();
+  new MutationObserver(live).observe(document.body, {childList: true, subtree: true});
+  const hint = (message) => {
+    const box = document.querySelector('#upload-hint');
+    if (box) { box.textContent = message; box.hidden = !message; }
+  };
+  const tooBig = (files) => {
+    for (const file of files || []) {
+      if (file.size > LIMIT_MB * 1024 * 1024) {
+        return TOO_BIG.replace('{size}', (file.size / 1048576).toFixed(1)).replace('{limit}', LIMIT_MB);
+      }
+    }
+    return '';
+  };
+  const guard = (e, files) => {
+    const message = tooBig(files);
+    hint(message);
+    if (message) { e.stopImmediatePropagation(); e.preventDefault(); }
+  };
+  document.addEventListener('drop', (e) => {
+    if (e.target.closest && e.target.closest('#input-image')) guard(e, e.dataTransfer && e.dataTransfer.files);
+  }, true);
+  document.addEventListener('change', (e) => {
+    if (e.target.closest && e.target.closest('#input-image') && e.target.type === 'file') {
+      guard(e, e.target.files);
+      if (e.defaultPrevented) e.target.value = '';
+    }
+  }, true);
+}
+"""
+
+#: After a new result on a narrow screen, bring the sentence and panels into view.
+SCROLL_JS = """
+() => {
+  const sentence = document.querySelector('#sentence');
+  if (sentence && window.innerWidth < 768) sentence.scrollIntoView({behavior: 'smooth', block: 'start'});
+}
 """
 
 
@@ -57,9 +172,9 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turns expected mistakes into a message and unexpected failures into a logged apology."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except gr.Error:
             raise
         except GradCAMError as exc:
@@ -75,13 +190,86 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def build_demo(service: DemoService) -> gr.Blocks:
+def close_names(typed: str, names: Sequence[str], n: int = 5) -> list[str]:
+    """Class names close to what a person typed: names containing it first, then look-alikes.
+
+    Names that start with the text, or have a word that does, come before names
+    that merely contain it ("cat": "cat... ", "tiger cat", "Persian cat" before
+    "polecat"); spelling mistakes ("tigr") are caught by :mod:`difflib`.
+    """
+    wanted = " ".join(typed.split()).lower()
+    if not wanted:
+        return []
+    lowered = [name.lower() for name in names]
+
+    def rank(index: int) -> tuple[int, int]:
+        name = lowered[index]
+        words = name.replace("-", " ").split()
+        starts = name.startswith(wanted) or any(w.startswith(wanted) for w in words)
+        return (0 if starts else 1, len(name))
+
+    containing = sorted((i for i, name in enumerate(lowered) if wanted in name), key=rank)
+    found = [names[i] for i in containing]
+    for close in difflib.get_close_matches(wanted, lowered, n=n, cutoff=0.6):
+        name = names[lowered.index(close)]
+        if name not in found:
+            found.append(name)
+    return found[:n]
+
+
+def legend_html(colormap: str = COLORMAP) -> str:
+    """The colour key under the panels: the colour map as a CSS gradient, its ends in words."""
+    samples = heatmap(np.linspace(0.0, 1.0, 11, dtype=np.float32)[None, :], colormap)[0]  # (11, 3)
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in samples)
+    words = text.colours(colormap)
+    return (
+        f'<div id="legend-body"><div class="scale" role="img" aria-label="Colour key: {words.none} means no evidence, '
+        f'{words.strong} the strongest evidence" style="background: linear-gradient(to right, {stops})"></div>'
+        f'<div class="words"><span>{words.none.capitalize()}: no evidence</span>'
+        f"<span>{words.strong.capitalize()}: strongest evidence</span></div></div>"
+    )
+
+
+def head(title: str, description: str, image_url: str | None) -> str:
+    """Link-preview tags (Open Graph, Twitter) for a shared link to the page."""
+    tags = {
+        "og:title": title,
+        "og:description": description,
+        "og:type": "website",
+        "twitter:card": "summary_large_image",
+        "twitter:title": title,
+        "twitter:description": description,
+    }
+    if image_url:
+        tags["og:image"] = image_url
+        tags["twitter:image"] = image_url
+    lines = [f'<meta name="description" content="{html.escape(description)}">']
+    for key, value in tags.items():
+        attribute = "property" if key.startswith("og:") else "name"
+        lines.append(f'<meta {attribute}="{key}" content="{html.escape(value)}">')
+    return "\n".join(lines)
+
+
+def build_demo(
+    service: DemoService, *, on_spaces: bool = False, preview_image: str | None = None, upload_limit_mb: float = UPLOAD_LIMIT_MB
+) -> gr.Blocks:
     """Lays out the page and wires its events to ``service``.
 
-    The ``explain`` API endpoint takes (image file, class name or "Top prediction",
-    model title, box threshold, overlay opacity) and returns the four pictures
-    (PNG), the top-5 label, the sentence and the zip of everything.
+    The ``explain`` API endpoint (and MCP tool) takes (image file, class name or
+    "Top prediction", model title, box threshold, overlay opacity, colours) and
+    returns the four pictures (PNG), the top-5 label, the sentence and the zip of
+    everything.
+
+    Args:
+        service: runs the models.
+        on_spaces: the page is served on Hugging Face Spaces (``SPACE_ID`` is set):
+            show the buttons that share a picture there.
+        preview_image: absolute URL of the picture a shared link shows (``og:image``).
+        upload_limit_mb: the upload limit the server enforces, announced in our words.
     """
+    categories = list(service.categories)
+    known = {" ".join(name.split()).lower() for name in categories}
+    panel_buttons: list[Any] = ["download", "fullscreen", *(["share"] if on_spaces else [])]
 
     def outputs_of(result: Rendered) -> tuple[Any, ...]:
         files = [str(result.panels[name]) for name in PANEL_TITLES]
@@ -89,113 +277,199 @@ def build_demo(service: DemoService) -> gr.Blocks:
 
     @_friendly
     def explain(
-        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str = COLORMAP
+        image: str | bytes | None,
+        target: str = text.TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        alpha: float = OVERLAY_ALPHA,
+        colormap: str = COLORMAP,
     ) -> tuple[Any, ...]:
-        return outputs_of(service.explain(image, target, model, threshold, alpha, colormap, name=_name_of(image)))
+        """Explains which parts of a photo an image classifier used for its answer (Grad-CAM).
 
-    @_friendly
-    def explain_if_ready(
+        Give a photo (a URL or a file). The model names what it sees; Grad-CAM
+        colours the regions that led to that class. Use it to check *why* a
+        classifier decided, or where an object is.
+
+        Args:
+            image: the photo to explain (JPEG, PNG, WebP...).
+            target: the ImageNet class to explain, e.g. "tabby" or "espresso"; "Top prediction" explains the model's own best guess.
+            model: which model; leave empty for the default.
+            threshold: box threshold, 0.05 to 0.95: how strong the evidence must be to be boxed (share of the strongest).
+            alpha: heatmap opacity over the photo, 0 to 1.
+            colormap: heatmap colours: jet, viridis, cividis or magma.
+
+        Returns:
+            The photo, the heatmap, the heatmap over the photo, the photo with a box around the strongest evidence
+            (PNG images); the top 5 classes with probabilities; one sentence that says what the model sees; a zip of everything.
+        """
+        result = service.explain(image, target, model, threshold, alpha, colormap, name=_name_of(image))
+        return outputs_of(result)
+
+    def _unknown(target: str | None) -> bool:
+        return target not in (None, "", text.TOP_PREDICTION) and " ".join(str(target).split()).lower() not in known
+
+    def page_explain(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
     ) -> tuple[Any, ...]:
-        # Changing a setting before any image is there is not a mistake: do nothing.
+        """The page's explanation: an unknown class or no photo leaves the results as they are."""
         if image is None:
-            return tuple(gr.skip() for _ in range(len(PANEL_TITLES) + 3))
-        return explain(image, target, model, threshold, alpha, colormap)
+            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(visible=False),)
+        if _unknown(target):
+            hint = text.unknown_class(str(target), close_names(str(target), categories))
+            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value=hint, visible=True),)
+        result = _friendly(service.explain)(image, target, model, threshold, alpha, colormap, name=_name_of(image))
+        asked = target not in (None, "", text.TOP_PREDICTION)
+        alts = text.alt_texts(result.explanation, colormap)
+        panels_out = [
+            gr.Image(value=str(result.panels[key]), alt_text=alts[key]) for key in PANEL_TITLES
+        ]
+        return (
+            *panels_out,
+            text.top_k_html(result.explanation),
+            text.describe(result.explanation, asked, colormap),
+            str(result.archive),
+            gr.update(visible=True),
+            gr.update(value="", visible=False),
+        )
 
-    with gr.Blocks(title=text.TITLE, delete_cache=(300, 900)) as demo:
-        gr.Markdown(text.INTRO)
+    def cleared() -> tuple[Any, ...]:
+        """The page without a photo: no panels, the waiting sentence, no download."""
+        return (
+            *(None for _ in PANEL_TITLES), "", text.WAITING, None, gr.update(visible=False), gr.update(value="", visible=False),
+        )
+
+    with warnings.catch_warnings():
+        # Gradio 6 prefers head= and js= at launch(); here they travel with the page wherever it is launched.
+        warnings.filterwarnings("ignore", message="The parameters have been moved")
+        blocks = gr.Blocks(title=text.TITLE, delete_cache=(300, 900), **_page_options(preview_image, upload_limit_mb))
+    with blocks as demo:
+        gr.Markdown(text.INTRO, elem_id="intro")
         if service.untrained:
             gr.Markdown(text.UNTRAINED_BANNER, elem_classes="banner", elem_id="untrained-banner")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
+            with gr.Column(scale=2, min_width=260):
                 image = ImageUpload(
-                    label="Your image",
+                    label="Your photo",
                     type="filepath",
                     sources=["upload", "clipboard"],
-                    height=340,
+                    height=190,
                     elem_id="input-image",
+                    placeholder="Drop a photo here, click to choose one, or paste it",
                 )
+                upload_hint = gr.HTML("", elem_id="upload-hint", padding=False)
+            with gr.Column(scale=5, min_width=300):
+                with gr.Row(equal_height=False, elem_id="picker-row"):
+                    target = gr.Dropdown(
+                        [text.TOP_PREDICTION, *sorted(set(categories), key=str.lower)],
+                        value=text.TOP_PREDICTION,
+                        label="Class to explain",
+                        info=text.TARGET_INFO,
+                        filterable=True,
+                        allow_custom_value=True,  # a typed name is checked here and answered with a hint
+                        elem_id="target",
+                        scale=4,
+                    )
+                    button = gr.Button("Explain", variant="primary", elem_id="explain", scale=1, min_width=110)
+                hint = gr.Markdown("", visible=False, elem_id="target-hint")
                 examples_slot = gr.Column()
-            with gr.Column(scale=2):
-                target = gr.Dropdown(
-                    [text.TOP_PREDICTION, *sorted(set(service.categories), key=str.lower)],
-                    value=text.TOP_PREDICTION,
-                    label="Class to explain",
-                    info="Type to search the 1000 classes, or keep the model's top prediction.",
-                    filterable=True,
-                    allow_custom_value=True,  # names typed in any case, or API calls: checked by the engine
-                    elem_id="target",
-                )
+        sentence = gr.Markdown(text.WAITING, elem_id="sentence", label="Sentence")
+        with gr.Column(visible=False, elem_id="results") as results:
+            with gr.Row(equal_height=True):
+                panels = [
+                    gr.Image(
+                        label=title,
+                        type="filepath",
+                        format="png",
+                        interactive=False,
+                        height=230,
+                        buttons=panel_buttons,
+                        elem_id=f"panel-{key}",
+                        elem_classes="panel",
+                        min_width=140,
+                    )
+                    for key, title in PANEL_TITLES.items()
+                ]
+            legend = gr.HTML(legend_html(COLORMAP), elem_id="legend", padding=False)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=2):
+                    top5 = gr.HTML("", label="Top 5 guesses", elem_id="top5")
+                with gr.Column(scale=2):
+                    archive = gr.File(label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive")
+        with gr.Accordion(text.SETTINGS, open=False, elem_id="settings"):
+            with gr.Row():
                 model = gr.Radio(service.model_titles, value=service.default_model, label="Model", elem_id="model")
-                threshold = gr.Slider(
-                    0.05, 0.95, value=BOX_THRESHOLD, step=0.05, label="Box threshold",
-                    info="How strong the evidence must be to be boxed (share of the strongest).",
-                )
-                alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity")
-                colormap = gr.Dropdown(
+                colormap = gr.Radio(
                     list(COLORMAPS), value=COLORMAP, label="Colours",
                     info="viridis and cividis read well with colour blindness and in greyscale.",
                     elem_id="colormap",
                 )
-                button = gr.Button("Explain", variant="primary", elem_id="explain")
-            with gr.Column(scale=3):
-                sentence = gr.Markdown(text.WAITING, elem_classes="sentence", elem_id="sentence")
-                label = gr.Label(num_top_classes=5, label="Top 5 guesses", elem_id="top5")
-                archive = gr.File(label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive")
-        with gr.Row(equal_height=True):
-            panels = [
-                gr.Image(
-                    label=title,
-                    type="filepath",
-                    format="png",
-                    interactive=False,
-                    height=320,
-                    buttons=["download", "fullscreen"],
-                    elem_id=f"panel-{key}",
+            with gr.Row():
+                threshold = gr.Slider(
+                    0.05, 0.95, value=BOX_THRESHOLD, step=0.05, label="Box threshold", elem_id="threshold",
+                    info="How strong the evidence must be to be boxed (share of the strongest).",
                 )
-                for key, title in PANEL_TITLES.items()
-            ]
-        scale = gr.Image(
-            value=colorbar(COLORMAP, 900), show_label=False, interactive=False, container=False, height=60,
-            buttons=[], elem_id="colorbar",
-        )
+                alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity")
         inputs = [image, target, model, threshold, alpha, colormap]
-        outputs = [*panels, label, sentence, archive]
-        examples = [e for e in _examples() if e[2] == text.TOP_PREDICTION or e[2] in service.categories]
+        page_outputs = [*panels, top5, sentence, archive, results, hint]
         with examples_slot:
-            gr.Examples(
-                examples=[[str(path), target, service.default_model] for _, path, target in examples],
-                example_labels=[caption for caption, _, _ in examples],
-                inputs=[image, target, model],
-                outputs=outputs,
-                fn=lambda image, target, model: explain(image, target, model, BOX_THRESHOLD, OVERLAY_ALPHA, COLORMAP),
-                cache_examples=True,
-                examples_per_page=6,
+            examples = gr.Examples(
+                examples=[[str(path)] for _, path in _examples()],
+                inputs=[image],
                 label="Examples: click one",
+                examples_per_page=8,
+                elem_id="examples",
             )
         with gr.Accordion("How to read this", open=False):
             gr.Markdown(text.HOW_TO_READ)
-        _explore(service, inputs)
+        explore_outputs = _explore(service, inputs, on_spaces)
 
-        button.click(explain, inputs, outputs, api_name="explain", concurrency_id="model")
-        image.upload(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
-        for control in (target, model):
-            control.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
+        # The API (and MCP tool): the same outputs as ever, with a gr.Label for the top 5.
+        api_label = gr.Label(num_top_classes=5, label="Top 5 guesses", visible=False)
+        api_trigger = gr.Button(visible=False)
+        api_trigger.click(
+            explain, inputs, [*panels, api_label, sentence, archive], api_name="explain", concurrency_id="model",
+        )
+
+        page = {"api_visibility": "private", "concurrency_id": "model"}
+        button.click(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
+        # A new photo, an example or "remove image": the old results go, the new ones come.
+        image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, queue=False, api_visibility="private")
+        image.change(cleared, None, page_outputs, queue=False, api_visibility="private").then(
+            page_explain, inputs, page_outputs, **page
+        ).then(None, js=SCROLL_JS)
+        target.input(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
+        model.input(page_explain, inputs, page_outputs, **page)
         for slider in (threshold, alpha):
-            slider.release(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
-        colormap.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
-        colormap.input(lambda name: colorbar(name, 900), colormap, scale, api_name=False, queue=False)
+            # .change also follows a number typed into the slider's field; only the last value runs.
+            slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page)
+        colormap.input(page_explain, inputs, page_outputs, **page)
+        colormap.input(legend_html, colormap, legend, queue=False, api_visibility="private")
+        del examples, upload_hint
     return demo
 
 
-def _picture(label: str, height: int) -> gr.Image:
-    """An output picture, sent as PNG."""
-    return gr.Image(label=label, type="numpy", format="png", interactive=False, height=height)
+def _page_options(preview_image: str | None, upload_limit_mb: float) -> dict[str, str]:
+    """The page's <head> tags and script, given to ``gr.Blocks`` (Gradio 6 also takes them at launch)."""
+    script = PAGE_JS % {"limit": json.dumps(upload_limit_mb), "too_big": json.dumps(text.UPLOAD_TOO_BIG)}
+    return {"head": head(text.TITLE, text.DESCRIPTION, preview_image), "js": script}
 
 
-def _explore(service: DemoService, inputs: list[Any]) -> None:
-    """The Explore area: the questions an audience asks next, each answered on request."""
+def _picture(label: str, height: int, elem_id: str, buttons: list[Any]) -> gr.Image:
+    """An output picture of the Explore area, sent as PNG, its label above it."""
+    return gr.Image(
+        label=label, type="numpy", format="png", interactive=False, height=height, elem_id=elem_id,
+        elem_classes="panel", buttons=buttons, alt_text=label,
+    )
+
+
+def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[Any]:
+    """The Explore area: the questions an audience asks next, each answered on request.
+
+    Returns:
+        Its outputs, which a new photo clears.
+    """
     image, target, model, threshold, alpha, colormap = inputs
+    buttons: list[Any] = ["download", "fullscreen", *(["share"] if on_spaces else [])]
     with gr.Accordion("Explore: is it really looking there? What speaks against it? Would another model agree?", open=True):
         with gr.Tabs():
             with gr.Tab("Is it really looking there?"):
@@ -203,52 +477,67 @@ def _explore(service: DemoService, inputs: list[Any]) -> None:
                 masking_button = gr.Button("Run the masking test", elem_id="masking-run")
                 masking_words = gr.Markdown(elem_id="masking-sentence")
                 with gr.Row():
-                    hidden = _picture("Highlighted area hidden", 240)
-                    kept = _picture("Only the highlighted area kept", 240)
-                    curve = _picture("Deletion curve", 240)
+                    hidden = _picture("Highlighted area hidden", 260, "masking-hidden", buttons)
+                    kept = _picture("Only the highlighted area kept", 260, "masking-kept", buttons)
+                    curve = _picture("Deletion curve", 260, "masking-curve", buttons)
             with gr.Tab("What speaks against it?"):
                 gr.Markdown(text.COUNTER_HELP)
                 counter_button = gr.Button("Show what speaks against the class", elem_id="counter-run")
                 counter_words = gr.Markdown(elem_id="counter-sentence")
                 with gr.Row():
-                    counter_heat = _picture("Counter-evidence heatmap", 280)
-                    counter_over = _picture("Counter-evidence overlay", 280)
+                    counter_heat = _picture("Counter-evidence heatmap", 280, "counter-heatmap", buttons)
+                    counter_over = _picture("Counter-evidence overlay", 280, "counter-overlay", buttons)
             with gr.Tab("Fine detail"):
                 gr.Markdown(text.GUIDED_HELP)
                 guided_button = gr.Button("Show Guided Grad-CAM", elem_id="guided-run")
-                guided_image = _picture("Guided Grad-CAM", 320)
+                guided_image = _picture("Guided Grad-CAM", 320, "guided-image", buttons)
             with gr.Tab("Compare classes"):
                 gr.Markdown(text.CLASSES_HELP)
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
-                classes_gallery = gr.Gallery(label="Top 3 classes", columns=3, height=320, object_fit="contain", elem_id="classes-gallery")
+                classes_gallery = gr.Gallery(
+                    label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery",
+                    allow_preview=True,
+                )
             with gr.Tab("Compare models"):
                 gr.Markdown(text.MODELS_HELP)
                 models_button = gr.Button("Compare the models", elem_id="models-run")
                 models_words = gr.Markdown(elem_id="models-sentence")
-                models_gallery = gr.Gallery(label="Each model's view", columns=3, height=320, object_fit="contain", elem_id="models-gallery")
+                models_gallery = gr.Gallery(
+                    label="Each model's view", columns=3, height="auto", object_fit="contain", elem_id="models-gallery",
+                )
             with gr.Tab("One-picture report"):
                 gr.Markdown(text.REPORT_HELP)
                 report_button = gr.Button("Make the report", elem_id="report-run")
                 report_file = gr.File(label="Report (PNG)", elem_id="report-file")
-                report_image = gr.Image(label="Report", type="filepath", format="png", interactive=False, height=300)
+                report_image = gr.Image(
+                    label="Report", type="filepath", format="png", interactive=False, height=300, elem_id="report-image",
+                    elem_classes="panel", buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
+                )
 
     @_friendly
-    def run_masking(image, target, model, threshold):
+    def run_masking(image, target, model, threshold, progress=gr.Progress()):
+        progress(0.0, desc="Explaining the photo")
+        service.explanation(image, target, model, threshold)
+        progress(0.2, desc="Hiding parts of the photo and asking the model again")
         test, hidden_view, kept_view, plot = service.masking(image, target, model, threshold)
+        progress(1.0, desc="Done")
         return test.sentence(), hidden_view, kept_view, plot
 
     @_friendly
     def run_counter(image, target, model, alpha, colormap):
         heat, over, words = service.counterfactual(image, target, model, alpha, colormap)
-        return words, heat, over
+        strong = text.colours(colormap).strong
+        return words.replace("The warm colours", f"The {strong} parts"), heat, over
 
     @_friendly
     def run_report(image, target, model, threshold, alpha, colormap):
         path = str(service.report(image, target, model, threshold, alpha, colormap))
         return path, path
 
-    options = {"api_name": False, "concurrency_id": "model"}
-    masking_button.click(run_masking, [image, target, model, threshold], [masking_words, hidden, kept, curve], **options)
+    options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
+    masking_button.click(
+        run_masking, [image, target, model, threshold], [masking_words, hidden, kept, curve], show_progress="full", **options
+    )
     counter_button.click(run_counter, [image, target, model, alpha, colormap], [counter_words, counter_heat, counter_over], **options)
     guided_button.click(_friendly(service.guided), [image, target, model], guided_image, **options)
     classes_button.click(_friendly(service.compare_classes), [image, model, alpha, colormap], classes_gallery, **options)
@@ -257,16 +546,19 @@ def _explore(service: DemoService, inputs: list[Any]) -> None:
         [models_words, models_gallery], **options,
     )
     report_button.click(run_report, [image, target, model, threshold, alpha, colormap], [report_file, report_image], **options)
+    return [masking_words, hidden, kept, curve, counter_words, counter_heat, counter_over, guided_image,
+            classes_gallery, models_words, models_gallery, report_file, report_image]
 
 
 def _name_of(image: str | bytes | None) -> str:
     return Path(image).name if isinstance(image, str) else "image"
 
 
-def _examples() -> list[tuple[str, Path, str]]:
-    """(caption, image, class) for each example shipped in ``demo/examples``."""
-    captions = {"astronaut.png": "Astronaut", "chelsea.png": "Cat", "coffee.png": "Coffee", "rocket.jpg": "Rocket"}
-    rows = [(caption, EXAMPLES_DIR / name, text.TOP_PREDICTION) for name, caption in captions.items()]
-    pair = EXAMPLES_DIR / "cat-and-coffee.jpg"
-    rows += [("Cat + coffee: the cat", pair, "tabby"), ("Cat + coffee: the coffee", pair, "espresso")]
-    return [row for row in rows if row[1].exists()]
+def _examples() -> list[tuple[str, Path]]:
+    """(caption, image) for each example shipped in ``demo/examples``."""
+    names = {
+        "chelsea.png": "Cat", "cat-and-coffee.jpg": "Cat and coffee", "coffee.png": "Coffee",
+        "astronaut.png": "Astronaut", "rocket.jpg": "Rocket",
+    }
+    return [(caption, EXAMPLES_DIR / name) for name, caption in names.items() if (EXAMPLES_DIR / name).exists()]
+

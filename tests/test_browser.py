@@ -1,20 +1,41 @@
-"""The app in a real browser: Playwright drives Debian's Chromium like a person would."""
+"""The app in a real browser: Playwright drives Debian's Chromium like a person would.
+
+People click, type letter by letter, use the arrow keys and Enter; the tests do
+the same at a projector's size (1280x720) and a phone's (390x844), wait on what
+the page shows (never on a clock), and leave screenshots in ``test-artifacts/``.
+The app runs a small untrained network with the 1000 ImageNet class names, so
+the page behaves as with the real model but answers in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import base64
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from .app_server import RunningApp
+from gradcam import Explainer
+from gradcam.models import Backbone
+
+from demo.service import DemoService
+
+from .app_server import RunningApp, gradio_workdir, running_app
+from .conftest import MEAN, STD, TinyNet
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-PAIR = Path(__file__).resolve().parents[1] / "demo" / "examples" / "cat-and-coffee.jpg"
+EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
+PAIR = EXAMPLES / "cat-and-coffee.jpg"
+DESKTOP = {"width": 1280, "height": 720}
+PHONE = {"width": 390, "height": 844}
+TYPING = 60  # ms between keys, as a quick typist
+UPLOAD = "#input-image button.upload-container"
 
 pytestmark = pytest.mark.browser
 
@@ -27,6 +48,34 @@ DROP = """
     for (const type of ["dragenter", "dragover", "drop"]) {
         target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
     }
+}
+"""
+
+PAINTED = """
+(before) => {
+    const images = ['original', 'heatmap', 'overlay', 'boxes'].map(k => document.querySelector(`#panel-${k} img`));
+    return images.every(i => i && i.complete && i.naturalWidth > 0)
+        && document.querySelector('#panel-overlay img').src !== before;
+}
+"""
+
+# WCAG relative luminance and contrast of an element's text against the first opaque background behind it.
+CONTRAST = """
+(element) => {
+    const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+        const c = [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    let e = element, background = null;
+    while (e) {
+        const b = rgb(getComputedStyle(e).backgroundColor);
+        if (b.length === 3 || (b.length === 4 && b[3] > 0.9)) { background = b.slice(0, 3); break; }
+        e = e.parentElement;
+    }
+    background = background || [255, 255, 255];
+    const [l1, l2] = [lum(rgb(getComputedStyle(element).color).slice(0, 3)), lum(background)];
+    return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
 }
 """
 
@@ -45,40 +94,282 @@ def browser():
         browser.close()
 
 
-def test_drop_an_image_pick_a_class_and_explain(app: RunningApp, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(app.url)
-    page.wait_for_selector("#input-image button.upload-container", timeout=30_000)
-    assert "untrained" in page.inner_text("#untrained-banner")
+@pytest.fixture(scope="module")
+def light_app() -> Iterator[RunningApp]:
+    """The page with a tiny untrained network that knows the 1000 ImageNet names (fast on 2 cores)."""
+    from torchvision.models import VGG19_Weights
 
-    page.evaluate(DROP, ["#input-image button.upload-container", base64.b64encode(PAIR.read_bytes()).decode(), PAIR.name])
-    page.wait_for_function("document.querySelector('#sentence').innerText.includes('sure this is')", timeout=60_000)
+    torch.manual_seed(0)
+    backbone = Backbone(
+        name="tiny", title="TinyNet", model=TinyNet(1000).eval(), target_layer="features",
+        categories=tuple(VGG19_Weights.IMAGENET1K_V1.meta["categories"]), mean=MEAN, std=STD,
+        weights="seeded", untrained=False,
+    )
+    service = DemoService({"TinyNet": Explainer(backbone)}, workdir=gradio_workdir())
+    try:
+        with running_app(service) as running:
+            yield running
+    finally:
+        service.close()
+
+
+def _open(browser, app: RunningApp, viewport: dict[str, int]):
+    page = browser.new_page(viewport=viewport)
+    page.goto(app.url)
+    page.wait_for_selector("#input-image", timeout=30_000)
+    page.wait_for_selector("#examples img", timeout=30_000)
+    return page
+
+
+def _drop(page, path: Path) -> None:
+    page.evaluate(DROP, [UPLOAD, base64.b64encode(path.read_bytes()).decode(), path.name])
+
+
+def _overlay_src(page) -> str:
+    return page.evaluate("() => { const i = document.querySelector('#panel-overlay img'); return i ? i.src : ''; }")
+
+
+def _wait_painted(page, before: str = "") -> None:
+    page.wait_for_function(PAINTED, arg=before, timeout=60_000)
+
+
+def _shot(page, name: str, full_page: bool = False) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    assert np.asarray(Image.open(path).convert("RGB"), dtype=np.float32).std() > 20, "the screenshot is blank"
+    return path
+
+
+def _options(page) -> list[str]:
+    return page.locator("#target [role=option]").all_inner_texts()
+
+
+def _in_view(page, selector: str) -> bool:
+    return page.eval_on_selector(
+        selector, "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight && r.height > 0; }"
+    )
+
+
+def test_first_screen_shows_no_empty_placeholders_and_the_footer(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    assert not page.locator("#results").is_visible(), "empty panels on the first screen"
+    assert page.locator("#examples img").count() >= 4, "the examples have no thumbnails"
+    page.get_by_text("Use via API").wait_for(state="visible")
+    description = page.get_attribute('meta[property="og:description"]', "content")
+    assert description and "Grad-CAM" in description
+    _shot(page, "first-screen-1280x720.png")
+    page.close()
+
+
+def test_the_picker_filters_as_you_type_and_keys_pick(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
 
     page.click("#target input")
-    page.keyboard.press("Control+A")
-    page.keyboard.type("espresso")
-    page.get_by_role("option", name="espresso", exact=True).click()
-    page.click("#explain")
+    page.keyboard.type("tiger", delay=TYPING)
+    assert page.input_value("#target input") == "tiger", "the old text was not replaced"
+    page.wait_for_function("document.querySelectorAll('#target [role=option]').length > 0")
+    options = _options(page)
+    assert {"tiger", "tiger cat", "tiger shark"} <= set(options)
+    assert all("tiger" in o.lower() for o in options)
+
+    for _ in "tiger":
+        page.keyboard.press("Backspace")
+    page.keyboard.type("cat", delay=TYPING)
+    page.wait_for_function("[...document.querySelectorAll('#target [role=option]')].some(o => o.innerText === 'Persian cat')")
+    assert {"tiger cat", "Persian cat", "Egyptian cat"} <= set(_options(page))
+    _shot(page, "picker-typing.png")
+
+    before = _overlay_src(page)
+    offered = _options(page)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#target input').value !== 'cat'")
+    picked = page.input_value("#target input")
+    assert picked in offered and "cat" in picked.lower()
+    page.wait_for_function(f"document.querySelector('#sentence').innerText.includes('You asked about {picked}')", timeout=60_000)
+    _wait_painted(page, before)
+    assert page.locator(".error").count() == 0
+    page.close()
+
+
+def test_a_name_that_matches_nothing_gets_one_hint_and_keeps_the_result(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    sentence = page.inner_text("#sentence")
+    shown = _overlay_src(page)
+
+    page.click("#target input")
+    page.keyboard.type("tigr", delay=TYPING)
+    page.wait_for_function("document.querySelectorAll('#target [role=option]').length === 0")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#target-hint", state="visible", timeout=30_000)
+    hint = page.inner_text("#target-hint")
+    assert "tigr" in hint and "tiger" in hint, hint
+    assert page.locator(".error, [data-testid=toast-body]").count() == 0, "red error badges or toasts"
+    assert page.inner_text("#sentence") == sentence and _overlay_src(page) == shown, "the result changed"
+    _shot(page, "picker-unknown-name.png")
+
+    # Correcting it: click, the text is selected, type a real name, pick it with Enter: the hint goes.
+    page.click("#target input")
+    page.keyboard.type("espresso", delay=TYPING)
+    assert page.input_value("#target input") == "espresso"
+    page.wait_for_function("document.querySelector('#target [role=option]')?.innerText === 'espresso'")
+    page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#sentence').innerText.includes('You asked about espresso')", timeout=60_000)
-    page.wait_for_timeout(500)  # let the last images paint
+    assert not page.locator("#target-hint").is_visible()
+    page.close()
 
-    for panel in ("original", "heatmap", "overlay", "boxes"):
-        width = page.eval_on_selector(f"#panel-{panel} img", "img => img.complete ? img.naturalWidth : 0")
-        assert width == Image.open(PAIR).width, f"the {panel} panel shows no image of the upload's size"
-    assert "%" in page.inner_text("#top5")
-    assert page.locator("#archive a, #archive [download]").count() > 0, "no download of everything"
 
-    # The Explore area answers "is it really looking there?" with the masking test.
+def test_the_result_fits_the_first_screen_at_1280x720(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    _drop(page, PAIR)
+    _wait_painted(page)
+    for selector in ("#sentence", "#panel-original", "#panel-heatmap", "#panel-overlay", "#panel-boxes", "#explain"):
+        assert _in_view(page, selector), f"{selector} is not in the first screen"
+    widths = [page.eval_on_selector(f"#panel-{k} img", "i => i.naturalWidth") for k in ("original", "heatmap", "overlay", "boxes")]
+    assert widths == [Image.open(PAIR).width] * 4
+    _shot(page, "result-1280x720.png")
+    page.close()
+
+
+def test_on_a_phone_the_page_scrolls_to_the_result(light_app, browser):
+    page = _open(browser, light_app, PHONE)
+    page.locator("#examples img").nth(2).click()
+    _wait_painted(page)
+    page.wait_for_function(
+        "() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }",
+        timeout=10_000,
+    )
+    legend = page.eval_on_selector("#legend .words", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert legend >= 12, "the colour key is unreadable on a phone"
+    _shot(page, "result-390x844.png")
+    page.close()
+
+
+def test_examples_and_typed_numbers_follow_the_controls(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.get_by_text("Settings: model").click()
+    page.get_by_label("viridis").check()
+
+    page.locator("#examples img").nth(1).click()
+    _wait_painted(page)
+    assert "yellow" in page.inner_text("#sentence") and "red" not in page.inner_text("#sentence")
+    assert "Dark purple: no evidence" in page.inner_text("#legend")
+
+    before = _overlay_src(page)
+    field = page.locator("#opacity input[type=number]")
+    field.click()
+    for _ in range(4):
+        page.keyboard.press("Backspace")
+    page.keyboard.type("0.9", delay=TYPING)
+    page.keyboard.press("Enter")
+    _wait_painted(page, before)
+    page.close()
+
+
+def test_a_new_photo_or_remove_clears_the_old_results(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    page.get_by_role("tab", name="Fine detail").click()
+    page.click("#guided-run")
+    page.wait_for_selector("#guided-image img", timeout=60_000)
+
+    before = _overlay_src(page)
+    page.locator("#examples img").nth(3).click()
+    _wait_painted(page, before)
+    assert page.locator("#guided-image img").count() == 0, "the Explore tab still shows the old photo"
+
+    page.get_by_role("button", name="Remove Image").click()
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes('Add an image')")
+    assert not page.locator("#results").is_visible(), "old panels stay after the photo was removed"
+    page.close()
+
+
+def test_accessible_pictures_words_and_contrast(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    for key in ("original", "heatmap", "overlay", "boxes"):
+        alt = page.get_attribute(f"#panel-{key} img", "alt")
+        assert alt and len(alt) > 10, f"the {key} panel has no alt text"
+    assert page.get_attribute("#sentence", "aria-live") == "polite"
+
+    texts = {
+        "label": "#target [data-testid=block-info], #target .info-text, #panel-original label",
+        "button": "#explain",
+        "tab": "button[role=tab]",
+        "legend": "#legend .words span",
+        "sentence": "#sentence p",
+    }
+    for what, selector in texts.items():
+        for element in page.locator(selector).element_handles()[:4]:
+            ratio = element.evaluate(CONTRAST)
+            assert ratio >= 4.5, f"{what} text has contrast {ratio:.2f}:1"
+    page.close()
+
+
+def test_keyboard_only_from_the_picker_to_the_result(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    before = _overlay_src(page)
+    page.focus("#target input")
+    page.keyboard.type("espres", delay=TYPING)
+    page.wait_for_function("[...document.querySelectorAll('#target [role=option]')].map(o => o.innerText).join() === 'espresso,espresso maker'")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "explain" or page.evaluate(
+        "document.activeElement.closest('#explain') !== null"
+    )
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes('espresso')", timeout=60_000)
+    _wait_painted(page, before)
+    page.close()
+
+
+def test_a_too_big_upload_is_explained_in_our_words(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    big = bytes(11 * 1024 * 1024)
+    page.evaluate(DROP, [UPLOAD, base64.b64encode(big).decode(), "huge.jpg"])
+    page.wait_for_selector("#upload-hint:not([hidden])", timeout=10_000)
+    words = page.inner_text("#upload-hint")
+    assert "11.0 MB" in words and "up to 10 MB" in words
+    assert "exceed" not in page.inner_text("body")
+    page.close()
+
+
+def test_explore_pictures_are_shareable(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    _drop(page, PAIR)
+    _wait_painted(page)
+    assert page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
+
     page.click("#masking-run")
+    page.wait_for_selector("#masking-sentence .progress-text, .progress-level, .eta-bar, [data-testid=status-tracker] .progress-text",
+                           timeout=30_000)
     page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000)
-    assert "espresso" in page.inner_text("#masking-sentence")
+    page.wait_for_selector("#masking-curve img")
+    page.locator("#masking-curve").scroll_into_view_if_needed()
+    _shot(page, "explore-masking.png")
+
     page.get_by_role("tab", name="Compare classes").click()
     page.click("#classes-run")
     page.wait_for_function("document.querySelectorAll('#classes-gallery img').length >= 3", timeout=60_000)
+    captions = page.locator("#classes-gallery .caption-label, #classes-gallery figcaption, #classes-gallery .caption")
+    assert captions.count() >= 3 and all(c.is_visible() for c in captions.all()[:3]), "class names are not visible"
+    assert all(re.search(r"\d%", c) for c in captions.all_inner_texts()[:3])
+    page.locator("#classes-gallery").scroll_into_view_if_needed()
+    _shot(page, "explore-classes.png")
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "browser-explain.png"
-    page.screenshot(path=str(shot), full_page=True)
-    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
-    assert pixels.std() > 20, "the screenshot is blank"
+    page.get_by_role("tab", name="One-picture report").click()
+    page.click("#report-run")
+    page.wait_for_selector("#report-image img", timeout=60_000)
+    page.locator("#report-image").scroll_into_view_if_needed()
+    _shot(page, "explore-report.png")
     page.close()
