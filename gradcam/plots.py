@@ -7,6 +7,8 @@ several threads can draw at once.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -25,10 +27,10 @@ def _pixels(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _scale(axes, colormap: str, labels: tuple[str, ...]) -> None:
+def _scale(axes, colormap: str, labels: tuple[str, ...], fontsize: float = 9) -> None:
     axes.imshow(heatmap(np.linspace(0.0, 1.0, 256)[None, :], colormap), aspect="auto")
     axes.set_yticks([])
-    axes.set_xticks(np.linspace(0, 255, len(labels)), labels, fontsize=9)
+    axes.set_xticks(np.linspace(0, 255, len(labels)), labels, fontsize=fontsize)
     ticks = axes.get_xticklabels()
     ticks[0].set_horizontalalignment("left")
     ticks[-1].set_horizontalalignment("right")
@@ -38,9 +40,14 @@ def _scale(axes, colormap: str, labels: tuple[str, ...]) -> None:
 
 
 def colorbar(colormap: str = COLORMAP, width: int = 480) -> np.ndarray:
-    """A horizontal colour bar that says what the heatmap's colours mean."""
-    figure = Figure(figsize=(width / DPI, 0.6), dpi=DPI)
-    _scale(figure.add_axes((0.01, 0.5, 0.98, 0.4)), colormap, ("no evidence", "some", "strongest evidence"))
+    """A horizontal colour bar that says what the heatmap's colours mean.
+
+    The words are sized for the picture's width (about 1/40 of it, at least 9
+    points), so the bar stays readable when a page shrinks it to a phone's width.
+    """
+    fontsize = max(9.0, width / 40 * 72 / DPI)
+    figure = Figure(figsize=(width / DPI, 0.6 * fontsize / 9), dpi=DPI)
+    _scale(figure.add_axes((0.01, 0.5, 0.98, 0.4)), colormap, ("no evidence", "some", "strongest evidence"), fontsize)
     return _pixels(figure)
 
 
@@ -55,8 +62,10 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     axes.set_ylabel(f"confidence in {test.class_name} (%)")
     axes.set_xlim(0, 100)
     axes.set_ylim(0, max(1.0, 105 * max(test.curve)))
-    axes.set_title("Hiding the most important pixels first", fontsize=11)
-    axes.legend(fontsize=8, loc="upper right")
+    # The title sits in the figure, above the axes, so a viewer's label or buttons over the
+    # picture's top corners do not hide it; the legend goes below the curve's start.
+    figure.suptitle("Hiding the most important pixels first", fontsize=12)
+    axes.legend(fontsize=8, loc="lower left")
     axes.grid(alpha=0.3)
     return _pixels(figure)
 
@@ -94,5 +103,6 @@ def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_AL
     if explanation.untrained:
         caption += "\nUNTRAINED MODEL: an illustration, the result means nothing"
     note.text(0.0, 0.6, caption, fontsize=9, color="dimgrey", va="top")
-    figure.suptitle(sentence, fontsize=14)
+    # Wrapped to the figure's width (about 7.5 points a character at 14 points), never clipped.
+    figure.suptitle(textwrap.fill(sentence, width=max(40, int(figure.get_figwidth() * 72 / 8.2))), fontsize=14)
     return _pixels(figure)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gradcam import Explainer
 from gradcam.faithfulness import MaskingTest
@@ -14,6 +16,7 @@ from gradcam.plots import colorbar, deletion_plot, report
 
 from .conftest import make_scene
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ORANGE = np.array([0xD9, 0x48, 0x0F])  # the deletion curve's colour
 
 
@@ -56,6 +59,13 @@ def test_colorbar_width_and_colormap():
     assert viridis[18, 471, 0] > 200 and viridis[18, 471, 1] > 200  # viridis ends in yellow
 
 
+def test_a_wide_colorbar_keeps_its_proportions_so_its_words_stay_readable_when_shrunk():
+    narrow, wide = colorbar(width=480), colorbar(width=1440)
+    assert wide.shape[0] >= 2.7 * narrow.shape[0], "the words do not grow with the bar"
+    ink = lambda bar: np.flatnonzero((bar[int(bar.shape[0] * 0.55) :] < 128).all(axis=2).any(axis=1))  # rows of the words
+    assert np.ptp(ink(wide)) >= 2 * np.ptp(ink(narrow)), "the words are as small as on a narrow bar"
+
+
 # deletion_plot -------------------------------------------------------------------------------
 
 
@@ -78,6 +88,14 @@ def test_a_curve_at_zero_is_drawn():
     _is_picture(deletion_plot(_test((0.0, 0.0, 0.0))), 288, 480)
 
 
+def test_deletion_plot_title_is_above_the_axes():
+    plot = deletion_plot(_test((0.9, 0.5, 0.2)))
+    dark = (plot < 100).all(axis=2)
+    rows = np.flatnonzero(dark.any(axis=1))
+    axes_top = np.flatnonzero(dark.sum(axis=1) > 0.5 * plot.shape[1])[0]  # the top spine
+    assert rows[0] < axes_top - 10, "no title above the axes"
+
+
 # report --------------------------------------------------------------------------------------
 
 
@@ -95,6 +113,20 @@ def test_a_taller_image_makes_a_taller_report(explanation):
     tall = dataclasses.replace(explanation, image=image, cam=cam, boxes=())
     picture = report(tall, "tall")
     assert picture.shape[1] == wide.shape[1] and picture.shape[0] > wide.shape[0] + 200
+
+
+def test_a_long_sentence_is_wrapped_in_the_report_not_clipped(explanation):
+    long = "You asked about espresso maker: the model gives it 0.1% (its top guess is espresso, 87%). " * 2
+    picture = report(explanation, long)
+    Image.fromarray(picture).save(ARTIFACTS / "report-long-sentence.png") if ARTIFACTS.is_dir() else None
+
+    def lines(p: np.ndarray) -> int:  # runs of rows with dark ink above the first panel's top
+        inked = (p[: p.shape[0] // 10] < 100).all(axis=2).any(axis=1)
+        return int(np.count_nonzero(inked[1:] & ~inked[:-1]) + inked[0])
+
+    assert lines(picture) == 2, "a long sentence did not get a second line"
+    top = picture[:120]
+    assert (top[:, :20] > 240).all() and (top[:, -20:] > 240).all(), "the title runs into the picture's edges"
 
 
 def test_report_shows_the_sentence_and_the_untrained_warning(explanation):
