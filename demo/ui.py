@@ -250,6 +250,35 @@ def head(title: str, description: str, image_url: str | None) -> str:
     return "\n".join(lines)
 
 
+def _mcp_returns_every_output() -> None:
+    """Lets an assistant receive each of explain's outputs, the pictures as pictures.
+
+    Gradio 6.31's MCP server wraps the outputs of a queued endpoint in one more
+    list when the client asks for no progress updates
+    (``gradio.mcp.GradioMCPServer._execute_tool_without_progress``: ``return [result]``
+    where ``result`` is already the tuple of outputs), so the assistant gets one
+    text of Python reprs instead of four PNGs, the top 5 and the sentence. With
+    progress updates the same server returns the list itself; this makes both
+    paths agree. Harmless once Gradio returns a list there.
+    """
+    try:
+        from gradio.mcp import GradioMCPServer
+    except ImportError:  # gradio without its [mcp] extra: no MCP server to fix
+        return
+    original = GradioMCPServer._execute_tool_without_progress
+    if getattr(original, "unwraps_outputs", False):
+        return
+
+    async def execute(self: Any, job: Any) -> list[Any]:
+        data = await original(self, job)
+        if len(data) == 1 and isinstance(data[0], tuple):  # several outputs, wrapped once too often
+            return list(data[0])
+        return data
+
+    execute.unwraps_outputs = True  # type: ignore[attr-defined]
+    GradioMCPServer._execute_tool_without_progress = execute  # type: ignore[method-assign]
+
+
 def build_demo(
     service: DemoService, *, on_spaces: bool = False, preview_image: str | None = None, upload_limit_mb: float = UPLOAD_LIMIT_MB
 ) -> gr.Blocks:
@@ -267,6 +296,7 @@ def build_demo(
         preview_image: absolute URL of the picture a shared link shows (``og:image``).
         upload_limit_mb: the upload limit the server enforces, announced in our words.
     """
+    _mcp_returns_every_output()
     categories = list(service.categories)
     known = {" ".join(name.split()).lower() for name in categories}
     panel_buttons: list[Any] = ["download", "fullscreen", *(["share"] if on_spaces else [])]

@@ -17,16 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from gradcam import Explainer
-from gradcam.models import Backbone
-
-from demo.service import DemoService
-
-from .app_server import RunningApp, gradio_workdir, running_app
-from .conftest import MEAN, STD, TinyNet
+from .app_server import RunningApp, running_app
+from .light_app import light_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -97,15 +91,7 @@ def browser():
 @pytest.fixture(scope="module")
 def light_app() -> Iterator[RunningApp]:
     """The page with a tiny untrained network that knows the 1000 ImageNet names (fast on 2 cores)."""
-    from torchvision.models import VGG19_Weights
-
-    torch.manual_seed(0)
-    backbone = Backbone(
-        name="tiny", title="TinyNet", model=TinyNet(1000).eval(), target_layer="features",
-        categories=tuple(VGG19_Weights.IMAGENET1K_V1.meta["categories"]), mean=MEAN, std=STD,
-        weights="seeded", untrained=False,
-    )
-    service = DemoService({"TinyNet": Explainer(backbone)}, workdir=gradio_workdir())
+    service = light_service()
     try:
         with running_app(service) as running:
             yield running
