@@ -147,6 +147,27 @@ SCROLL_JS = """
 """
 
 
+class Page(gr.Blocks):
+    """``gr.Blocks`` whose served HTML describes the page to link previews (Open Graph, Twitter).
+
+    Gradio's page template fills ``og:description`` and ``og:image`` from the
+    config's ``simple_description`` and ``thumbnail``, which only
+    ``gr.Interface`` sets; crawlers do not run the page's script, so the tags
+    must be in the HTML the server sends.
+    """
+
+    def __init__(self, *, description: str, thumbnail: str | None = None, **kwargs: Any) -> None:
+        self.simple_description = description
+        self.thumbnail = thumbnail or ""
+        super().__init__(**kwargs)
+
+    def get_config_file(self) -> Any:
+        config = super().get_config_file()
+        config["simple_description"] = self.simple_description  # type: ignore[typeddict-unknown-key]
+        config["thumbnail"] = self.thumbnail  # type: ignore[typeddict-unknown-key]
+        return config
+
+
 class ImageUpload(gr.Image):
     """An image input that hands the raw upload to the engine, which checks it.
 
@@ -371,7 +392,10 @@ def build_demo(
     with warnings.catch_warnings():
         # Gradio 6 prefers head= and js= at launch(); here they travel with the page wherever it is launched.
         warnings.filterwarnings("ignore", message="The parameters have been moved")
-        blocks = gr.Blocks(title=text.TITLE, delete_cache=(300, 900), **_page_options(preview_image, upload_limit_mb))
+        blocks = Page(
+            title=text.TITLE, description=text.DESCRIPTION, thumbnail=preview_image, delete_cache=(300, 900),
+            **_page_options(preview_image, upload_limit_mb),
+        )
     with blocks as demo:
         gr.Markdown(text.INTRO, elem_id="intro")
         if service.untrained:

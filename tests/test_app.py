@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -14,6 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from demo import text
 from demo.text import TOP_PREDICTION
 
 from .app_server import RunningApp
@@ -117,6 +119,27 @@ def test_the_page_says_the_model_is_untrained(app):
 
 def test_the_api_documents_explain(client):
     info = client.view_api(return_format="dict", print_info=False)
-    assert "/explain" in info["named_endpoints"]
+    assert list(info["named_endpoints"]) == ["/explain"], "the page's own events are in the API"
     parameters = [p["parameter_name"] for p in info["named_endpoints"]["/explain"]["parameters"]]
     assert parameters[:2] == ["image", "target"]
+    returns = [r["label"] for r in info["named_endpoints"]["/explain"]["returns"]]
+    assert returns[:6] == ["Original", "Heatmap", "Overlay", "Boxes", "Top 5 guesses", "Sentence"]
+    assert not any(name.startswith("value_") for name in returns)
+
+
+def test_the_banner_speaks_to_visitors_not_to_the_operator(app):
+    config = httpx.get(app.url + "config", timeout=10).text
+    assert "GRADCAM_WEIGHTS" not in config and "Start the app" not in config
+
+
+def test_a_shared_link_previews_the_page(app):
+    page = httpx.get(app.url, timeout=10).text
+    assert f'property="og:title" content="{text.TITLE}"' in page
+    description = re.findall(r'property="og:description"\s+content="([^"]*)"', page)
+    assert text.DESCRIPTION in description, description
+
+
+def test_the_footer_links_to_the_api(app):
+    config = httpx.get(app.url + "config", timeout=10).json()
+    assert "api" in config["footer_links"]
+    assert "footer" not in str(config.get("css") or ""), "CSS hides the footer"
