@@ -309,12 +309,13 @@ def test_keyboard_only_from_the_picker_to_the_result(light_app, browser):
     page.wait_for_function("[...document.querySelectorAll('#target [role=option]')].map(o => o.innerText).join() === 'espresso,espresso maker'")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#target input').value === 'espresso maker'")  # as a person sees it
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "explain" or page.evaluate(
         "document.activeElement.closest('#explain') !== null"
     )
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#sentence').innerText.includes('espresso')", timeout=60_000)
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes('espresso maker')", timeout=60_000)
     _wait_painted(page, before)
     page.close()
 
