@@ -590,7 +590,8 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
 
     options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
     masking_button.click(
-        run_masking, [image, target, model, threshold], [masking_words, hidden, kept, curve], show_progress="full", **options
+        run_masking, [image, target, model, threshold], [masking_words, hidden, kept, curve], show_progress="full",
+        show_progress_on=curve, **options
     )
     counter_button.click(run_counter, [image, target, model, alpha, colormap], [counter_words, counter_heat, counter_over], **options)
     guided_button.click(_friendly(service.guided), [image, target, model], guided_image, **options)

@@ -338,8 +338,8 @@ def test_explore_pictures_are_shareable(light_app, browser):
     assert page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
 
     page.click("#masking-run")
-    page.wait_for_selector("#masking-sentence .progress-text, .progress-level, .eta-bar, [data-testid=status-tracker] .progress-text",
-                           timeout=30_000)
+    bar = page.locator("#masking-curve .progress-level", has_text="Hiding parts of the photo")
+    bar.wait_for(state="visible", timeout=30_000)  # a real progress bar with words, not only a timer
     page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000)
     page.wait_for_selector("#masking-curve img")
     page.locator("#masking-curve").scroll_into_view_if_needed()
