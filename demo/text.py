@@ -166,7 +166,8 @@ def top_k_html(explanation: Explanation) -> str:
             f'<span class="value">{share(p.probability)}</span>'
             f'<span class="bar" aria-hidden="true"><span style="width:{width:.1f}%"></span></span></li>'
         )
-    return f'<ol class="top5" aria-label="The model\'s top {len(rows)} guesses">{"".join(rows)}</ol>'
+    title = f"The model's top {len(rows)} guesses"
+    return f'<p class="top5-title">{title}</p><ol class="top5" aria-label="{html.escape(title)}">{"".join(rows)}</ol>'
 
 
 def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, str]:

@@ -76,6 +76,7 @@ CSS = f"""
 #legend .scale {{ height: 14px; border-radius: 4px; }}
 #legend .words {{ display: flex; justify-content: space-between; font-size: 0.95em; color: #27272a; }}
 .top5 {{ list-style: none; padding: 0; margin: 0; }}
+.top5-title {{ font-weight: 600; margin: 0 0 6px 0; color: #27272a; }}
 .top5 li {{ display: grid; grid-template-columns: 1fr auto; gap: 0 8px; margin: 0 0 6px 0; color: #27272a; }}
 .top5 li.chosen .name {{ font-weight: 700; }}
 .top5 .bar {{ grid-column: 1 / span 2; height: 6px; background: #e4e4e7; border-radius: 3px; }}
@@ -101,6 +102,8 @@ PAGE_JS = """
   }, true);
   document.addEventListener('click', (e) => { if (picker(e.target) && !typing) e.target.select(); }, true);
   const live = () => {
+    const upload = document.querySelector('#upload-hint');
+    if (upload && !upload.textContent.trim() && !upload.hidden) { upload.hidden = true; upload.style.display = 'none'; }
     const sentence = document.querySelector('#sentence');
     if (sentence && !sentence.hasAttribute('aria-live')) {
       sentence.setAttribute('aria-live', 'polite');
@@ -111,7 +114,7 @@ PAGE_JS = """
   new MutationObserver(live).observe(document.body, {childList: true, subtree: true});
   const hint = (message) => {
     const box = document.querySelector('#upload-hint');
-    if (box) { box.textContent = message; box.hidden = !message; }
+    if (box) { box.textContent = message; box.hidden = !message; box.style.display = message ? '' : 'none'; }
   };
   const tooBig = (files) => {
     for (const file of files || []) {

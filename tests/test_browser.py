@@ -224,6 +224,7 @@ def test_the_result_fits_the_first_screen_at_1280x720(light_app, browser):
 
 def test_on_a_phone_the_page_scrolls_to_the_result(light_app, browser):
     page = _open(browser, light_app, PHONE)
+    _shot(page, "first-screen-390x844.png")
     page.locator("#examples img").nth(2).click()
     _wait_painted(page)
     page.wait_for_function(
@@ -233,6 +234,7 @@ def test_on_a_phone_the_page_scrolls_to_the_result(light_app, browser):
     legend = page.eval_on_selector("#legend .words", "e => parseFloat(getComputedStyle(e).fontSize)")
     assert legend >= 12, "the colour key is unreadable on a phone"
     _shot(page, "result-390x844.png")
+    _shot(page, "result-390x844-whole.png", full_page=True)
     page.close()
 
 
@@ -328,6 +330,7 @@ def test_a_too_big_upload_is_explained_in_our_words(light_app, browser):
     words = page.inner_text("#upload-hint")
     assert "11.0 MB" in words and "up to 10 MB" in words
     assert "exceed" not in page.inner_text("body")
+    _shot(page, "upload-too-big.png")
     page.close()
 
 
