@@ -181,7 +181,7 @@ class ImageUpload(gr.Image):
 
     is_template = True  # drawn by the frontend's Image component
 
-    def preprocess(self, payload: ImageData | None) -> str | bytes | None:
+    def preprocess(self, payload: ImageData | None) -> str | bytes | None:  # type: ignore[override]  # bytes: pasted images
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):
@@ -487,7 +487,7 @@ def build_demo(
             explain, inputs, [*panels, api_label, sentence, archive], api_name="explain", concurrency_id="model",
         )
 
-        page = {"api_visibility": "private", "concurrency_id": "model"}
+        page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
         button.click(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
         # A new photo, an example or "remove image": the old results go, the new ones come.
         image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, queue=False, api_visibility="private")
@@ -572,7 +572,9 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 )
 
     @_friendly
-    def run_masking(image, target, model, threshold, progress=gr.Progress()):
+    def run_masking(
+        image: str | bytes | None, target: str, model: str, threshold: float, progress: gr.Progress = gr.Progress()
+    ) -> tuple[Any, ...]:
         progress(0.0, desc="Explaining the photo")
         service.explanation(image, target, model, threshold)
         progress(0.2, desc="Hiding parts of the photo and asking the model again")
@@ -581,13 +583,15 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
         return test.sentence(), hidden_view, kept_view, plot
 
     @_friendly
-    def run_counter(image, target, model, alpha, colormap):
+    def run_counter(image: str | bytes | None, target: str, model: str, alpha: float, colormap: str) -> tuple[Any, ...]:
         heat, over, words = service.counterfactual(image, target, model, alpha, colormap)
         strong = text.colours(colormap).strong
         return words.replace("The warm colours", f"The {strong} parts"), heat, over
 
     @_friendly
-    def run_report(image, target, model, threshold, alpha, colormap):
+    def run_report(
+        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
+    ) -> tuple[str, str]:
         path = str(service.report(image, target, model, threshold, alpha, colormap))
         return path, path
 
