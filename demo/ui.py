@@ -366,11 +366,11 @@ def build_demo(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
     ) -> tuple[Any, ...]:
         """The page's explanation: an unknown class or no photo leaves the results as they are."""
-        if image is None:
-            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(visible=False),)
         if _unknown(target):
             hint = text.unknown_class(str(target), close_names(str(target), categories))
             return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value=hint, visible=True),)
+        if image is None:  # a class picked before any photo: nothing to explain yet, and no mistake
+            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value="", visible=False),)
         result = _friendly(service.explain)(image, target, model, threshold, alpha, colormap, name=_name_of(image))
         asked = target not in (None, "", text.TOP_PREDICTION)
         alts = text.alt_texts(result.explanation, colormap)
