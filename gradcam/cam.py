@@ -167,6 +167,7 @@ class GradCAM:
         top: int = 1,
         size: tuple[int, int] | None = None,
         counterfactual: bool = False,
+        extra_top: int = 0,
     ) -> CAMResult:
         """Maps for one or several classes per image, from one forward pass.
 
@@ -182,6 +183,8 @@ class GradCAM:
             size: ``(height, width)`` of the maps; the input size by default.
             counterfactual: also compute the counterfactual maps (Selvaraju et
                 al., Sec. 5: the same maps with negated gradients), from the same pass.
+            extra_top: also explain each image's ``extra_top`` best classes,
+                after the asked ones (for comparisons), from the same pass.
 
         Returns:
             The logits, the explained classes, the maps and their empty flags.
@@ -206,6 +209,9 @@ class GradCAM:
         with _as_in_inference(self.model):
             activations, logits, gradient_sums = self._forward(x)
             classes = self._resolve_targets(targets, logits, top)
+            if extra_top > 0:
+                best = logits.topk(min(extra_top, logits.shape[1]), dim=1).indices
+                classes = torch.cat([classes, best], dim=1)
             seeds = _one_hot(classes, logits.shape[1], logits.dtype)  # (K, N, num_classes)
             sums = gradient_sums(seeds)  # (K, N, C)
         with torch.no_grad():
@@ -315,6 +321,17 @@ class GradCAM:
                 if not 0 <= index < num_classes:
                     raise ValueError(f"Class indices must be in [0, {num_classes}), got {_short(index)}.")
         return torch.tensor(filled, dtype=torch.long, device=logits.device)
+
+
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Class scores ``(N, num_classes)`` of a plain forward pass, float32, without autograd.
+
+    The model is treated as :class:`GradCAM` treats it: in inference mode whatever
+    its flags, its input cast to its floating-point type, its logits unwrapped.
+    """
+    dtype = _floating_dtype(model)
+    with torch.no_grad(), _as_in_inference(model):
+        return _logits_of(model(x if dtype is None else x.to(dtype))).float()
 
 
 def _plain(targets: Any) -> Any:

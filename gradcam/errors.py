@@ -28,3 +28,7 @@ class UnknownClassError(GradCAMError, ValueError):
 
 class WeightsError(GradCAMError, RuntimeError):
     """Weights could not be found, downloaded or loaded."""
+
+
+class NotAvailableError(GradCAMError):
+    """A view that this model cannot give, such as Guided Grad-CAM through SiLU activations."""

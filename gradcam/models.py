@@ -212,6 +212,11 @@ class Backbone:
         untrained: True when the weights are random: results mean nothing.
         compile: ask whoever runs the model (:class:`gradcam.Explainer`) to
             compile it with ``torch.compile``.
+        spec: the spec string the backbone was loaded from.
+        short_side: shorter side of the network input, in pixels.
+        fixed_size: ``(height, width)`` for models that take only that input size.
+        tokens: True when the target layer outputs transformer tokens.
+        prefix_tokens: leading tokens (class, distillation) before the patch grid.
     """
 
     name: str
@@ -224,6 +229,11 @@ class Backbone:
     weights: str
     untrained: bool
     compile: bool = False
+    spec: str = ""
+    short_side: int = 224
+    fixed_size: tuple[int, int] | None = None
+    tokens: bool = False
+    prefix_tokens: int = 0
 
 
 def cached_weights_path(name: str) -> Path:
