@@ -12,7 +12,8 @@ bytes and the rest of the package. It
   the header (decompression bombs), a JPEG may hold at most
   ``MAX_JPEG_SCANS`` scans (each scan is a pass over the whole image, so a
   100 kB file of thousands of scans would otherwise decode for minutes), the
-  frames inside an icon obey the pixel limit, and only the first frame of an
+  pictures inside an icon obey the pixel limit (checked before opening it:
+  Pillow decodes an icon as it opens it), and only the first frame of an
   animation or the first page of a TIFF is decoded;
 * shrinks big photos when asked (``max_side``): a JPEG is decoded at 1/2, 1/4
   or 1/8 scale by the JPEG library itself, so a 48-megapixel phone photo costs
@@ -59,6 +60,7 @@ _JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_ICO_MAGIC = b"\x00\x00\x01\x00"
 #: TIFF compression names (Pillow's) whose strips or tiles are JPEG streams.
 _TIFF_JPEG = ("jpeg", "tiff_jpeg")
 _TIFF_STRIPS = (273, 279)  # StripOffsets, StripByteCounts
@@ -111,7 +113,7 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
             the image as stored, before any shrinking).
         ValueError: ``max_side`` is not a positive integer.
     """
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+    if max_side is not None and (not isinstance(max_side, int) or isinstance(max_side, bool) or max_side < 1):
         raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
     if isinstance(source, np.ndarray):
         rgb = _array_to_rgb(source)
@@ -154,6 +156,10 @@ def _read(source: str | os.PathLike[str] | bytes) -> bytes:
 def _open(data: bytes) -> ImageFile.ImageFile:
     """Opens the file with the allowed formats' readers only: nothing else sees its bytes."""
     allowed = _formats()
+    if data[:4] == _ICO_MAGIC and "ICO" in allowed:  # Pillow decodes an icon's picture as it opens the file
+        for width, height in _ico_frame_sizes(data):
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageTooLargeError(_too_large_message(width, height))
     try:
         # Pillow only warns between its own limit and twice that; our smaller
         # limit is checked on the size read from the header, before decoding.
@@ -287,10 +293,6 @@ def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> None:
         return
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageTooLargeError(_too_large_message(width, height))
-    if image.format == "ICO" and data:
-        for frame_width, frame_height in _ico_frame_sizes(data):
-            if frame_width * frame_height > MAX_IMAGE_PIXELS:
-                raise ImageTooLargeError(_too_large_message(frame_width, frame_height))
     if image.format == "TIFF" and data and image.info.get("compression") in _TIFF_JPEG:
         scans, blocks = _tiff_jpeg_scans(image, data)
         if scans > MAX_JPEG_SCANS * blocks:
