@@ -18,6 +18,10 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than the configured limit (decompression bomb guard)."""
 
 
+class ImageTooComplexError(InvalidImageError):
+    """The file would take far longer to decode than any real photo (e.g. a JPEG of thousands of scans)."""
+
+
 class ImageTooSmallError(InvalidImageError):
     """The image is too small to say anything about."""
 
