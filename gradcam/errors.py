@@ -28,3 +28,15 @@ class UnknownClassError(GradCAMError, ValueError):
 
 class WeightsError(GradCAMError, RuntimeError):
     """Weights could not be found, downloaded or loaded."""
+
+
+class UnknownModelError(GradCAMError, KeyError):
+    """A model spec that names no model (a KeyError, as a lookup of an unknown name)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() quotes its argument; this message is for people.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownLayerError(GradCAMError, ValueError):
+    """A target layer the model does not have, or one whose output cannot be explained."""
