@@ -216,10 +216,10 @@ def _timm_hf_file(name: str) -> tuple[str | None, str | None]:
     from huggingface_hub import try_to_load_from_cache
 
     cfg = timm.models.get_pretrained_cfg(name)
-    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-    if not repo:
+    repo = cfg.hf_hub_id if cfg is not None else None
+    if cfg is None or not repo:
         return None, None
-    filenames = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else ["model.safetensors", "pytorch_model.bin"]
+    filenames: list[str] = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     for filename in filenames:
         found = try_to_load_from_cache(repo, filename)
         if isinstance(found, str):
@@ -705,6 +705,11 @@ def _timm_categories(model: nn.Module) -> tuple[str, ...]:
     return tuple(info.index_to_description(i).split(", ")[0] for i in range(classes))
 
 
+def _pretrained_cfg(model: nn.Module) -> dict[str, Any]:
+    cfg = getattr(model, "pretrained_cfg", None)
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def _timm_download_error(exc: Exception, name: str) -> WeightsError:
     repo, _ = _timm_hf_file(name)
     from huggingface_hub import constants
@@ -736,9 +741,9 @@ def _build_timm(name: str, weights: str | os.PathLike[str] | None, labels: Path 
                 f"The labels file {labels} names {len(categories)} classes but the pretrained {title} has a head "
                 f"of {outputs} outputs; give the fine-tuned weights with weights=PATH."
             )
-        described = f"timm {model.pretrained_cfg.get('hf_hub_id') or name}"
+        described = f"timm {_pretrained_cfg(model).get('hf_hub_id') or name}"
     else:
-        kwargs = {"num_classes": len(categories)} if categories is not None else {}
+        kwargs: dict[str, Any] = {"num_classes": len(categories)} if categories is not None else {}
         model = _untrained(lambda: timm.create_model(name, pretrained=False, **kwargs))
         described = "random (untrained)"
         if path is not None:
@@ -748,7 +753,7 @@ def _build_timm(name: str, weights: str | os.PathLike[str] | None, labels: Path 
     config = resolve_data_config(model=model)
     input_size = tuple(config["input_size"][1:])
     patch_embed = getattr(model, "patch_embed", None)
-    fixed_input = bool(model.pretrained_cfg.get("fixed_input_size")) or bool(getattr(patch_embed, "strict_img_size", False))
+    fixed_input = bool(_pretrained_cfg(model).get("fixed_input_size")) or bool(getattr(patch_embed, "strict_img_size", False))
     fixed = (int(input_size[0]), int(input_size[1])) if fixed_input else None
     return _Built(
         model=model,
