@@ -36,3 +36,15 @@ class WeightsError(GradCAMError, RuntimeError):
 
 class NotAvailableError(GradCAMError):
     """A view that this model cannot give, such as Guided Grad-CAM through SiLU activations."""
+
+
+class UnknownModelError(GradCAMError, KeyError):
+    """A model spec that names no model (a KeyError, as a lookup of an unknown name)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() quotes its argument; this message is for people.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownLayerError(GradCAMError, ValueError):
+    """A target layer the model does not have, or one whose output cannot be explained."""

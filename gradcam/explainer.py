@@ -31,7 +31,8 @@ from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction
 from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
-from gradcam.models import Backbone, HookedVGG19
+from gradcam.models import HookedVGG19
+from gradcam.registry import Backbone
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
