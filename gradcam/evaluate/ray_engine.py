@@ -7,7 +7,9 @@ the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, so
 the rows are the same. The driver writes the rows of each batch to
 ``results.csv`` as Ray streams them back; a rerun skips the images already
 written. An actor whose process dies is restarted by Ray and its batch retried
-(``max_restarts``, ``max_task_retries``); the rows of a batch reach the driver
+(Ray Data's actor pools set ``max_restarts`` and ``max_task_retries`` to
+unlimited by default; passing them through ``ray_remote_args`` is deprecated
+from Ray 2.60); the rows of a batch reach the driver
 only once, when the batch has finished.
 
 Ray is optional: it is imported only here, when this engine is asked for.
@@ -33,8 +35,6 @@ from gradcam.explainer import Explainer
 from gradcam.models import Backbone
 
 INSTALL_HINT = "The Ray engine needs Ray: pip install -r requirements-ray.txt"
-#: How often Ray restarts a dead actor, and retries a batch whose actor died.
-RETRIES = 3
 
 BackboneFactory = Callable[[], Backbone]
 
@@ -136,8 +136,6 @@ def run_ray(
             fn_constructor_kwargs={"factory": factory, "threshold": threshold},
             num_cpus=cpus_per_actor,
             num_gpus=gpus,
-            max_restarts=RETRIES,
-            max_task_retries=RETRIES,
         )
         written = 0
         with tqdm(total=sum(map(len, todo)), unit="image", disable=not progress, desc="evaluate (ray)") as bar:
