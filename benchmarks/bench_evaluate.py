@@ -127,7 +127,10 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
         local.append(time_local(backbone, folder, annotations, args.batch_size, work / f"results-{round_}.csv"))
     n = args.images
     t_local, t_plain, t_forward = (float(np.median(v)) for v in (local, plain, forward_only))
-    print(f"[1] EfficientNet-Lite0 arch, {n} images {args.width}x{args.height} JPEG (input 298x224), batch {args.batch_size}, "
+    from gradcam.explainer import input_size
+
+    h, w = input_size(args.height, args.width)
+    print(f"[1] EfficientNet-Lite0 arch, {n} images {args.width}x{args.height} JPEG (input {w}x{h}), batch {args.batch_size}, "
           f"{torch.get_num_threads()} torch threads, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")
     print(f"    forward passes alone (pre-decoded):                  {n / t_forward:7.1f} images/s")
