@@ -9,9 +9,10 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from gradcam import WeightsError
+from gradcam import GradCAMError
 
 from demo.service import DemoService, load_service
+from demo.settings import Settings
 from demo.ui import CSS, build_demo
 
 log = logging.getLogger("demo")
@@ -41,22 +42,34 @@ def create_app(service: DemoService) -> gr.Blocks:
     return demo
 
 
-def launch(*, host: str, port: int, share: bool = False, weights: str | None = None) -> int:
-    """Loads the models and serves the app until interrupted; returns the exit code."""
+def launch(settings: Settings) -> int:
+    """Loads the models and serves the app until interrupted; returns the exit code.
+
+    The page is served as soon as one model is ready; the others load in the
+    background (the page says which are still loading).
+    """
     try:
         # Outputs inside Gradio's cache folder are served as they are, not copied again.
         service = load_service(
-            weights, workdir=Path(get_upload_folder()) / f"gradcam-{os.getpid()}", compile=os.environ.get("GRADCAM_COMPILE") == "1"
+            settings.weights,
+            settings.models,
+            workdir=Path(get_upload_folder()) / f"gradcam-{os.getpid()}",
+            compile=settings.compile,
+            device=settings.device,
+            labels=settings.labels,
+            layer=settings.layer,
+            background=True,
         )
-    except WeightsError as exc:
+    except GradCAMError as exc:
         log.error("%s", exc)
         return 2
     demo = create_app(service)
     try:
         demo.launch(
-            server_name=host,
-            server_port=port,
-            share=share,
+            server_name=settings.host,
+            server_port=settings.port,
+            share=settings.share,
+            mcp_server=settings.mcp,
             **launch_options(),
         )
     finally:

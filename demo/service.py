@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gradcam import Explainer, Explanation, load_image, views, words
+from gradcam import Explainer, Explanation, WeightsError, available_offline, describe_spec, load_backbone, load_image, views, words
 from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import InvalidImageError
@@ -294,33 +294,37 @@ def load_service(
     layer: str | None = None,
     background: bool = False,
 ) -> DemoService:
-    """Loads the models: the first now (it must load), the others after it, in the background if asked.
+    """Loads the models: the first that loads is the default, the others load after it.
 
     Args:
-        weights: for the first model: a state dict, "random" (tests), or None for pretrained.
-        models: model specs, the default first (see :func:`gradcam.load_backbone`).
+        weights: for the first model: a state dict, "random" (untrained, for tests:
+            then every model is untrained), or None for pretrained weights.
+        models: model specs in page order (see :func:`gradcam.load_backbone`).
         workdir: where request folders are written.
         compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
         device: where the models run ("cpu", "cuda").
         labels: class names for the first model (a fine-tuned one).
         layer: the first model's target layer.
-        background: serve while the other models load.
+        background: serve while the models after the default load.
 
     Raises:
-        GradCAMError: when the first (default) model cannot be loaded.
+        GradCAMError: when no model can be loaded.
     """
-    from gradcam import load_backbone
-    from gradcam.models import BACKBONES
 
     def loader(spec: str, first: bool) -> Callable[[], Explainer]:
         def load() -> Explainer:
-            if first:
-                backbone = load_backbone(spec, weights, device=device, progress=True)
-            else:
-                backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+            try:
+                if first:
+                    backbone = load_backbone(spec, weights, labels, layer, device=device, progress=True)
+                else:
+                    backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+            except WeightsError as exc:
+                offline, reason = available_offline(spec)
+                exc.reason = "its weights could not be loaded" if offline else reason  # type: ignore[attr-defined]
+                raise
             return Explainer(backbone, compile=compile)
 
         return load
 
-    loaders = [(BACKBONES[spec].title if spec in BACKBONES else spec, loader(spec, i == 0)) for i, spec in enumerate(models)]
+    loaders = [(describe_spec(spec), loader(spec, i == 0)) for i, spec in enumerate(models)]
     return DemoService(ModelSet.load(loaders, background=background), workdir=workdir)

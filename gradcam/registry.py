@@ -795,7 +795,7 @@ def load_backbone(
             known layer, or finds one with :func:`locate_layer`.
         channels_last: store convolution weights channels-last (faster on CPUs).
         progress: show download progress bars in the terminal.
-        device: where the model runs ("cpu", "cuda").
+        device: where the model runs: "cpu", "cuda", or "auto" (CUDA when present).
         compile: ask the :class:`gradcam.Explainer` that runs the backbone to
             compile it with ``torch.compile``.
 
@@ -817,6 +817,8 @@ def load_backbone(
         built = _build_lite0(weights, labels_path)
     else:
         built = _build_torchvision(kind, name, weights, labels_path, progress)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = built.model.eval().to(device)
     model.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
