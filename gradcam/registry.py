@@ -653,8 +653,8 @@ def _build_torchvision(kind: str, name: str, weights: str | os.PathLike[str] | N
     return _Built(
         model=model,
         categories=categories if categories is not None else _numbered(classes),
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         weights=described,
         untrained=untrained,
         layer=builtin.target_layer if builtin is not None else None,
@@ -688,7 +688,7 @@ def _build_lite0(weights: str | os.PathLike[str] | None, labels: Path | None) ->
             described = str(file)
         state_dict = _lite0_from_reference(read_state_dict(file), model, str(file))
         _load_into(model, state_dict, str(file), "EfficientNet-Lite0", classes, labels)
-    return _Built(model, categories, _LITE_MEAN, _LITE_STD, described, untrained, layer=_LITE_LAYER)  # type: ignore[arg-type]
+    return _Built(model, categories, _LITE_MEAN, _LITE_STD, described, untrained, layer=_LITE_LAYER)
 
 
 def _timm_categories(model: nn.Module) -> tuple[str, ...]:

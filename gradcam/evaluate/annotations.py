@@ -210,6 +210,7 @@ def read_annotations(source: str | os.PathLike[str], images: str | os.PathLike[s
     source, root = Path(source), Path(images)
     resolver = LabelResolver(categories)
     problems = _Problems()
+    rows: Iterable[tuple[str, str, str, str, Sequence[str]]]
     if source.is_dir():
         files = sorted(source.rglob("*.xml"))
         if not files:
