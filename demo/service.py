@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -33,6 +34,7 @@ from gradcam.explanation import MaskingTest
 from gradcam.save import save_explanation
 
 from demo.cache import ExplanationCache
+from demo.gpu import on_gpu
 from demo.errors import UserError
 from demo.models import ModelSet
 from demo.settings import CACHE_SIZE, MAX_SIDE
@@ -164,8 +166,8 @@ class DemoService:
         missing = explanation is None or (masking and explanation.masking is None) or (guided and explanation.guided is None)
         if missing:
             rgb = load_image(data, max_side=MAX_SIDE)
-            explanation = explainer.explain(
-                rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
+            explanation = _run_engine(
+                explainer, rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
                 masking=masking, guided=guided or (explanation is not None and explanation.guided is not None),
                 progress=progress,
             )
@@ -275,6 +277,14 @@ class DemoService:
     def close(self) -> None:
         """Deletes every file the service wrote."""
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, **options: Any) -> Explanation:
+    """The one engine call of a request (on a ZeroGPU Space, with a GPU attached for its duration)."""
+    return explainer.explain(rgb, index, **options)
+
+
+_run_engine = on_gpu(_run_engine)
 
 
 def _caption(label: str) -> str:
