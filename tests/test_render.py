@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import matplotlib
 import numpy as np
 import pytest
 
-from gradcam import PANELS, Explanation, Prediction, cam_to_boxes, draw_boxes, heatmap, overlay
+from gradcam import cam_to_boxes, draw_boxes, heatmap, overlay
 from gradcam.config import OVERLAY_ALPHA
 
 HEIGHT, WIDTH = 60, 90  # not square, so a swapped height / width shows
