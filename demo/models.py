@@ -46,7 +46,7 @@ class ModelSet:
         self._done.set()
 
     @classmethod
-    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True) -> ModelSet:
+    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True, fallback: bool = True) -> ModelSet:
         """Loads models in order until one loads (the default), then the others after it.
 
         A model that cannot be loaded (no weights offline, say) is marked
@@ -56,9 +56,12 @@ class ModelSet:
         Args:
             loaders: ``(title, load)`` pairs in page order; ``load`` builds the explainer.
             background: load the models after the default in a thread (False: all before returning).
+            fallback: when the first model fails, try the next as the default (False: raise,
+            for a first model the operator configured explicitly, such as a weights file).
 
         Raises:
-            GradCAMError: when no model can be loaded (the first model's error).
+            GradCAMError: when no model can be loaded (the first model's error), or the
+                first cannot and ``fallback`` is False.
         """
         failed: dict[str, str] = {}
         first_error: GradCAMError | None = None
@@ -66,6 +69,8 @@ class ModelSet:
             try:
                 explainer = load()
             except GradCAMError as exc:
+                if position == 0 and not fallback:
+                    raise
                 log.warning("%s is unavailable: %s", title, exc)
                 failed[title] = getattr(exc, "reason", None) or "its weights could not be loaded"
                 first_error = first_error or exc

@@ -337,4 +337,7 @@ def load_service(
         return load
 
     loaders = [(describe_spec(spec), loader(spec, i == 0)) for i, spec in enumerate(models)]
-    return DemoService(ModelSet.load(loaders, background=background), workdir=workdir)
+    # Weights, labels or a layer given for the first model are the operator's choice: if they
+    # fail, say so and stop, rather than serve another model.
+    chosen = (weights not in (None, "random")) or labels is not None or layer is not None
+    return DemoService(ModelSet.load(loaders, background=background, fallback=not chosen), workdir=workdir)

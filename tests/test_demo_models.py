@@ -72,3 +72,8 @@ def test_an_unexpected_failure_of_an_extra_model_does_not_take_the_page_down(tin
     models = ModelSet.load([("TinyNet", lambda: Explainer(tiny_backbone)), ("Big", broken)], background=False)
     assert models.status()["Big"] == "it failed to load"
     assert "CUDA out of memory" in caplog.text
+
+
+def test_a_first_model_the_operator_configured_fails_loudly_instead_of_falling_back(tiny_backbone):
+    with pytest.raises(WeightsError, match="no network"):
+        ModelSet.load([("Mine", _failing()), ("TinyNet", lambda: Explainer(tiny_backbone))], background=False, fallback=False)
