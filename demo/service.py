@@ -2,20 +2,17 @@
 
 :class:`DemoService` holds the models (loaded once at start-up), remembers the
 last few explanations so that a slider change re-renders without running the
-model again, and writes each request's files (four PNGs and a zip) into its own
-folder, keeping only the newest ones.
+model again, and writes each request's files (four PNGs and a zip) through a
+:class:`demo.files.OutputStore`, which keeps them downloadable for 15 minutes.
+Every public method checks its settings first (:mod:`demo.guard`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import shutil
 import tempfile
 import threading
-import uuid
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +33,8 @@ from gradcam.plots import deletion_plot, report
 from gradcam.render import draw_boxes, heatmap
 from gradcam.save import save_explanation
 
+from demo import guard
+from demo.files import OutputStore
 from demo.text import TOP_PREDICTION, describe, top_k_label
 
 log = logging.getLogger("demo")
@@ -44,8 +43,8 @@ log = logging.getLogger("demo")
 MAX_SIDE = 1280
 #: How many explanations are kept for re-rendering.
 CACHE_SIZE = 8
-#: How many request folders are kept on disk.
-KEEP_OUTPUTS = 32
+#: Longest class name accepted (the longest ImageNet name has 80 characters).
+MAX_CLASS_NAME = 200
 
 
 class UserError(GradCAMError):
@@ -72,6 +71,7 @@ class DemoService:
         workdir: where request folders are written (a new temporary folder by default;
             inside Gradio's cache folder, Gradio serves the files without copying them).
         cache_size: how many explanations are remembered for re-rendering.
+        store: where request files are kept (by default an :class:`OutputStore` on ``workdir``).
     """
 
     def __init__(
@@ -80,16 +80,20 @@ class DemoService:
         unavailable: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         cache_size: int = CACHE_SIZE,
+        store: OutputStore | None = None,
     ) -> None:
         if not explainers:
             raise ValueError("At least one model is needed.")
         self.explainers = dict(explainers)
         self.unavailable = dict(unavailable or {})
-        if workdir is None:
+        if store is not None:
+            self.workdir = store.root
+        elif workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
         else:
             self.workdir = Path(workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
+        self.store = store or OutputStore(self.workdir)
         self.cache_size = cache_size
         self.model_runs = 0
         self._cache: OrderedDict[tuple[str, str, int | None], Explanation] = OrderedDict()
@@ -135,8 +139,9 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        panels, archive = self._write(explanation, alpha, colormap, name)
+        panels, archive = self.store.write_explanation(explanation, alpha, colormap, name)
         return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
 
     def explanation(
@@ -147,6 +152,8 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
+        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
         title = model or self.default_model
         explainer = self._explainer(title)
         data = self._read(image)
@@ -179,6 +186,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """What speaks against the class: its heatmap, its overlay and a sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, _ = self.explanation(image, target, model)
         counter = explanation.counter_cam
         assert counter is not None  # the service always computes it
@@ -200,6 +208,7 @@ class DemoService:
         self, image: str | bytes | None, model: str | None = None, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, top: int = 3
     ) -> list[tuple[np.ndarray, str]]:
         """The overlays of the best ``top`` classes, from one forward pass, with captions."""
+        alpha, colormap = _look(alpha, colormap)
         explainer = self._explainer(model)
         rgb = _fit(load_image(self._read(image)), MAX_SIDE)
         explanations = explainer.explain_classes(rgb, None, top=top)
@@ -210,6 +219,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[list[tuple[np.ndarray, str]], str]:
         """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
+        alpha, colormap = _look(alpha, colormap)
         results = {title: self.explanation(image, target, title, threshold)[0] for title in self.explainers}
         pictures = [
             (draw_boxes(e.overlay(alpha, colormap), e.boxes, e.label), f"{title}: {e.class_name} {percent(e.probability)}")
@@ -234,13 +244,15 @@ class DemoService:
         threshold: float = BOX_THRESHOLD, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> Path:
         """One PNG for slides: the four panels, the top-5 and the sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
         sentence = describe(explanation, asked).replace("**", "").replace("*", "")
-        folder = self.workdir / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        path = folder / "gradcam-report.png"
-        Image.fromarray(report(explanation, sentence, alpha=alpha, colormap=colormap)).save(path)
-        self._prune()
+        folder = self.store.folder()
+        try:
+            path = folder / "gradcam-report.png"
+            Image.fromarray(report(explanation, sentence, alpha=alpha, colormap=colormap)).save(path)
+        finally:
+            self.store.done(folder)
         return path
 
     def forget(self) -> None:
@@ -249,11 +261,11 @@ class DemoService:
             self._cache.clear()
 
     def _explainer(self, model: str | None) -> Explainer:
-        title = model or self.default_model
+        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
         if title in self.unavailable:
             raise UserError(f"{title} is not available on this server right now ({self.unavailable[title]}). Please pick another model.")
         if title not in self.explainers:
-            raise UserError(f"Unknown model {title!r}; choose one of: {', '.join(self.explainers)}.")
+            raise UserError(f"Unknown model {guard.shorten(title)!r}; choose one of: {', '.join(self.explainers)}.")
         return self.explainers[title]
 
     @staticmethod
@@ -274,26 +286,14 @@ class DemoService:
                 self._cache.move_to_end(key)
             return explanation
 
-    def _write(self, explanation: Explanation, alpha: float, colormap: str, name: str) -> tuple[dict[str, Path], Path]:
-        folder = self.workdir / uuid.uuid4().hex
-        written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "image"
-        archive = folder / f"gradcam-{stem}.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
-            for path in written.values():
-                bundle.write(path, f"gradcam-{stem}/{path.name}")
-        self._prune()
-        return {k: written[k] for k in ("original", "heatmap", "overlay", "boxes")}, archive
-
-    def _prune(self) -> None:
-        with self._lock:
-            folders = sorted((p for p in self.workdir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-            for old in folders[:-KEEP_OUTPUTS]:
-                shutil.rmtree(old, ignore_errors=True)
-
     def close(self) -> None:
         """Deletes every file the service wrote."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.store.close()
+
+
+def _look(alpha: object, colormap: object) -> tuple[float, str]:
+    """The overlay settings, checked: an opacity from 0 to 1 and a known colour map (None: the default)."""
+    return guard.number(alpha, "Heatmap opacity", 0.0, 1.0), guard.colormap(colormap)
 
 
 def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -306,7 +306,8 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def load_service(
-    weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None, compile: bool = False
+    weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None, compile: bool = False,
+    store: OutputStore | None = None,
 ) -> DemoService:
     """Loads the models once, at start-up. The first must load; the others may fail and are marked unavailable.
 
@@ -315,6 +316,7 @@ def load_service(
         models: backbone names, the default first.
         workdir: where request folders are written.
         compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
+        store: where request files are kept (default: an :class:`OutputStore` on ``workdir``).
 
     Raises:
         WeightsError: when the first (default) model cannot be loaded.
@@ -330,4 +332,4 @@ def load_service(
                 raise
             log.warning("%s is unavailable: %s", title, exc)
             unavailable[title] = "its weights could not be loaded"
-    return DemoService(explainers, unavailable, workdir)
+    return DemoService(explainers, unavailable, workdir, store=store)
