@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -220,7 +221,7 @@ def test_soak_300_explanations(tiny_backbone, tmp_path, monkeypatch):
     assert runs == 300
     assert growth < 50, f"resident memory grew by {growth:.1f} MB over 250 explanations"
     assert _hooks(tiny_backbone.model) == hooks
-    assert len(folders) == 300, "a result younger than 15 minutes was deleted"
+    assert len(folders) >= 300, "a result younger than 15 minutes was deleted"  # 300 requests, plus the cached examples
     print(f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; {len(folders)} output folders kept, {used / 1e6:.1f} MB")
 
 
@@ -403,8 +404,12 @@ def test_a_flood_of_every_endpoint_is_bounded_and_abandoned_requests_are_dropped
         answers = list(pool.map(join, range(40)))
     assert set(answers) == {200, 503}, answers
     assert answers.count(200) <= QUEUE_SIZE + 2  # waiting, plus one running and one just dropped
-    _answered(Client(tiny_app.url, verbose=False), tmp_path, seed=41, classes=2)  # a normal visitor is still served
-    assert LISTENERS.dropped - dropped == answers.count(200), "an abandoned request ran"
+    for _ in range(1200):  # the abandoned requests are dropped, none runs the model (bounded wait on the condition)
+        if LISTENERS.dropped - dropped == answers.count(200):
+            break
+        time.sleep(0.1)
+    assert LISTENERS.dropped - dropped == answers.count(200), "an abandoned request ran or was never dropped"
+    _answered(Client(tiny_app.url, verbose=False), tmp_path, seed=41, classes=2)  # a normal visitor is served again
     assert tiny_app.service.model_runs - runs == 1
 
 
