@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import shutil
 import tempfile
-import threading
-import uuid
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,19 +28,21 @@ from gradcam.errors import InvalidImageError
 from gradcam.explanation import MaskingTest
 from gradcam.save import save_explanation
 
+from demo import guard
 from demo.cache import ExplanationCache
+from demo.files import OutputStore
 from demo.gpu import on_gpu
 from demo.errors import UserError
 from demo.models import ModelSet
 from demo.settings import CACHE_SIZE, MAX_SIDE
 from demo.text import TOP_PREDICTION, top_k_label
 
-__all__ = ["KEEP_OUTPUTS", "DemoService", "Rendered", "UserError"]
+__all__ = ["DemoService", "Rendered", "UserError"]
 
 log = logging.getLogger("demo")
 
-#: How many request folders are kept on disk.
-KEEP_OUTPUTS = 32
+#: Longest class or model name accepted (the echo in a message is shorter still).
+MAX_CLASS_NAME = 200
 #: Best classes kept with every explanation, for the class comparison.
 COMPARED_CLASSES = 3
 
@@ -72,6 +69,10 @@ class DemoService:
         workdir: where request folders are written (a new temporary folder by default;
             inside Gradio's cache folder, Gradio serves the files without copying them).
         cache_size: how many explanations are remembered for re-rendering.
+        store: where request files are kept (by default an :class:`OutputStore` on ``workdir``).
+
+    Every public method checks its settings first (:mod:`demo.guard`): a mistaken
+    value gets one sentence for the person, the same on the page and through the API.
     """
 
     def __init__(
@@ -80,16 +81,19 @@ class DemoService:
         unavailable: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         cache_size: int = CACHE_SIZE,
+        store: OutputStore | None = None,
     ) -> None:
         self.models = models if isinstance(models, ModelSet) else ModelSet(models, unavailable)
-        if workdir is None:
+        if store is not None:
+            self.workdir = store.root
+        elif workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
         else:
             self.workdir = Path(workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
+        self.store = store or OutputStore(self.workdir)
         self.cache = ExplanationCache(cache_size)
         self.model_runs = 0
-        self._prune_lock = threading.Lock()
 
     @property
     def default_model(self) -> str:
@@ -131,8 +135,9 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        panels, archive = self._write(explanation, alpha, colormap, name)
+        panels, archive = self.store.write_explanation(explanation, alpha, colormap, name)
         return Rendered(explanation, panels, archive, words.summary(explanation, asked).markdown, top_k_label(explanation))
 
     def explanation(
@@ -154,7 +159,9 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
-        title = model or self.default_model
+        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
+        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
+        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
         explainer = self.models.get(title)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
@@ -194,6 +201,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """What speaks against the class: its heatmap, its overlay and a sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, _ = self.explanation(image, target, model)
         heat, over = views.counterfactual(explanation, alpha, colormap)
         return heat, over, words.counterfactual(explanation).markdown
@@ -208,6 +216,7 @@ class DemoService:
         top: int = COMPARED_CLASSES,
     ) -> list[tuple[np.ndarray, str]]:
         """The overlays of the best ``top`` classes, from the explanation's own pass, with captions."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, _ = self.explanation(image, None, model)
         return [(picture, _caption(caption)) for picture, caption in views.classes(explanation, alpha, colormap)[:top]]
 
@@ -216,6 +225,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[list[tuple[np.ndarray, str]], str]:
         """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
+        alpha, colormap = _look(alpha, colormap)
         results = {title: self.explanation(image, target, title, threshold)[0] for title in self.models.ready}
         pictures = [
             (views.boxed_overlay(e, alpha, colormap), f"{title}: {words.label(e.class_name, e.probability)}")
@@ -234,12 +244,14 @@ class DemoService:
         threshold: float = BOX_THRESHOLD, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> Path:
         """One PNG for slides: the four panels, the top-5 and the sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        folder = self.workdir / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        path = folder / "gradcam-report.png"
-        Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
-        self._prune()
+        folder = self.store.folder()
+        try:
+            path = folder / "gradcam-report.png"
+            Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
+        finally:
+            self.store.done(folder)
         return path
 
     def forget(self) -> None:
@@ -257,26 +269,14 @@ class DemoService:
         except OSError as exc:
             raise InvalidImageError("The upload could not be read. Please try again.") from exc
 
-    def _write(self, explanation: Explanation, alpha: float, colormap: str, name: str) -> tuple[dict[str, Path], Path]:
-        folder = self.workdir / uuid.uuid4().hex
-        written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "image"
-        archive = folder / f"gradcam-{stem}.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
-            for path in written.values():
-                bundle.write(path, f"gradcam-{stem}/{path.name}")
-        self._prune()
-        return {k: written[k] for k in ("original", "heatmap", "overlay", "boxes")}, archive
-
-    def _prune(self) -> None:
-        with self._prune_lock:
-            folders = sorted((p for p in self.workdir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-            for old in folders[:-KEEP_OUTPUTS]:
-                shutil.rmtree(old, ignore_errors=True)
-
     def close(self) -> None:
         """Deletes every file the service wrote."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.store.close()
+
+
+def _look(alpha: object, colormap: object) -> tuple[float, str]:
+    """The overlay settings, checked: an opacity from 0 to 1 and a known colour map (None: the default)."""
+    return guard.number(alpha, "Heatmap opacity", 0.0, 1.0), guard.colormap(colormap)
 
 
 def _run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, **options: Any) -> Explanation:
@@ -303,6 +303,7 @@ def load_service(
     labels: str | None = None,
     layer: str | None = None,
     background: bool = False,
+    store: OutputStore | None = None,
 ) -> DemoService:
     """Loads the models: the first that loads is the default, the others load after it.
 
@@ -316,6 +317,7 @@ def load_service(
         labels: class names for the first model (a fine-tuned one).
         layer: the first model's target layer.
         background: serve while the models after the default load.
+        store: where request files are kept (default: an :class:`OutputStore` on ``workdir``).
 
     Raises:
         GradCAMError: when no model can be loaded.
@@ -340,4 +342,4 @@ def load_service(
     # Weights, labels or a layer given for the first model are the operator's choice: if they
     # fail, say so and stop, rather than serve another model.
     chosen = (weights not in (None, "random")) or labels is not None or layer is not None
-    return DemoService(ModelSet.load(loaders, background=background, fallback=not chosen), workdir=workdir)
+    return DemoService(ModelSet.load(loaders, background=background, fallback=not chosen), workdir=workdir, store=store)
