@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 from pathlib import Path
 
 import gradio as gr
@@ -31,7 +32,7 @@ def limits(on_spaces: bool = False) -> Limits:
     return Limits(upload_dir=Path(get_upload_folder()), trust_forwarded=on_spaces)
 
 
-def launch_options(request_limits: Limits | None = None) -> dict[str, object]:
+def launch_options(request_limits: Limits | None = None) -> dict[str, Any]:
     """What ``Blocks.launch`` needs besides the address: limits, error policy, look."""
     return {
         "max_file_size": MAX_UPLOAD,

@@ -165,7 +165,7 @@ class DemoService:
         explainer = self.models.get(title)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
-        index = explainer.class_index(target) if asked else None  # type: ignore[arg-type]
+        index = explainer.class_index(target) if asked else None
         key = (hashlib.sha256(data).hexdigest(), title, index)  # titles are unique; backbone names need not be
         explanation = self.cache.get(key)
         if explanation is not None and explanation.threshold != threshold:
