@@ -5,9 +5,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from gradcam import Explanation
+from gradcam import Explanation, words
 from gradcam.config import COLORMAP
-from gradcam.explanation import percent
 
 TOP_PREDICTION = "Top prediction"
 
@@ -38,10 +37,8 @@ def colours(colormap: str = COLORMAP) -> Colours:
 
 
 def share(probability: float) -> str:
-    """A probability for people, the same on the whole page: "87%", "0.4%", "<0.1%"."""
-    if 0 < probability < 0.0005:
-        return "<0.1%"
-    return percent(probability)
+    """A probability for people, the same on the whole page and in every sentence: "87%", "0.4%", "<0.1%"."""
+    return words.percent(probability)
 
 TITLE = "What is the model looking at?"
 
@@ -67,8 +64,8 @@ UPLOAD_TOO_BIG = (
 
 def legend(colormap: str = COLORMAP) -> str:
     """The colour key under the panels, in words."""
-    words = colours(colormap)
-    return f"**{words.strong.capitalize()}**: strongest evidence · **{words.none.capitalize()}**: no evidence"
+    names = colours(colormap)
+    return f"**{names.strong.capitalize()}**: strongest evidence · **{names.none.capitalize()}**: no evidence"
 
 
 def unknown_class(typed: str, close: list[str]) -> str:
@@ -124,30 +121,22 @@ UNTRAINED_BANNER = (
 WAITING = "*Add an image (drag it in, paste it, or click an example) to see what the model sees.*"
 
 
+def colour_key(colormap: str = COLORMAP) -> str:
+    """One short sentence that names the chosen colour map's colours."""
+    names = colours(colormap)
+    return f"In these pictures, {names.strong} marks the strongest evidence and {names.none} none."
+
+
 def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) -> str:
-    """One or two plain sentences about an explanation, in Markdown.
+    """One or two plain sentences about an explanation, in Markdown, naming the colours on the page.
 
     Args:
         explanation: the result to describe.
         asked: True when the person picked the class, False for the top prediction.
         colormap: the colour map of the pictures, so the sentence names their colours.
     """
-    name = explanation.class_name
-    confidence = share(explanation.probability)
-    best = explanation.top_k[0]
-    if asked and best.index != explanation.class_index:
-        lead = (
-            f"You asked about **{name}**: the model gives it {confidence} "
-            f"(its top guess is **{best.name}**, {share(best.probability)})."
-        )
-    else:
-        lead = f"The model is {confidence} sure this is **{name}**."
-    if explanation.cam_empty:
-        tail = f"Nothing in this image speaks for {name}, so the heatmap is empty."
-    else:
-        tail = f"The {colours(colormap).strong} parts of the picture are what led it to {name}."
-    untrained = " *(Untrained model: these numbers mean nothing.)*" if explanation.untrained else ""
-    return f"{lead} {tail}{untrained}"
+    summary = words.summary(explanation, asked).markdown
+    return summary if explanation.cam_empty else f"{summary} {colour_key(colormap)}"
 
 
 def top_k_label(explanation: Explanation) -> dict[str, float]:

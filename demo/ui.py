@@ -24,17 +24,18 @@ import gradio as gr
 import numpy as np
 from gradio.data_classes import ImageData
 
-from gradcam import GradCAMError
+from gradcam import GradCAMError, words
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.render import heatmap
 
-from demo import text
+from demo import guard, text
 from demo.service import DemoService, Rendered
 
 log = logging.getLogger("demo")
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 COLORMAPS = ("jet", "viridis", "cividis", "magma")
+MASKING_PROGRESS = "Hiding parts of the photo and asking the model again"
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
 #: Largest upload the page announces (the server's limit is set at launch; keep them equal).
 UPLOAD_LIMIT_MB = 10
@@ -186,6 +187,10 @@ class ImageUpload(gr.Image):
             return None
         if payload.url and payload.url.startswith("data:"):
             try:
+                guard.data_url(payload.url)
+            except guard.InvalidInput as exc:
+                raise gr.Error(str(exc), title="Can't explain this image", print_exception=False) from exc
+            try:
                 return base64.b64decode(payload.url.split(",", 1)[1], validate=False)
             except (ValueError, IndexError) as exc:
                 raise gr.Error("The pasted image could not be read. Please try again.") from exc
@@ -197,6 +202,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        guard.drop_if_gone()  # a visitor who has left gets no model run
         try:
             return fn(*args, **kwargs)
         except gr.Error:
@@ -488,10 +494,12 @@ def build_demo(
         )
 
         page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
+        # Page-only steps that run no model: queued too (no REST route skips the queue), never waiting for a model run.
+        light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
         button.click(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
         # A new photo, an example or "remove image": the old results go, the new ones come.
-        image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, queue=False, api_visibility="private")
-        image.change(cleared, None, page_outputs, queue=False, api_visibility="private").then(
+        image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, **light)
+        image.change(cleared, None, page_outputs, **light).then(
             page_explain, inputs, page_outputs, **page
         ).then(None, js=SCROLL_JS)
         target.input(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
@@ -500,9 +508,19 @@ def build_demo(
             # .change also follows a number typed into the slider's field; only the last value runs.
             slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page)
         colormap.input(page_explain, inputs, page_outputs, **page)
-        colormap.input(legend_html, colormap, legend, queue=False, api_visibility="private")
+        colormap.input(legend_html, colormap, legend, **light)
+        _check_inputs(service, target, model, threshold, alpha, colormap)
         del examples, upload_hint
     return demo
+
+
+def _check_inputs(service: DemoService, target: Any, model: Any, threshold: Any, alpha: Any, colormap: Any) -> None:
+    """Every setting is checked as it arrives, so the page and API callers get the same clear message."""
+    guard.checked(target, lambda v: guard.text(v, "Class to explain", 200, default=text.TOP_PREDICTION))
+    guard.checked(model, lambda v: guard.choice(v, "Model", service.model_titles, default=service.default_model))
+    guard.checked(threshold, lambda v: guard.number(v, "Box threshold", 0.05, 0.95))
+    guard.checked(alpha, lambda v: guard.number(v, "Heatmap opacity", 0.0, 1.0))
+    guard.checked(colormap, lambda v: guard.choice(v, "Colours", COLORMAPS, default=COLORMAP))
 
 
 def _page_options(preview_image: str | None, upload_limit_mb: float) -> dict[str, str]:
@@ -575,18 +593,16 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
     def run_masking(
         image: str | bytes | None, target: str, model: str, threshold: float, progress: gr.Progress = gr.Progress()
     ) -> tuple[Any, ...]:
-        progress(0.0, desc="Explaining the photo")
-        service.explanation(image, target, model, threshold)
-        progress(0.2, desc="Hiding parts of the photo and asking the model again")
-        test, hidden_view, kept_view, plot = service.masking(image, target, model, threshold)
-        progress(1.0, desc="Done")
-        return test.sentence(), hidden_view, kept_view, plot
+        progress(0.0, desc=MASKING_PROGRESS)
+        test, hidden_view, kept_view, plot = service.masking(
+            image, target, model, threshold, progress=lambda done: progress(done, desc=MASKING_PROGRESS)
+        )
+        return words.masking(test).markdown, hidden_view, kept_view, plot
 
     @_friendly
     def run_counter(image: str | bytes | None, target: str, model: str, alpha: float, colormap: str) -> tuple[Any, ...]:
-        heat, over, words = service.counterfactual(image, target, model, alpha, colormap)
-        strong = text.colours(colormap).strong
-        return words.replace("The warm colours", f"The {strong} parts"), heat, over
+        heat, over, sentence = service.counterfactual(image, target, model, alpha, colormap)
+        return f"{sentence} {text.colour_key(colormap)}", heat, over
 
     @_friendly
     def run_report(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -22,21 +23,21 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from gradcam import views, words
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
-from gradcam.errors import GradCAMError
+from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
-from gradcam.explanation import Explanation, percent
-from gradcam.faithfulness import masking_test
-from gradcam.guided import guided_gradcam
-from gradcam.models import BACKBONES, load_backbone
-from gradcam.plots import deletion_plot, report
-from gradcam.render import heatmap
+from gradcam.explanation import Explanation
+from gradcam.registry import BUILTINS, Backbone, available_offline, load_backbone
 from gradcam.save import save_explanation
 
 log = logging.getLogger("gradcam")
 
 EXIT_FAILED_IMAGES = 1
 EXIT_USAGE = 2
+DEFAULT_MODEL = "vgg19"
+#: The model whose weights ship inside a package: used when the default one cannot be had.
+FALLBACK_MODEL = "efficientnet_lite0"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Show which regions of an image made a classifier decide what it decided (Grad-CAM).",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of images")
-    parser.add_argument("--model", choices=sorted(BACKBONES), default="vgg19", help="backbone (default: vgg19)")
+    parser.add_argument(
+        "--model",
+        metavar="SPEC",
+        help=f"the classifier: {', '.join(BUILTINS)}, torchvision:NAME or timm:NAME (default: vgg19; "
+        f"without its weights and without internet, the embedded {FALLBACK_MODEL})",
+    )
+    parser.add_argument("--labels", type=Path, help="class names of a fine-tuned model, one per line (with --weights)")
+    parser.add_argument("--layer", help="dotted name of the layer to explain (default: found automatically)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
     parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
     parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
@@ -119,57 +128,47 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
 
 
-def _sentence(explanation: Explanation) -> str:
-    """The prediction in one plain sentence, for the report."""
-    best = explanation.top_k[0]
-    if best.index == explanation.class_index:
-        return f"The model is {percent(explanation.probability)} sure this is {explanation.class_name}."
-    return (
-        f"The model gives {explanation.class_name} {percent(explanation.probability)} "
-        f"(its top guess is {best.name}, {percent(best.probability)})."
-    )
-
-
-def _views(
-    explainer: Explainer, explanation: Explanation, args: argparse.Namespace
-) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
-    """The pictures, manifest entries and printed lines that the options ask for."""
+def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+    """The pictures, manifest entries and printed lines that the options ask for (no model run)."""
     pictures: dict[str, np.ndarray] = {}
     entries: dict[str, Any] = {}
     lines: list[str] = []
     if args.counterfactual:
-        assert explanation.counter_cam is not None  # explained with counterfactual=True
-        pictures["counter_heatmap.png"] = heatmap(explanation.counter_cam, args.colormap)
-        pictures["counter_overlay.png"] = explanation.counter_overlay(args.alpha, args.colormap)
+        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = views.counterfactual(explanation, args.alpha, args.colormap)
         entries["counter_empty"] = explanation.counter_empty
-    if args.masking_test:
-        test = masking_test(explainer, explanation)
-        pictures["deletion.png"] = deletion_plot(test)
-        entries["masking_test"] = {**test.as_dict(), "sentence": test.sentence()}
-        lines.append(f"  masking test: {test.sentence()}")
-    if args.guided:
-        pictures["guided_gradcam.png"] = guided_gradcam(explainer, explanation)
+    if explanation.masking is not None:
+        pictures["deletion.png"] = views.masking(explanation)[2]
+        sentence = words.masking(explanation.masking).plain
+        entries["masking_test"] = {**explanation.masking.as_dict(), "sentence": sentence}
+        lines.append(f"  masking test: {sentence}")
+    if explanation.guided is not None:
+        pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:
-        pictures["report.png"] = report(explanation, _sentence(explanation), alpha=args.alpha, colormap=args.colormap)
+        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=args.target is not None)
     if args.compare_classes:
-        classes = []
-        best = explainer.explain_classes(explanation.image, None, top=args.compare_classes, threshold=args.threshold)
-        for rank, other in enumerate(best, 1):
-            name = f"class-{rank}-{_file_name(other.class_name)}.png"
-            pictures[name] = other.overlay(args.alpha, args.colormap)
-            classes.append(
-                {
-                    "rank": rank,
-                    "index": other.class_index,
-                    "name": other.class_name,
-                    "probability": other.probability,
-                    "file": name,
-                }
-            )
-        entries["compare_classes"] = classes
+        listed = []
+        for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), views.classes(explanation, args.alpha, args.colormap), explanation.classes):
+            name = f"class-{rank}-{_file_name(other.name)}.png"
+            pictures[name] = picture
+            listed.append({"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name})
+        entries["compare_classes"] = listed
     if pictures:
         entries["more_files"] = list(pictures)
     return pictures, entries, lines
+
+
+def _backbone(args: argparse.Namespace) -> Backbone:
+    """The asked model; without --model, the default, or the embedded one when the default's weights cannot be had."""
+    weights = args.weights if args.weights is not None else os.environ.get(WEIGHTS_ENV) or None
+    progress = sys.stderr.isatty()
+    spec = args.model or DEFAULT_MODEL
+    try:
+        return load_backbone(spec, weights, args.labels, args.layer, device=args.device, progress=progress)
+    except WeightsError:
+        if args.model is not None or weights is not None or available_offline(spec)[0]:
+            raise
+    print(f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead", file=sys.stderr)
+    return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --compare-classes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty(), compile=args.compile))
+        explainer = Explainer(_backbone(args), compile=args.compile)
         if args.target is not None:
             explainer.class_index(args.target)  # fail before the first image
     except GradCAMError as exc:
@@ -206,9 +205,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
             explanation = explainer.explain(
-                path, args.target, top_k=args.top_k, threshold=args.threshold, counterfactual=args.counterfactual
+                path,
+                args.target,
+                top_k=args.top_k,
+                threshold=args.threshold,
+                counterfactual=args.counterfactual,
+                masking=args.masking_test,
+                guided=args.guided,
+                compare=args.compare_classes or 0,
             )
-            pictures, entries, lines = _views(explainer, explanation, args)
+            pictures, entries, lines = _views(explanation, args)
             folder = _unique_folder(args.out, path.stem, used)
             save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap, extra=entries)
             for name, picture in pictures.items():
@@ -225,9 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             log.exception("unexpected failure on %s", path)
             continue
-        others = ", ".join(f"{p.name} {percent(p.probability)}" for p in explanation.top_k)
-        empty = " (no region speaks for this class)" if explanation.cam_empty else ""
-        tqdm.write(f"{path}: {explanation.label}{empty}; top-{len(explanation.top_k)}: {others} -> {folder}/")
+        tqdm.write(words.cli_line(explanation, str(path), str(folder)))
         for line in lines:
             tqdm.write(line)
     if failed:

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
@@ -27,7 +28,7 @@ def _pixels(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _scale(axes, colormap: str, labels: tuple[str, ...], fontsize: float = 9) -> None:
+def _scale(axes: Axes, colormap: str, labels: tuple[str, ...], fontsize: float = 9) -> None:
     axes.imshow(heatmap(np.linspace(0.0, 1.0, 256)[None, :], colormap), aspect="auto")
     axes.set_yticks([])
     axes.set_xticks(np.linspace(0, 255, len(labels)), labels, fontsize=fontsize)
