@@ -124,7 +124,8 @@ WAITING = "*Add an image (drag it in, paste it, or click an example) to see what
 def colour_key(colormap: str = COLORMAP) -> str:
     """One short sentence that names the chosen colour map's colours."""
     names = colours(colormap)
-    return f"In these pictures, {names.strong} marks the strongest evidence and {names.none} none."
+    verb = "mark" if " and " in names.strong else "marks"
+    return f"In these pictures, {names.strong} {verb} the strongest evidence and {names.none} none."
 
 
 def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) -> str:

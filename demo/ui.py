@@ -82,6 +82,12 @@ CSS = f"""
 .top5 li.chosen .name {{ font-weight: 700; }}
 .top5 .bar {{ grid-column: 1 / span 2; height: 6px; background: #e4e4e7; border-radius: 3px; }}
 .top5 .bar span {{ display: block; height: 6px; background: {ACCENT}; border-radius: 3px; }}
+@media (max-width: 640px) {{
+  .panel {{ height: auto !important; }}
+  .panel .image-container, .panel .image-frame {{ height: auto !important; }}
+  .panel img {{ max-height: 50vh; width: 100%; object-fit: contain; }}
+  .panel .icon-button-wrapper {{ position: static; justify-content: flex-end; margin: 0 0 4px auto; width: fit-content; }}
+}}
 #examples .gallery-item img, #examples button img {{ object-fit: cover; }}
 """
 
@@ -431,6 +437,7 @@ def build_demo(
                         allow_custom_value=True,  # a typed name is checked here and answered with a hint
                         elem_id="target",
                         scale=4,
+                        min_width=260,  # on a phone the picker takes the whole width, the button goes below
                     )
                     button = gr.Button("Explain", variant="primary", elem_id="explain", scale=1, min_width=110)
                 hint = gr.Markdown("", visible=False, elem_id="target-hint")
@@ -448,7 +455,7 @@ def build_demo(
                         buttons=panel_buttons,
                         elem_id=f"panel-{key}",
                         elem_classes="panel",
-                        min_width=140,
+                        min_width=270,  # four abreast on a laptop, one per row on a phone
                     )
                     for key, title in PANEL_TITLES.items()
                 ]

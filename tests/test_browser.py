@@ -363,3 +363,48 @@ def test_explore_pictures_are_shareable(light_app, browser):
     page.locator("#report-image").scroll_into_view_if_needed()
     _shot(page, "explore-report.png")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def real_app() -> Iterator[RunningApp]:
+    """The page with EfficientNet-Lite0 and its real (embedded) weights, as a Space would serve it."""
+    from gradcam import available_offline
+
+    from demo.service import load_service
+
+    from .app_server import gradio_workdir
+
+    usable, reason = available_offline("efficientnet_lite0")
+    if not usable:
+        pytest.skip(f"EfficientNet-Lite0's weights are not installed: {reason}")
+    service = load_service(None, ("efficientnet_lite0",), workdir=gradio_workdir())
+    try:
+        with running_app(service) as running:
+            yield running
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x720", "390x844"])
+def test_a_real_model_on_a_real_photo_as_the_room_sees_it(real_app, browser, viewport):
+    page = _open(browser, real_app, viewport)
+    assert page.locator("#untrained-banner").count() == 0, "a trained model, yet the page says untrained"
+    _drop(page, PAIR)
+    _wait_painted(page)
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes('sure this is')")
+    before = _overlay_src(page)
+    page.click("#target input")
+    page.keyboard.type("espre", delay=TYPING)
+    page.wait_for_function("document.querySelector('#target [role=option]')?.innerText === 'espresso'")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes('espresso')", timeout=60_000)
+    _wait_painted(page, before)
+    if viewport == DESKTOP:
+        for selector in ("#sentence", "#panel-overlay", "#panel-boxes"):
+            assert _in_view(page, selector), f"{selector} is not in the first screen"
+    else:  # the phone scrolls to the new result
+        page.wait_for_function("() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }")
+    size = f"{viewport['width']}x{viewport['height']}"
+    _shot(page, f"real-model-{size}.png")
+    _shot(page, f"real-model-{size}-whole.png", full_page=True)
+    page.close()

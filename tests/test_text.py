@@ -36,9 +36,9 @@ def test_every_colour_map_the_page_offers_has_words():
 
 
 def test_the_sentence_names_the_colours_of_the_chosen_map(explanation):
-    assert "red and yellow" in text.describe(explanation, False)
+    assert "red and yellow mark the strongest" in text.describe(explanation, False)
     viridis = text.describe(explanation, False, "viridis")
-    assert "yellow" in viridis and "red" not in viridis
+    assert "yellow marks the strongest" in viridis and "red" not in viridis
 
 
 @pytest.mark.parametrize(
