@@ -30,6 +30,7 @@ from gradcam.render import heatmap
 
 from demo import guard, text
 from demo.service import DemoService, Rendered
+from demo.settings import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("demo")
 
@@ -37,8 +38,8 @@ EXAMPLES_DIR = Path(__file__).parent / "examples"
 COLORMAPS = ("jet", "viridis", "cividis", "magma")
 MASKING_PROGRESS = "Hiding parts of the photo and asking the model again"
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
-#: Largest upload the page announces (the server's limit is set at launch; keep them equal).
-UPLOAD_LIMIT_MB = 10
+#: Largest upload the page announces: the server's own limit.
+UPLOAD_LIMIT_MB = MAX_UPLOAD_BYTES / 1024 / 1024
 
 # Colours chosen for contrast: every text colour below reaches 4.5:1 on its background
 # (checked from computed styles by tests/test_browser.py).
