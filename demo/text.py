@@ -62,6 +62,11 @@ UPLOAD_TOO_BIG = (
 )
 
 
+def cannot_explain(message: str) -> str:
+    """What the sentence says when an upload cannot be explained (the engine's message for people)."""
+    return f"**Can't explain this image.** {html.escape(message)}"
+
+
 def legend(colormap: str = COLORMAP) -> str:
     """The colour key under the panels, in words."""
     names = colours(colormap)

@@ -112,10 +112,12 @@ PAGE_JS = """
   const live = () => {
     const upload = document.querySelector('#upload-hint');
     if (upload && !upload.textContent.trim() && !upload.hidden) { upload.hidden = true; upload.style.display = 'none'; }
-    const sentence = document.querySelector('#sentence');
-    if (sentence && !sentence.hasAttribute('aria-live')) {
-      sentence.setAttribute('aria-live', 'polite');
-      sentence.setAttribute('role', 'status');
+    for (const id of ['#sentence', '#target-hint']) {
+      const region = document.querySelector(id);
+      if (region && !region.hasAttribute('aria-live')) {
+        region.setAttribute('aria-live', 'polite');
+        region.setAttribute('role', 'status');
+      }
     }
   };
   live();
@@ -384,7 +386,11 @@ def build_demo(
             return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value=hint, visible=True),)
         if image is None:  # a class picked before any photo: nothing to explain yet, and no mistake
             return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value="", visible=False),)
-        result = _friendly(service.explain)(image, target, model, threshold, alpha, colormap, name=_name_of(image))
+        try:
+            result = _friendly(service.explain)(image, target, model, threshold, alpha, colormap, name=_name_of(image))
+        except gr.Error as exc:
+            # One message where the sentence goes, instead of a red badge on every output; the old results go.
+            return (*cleared()[:5], text.cannot_explain(str(exc.message)), *cleared()[6:])
         asked = target not in (None, "", text.TOP_PREDICTION)
         alts = text.alt_texts(result.explanation, colormap)
         panels_out = [

@@ -322,6 +322,21 @@ def test_keyboard_only_from_the_picker_to_the_result(light_app, browser):
     page.close()
 
 
+def test_a_file_that_is_not_a_photo_is_answered_in_the_sentence_without_red_badges(light_app, browser, tmp_path):
+    page = _open(browser, light_app, DESKTOP)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    fake = tmp_path / "holiday.jpg"
+    fake.write_bytes(b"this is not an image at all")
+    _drop(page, fake)
+    page.wait_for_function("document.querySelector('#sentence').innerText.includes(\"Can't explain this image\")", timeout=30_000)
+    assert "not an image we can read" in page.inner_text("#sentence")
+    assert page.locator(".error").count() == 0, "red error badges"
+    assert not page.locator("#results").is_visible(), "the old photo's panels stay beside the new message"
+    _shot(page, "not-a-photo.png")
+    page.close()
+
+
 def test_a_too_big_upload_is_explained_in_our_words(light_app, browser):
     page = _open(browser, light_app, DESKTOP)
     big = bytes(11 * 1024 * 1024)
