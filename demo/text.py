@@ -67,6 +67,11 @@ def cannot_explain(message: str) -> str:
     return f"**Can't explain this image.** {html.escape(message)}"
 
 
+def cannot_answer(message: str) -> str:
+    """What an Explore view says instead of its answer when it cannot give one."""
+    return f"**No answer this time.** {html.escape(message)}"
+
+
 def legend(colormap: str = COLORMAP) -> str:
     """The colour key under the panels, in words."""
     names = colours(colormap)

@@ -318,6 +318,29 @@ def _mcp_returns_every_output() -> None:
     GradioMCPServer._execute_tool_without_progress = execute  # type: ignore[method-assign]
 
 
+def _in_words(outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """For an Explore view whose first output is its sentence: a mistake is told there, the pictures stay empty.
+
+    A red "Error" badge on every picture reads as a broken page; one sentence where
+    the answer would be reads as an answer. Unexpected failures are logged (see
+    :func:`_friendly`) and apologised for the same way.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        friendly = _friendly(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return friendly(*args, **kwargs)
+            except gr.Error as exc:
+                return (text.cannot_answer(str(exc.message)), *(None for _ in range(outputs - 1)))
+
+        return wrapper
+
+    return decorate
+
+
 def build_demo(
     service: DemoService, *, on_spaces: bool = False, preview_image: str | None = None, upload_limit_mb: float = UPLOAD_LIMIT_MB
 ) -> gr.Blocks:
@@ -603,7 +626,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                     elem_classes="panel", buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
                 )
 
-    @_friendly
+    @_in_words(4)
     def run_masking(
         image: str | bytes | None, target: str, model: str, threshold: float, progress: gr.Progress = gr.Progress()
     ) -> tuple[Any, ...]:
@@ -613,7 +636,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
         )
         return words.masking(test).markdown, hidden_view, kept_view, plot
 
-    @_friendly
+    @_in_words(3)
     def run_counter(image: str | bytes | None, target: str, model: str, alpha: float, colormap: str) -> tuple[Any, ...]:
         heat, over, sentence = service.counterfactual(image, target, model, alpha, colormap)
         return f"{sentence} {text.colour_key(colormap)}", heat, over
@@ -634,7 +657,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
     guided_button.click(_friendly(service.guided), [image, target, model], guided_image, **options)
     classes_button.click(_friendly(service.compare_classes), [image, model, alpha, colormap], classes_gallery, **options)
     models_button.click(
-        _friendly(lambda *args: service.compare_models(*args)[::-1]), [image, target, threshold, alpha, colormap],
+        _in_words(2)(lambda *args: service.compare_models(*args)[::-1]), [image, target, threshold, alpha, colormap],
         [models_words, models_gallery], **options,
     )
     report_button.click(run_report, [image, target, model, threshold, alpha, colormap], [report_file, report_image], **options)

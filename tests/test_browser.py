@@ -337,6 +337,14 @@ def test_a_file_that_is_not_a_photo_is_answered_in_the_sentence_without_red_badg
     page.close()
 
 
+def test_an_explore_question_without_a_photo_is_answered_in_words(light_app, browser):
+    page = _open(browser, light_app, DESKTOP)
+    page.click("#masking-run")
+    page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('add an image')", timeout=30_000)
+    assert page.locator(".error").count() == 0, "red error badges"
+    page.close()
+
+
 def test_a_too_big_upload_is_explained_in_our_words(light_app, browser):
     page = _open(browser, light_app, DESKTOP)
     big = bytes(11 * 1024 * 1024)
