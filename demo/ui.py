@@ -151,9 +151,20 @@ PAGE_JS = """
 }
 """
 
-#: After a new result on a narrow screen, bring the sentence and panels into view.
+#: When a new photo arrives, the old results fade at once, before the server answers.
+DIM_JS = """
+(...inputs) => {
+  const results = document.querySelector('#results');
+  if (results) results.style.opacity = '0.3';
+  return inputs;
+}
+"""
+
+#: After a new result: full colour again, and on a narrow screen the sentence and panels brought into view.
 SCROLL_JS = """
 () => {
+  const results = document.querySelector('#results');
+  if (results) results.style.opacity = '';
   const sentence = document.querySelector('#sentence');
   if (sentence && window.innerWidth < 768) sentence.scrollIntoView({behavior: 'smooth', block: 'start'});
 }
@@ -428,6 +439,12 @@ def build_demo(
             gr.update(value="", visible=False),
         )
 
+    def new_photo(
+        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
+    ) -> tuple[Any, ...]:
+        """A new photo is explained; no photo ("remove image") clears what belonged to the old one."""
+        return cleared() if image is None else page_explain(image, target, model, threshold, alpha, colormap)
+
     def cleared() -> tuple[Any, ...]:
         """The page without a photo: no panels, the waiting sentence, no download."""
         return (
@@ -536,9 +553,8 @@ def build_demo(
         button.click(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
         # A new photo, an example or "remove image": the old results go, the new ones come.
         image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, **light)
-        image.change(cleared, None, page_outputs, **light).then(
-            page_explain, inputs, page_outputs, **page
-        ).then(None, js=SCROLL_JS)
+        # The old results are dimmed in the browser at once (no round trip), replaced when the new ones come.
+        image.change(new_photo, inputs, page_outputs, js=DIM_JS, **page).then(None, js=SCROLL_JS)
         target.input(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
         model.input(page_explain, inputs, page_outputs, **page)
         for slider in (threshold, alpha):
