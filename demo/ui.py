@@ -618,10 +618,12 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
             with gr.Tab("Fine detail"):
                 gr.Markdown(text.GUIDED_HELP)
                 guided_button = gr.Button("Show Guided Grad-CAM", elem_id="guided-run")
+                guided_words = gr.Markdown(elem_id="guided-sentence")
                 guided_image = _picture("Guided Grad-CAM", 320, "guided-image", buttons)
             with gr.Tab("Compare classes"):
                 gr.Markdown(text.CLASSES_HELP)
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
+                classes_words = gr.Markdown(elem_id="classes-sentence")
                 classes_gallery = gr.Gallery(
                     label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery",
                     allow_preview=True,
@@ -636,6 +638,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
             with gr.Tab("One-picture report"):
                 gr.Markdown(text.REPORT_HELP)
                 report_button = gr.Button("Make the report", elem_id="report-run")
+                report_words = gr.Markdown(elem_id="report-sentence")
                 report_file = gr.File(label="Report (PNG)", elem_id="report-file")
                 report_image = gr.Image(
                     label="Report", type="filepath", format="png", interactive=False, height=300, elem_id="report-image",
@@ -652,17 +655,25 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
         )
         return words.masking(test).markdown, hidden_view, kept_view, plot
 
+    @_in_words(2)
+    def run_guided(image: str | bytes | None, target: str, model: str) -> tuple[str, Any]:
+        return "", service.guided(image, target, model)
+
+    @_in_words(2)
+    def run_classes(image: str | bytes | None, model: str, alpha: float, colormap: str) -> tuple[str, Any]:
+        return "", service.compare_classes(image, model, alpha, colormap)
+
     @_in_words(3)
     def run_counter(image: str | bytes | None, target: str, model: str, alpha: float, colormap: str) -> tuple[Any, ...]:
         heat, over, sentence = service.counterfactual(image, target, model, alpha, colormap)
         return f"{sentence} {text.colour_key(colormap)}", heat, over
 
-    @_friendly
+    @_in_words(3)
     def run_report(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, str]:
         path = str(service.report(image, target, model, threshold, alpha, colormap))
-        return path, path
+        return "", path, path
 
     options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
     masking_button.click(
@@ -670,15 +681,17 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
         show_progress_on=curve, **options
     )
     counter_button.click(run_counter, [image, target, model, alpha, colormap], [counter_words, counter_heat, counter_over], **options)
-    guided_button.click(_friendly(service.guided), [image, target, model], guided_image, **options)
-    classes_button.click(_friendly(service.compare_classes), [image, model, alpha, colormap], classes_gallery, **options)
+    guided_button.click(run_guided, [image, target, model], [guided_words, guided_image], **options)
+    classes_button.click(run_classes, [image, model, alpha, colormap], [classes_words, classes_gallery], **options)
     models_button.click(
         _in_words(2)(lambda *args: service.compare_models(*args)[::-1]), [image, target, threshold, alpha, colormap],
         [models_words, models_gallery], **options,
     )
-    report_button.click(run_report, [image, target, model, threshold, alpha, colormap], [report_file, report_image], **options)
-    return [masking_words, hidden, kept, curve, counter_words, counter_heat, counter_over, guided_image,
-            classes_gallery, models_words, models_gallery, report_file, report_image]
+    report_button.click(
+        run_report, [image, target, model, threshold, alpha, colormap], [report_words, report_file, report_image], **options
+    )
+    return [masking_words, hidden, kept, curve, counter_words, counter_heat, counter_over, guided_words, guided_image,
+            classes_words, classes_gallery, models_words, models_gallery, report_words, report_file, report_image]
 
 
 def _name_of(image: str | bytes | None) -> str:

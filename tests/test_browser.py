@@ -348,6 +348,10 @@ def test_an_explore_question_without_a_photo_is_answered_in_words(light_app, bro
     page = _open(browser, light_app, DESKTOP)
     page.click("#masking-run")
     page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('add an image')", timeout=30_000)
+    for tab, question in (("Fine detail", "guided"), ("Compare classes", "classes"), ("One-picture report", "report")):
+        page.get_by_role("tab", name=tab).click()
+        page.click(f"#{question}-run")
+        page.wait_for_function(f"document.querySelector('#{question}-sentence').innerText.includes('add an image')", timeout=30_000)
     assert page.locator(".error").count() == 0, "red error badges"
     page.close()
 
