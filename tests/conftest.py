@@ -150,7 +150,7 @@ def tiny_backbone(trained_tiny: TinyNet) -> Backbone:
 @pytest.fixture(scope="session")
 def vgg19_random() -> Backbone:
     """Untrained VGG19 (seeded): the real architecture, built once per session."""
-    from gradcam.models import load_backbone
+    from gradcam.registry import load_backbone
 
     return load_backbone("vgg19", "random")
 

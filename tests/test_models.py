@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision import models
 
 from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
-from gradcam.models import cached_weights_path
+from gradcam.registry import cached_weights_path
 
 # What each name is expected to be built from; written out here rather than read
 # from gradcam.models, so that a test fails if the module picks other weights.
