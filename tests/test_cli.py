@@ -22,7 +22,7 @@ from PIL import Image
 from gradcam import Explainer, cli
 from gradcam.cli import main
 from gradcam.explanation import percent
-from gradcam.models import cached_weights_path
+from gradcam.registry import cached_weights_path
 
 from .conftest import make_scene
 
