@@ -10,7 +10,7 @@ import torch
 from torchvision.models import VGG19_Weights
 
 from gradcam import Explainer
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 from demo.service import DemoService
 
