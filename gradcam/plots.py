@@ -64,9 +64,9 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     axes.set_xlim(0, 100)
     axes.set_ylim(0, max(1.0, 105 * max(test.curve)))
     # The title sits in the figure, above the axes, so a viewer's label or buttons over the
-    # picture's top corners do not hide it; the legend goes below the curve's start.
+    # picture's top corners do not hide it; the legend goes where the curve is not.
     figure.suptitle("Hiding the most important pixels first", fontsize=12)
-    axes.legend(fontsize=8, loc="lower left")
+    axes.legend(fontsize=8, loc="best")
     axes.grid(alpha=0.3)
     return _pixels(figure)
 
