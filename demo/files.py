@@ -18,12 +18,14 @@ import uuid
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from gradcam import GradCAMError
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.explanation import Explanation
-from gradcam.save import save_explanation
+from gradcam.save import save_explanation, write_jpeg
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60
@@ -31,6 +33,8 @@ KEEP_FOR = 15 * 60
 MAX_BYTES = 2 * 1024**3
 #: Panels returned to the page, in display order.
 PANELS = ("original", "heatmap", "overlay", "boxes")
+#: Longer side of the light copies the page shows (the zip keeps the full-size PNGs).
+DISPLAY_SIDE = 800
 
 
 class StoreFullError(GradCAMError):
@@ -123,39 +127,58 @@ class OutputStore:
             remove_empty_folders(self.uploads, cutoff, keep=self.root)
 
     def write_explanation(
-        self, explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, name: str = "image"
-    ) -> tuple[dict[str, Path], Path]:
-        """Writes the four panels, the raw map, the manifest and a zip of them all.
+        self,
+        explanation: Explanation,
+        alpha: float = OVERLAY_ALPHA,
+        colormap: str = COLORMAP,
+        name: str = "image",
+        *,
+        display_side: int = DISPLAY_SIDE,
+    ) -> Written:
+        """Writes the four panels, the raw map, the manifest, a zip of them all, and light copies to show.
 
         Args:
             explanation: the result to save.
             alpha: overlay opacity.
             colormap: heatmap colormap.
             name: the upload's file name; the zip is called ``gradcam-<stem>.zip``.
+            display_side: longer side of the JPEG copies the page shows.
 
         Returns:
-            The panel paths keyed by panel name, and the zip's path.
+            The panel PNGs keyed by panel name, the zip's path, and the light JPEG copies.
 
         Raises:
             StoreFullError: when the disk cap is reached.
         """
         folder = self.folder()
         try:
-            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
+            pictures = explanation.panels(alpha, colormap)  # drawn once, for the files and the copies
+            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap, panels=pictures)
             stem = download_stem(name)
             archive = folder / f"gradcam-{stem}.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
                 for path in written.values():
                     bundle.write(path, f"gradcam-{stem}/{path.name}")
+            shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
+            with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
+                list(pool.map(lambda key: write_jpeg(shown[key], pictures[key], display_side), PANELS))
         finally:
             self.done(folder)
-        return {key: written[key] for key in PANELS}, archive
+        return Written({key: written[key] for key in PANELS}, archive, shown)
 
     def close(self) -> None:
         """Deletes every folder the store holds."""
         with self._lock:
             self._folders.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Written(NamedTuple):
+    """What one request wrote: full-quality panel PNGs, the zip, and light JPEG copies for the page."""
+
+    panels: dict[str, Path]
+    archive: Path
+    display: dict[str, Path]
 
 
 def download_stem(name: str, limit: int = 40) -> str:

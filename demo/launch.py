@@ -43,9 +43,15 @@ def launch_options(request_limits: Limits | None = None) -> dict[str, Any]:
     }
 
 
-def create_app(service: DemoService) -> gr.Blocks:
-    """The page with its queue configured, ready to launch."""
-    demo = build_demo(service)
+def create_app(service: DemoService, *, on_spaces: bool = False, preview_image: str | None = None) -> gr.Blocks:
+    """The page with its queue configured, ready to launch.
+
+    Args:
+        service: what answers the page's requests.
+        on_spaces: served as a Hugging Face Space (share buttons make sense there).
+        preview_image: absolute URL of the picture a shared link shows.
+    """
+    demo = build_demo(service, on_spaces=on_spaces, preview_image=preview_image)
     # api_open=False: POST /run/<name> and /api/<name> would run the model outside the queue.
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)
     return demo
@@ -73,7 +79,7 @@ def launch(settings: Settings) -> int:
     except GradCAMError as exc:
         log.error("%s", exc)
         return 2
-    demo = create_app(service)
+    demo = create_app(service, on_spaces=settings.on_spaces, preview_image=settings.preview_image)
     install_log_filter()  # nothing a visitor sends reaches the log whole
     try:
         demo.launch(

@@ -58,6 +58,7 @@ class Rendered:
     archive: Path
     sentence: str
     label: dict[str, float]
+    display: dict[str, Path]
 
 
 class DemoService:
@@ -137,8 +138,9 @@ class DemoService:
         """
         alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        panels, archive = self.store.write_explanation(explanation, alpha, colormap, name)
-        return Rendered(explanation, panels, archive, words.summary(explanation, asked).markdown, top_k_label(explanation))
+        written = self.store.write_explanation(explanation, alpha, colormap, name)
+        sentence = words.summary(explanation, asked, colormap).markdown
+        return Rendered(explanation, written.panels, written.archive, sentence, top_k_label(explanation), written.display)
 
     def explanation(
         self,

@@ -25,6 +25,8 @@ CACHE_SIZE: Final = 8
 #: The models on the page by default, the first one the default model. The embedded
 #: EfficientNet-Lite0 needs no download, so the page works offline.
 DEFAULT_MODELS: Final = ("vgg19", "resnet50", "densenet121", "efficientnet_lite0")
+#: The picture a shared link of the Space shows, a path in the repository.
+PREVIEW: Final = "docs/real-photos.png"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Settings:
         compile: compile VGG19's trunk at start-up.
         mcp: serve the explain function to AI assistants (Model Context Protocol).
         on_spaces: running as a Hugging Face Space (share buttons make sense there).
+        preview_image: absolute URL of the picture a shared link shows (on a Space: the
+            README's picture, served by the Hub from the Space's repository).
     """
 
     host: str = "127.0.0.1"
@@ -56,6 +60,7 @@ class Settings:
     compile: bool = False
     mcp: bool = True
     on_spaces: bool = False
+    preview_image: str | None = None
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -75,4 +80,5 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
         compile=environ.get("GRADCAM_COMPILE") == "1",
         mcp=environ.get("GRADCAM_MCP", "1") != "0",
         on_spaces=bool(environ.get("SPACE_ID")),
+        preview_image=f"https://huggingface.co/spaces/{environ['SPACE_ID']}/resolve/main/{PREVIEW}" if environ.get("SPACE_ID") else None,
     )

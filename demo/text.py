@@ -6,34 +6,10 @@ import html
 from dataclasses import dataclass
 
 from gradcam import Explanation, words
+from gradcam.words import COLOUR_WORDS, Colours, colour_key, colours  # noqa: F401 - the page uses these names
 from gradcam.config import COLORMAP
 
 TOP_PREDICTION = "Top prediction"
-
-
-@dataclass(frozen=True)
-class Colours:
-    """How a colour map's two ends are called in words."""
-
-    strong: str  # "red and yellow": the strongest evidence
-    none: str  # "blue": no evidence
-
-
-#: The words for each colour map the page offers (matplotlib's names).
-COLOUR_WORDS: dict[str, Colours] = {
-    "jet": Colours("red and yellow", "blue"),
-    "viridis": Colours("yellow", "dark purple"),
-    "cividis": Colours("yellow", "dark blue"),
-    "magma": Colours("light yellow and white", "black"),
-    "inferno": Colours("light yellow", "black"),
-    "plasma": Colours("yellow", "dark blue"),
-    "turbo": Colours("red and yellow", "dark blue"),
-}
-
-
-def colours(colormap: str = COLORMAP) -> Colours:
-    """The words for a colour map's ends; "bright" and "dark" for one without words."""
-    return COLOUR_WORDS.get(colormap, Colours("bright", "dark"))
 
 
 def share(probability: float) -> str:
@@ -131,13 +107,6 @@ UNTRAINED_BANNER = (
 WAITING = "*Add an image (drag it in, paste it, or click an example) to see what the model sees.*"
 
 
-def colour_key(colormap: str = COLORMAP) -> str:
-    """One short sentence that names the chosen colour map's colours."""
-    names = colours(colormap)
-    verb = "mark" if " and " in names.strong else "marks"
-    return f"In these pictures, {names.strong} {verb} the strongest evidence and {names.none} none."
-
-
 def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) -> str:
     """One or two plain sentences about an explanation, in Markdown, naming the colours on the page.
 
@@ -146,8 +115,7 @@ def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) ->
         asked: True when the person picked the class, False for the top prediction.
         colormap: the colour map of the pictures, so the sentence names their colours.
     """
-    summary = words.summary(explanation, asked).markdown
-    return summary if explanation.cam_empty else f"{summary} {colour_key(colormap)}"
+    return words.summary(explanation, asked, colormap).markdown
 
 
 def top_k_label(explanation: Explanation) -> dict[str, float]:

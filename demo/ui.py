@@ -428,7 +428,7 @@ def build_demo(
         asked = target not in (None, "", text.TOP_PREDICTION)
         alts = text.alt_texts(result.explanation, colormap)
         panels_out = [
-            gr.Image(value=str(result.panels[key]), alt_text=alts[key]) for key in PANEL_TITLES
+            gr.Image(value=str(result.display[key]), alt_text=alts[key]) for key in PANEL_TITLES
         ]
         return (
             *panels_out,

@@ -75,4 +75,4 @@ def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: st
 
 def one_picture(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True) -> np.ndarray:
     """The one-picture report for slides: panels, top guesses, the sentence and the colour bar."""
-    return report(explanation, words.summary(explanation, asked).plain, alpha=alpha, colormap=colormap)
+    return report(explanation, words.summary(explanation, asked, colormap).plain, alpha=alpha, colormap=colormap)

@@ -61,6 +61,38 @@ class Tested(Protocol):
 
 
 @dataclass(frozen=True)
+class Colours:
+    """How a colour map's two ends are called in words."""
+
+    strong: str  # "red and yellow": the strongest evidence
+    none: str  # "blue": no evidence
+
+
+#: The words for each colour map the page offers (matplotlib's names).
+COLOUR_WORDS: dict[str, Colours] = {
+    "jet": Colours("red and yellow", "blue"),
+    "viridis": Colours("yellow", "dark purple"),
+    "cividis": Colours("yellow", "dark blue"),
+    "magma": Colours("light yellow and white", "black"),
+    "inferno": Colours("light yellow", "black"),
+    "plasma": Colours("yellow", "dark blue"),
+    "turbo": Colours("red and yellow", "dark blue"),
+}
+
+
+def colours(colormap: str = "jet") -> Colours:
+    """The words for a colour map's ends; "bright" and "dark" for one without words."""
+    return COLOUR_WORDS.get(colormap, Colours("bright", "dark"))
+
+
+def colour_key(colormap: str = "jet") -> str:
+    """One short sentence that names the chosen colour map's colours."""
+    names = colours(colormap)
+    verb = "mark" if " and " in names.strong else "marks"
+    return f"In these pictures, {names.strong} {verb} the strongest evidence and {names.none} none."
+
+
+@dataclass(frozen=True)
 class Text:
     """A sentence as spans; ``strong`` spans are bold in Markdown, ``soft`` ones italic."""
 
@@ -95,7 +127,8 @@ def percent(probability: float) -> str:
         return "0%"
     if probability < 0.001:
         return "<0.1%"
-    return f"{probability:.0%}" if probability >= 0.01 else f"{probability:.1%}"
+    # 0.996 % rounds to "1.0%" with one decimal: written "1%", as the numbers above one percent are
+    return f"{probability:.0%}" if round(probability, 3) >= 0.01 else f"{probability:.1%}"
 
 
 def label(class_name: str, probability: float, untrained: bool = False) -> str:
@@ -103,13 +136,15 @@ def label(class_name: str, probability: float, untrained: bool = False) -> str:
     return f"{class_name} {percent(probability)}{' (untrained)' if untrained else ''}"
 
 
-def summary(result: Described, asked: bool = True) -> Text:
+def summary(result: Described, asked: bool = True, colormap: str | None = None) -> Text:
     """What the model thinks and what the map shows, in one or two sentences.
 
     Args:
         result: the explanation to describe.
         asked: True when a person picked the class, False for the top prediction;
             the words are the same unless the picked class is not the top one.
+        colormap: the colour map of the pictures shown with the words: a sentence
+            then names its colours (see :func:`colour_key`).
     """
     name = result.class_name
     best = result.top_k[0] if result.top_k else None
@@ -127,6 +162,8 @@ def summary(result: Described, asked: bool = True) -> Text:
         tail = Text.of(f" Nothing in this image speaks for {name}, so the heatmap is empty.")
     else:
         tail = Text.of(f" The highlighted parts of the image are what led it to {name}.")
+    if colormap is not None and not result.cam_empty:
+        tail = tail + Text.of(" " + colour_key(colormap))
     if result.untrained:
         tail = tail + Text.of(" ", ("soft", "(Untrained model: these numbers mean nothing.)"))
     return lead + tail

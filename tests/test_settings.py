@@ -27,6 +27,7 @@ def test_the_environment_names_models_weights_device_and_spaces():
     assert settings.models == ("timm:resnet50", "efficientnet_lite0")
     assert settings.weights == "random" and settings.device == "cuda" and settings.port == 8000
     assert not settings.mcp and settings.on_spaces
+    assert settings.preview_image == "https://huggingface.co/spaces/someone/gradcam/resolve/main/docs/real-photos.png"
 
 
 def test_the_command_line_overrides_the_environment(monkeypatch):

@@ -72,3 +72,9 @@ def test_the_cli_line_label_and_agreement():
 def test_the_counterfactual_sentence():
     assert "speaks **against** tabby" in words.counterfactual(Result()).markdown
     assert "no contrary evidence" in words.counterfactual(Result(counter_empty=True)).plain
+
+
+@pytest.mark.parametrize(("colormap", "named"), [("jet", "red and yellow mark"), ("viridis", "yellow marks"), ("magma", "light yellow and white")])
+def test_the_sentence_names_the_colours_of_the_chosen_colour_map(colormap, named):
+    assert named in words.summary(Result(), colormap=colormap).plain
+    assert "mark" not in words.summary(Result(cam_empty=True), colormap=colormap).plain
