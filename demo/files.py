@@ -166,6 +166,24 @@ class OutputStore:
             self.done(folder)
         return Written({key: written[key] for key in PANELS}, archive, shown)
 
+    def write_display(
+        self, explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, display_side: int = DISPLAY_SIDE
+    ) -> dict[str, Path]:
+        """Writes only the light JPEG copies of the four panels, for the page to show at once.
+
+        Raises:
+            StoreFullError: when the disk cap is reached.
+        """
+        folder = self.folder()
+        try:
+            pictures = explanation.panels(alpha, colormap)
+            shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
+            with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
+                list(pool.map(lambda key: write_jpeg(shown[key], pictures[key], display_side), PANELS))
+        finally:
+            self.done(folder)
+        return shown
+
     def close(self) -> None:
         """Deletes every folder the store holds."""
         with self._lock:

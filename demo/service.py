@@ -37,7 +37,7 @@ from demo.models import ModelSet
 from demo.settings import CACHE_SIZE, MAX_SIDE
 from demo.text import TOP_PREDICTION, top_k_label
 
-__all__ = ["DemoService", "Rendered", "UserError"]
+__all__ = ["DemoService", "Rendered", "Shown", "UserError"]
 
 log = logging.getLogger("demo")
 
@@ -58,6 +58,15 @@ class Rendered:
     archive: Path
     sentence: str
     label: dict[str, float]
+    display: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the page shows first: the explanation, whether its class was asked for, light panel copies."""
+
+    explanation: Explanation
+    asked: bool
     display: dict[str, Path]
 
 
@@ -141,6 +150,43 @@ class DemoService:
         written = self.store.write_explanation(explanation, alpha, colormap, name)
         sentence = words.summary(explanation, asked, colormap).markdown
         return Rendered(explanation, written.panels, written.archive, sentence, top_k_label(explanation), written.display)
+
+    def show(
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        alpha: float = OVERLAY_ALPHA,
+        colormap: str = COLORMAP,
+    ) -> Shown:
+        """What the page shows first: the explanation and light copies of the four panels.
+
+        The full-quality files come after, from :meth:`download`, without running the model again.
+
+        Raises:
+            UserError, GradCAMError: with a message for the person.
+        """
+        alpha, colormap = _look(alpha, colormap)
+        explanation, asked = self.explanation(image, target, model, threshold)
+        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap))
+
+    def download(
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        alpha: float = OVERLAY_ALPHA,
+        colormap: str = COLORMAP,
+        name: str = "image",
+    ) -> Path:
+        """The zip of the four PNGs, the raw map and the manifest of a request (remembered: no model run).
+
+        Raises:
+            UserError, GradCAMError: with a message for the person.
+        """
+        return self.explain(image, target, model, threshold, alpha, colormap, name).archive
 
     def explanation(
         self,

@@ -421,11 +421,10 @@ def build_demo(
         if image is None:  # a class picked before any photo: nothing to explain yet, and no mistake
             return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value="", visible=False),)
         try:
-            result = _friendly(service.explain)(image, target, model, threshold, alpha, colormap, name=_name_of(image))
+            result = _friendly(service.show)(image, target, model, threshold, alpha, colormap)
         except gr.Error as exc:
             # One message where the sentence goes, instead of a red badge on every output; the old results go.
             return (*cleared()[:5], text.cannot_explain(str(exc.message)), *cleared()[6:])
-        asked = target not in (None, "", text.TOP_PREDICTION)
         alts = text.alt_texts(result.explanation, colormap)
         panels_out = [
             gr.Image(value=str(result.display[key]), alt_text=alts[key]) for key in PANEL_TITLES
@@ -433,11 +432,22 @@ def build_demo(
         return (
             *panels_out,
             text.top_k_html(result.explanation),
-            text.describe(result.explanation, asked, colormap),
-            str(result.archive),
+            text.describe(result.explanation, result.asked, colormap),
+            None,  # the download follows in its own step (page_download), after the pictures are painted
             gr.update(visible=True),
             gr.update(value="", visible=False),
         )
+
+    def page_download(
+        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
+    ) -> Any:
+        """The full-quality files of what the page shows, written after it is shown (no model run)."""
+        if image is None or _unknown(target):
+            return gr.skip()
+        try:
+            return str(service.download(image, target, model, threshold, alpha, colormap, name=_name_of(image)))
+        except GradCAMError:
+            return None  # the sentence already says what went wrong
 
     def new_photo(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
@@ -550,17 +560,27 @@ def build_demo(
         page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
         # Page-only steps that run no model: queued too (no REST route skips the queue), never waiting for a model run.
         light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
-        button.click(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
+        # Each explanation shows its pictures first; the full-quality download follows in a second step.
+        files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "files"}
+        shown = button.click(page_explain, inputs, page_outputs, **page)
+        shown.then(None, js=SCROLL_JS)
+        shown.success(page_download, inputs, archive, **files)
         # A new photo, an example or "remove image": the old results go, the new ones come.
         image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, **light)
         # The old results are dimmed in the browser at once (no round trip), replaced when the new ones come.
-        image.change(new_photo, inputs, page_outputs, js=DIM_JS, **page).then(None, js=SCROLL_JS)
-        target.input(page_explain, inputs, page_outputs, **page).then(None, js=SCROLL_JS)
-        model.input(page_explain, inputs, page_outputs, **page)
+        shown = image.change(new_photo, inputs, page_outputs, js=DIM_JS, **page)
+        shown.then(None, js=SCROLL_JS)
+        shown.success(page_download, inputs, archive, **files)
+        shown = target.input(page_explain, inputs, page_outputs, **page)
+        shown.then(None, js=SCROLL_JS)
+        shown.success(page_download, inputs, archive, **files)
+        model.input(page_explain, inputs, page_outputs, **page).success(page_download, inputs, archive, **files)
         for slider in (threshold, alpha):
             # .change also follows a number typed into the slider's field; only the last value runs.
-            slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page)
-        colormap.input(page_explain, inputs, page_outputs, **page)
+            slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page).success(
+                page_download, inputs, archive, **files
+            )
+        colormap.input(page_explain, inputs, page_outputs, **page).success(page_download, inputs, archive, **files)
         colormap.input(legend_html, colormap, legend, **light)
         _check_inputs(service, target, model, threshold, alpha, colormap)
         del examples, upload_hint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -229,3 +230,16 @@ def test_close_removes_every_file(tiny_backbone, upload, tmp_path):
     assert service.workdir.is_dir()
     service.close()
     assert not service.workdir.exists()
+
+
+def test_the_page_shows_light_copies_first_and_the_download_follows_without_a_model_run(service, upload, scene):
+    shown = service.show(upload, "square", alpha=0.4, colormap="viridis")
+    assert set(shown.display) == {"original", "heatmap", "overlay", "boxes"} and shown.asked
+    assert all(path.suffix == ".jpg" and path.stat().st_size > 0 for path in shown.display.values())
+    archive = service.download(upload, "square", alpha=0.4, colormap="viridis", name="scene.png")
+    assert service.model_runs == 1
+    with zipfile.ZipFile(archive) as bundle:
+        names = sorted(Path(n).name for n in bundle.namelist())
+    assert names == ["boxes.png", "cam.npy", "heatmap.png", "manifest.json", "original.png", "overlay.png"]
+    assert Image.open(shown.display["overlay"]).size == Image.open(io.BytesIO(zipfile.ZipFile(archive).read(
+        next(n for n in zipfile.ZipFile(archive).namelist() if n.endswith("overlay.png"))))).size == scene.image.shape[1::-1]
