@@ -1,0 +1,498 @@
+"""One timing method for every benchmark of this project: CPU, GPU and the web app.
+
+The experiments (``bench_*.py``) only say *what* to compare; this module says
+*how*, the same way everywhere:
+
+* **Interleaved repetitions.** Every round runs each compared function once, in
+  a new shuffled order (round-robin), so that drift of the machine (other
+  processes, clock frequency, caches) hits all of them alike, after untimed
+  warm-up rounds. Garbage is collected before each call, not during one.
+* **Contention check.** Before each round a fixed reference workload (a small
+  matrix product, the same every time) is timed, and the share of the CPUs that
+  *other* processes used during the round is read from ``/proc/stat``; the
+  1-minute load average is recorded too. A round is *quiet* when the reference
+  ran within 25 % of its best time and others used under 10 % of the CPUs.
+  Medians are taken over the quiet rounds when there are at least three, else
+  over all rounds, and the result is marked contended.
+* **CUDA events** replace the wall clock on a GPU (with a synchronisation after
+  each call), so that asynchronous kernels are counted where they run.
+* **Peak memory in a fresh process:** a child process builds and runs one
+  function only; its ``resource.getrusage`` ``ru_maxrss`` is the peak, and the
+  growth over what it held after building is the function's own.
+* **Agreement of maps:** correlation and largest absolute difference after the
+  same ReLU, bilinear upsampling and min-max scaling, so that equal work is compared.
+* **Conditions stated:** CPU, cores, torch threads, memory layout, load.
+
+Only the public API of ``gradcam`` is used by the experiments; examples come from
+``demo/examples``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "demo" / "examples"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: A round is quiet when the reference workload ran within this factor of its best time ...
+PROBE_SLACK = 1.25
+#: ... and other processes used less than this share of the CPUs.
+QUIET_SHARE = 0.10
+#: Medians are over quiet rounds only when there are at least this many.
+MIN_QUIET_ROUNDS = 3
+#: Maps agree when they correlate at least this much and differ at most this much (maps in [0, 1]).
+MIN_CORRELATION = 0.999
+MAX_ABS_DIFFERENCE = 0.02
+RESULT_PREFIX = "RESULT "
+
+Run = Callable[[], object]
+
+
+def log(message: str) -> None:
+    """Progress, on stderr (stdout carries the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- conditions
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where unknown)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def conditions(**details: object) -> str:
+    """One paragraph of the conditions of a run: machine, threads, versions, plus ``details``."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    parts = [
+        f"device: {device}",
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+        f"Python {platform.python_version()}",
+        f"load average at start {load_average():.2f}",
+    ]
+    parts += [f"{key.replace('_', ' ')}: {value}" for key, value in details.items()]
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def example_paths() -> list[Path]:
+    """The example photos shipped in ``demo/examples``."""
+    return sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+
+
+def example_photo(name: str = "astronaut.png", size: tuple[int, int] | None = None) -> np.ndarray:
+    """An example photo as RGB uint8 ``(H, W, 3)``, resized to ``size`` = ``(height, width)`` if given."""
+    import cv2
+
+    from gradcam import load_image
+
+    image = load_image(EXAMPLES / name)
+    if size is None:
+        return image
+    height, width = size
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """What each timed round saw of the machine.
+
+    Attributes:
+        probe_s: seconds of the reference workload before each round.
+        others: share of the CPUs other processes used during each round.
+        load: 1-minute load average at the end of each round.
+    """
+
+    probe_s: tuple[float, ...]
+    others: tuple[float, ...]
+    load: tuple[float, ...]
+
+    @property
+    def quiet(self) -> tuple[bool, ...]:
+        """Whether each round was quiet (reference fast and others idle)."""
+        best = min(self.probe_s)
+        return tuple(p <= best * PROBE_SLACK and o < QUIET_SHARE for p, o in zip(self.probe_s, self.others))
+
+    def summary(self) -> str:
+        """A sentence on the contention, for the report."""
+        quiet = sum(self.quiet)
+        high = sum(load > (os.cpu_count() or 1) + 1 for load in self.load)
+        return (
+            f"{quiet} of {len(self.quiet)} rounds quiet (reference workload within {PROBE_SLACK:.2f} x its best and "
+            f"other processes under {QUIET_SHARE:.0%} of the CPUs); others used {statistics.median(self.others):.0%} "
+            f"(median, max {max(self.others):.0%}); load average {min(self.load):.1f}-{max(self.load):.1f}"
+            + (f", above cores + 1 in {high} rounds" if high else "")
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of each timed repetition of one function, and the rounds they ran in."""
+
+    samples: tuple[float, ...]
+    rounds: Rounds
+
+    @property
+    def contended(self) -> bool:
+        """True when too few rounds were quiet: the median then includes contended rounds."""
+        return sum(self.rounds.quiet) < MIN_QUIET_ROUNDS
+
+    @property
+    def kept(self) -> tuple[float, ...]:
+        """The samples summarised: those of quiet rounds when there are enough, else all."""
+        if self.contended:
+            return self.samples
+        return tuple(s for s, q in zip(self.samples, self.rounds.quiet) if q)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.kept)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        kept = self.kept
+        if len(kept) < 2:
+            return kept[0], kept[0]
+        q1, _, q3 = statistics.quantiles(kept, n=4, method="inclusive")
+        return q1, q3
+
+    def ms(self) -> str:
+        """The median in milliseconds, marked * when contended."""
+        return f"{self.median * 1000:.1f}{'*' if self.contended else ''}"
+
+
+class CpuTimer:
+    """Wall-clock seconds of one call."""
+
+    def __call__(self, run: Run) -> float:
+        started = time.perf_counter()
+        output = run()
+        elapsed = time.perf_counter() - started
+        del output
+        return elapsed
+
+
+class CudaTimer:
+    """Seconds of one call between two CUDA events, synchronised after the call."""
+
+    def __init__(self) -> None:
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.stop = torch.cuda.Event(enable_timing=True)
+
+    def __call__(self, run: Run) -> float:
+        torch.cuda.synchronize()
+        self.start.record()
+        output = run()
+        self.stop.record()
+        torch.cuda.synchronize()
+        del output
+        return self.start.elapsed_time(self.stop) / 1000
+
+
+def default_timer() -> CpuTimer | CudaTimer:
+    """CUDA events on a GPU machine, else the wall clock."""
+    return CudaTimer() if torch.cuda.is_available() else CpuTimer()
+
+
+_PROBE = torch.ones(192, 192)
+
+
+def _reference_workload() -> float:
+    """Seconds of a fixed small workload (matrix products at the current thread count)."""
+    started = time.perf_counter()
+    for _ in range(20):
+        torch.mm(_PROBE, _PROBE)
+    return time.perf_counter() - started
+
+
+def _busy_seconds() -> tuple[float, float]:
+    """(all processes', this process's and its children's) CPU seconds so far."""
+    try:
+        with open("/proc/stat") as stat:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+        machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        machine = float("nan")
+    t = os.times()
+    return machine, t.user + t.system + t.children_user + t.children_system
+
+
+def time_interleaved(
+    runs: dict[str, Run],
+    reps: int,
+    warmup: int = 1,
+    *,
+    timer: Callable[[Run], float] | None = None,
+    seed: int = 0,
+) -> dict[str, Timing]:
+    """Times each function ``reps`` times after ``warmup`` untimed rounds, interleaved round by round.
+
+    Args:
+        runs: the compared functions, by name; each runs one complete call.
+        reps: timed rounds.
+        warmup: untimed rounds first (first-call costs, caches, allocators).
+        timer: how one call is timed (:func:`default_timer` when None).
+        seed: of the shuffled order of each round.
+
+    Returns:
+        The timing of each function, with the contention of every round.
+    """
+    timer = timer or default_timer()
+    order = list(runs)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {name: [] for name in order}
+    probes: list[float] = []
+    others: list[float] = []
+    loads: list[float] = []
+    gc.collect()
+    gc.freeze()  # what exists now is never collected again: collections before each call stay cheap
+    try:
+        for index in range(warmup + reps):
+            rng.shuffle(order)
+            probe = _reference_workload()
+            machine0, ours0 = _busy_seconds()
+            started = time.perf_counter()
+            for name in order:
+                gc.collect()
+                elapsed = timer(runs[name])
+                if index >= warmup:
+                    samples[name].append(elapsed)
+            seconds = time.perf_counter() - started
+            machine1, ours1 = _busy_seconds()
+            share = max(0.0, ((machine1 - machine0) - (ours1 - ours0)) / (seconds * (os.cpu_count() or 1)))
+            kind = "warm-up" if index < warmup else "round"
+            log(f"  {kind} {index + 1 if index < warmup else index - warmup + 1}: {seconds:.1f} s, others {share:.0%}")
+            if index >= warmup:
+                probes.append(probe)
+                others.append(share)
+                loads.append(load_average())
+    finally:
+        gc.unfreeze()
+    rounds = Rounds(tuple(probes), tuple(others), tuple(loads))
+    return {name: Timing(tuple(values), rounds) for name, values in samples.items()}
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak resident memory of a fresh process that built and ran one function.
+
+    Attributes:
+        built_mib: peak RSS after building what the function needs (``ru_maxrss``).
+        peak_mib: peak RSS after running it (``ru_maxrss``): the process's whole peak.
+        growth_mib: what the calls added over what the process held after building.
+    """
+
+    built_mib: float
+    peak_mib: float
+    growth_mib: float
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_child(make: Callable[[], Run], runs: int = 2) -> None:
+    """In the child process: builds one function, calls it ``runs`` times, prints a :class:`Memory`."""
+    run = make()
+    gc.collect()
+    built, holding = _maxrss_mib(), _rss_mib()
+    for _ in range(runs):
+        output = run()
+        del output
+    peak = _maxrss_mib()
+    # Peak over what is held now; where building peaked higher than the calls, the calls' own peak is hidden.
+    growth = max(0.0, peak - max(built, holding))
+    print(RESULT_PREFIX + json.dumps({"built_mib": built, "peak_mib": peak, "growth_mib": growth}), flush=True)
+
+
+def measure_memory(script: Path, names: Sequence[str], extra: Sequence[str] = (), timeout: float = 300) -> dict[str, Memory]:
+    """Runs ``script --memory-child NAME [extra]`` once per name, each in a fresh process.
+
+    The children fix glibc's mmap threshold (``MALLOC_MMAP_THRESHOLD_``): otherwise
+    freed tensors may stay resident and the peak would depend on allocation history.
+    """
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    results: dict[str, Memory] = {}
+    for name in names:
+        command = [sys.executable, str(script), "--memory-child", name, "--threads", str(torch.get_num_threads()), *extra]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+        except subprocess.TimeoutExpired:
+            log(f"  memory of {name}: gave up after {timeout:.0f} s")
+            continue
+        lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+        if done.returncode != 0 or not lines:
+            log(f"  memory of {name} failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+            continue
+        results[name] = Memory(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
+        log(f"  memory of {name}: peak {results[name].peak_mib:.0f} MiB, +{results[name].growth_mib:.0f} MiB over building")
+    return results
+
+
+# ----------------------------------------------------------------------------- agreement of maps
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely two stacks of maps in [0, 1] agree."""
+
+    correlation: float
+    max_abs_difference: float
+
+    @property
+    def ok(self) -> bool:
+        return self.correlation >= MIN_CORRELATION and self.max_abs_difference <= MAX_ABS_DIFFERENCE
+
+    def __str__(self) -> str:
+        return f"{'yes' if self.ok else 'NO'} ({self.correlation:.5f} / {self.max_abs_difference:.1e})"
+
+
+def common_maps(raw: Tensor | np.ndarray, size: tuple[int, int]) -> Tensor:
+    """Any method's maps ``(..., h, w)`` after the same ReLU, bilinear upsampling to ``size`` and min-max scaling."""
+    maps = torch.as_tensor(np.asarray(raw) if isinstance(raw, np.ndarray) else raw.detach().cpu()).float()
+    maps = F.relu(maps.reshape(-1, *maps.shape[-2:]))  # (K, h, w)
+    if tuple(maps.shape[-2:]) != size:
+        maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.flatten(-2).amin(-1)[:, None, None]
+    high = maps.flatten(-2).amax(-1)[:, None, None]
+    return (maps - low) / (high - low).clamp_min(1e-12)
+
+
+def agreement(reference: Tensor, other: Tensor) -> Agreement:
+    """Pearson correlation and largest absolute difference of two equally shaped stacks of maps."""
+    a, b = reference.flatten().double(), other.flatten().double()
+    return Agreement(float(torch.corrcoef(torch.stack([a, b]))[0, 1]), float((a - b).abs().max()))
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table; columns of numbers (a header ending in a unit, or starting "x ") are right-aligned."""
+    numeric = [h.startswith("x ") or h.endswith(("ms", "MiB", " s", " x", "%")) for h in headers]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(value: float, limit: float, *, at_most: bool = True, contended: bool = False) -> str:
+    """"met" or "MISSED" for a target, noting contention."""
+    ok = value <= limit if at_most else value >= limit
+    return ("met" if ok else "MISSED") + (" (contended: rerun on a quiet machine)" if contended else "")
+
+
+@dataclass
+class Report:
+    """The markdown an experiment prints (stdout) and may also write to a file."""
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+
+    def add(self, *parts: str) -> None:
+        self.parts.extend(parts)
+
+    def emit(self, path: Path | None = None) -> str:
+        text = "\n\n".join([f"### {self.title}", *self.parts]) + "\n"
+        print(text, flush=True)
+        if path is not None:
+            path.write_text(text)
+        return text
+
+
+def parser(description: str, reps: int = 7) -> argparse.ArgumentParser:
+    """The options every experiment shares."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--reps", type=int, default=reps, help="timed rounds (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="fewer rounds and cases: a few minutes on 2 cores")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    p.add_argument("--markdown", type=Path, help="also write the report to this file")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    return p
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Sets torch's thread count from ``--threads``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def layout_of(x: Tensor) -> str:
+    """"channels_last" or "NCHW": how a 4-D tensor lies in memory."""
+    if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return "channels_last"
+    return "NCHW"
+
+
+def ratios(timings: dict[str, Timing], numerator: str, denominator: str) -> tuple[float, float]:
+    """(ratio of medians, ratio of best times) of two timed functions."""
+    return (
+        timings[numerator].median / timings[denominator].median,
+        timings[numerator].best / timings[denominator].best,
+    )
+
+
+def child_or(args: argparse.Namespace, factories: dict[str, Callable[[], Run]]) -> bool:
+    """In a ``--memory-child`` process runs the asked factory's memory measurement; True if it did."""
+    if not args.memory_child:
+        return False
+    memory_child(factories[args.memory_child])
+    return True
+
+
+def to_json(value: Any) -> str:
+    """Dataclasses and tuples as JSON, for ``--json`` style outputs."""
+    return json.dumps(value, default=lambda o: o.__dict__, indent=2)
