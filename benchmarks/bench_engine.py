@@ -107,7 +107,7 @@ def main() -> int:
     specs = tuple(args.models.split(",")) if args.models else (QUICK if args.quick else tuple(BACKBONES))
     if harness.child_or(args, factories(specs)):
         return 0
-    reps = 5 if args.quick else args.reps
+    reps = min(args.reps, 5) if args.quick else args.reps
 
     report = harness.Report("Grad-CAM against a plain forward pass (bench_engine.py)")
     rows: list[list[object]] = []
