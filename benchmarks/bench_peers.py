@@ -47,16 +47,18 @@ PEERS = ("pytorch-grad-cam", "captum", "torchcam")
 class Setup:
     """Models and input, built on first use (a memory child builds only what it runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu", batch: int = 1) -> None:
         self.image = harness.example_photo("astronaut.png", SIZE)
+        self.device = torch.device(device)
+        self.batch = batch
         self.classes: list[int] = []
 
     @cached_property
     def ours(self) -> dict[str, nn.Module]:
         """The project's VGG19 (exact fast path) per layout, as load_backbone gives it."""
         return {
-            "NCHW": load_backbone("vgg19", "random", channels_last=False).model,
-            "channels_last": load_backbone("vgg19", "random").model,
+            "NCHW": load_backbone("vgg19", "random", channels_last=False, device=self.device).model,
+            "channels_last": load_backbone("vgg19", "random", device=self.device).model,
         }
 
     @cached_property
@@ -64,22 +66,26 @@ class Setup:
         """The peers' model per layout: torchvision's VGG19, same seed, parameters requiring grad."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the seed of load_backbone(..., "random")
-            model = torchvision.models.vgg19().eval()
+            model = torchvision.models.vgg19().eval().to(self.device)
         return {"NCHW": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
 
     @cached_property
     def x(self) -> dict[str, Tensor]:
         """The input as Explainer.preprocess makes it, in each layout."""
         explainer = Explainer(load_backbone("vgg19", "random"), warm_up=False)
-        x = explainer.preprocess(self.image)  # (1, 3, 224, 224)
+        x = explainer.preprocess(self.image).expand(self.batch, -1, -1, -1).to(self.device)  # (N, 3, 224, 224)
         return {"NCHW": x.contiguous(), "channels_last": x.contiguous(memory_format=torch.channels_last)}
+
+
+#: name -> (library, layout, classes, builder of the function to time)
+Catalogue = dict[str, tuple[str, str, int, Callable[[Setup], Run]]]
 
 
 def _ours(setup: Setup, layout: str, top: int, hook_path: bool) -> Run:
     model = setup.plain[layout] if hook_path else setup.ours[layout]
     cam = GradCAM(model, f"features.{LAYER}" if hook_path else "features_conv")
     x, classes = setup.x[layout], setup.classes[:top]
-    return lambda: cam.compute(x, [classes]).maps[0]
+    return lambda: cam.compute(x, [classes] * len(x)).maps[0]  # the first image's K maps
 
 
 def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
@@ -91,7 +97,7 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
     def run() -> np.ndarray:
         # Its README's usage; one call per class.
         with PGCGradCAM(model=model, target_layers=[model.features[LAYER]]) as cam:
-            return np.concatenate([cam(input_tensor=x, targets=[ClassifierOutputTarget(c)]) for c in classes])
+            return np.concatenate([cam(input_tensor=x, targets=[ClassifierOutputTarget(c)] * len(x))[:1] for c in classes])
 
     return run
 
@@ -107,7 +113,7 @@ def _captum(setup: Setup, layout: str, top: int) -> Run:
         maps = []
         for c in classes:
             attr = layer_gc.attribute(x, target=c, relu_attributions=True).detach()  # (1, 1, 14, 14)
-            maps.append(LayerAttribution.interpolate(attr, SIZE, interpolate_mode="bilinear"))
+            maps.append(LayerAttribution.interpolate(attr, SIZE, interpolate_mode="bilinear")[:1])
         return torch.cat(maps)
 
     return run
@@ -124,8 +130,8 @@ def _torchcam(setup: Setup, layout: str, top: int) -> Run:
         with TorchCAMGradCAM(model, target_layer=f"features.{LAYER}") as extractor:
             out = model(x)
             for k, c in enumerate(classes):
-                (cam,) = extractor(c, out, retain_graph=k < len(classes) - 1)  # (1, 14, 14)
-                maps.append(F.interpolate(cam[:, None], size=SIZE, mode="bilinear", align_corners=False))
+                (cam,) = extractor(c, out, retain_graph=k < len(classes) - 1)  # (N, 14, 14)
+                maps.append(F.interpolate(cam[:1, None], size=SIZE, mode="bilinear", align_corners=False))
         return torch.cat(maps)
 
     return run
@@ -141,10 +147,10 @@ def _forward(setup: Setup, layout: str) -> Run:
     return run
 
 
-def catalogue(quick: bool) -> dict[str, tuple[str, str, int, Callable[[Setup], Run]]]:
+def catalogue(quick: bool) -> Catalogue:
     """name -> (library, layout, classes, builder); quick drops the slow peers' top-5 rows."""
     short = {"NCHW": "nchw", "channels_last": "cl"}
-    out: dict[str, tuple[str, str, int, Callable[[Setup], Run]]] = {}
+    out: Catalogue = {}
     for layout in LAYOUTS:
         s = short[layout]
         out[f"forward_{s}"] = ("plain forward", layout, 0, lambda st, lo=layout: _forward(st, lo))
@@ -186,6 +192,49 @@ def prepare(setup: Setup) -> float:
     setup.classes = logits.topk(TOP, dim=1).indices[0].tolist()
     return gap
 
+def tables(
+    names: Catalogue,
+    timings: dict[str, harness.Timing],
+    agree: dict[str, harness.Agreement],
+    memory: dict[str, tuple[float, float]],
+) -> tuple[str, list[str]]:
+    """The results table (memory as (peak, growth) MiB per method) and the speed-ups within each layout."""
+    rows: list[list[object]] = []
+    for name, (library, layout, top, _) in names.items():
+        t = timings[name]
+        forward = "forward_nchw" if layout == "NCHW" else "forward_cl"
+        med, best = harness.ratios(timings, name, forward)
+        q1, q3 = t.quartiles
+        m = memory.get(name)
+        rows.append([
+            library, layout, top or "", t.ms(), f"{q1 * 1000:.0f}-{q3 * 1000:.0f}", f"{med:.2f}", f"{best:.2f}",
+            f"{m[0]:.0f}" if m else "-", f"{m[1]:.0f}" if m else "-",
+            str(agree[name]) if name in agree else "",
+        ])
+    lines = []
+    for layout, s in (("NCHW", "nchw"), ("channels_last", "cl")):
+        for top in (1, TOP):
+            peers = [f"{peer}_top{top}_{s}" for peer in PEERS if f"{peer}_top{top}_{s}" in timings]
+            if not peers:
+                continue
+            fastest = min(peers, key=lambda n: timings[n].median)
+            med, best = harness.ratios(timings, fastest, f"ours_top{top}_{s}")
+            slowest = f"pytorch-grad-cam_top{top}_{s}"
+            extra = ""
+            if slowest in timings:
+                pmed, _ = harness.ratios(timings, slowest, f"ours_top{top}_{s}")
+                extra = f"; pytorch-grad-cam / ours {pmed:.2f} x"
+            lines.append(
+                f"- {layout}, {'one class' if top == 1 else f'top {top}'}: fastest peer ({names[fastest][0]}) / ours = "
+                f"**{med:.2f} x** (best times {best:.2f} x){extra}"
+            )
+    table = harness.markdown_table(
+        ["library", "layout", "classes", "median ms", "IQR ms", "x forward, same layout (medians)",
+         "x forward (best)", "peak MiB", "growth MiB", "maps agree (corr / max diff)"],
+        rows,
+    )
+    return table, lines
+
 
 def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=7)
@@ -224,35 +273,7 @@ def main() -> int:
         memory = harness.measure_memory(Path(__file__), wanted, extra)
 
     report = harness.Report("Against the peers, like with like (bench_peers.py)")
-    rows: list[list[object]] = []
-    for name, (library, layout, top, _) in names.items():
-        t = timings[name]
-        forward = "forward_nchw" if layout == "NCHW" else "forward_cl"
-        med, best = harness.ratios(timings, name, forward)
-        q1, q3 = t.quartiles
-        m = memory.get(name)
-        rows.append([
-            library, layout, top or "", t.ms(), f"{q1 * 1000:.0f}-{q3 * 1000:.0f}", f"{med:.2f}", f"{best:.2f}",
-            f"{m.peak_mib:.0f}" if m else "-", f"{m.growth_mib:.0f}" if m else "-",
-            str(agree[name]) if name in agree else "",
-        ])
-    lines = []
-    for layout, s in (("NCHW", "nchw"), ("channels_last", "cl")):
-        for top in (1, TOP):
-            peers = [f"{peer}_top{top}_{s}" for peer in PEERS if f"{peer}_top{top}_{s}" in timings]
-            if not peers:
-                continue
-            fastest = min(peers, key=lambda n: timings[n].median)
-            med, best = harness.ratios(timings, fastest, f"ours_top{top}_{s}")
-            slowest = f"pytorch-grad-cam_top{top}_{s}"
-            extra = ""
-            if slowest in timings:
-                pmed, _ = harness.ratios(timings, slowest, f"ours_top{top}_{s}")
-                extra = f"; pytorch-grad-cam / ours {pmed:.2f} x"
-            lines.append(
-                f"- {layout}, {'one class' if top == 1 else f'top {top}'}: fastest peer ({names[fastest][0]}) / ours = "
-                f"**{med:.2f} x** (best times {best:.2f} x){extra}"
-            )
+    table, lines = tables(names, timings, agree, {n: (m.peak_mib, m.growth_mib) for n, m in memory.items()})
     report.add(
         harness.conditions(
             model="torchvision VGG19, seeded untrained weights (seed 0), identical for all (checked)",
@@ -261,11 +282,7 @@ def main() -> int:
             logits_gap_between_layouts=f"{gap:.1e}",
             rounds=f"{reps} interleaved after {args.warmup} warm-up",
         ),
-        harness.markdown_table(
-            ["library", "layout", "classes", "median ms", "IQR ms", "x forward, same layout (medians)",
-             "x forward (best)", "peak MiB", "growth MiB", "maps agree (corr / max diff)"],
-            rows,
-        ),
+        table,
         "Speed-ups over the fastest peer, each within one layout:\n" + "\n".join(lines),
         "Contention: " + timings["forward_nchw"].rounds.summary() + ". Medians marked * include contended rounds. "
         "Peak memory: each method built and called twice in a fresh process (ru_maxrss); growth is over what "
