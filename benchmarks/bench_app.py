@@ -34,6 +34,7 @@ import gradio as gr  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from app_probe import RunningApp, free_port, running_app, variants  # noqa: E402
 from harness import Run  # noqa: E402
 
@@ -132,14 +133,14 @@ def main() -> int:
         [label, timings[k].ms(), f"{timings[k].best * 1000:.0f}", f"{max(timings[k].samples) * 1000:.0f}"]
         for k, label in labels.items()
     ]
-    report = harness.Report("The web app over the engine (bench_app.py)")
+    report = reporting.Report("The web app over the engine (bench_app.py)")
     report.add(
-        harness.conditions(
+        reporting.conditions(
             model=f"{title} ({'untrained, timing only' if app.explainer.backbone.untrained else 'pretrained'})",
             photo=f"demo/examples/{PHOTO} ({rgb.shape[1]}x{rgb.shape[0]}), a new image every request",
             layout="channels_last", rounds=f"{reps} interleaved after {args.warmup} warm-up",
         ),
-        harness.markdown_table(["step", "median ms", "best ms", "max ms"], rows),
+        reporting.table(["step", "median ms", "best ms", "max ms"], rows),
         f"One call through the app, split by the server's timestamps (median of {max(3, reps // 2)} calls, ms): "
         f"call {parts['call']:.0f} = engine {parts['engine']:.0f} + our code around it {parts['handler'] - parts['engine']:.0f} "
         f"(of which PNG encoding, wall time, {parts['png']:.0f}) + Gradio and its client {parts['call'] - parts['handler']:.0f}.",
@@ -147,7 +148,7 @@ def main() -> int:
         f"alone is {med['floor']:.0f} ms, so our code adds {med['app'] - med['floor'] - med['engine']:.0f} ms. Downloading "
         f"the outputs adds {med['app+download'] - med['app']:.0f} ms (floor: {med['floor+download'] - med['floor']:.0f} ms).",
         f"First request after start-up: {first_s:.2f} s (target for EfficientNet-Lite0: within "
-        f"{FIRST_REQUEST_LIMIT_S:.0f} s, " + (harness.verdict(first_s, FIRST_REQUEST_LIMIT_S) if args.model ==
+        f"{FIRST_REQUEST_LIMIT_S:.0f} s, " + (reporting.verdict(first_s, FIRST_REQUEST_LIMIT_S) if args.model ==
         "efficientnet_lite0" else f"n/a for {title}") + "); it includes the client's connection.",
         "Contention: " + timings["engine"].rounds.summary() + ".",
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
 from gradcam import Explainer, GradCAMError, load_backbone  # noqa: E402
@@ -91,11 +93,11 @@ LABELS = {
 
 def factories(specs: tuple[str, ...]) -> dict[str, Callable[[], Run]]:
     """For the memory children: ``spec:method`` -> builds that one function."""
-    return {
-        f"{spec}:{name}": (lambda spec=spec, name=name: methods(load_case(spec))[name])
-        for spec in specs
-        for name in ("forward", "top1", "top5")
-    }
+    return {f"{spec}:{name}": partial(_one, spec, name) for spec in specs for name in ("forward", "top1", "top5")}
+
+
+def _one(spec: str, name: str) -> Run:
+    return methods(load_case(spec))[name]
 
 
 def main() -> int:
@@ -109,7 +111,7 @@ def main() -> int:
         return 0
     reps = min(args.reps, 5) if args.quick else args.reps
 
-    report = harness.Report("Grad-CAM against a plain forward pass (bench_engine.py)")
+    report = reporting.Report("Grad-CAM against a plain forward pass (bench_engine.py)")
     rows: list[list[object]] = []
     targets: list[list[object]] = []
     contention: list[str] = []
@@ -143,21 +145,21 @@ def main() -> int:
             targets.append([
                 f"{case.title}: one class <= {TARGETS[spec]:.2f} x plain forward",
                 f"{med:.2f} x (best times {best:.2f} x)",
-                harness.verdict(med, TARGETS[spec], contended=contended),
+                reporting.verdict(med, TARGETS[spec], contended=contended),
             ])
         del case, timings
 
     report.add(
-        harness.conditions(
+        reporting.conditions(
             photo=f"demo/examples/{PHOTO} (512x512)",
             layout="channels_last (as load_backbone gives it), model and input",
             rounds=f"{reps} interleaved after {args.warmup} warm-up",
         ),
-        harness.markdown_table(
+        reporting.table(
             ["model", "method", "median ms", "IQR ms", "x forward (medians)", "x forward (best)", "conditions"], rows
         ),
         "Contention: " + "; ".join(contention) + ". Medians marked * include contended rounds.",
-        harness.markdown_table(["target (issue 9)", "measured", ""], targets),
+        reporting.table(["target (issue 9)", "measured", ""], targets),
     )
     if not args.no_memory and loaded:
         harness.log("peak memory, one fresh process per function ...")
@@ -172,7 +174,7 @@ def main() -> int:
             mem_rows.append([spec, LABELS[method], f"{m.built_mib:.0f}", f"{m.peak_mib:.0f}", f"{m.growth_mib:.0f}", ratio])
         report.add(
             "Peak memory, each function built and called twice in its own process (ru_maxrss):",
-            harness.markdown_table(
+            reporting.table(
                 ["model", "method", "after building MiB", "peak MiB", "growth MiB", "growth / forward's x"], mem_rows
             ),
         )

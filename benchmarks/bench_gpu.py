@@ -24,6 +24,7 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from bench_peers import SIZE, Setup, catalogue, maps_of, peers_available, prepare, tables  # noqa: E402
 from harness import Run  # noqa: E402
 
@@ -71,9 +72,9 @@ def main() -> int:
     memory = {name: cuda_peak_mib(run) for name, run in runs.items()} if device == "cuda" else {}
 
     table, lines = tables(names, timings, agree, memory)
-    report = harness.Report(f"On a GPU, like with like (bench_gpu.py, batch {args.batch})")
+    report = reporting.Report(f"On a GPU, like with like (bench_gpu.py, batch {args.batch})")
     report.add(
-        harness.conditions(
+        reporting.conditions(
             torchvision=torchvision.__version__,
             timer="CUDA events" if device == "cuda" else "wall clock (DRY RUN ON A CPU: times mean nothing)",
             model="torchvision VGG19, seeded untrained weights (seed 0), identical for all (checked), float32",

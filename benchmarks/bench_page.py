@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from app_probe import RunningApp, running_app, variants  # noqa: E402
 
 from gradcam import load_image  # noqa: E402
@@ -196,22 +197,22 @@ def main() -> int:
     engine_ms = engine.median * 1000
     over = med["total"] - engine_ms
     slider = statistics.median(sliders)
-    report = harness.Report("Speed a person feels: the page in Chromium (bench_page.py)")
+    report = reporting.Report("Speed a person feels: the page in Chromium (bench_page.py)")
     report.add(
-        harness.conditions(
+        reporting.conditions(
             model=f"{title} ({'untrained, timing only' if untrained else 'pretrained'})",
             photo=f"demo/examples/{PHOTO} upscaled to {rgb.shape[1]}x{rgb.shape[0]} (1.0 MP JPEG), a new photo every upload",
             browser="headless Chromium (Playwright), 1280x720, app on 127.0.0.1 in the same process",
             repetitions=f"{reps} uploads after {args.warmup} warm-up, each on a fresh page; {len(sliders)} slider changes",
         ),
         "Median of each part, ms (parts from the browser's resource timings and the server's timestamps):",
-        harness.markdown_table(["part", "median ms"], rows),
+        reporting.table(["part", "median ms"], rows),
         f"Engine alone, same photo and model, same run (Explainer.explain, median of {reps}): {engine.ms()} ms. "
         f"Page over the engine: **{over:.0f} ms** (target <= {EXTRA_PAGE_S * 1000:.0f} ms: "
-        f"{harness.verdict(over / 1000, EXTRA_PAGE_S, contended=engine.contended)}).",
+        f"{reporting.verdict(over / 1000, EXTRA_PAGE_S, contended=engine.contended)}).",
         f"Opacity slider released -> four panels repainted: median **{slider:.0f} ms** "
         f"({', '.join(f'{s:.0f}' for s in sliders)}; target <= {SLIDER_S * 1000:.0f} ms: "
-        f"{harness.verdict(slider / 1000, SLIDER_S)}).",
+        f"{reporting.verdict(slider / 1000, SLIDER_S)}).",
         "Contention while timing the engine: " + engine.rounds.summary() + ".",
     )
     report.emit(args.markdown)

@@ -20,7 +20,7 @@ import argparse
 import copy
 import sys
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import cast
 
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
 from gradcam import Explainer, GradCAM, load_backbone  # noqa: E402
@@ -96,7 +97,7 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
 
     def run() -> np.ndarray:
         # Its README's usage; one call per class.
-        with PGCGradCAM(model=model, target_layers=[model.features[LAYER]]) as cam:
+        with PGCGradCAM(model=model, target_layers=[model.get_submodule(f"features.{LAYER}")]) as cam:
             return np.concatenate([cam(input_tensor=x, targets=[ClassifierOutputTarget(c)] * len(x))[:1] for c in classes])
 
     return run
@@ -106,7 +107,7 @@ def _captum(setup: Setup, layout: str, top: int) -> Run:
     from captum.attr import LayerAttribution, LayerGradCam
 
     model, x, classes = setup.plain[layout], setup.x[layout].clone(), setup.classes[:top]
-    layer_gc = LayerGradCam(model, model.features[LAYER])
+    layer_gc = LayerGradCam(model, model.get_submodule(f"features.{LAYER}"))
 
     def run() -> Tensor:
         # Its docstring's usage, plus the upsampling the others do; detached, as anyone keeping maps would.
@@ -153,15 +154,15 @@ def catalogue(quick: bool) -> Catalogue:
     out: Catalogue = {}
     for layout in LAYOUTS:
         s = short[layout]
-        out[f"forward_{s}"] = ("plain forward", layout, 0, lambda st, lo=layout: _forward(st, lo))
+        out[f"forward_{s}"] = ("plain forward", layout, 0, partial(_forward, layout=layout))
         for top in (1, TOP):
-            out[f"ours_top{top}_{s}"] = ("gradcam", layout, top, lambda st, lo=layout, t=top: _ours(st, lo, t, False))
-        out[f"ourshook_top1_{s}"] = ("gradcam, hook path", layout, 1, lambda st, lo=layout: _ours(st, lo, 1, True))
+            out[f"ours_top{top}_{s}"] = ("gradcam", layout, top, partial(_ours, layout=layout, top=top, hook_path=False))
+        out[f"ourshook_top1_{s}"] = ("gradcam, hook path", layout, 1, partial(_ours, layout=layout, top=1, hook_path=True))
         for peer, build in zip(PEERS, (_pytorch_grad_cam, _captum, _torchcam)):
             for top in (1, TOP):
                 if quick and top > 1 and peer != "torchcam":
                     continue
-                out[f"{peer}_top{top}_{s}"] = (peer, layout, top, lambda st, lo=layout, t=top, b=build: b(st, lo, t))
+                out[f"{peer}_top{top}_{s}"] = (peer, layout, top, partial(build, layout=layout, top=top))
     return out
 
 
@@ -228,7 +229,7 @@ def tables(
                 f"- {layout}, {'one class' if top == 1 else f'top {top}'}: fastest peer ({names[fastest][0]}) / ours = "
                 f"**{med:.2f} x** (best times {best:.2f} x){extra}"
             )
-    table = harness.markdown_table(
+    table = reporting.table(
         ["library", "layout", "classes", "median ms", "IQR ms", "x forward, same layout (medians)",
          "x forward (best)", "peak MiB", "growth MiB", "maps agree (corr / max diff)"],
         rows,
@@ -272,10 +273,10 @@ def main() -> int:
         extra = ["--classes", ",".join(map(str, setup.classes)), *(["--quick"] if args.quick else [])]
         memory = harness.measure_memory(Path(__file__), wanted, extra)
 
-    report = harness.Report("Against the peers, like with like (bench_peers.py)")
+    report = reporting.Report("Against the peers, like with like (bench_peers.py)")
     table, lines = tables(names, timings, agree, {n: (m.peak_mib, m.growth_mib) for n, m in memory.items()})
     report.add(
-        harness.conditions(
+        reporting.conditions(
             model="torchvision VGG19, seeded untrained weights (seed 0), identical for all (checked)",
             input="demo/examples/astronaut.png resized to 224x224, preprocessed as Explainer.preprocess",
             classes=f"this project's top {TOP} {setup.classes}, given to every method",

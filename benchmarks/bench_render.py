@@ -27,6 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
 from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation  # noqa: E402
@@ -128,17 +129,17 @@ def main() -> int:
     rows: list[list[object]] = [[label, timings[k].ms(), f"{best[k] * 1000:.1f}"] for k, label in STEPS.items()]
     rows.append(["rendering (panels + cam_to_boxes) / model", f"{share:.1%}", f"{share_best:.1%}"])
     contended = any(timings[k].contended for k in ("model", "panels", "boxes"))
-    report = harness.Report("Rendering against the model (bench_render.py)")
+    report = reporting.Report("Rendering against the model (bench_render.py)")
     report.add(
-        harness.conditions(
+        reporting.conditions(
             model=f"{explainer.backbone.title} ({'untrained, timing only' if explainer.backbone.untrained else 'pretrained'})",
             photo="demo/examples/chelsea.png resized to 1024x768",
             network_input=f"{explainer.preprocess(harness.example_photo('chelsea.png', PHOTO_SIZE)).shape[-1]}x224, channels_last",
             rounds=f"{reps} interleaved after {args.warmup} warm-up",
         ),
-        harness.markdown_table(["step", "median ms", "best ms"], rows),
+        reporting.table(["step", "median ms", "best ms"], rows),
         f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} (best times {share_best:.1%}), "
-        + harness.verdict(share, MAX_RENDER_OVER_MODEL, contended=contended)
+        + reporting.verdict(share, MAX_RENDER_OVER_MODEL, contended=contended)
         + ". Under contention multi-threaded PyTorch slows down far more than single-threaded drawing, "
         "so a contended share looks better than it is.",
         "Contention: " + timings["model"].rounds.summary() + ".",

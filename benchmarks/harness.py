@@ -21,9 +21,11 @@ The experiments (``bench_*.py``) only say *what* to compare; this module says
   growth over what it held after building is the function's own.
 * **Agreement of maps:** correlation and largest absolute difference after the
   same ReLU, bilinear upsampling and min-max scaling, so that equal work is compared.
-* **Conditions stated:** CPU, cores, torch threads, memory layout, load.
+* **Conditions stated:** every report starts with the CPU (or GPU), cores,
+  torch threads, versions and load (``reporting.conditions``), and each
+  experiment adds the model, weights, input size and memory layout.
 
-Only the public API of ``gradcam`` is used by the experiments; examples come from
+``reporting.py`` prints the markdown. Only the public API of ``gradcam`` is used by the experiments; examples come from
 ``demo/examples``.
 """
 
@@ -33,7 +35,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -41,9 +42,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -74,39 +74,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# ----------------------------------------------------------------------------- conditions
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or what Python knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def load_average() -> float:
     """The machine's 1-minute load average (NaN where unknown)."""
     try:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
-
-
-def conditions(**details: object) -> str:
-    """One paragraph of the conditions of a run: machine, threads, versions, plus ``details``."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu_model()}, {os.cpu_count()} logical CPUs"
-    parts = [
-        f"device: {device}",
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
-        f"Python {platform.python_version()}",
-        f"load average at start {load_average():.2f}",
-    ]
-    parts += [f"{key.replace('_', ' ')}: {value}" for key, value in details.items()]
-    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -417,39 +390,7 @@ def agreement(reference: Tensor, other: Tensor) -> Agreement:
     return Agreement(float(torch.corrcoef(torch.stack([a, b]))[0, 1]), float((a - b).abs().max()))
 
 
-# ----------------------------------------------------------------------------- reporting
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A markdown table; columns of numbers (a header ending in a unit, or starting "x ") are right-aligned."""
-    numeric = [h.startswith("x ") or h.endswith(("ms", "MiB", " s", " x", "%")) for h in headers]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def verdict(value: float, limit: float, *, at_most: bool = True, contended: bool = False) -> str:
-    """"met" or "MISSED" for a target, noting contention."""
-    ok = value <= limit if at_most else value >= limit
-    return ("met" if ok else "MISSED") + (" (contended: rerun on a quiet machine)" if contended else "")
-
-
-@dataclass
-class Report:
-    """The markdown an experiment prints (stdout) and may also write to a file."""
-
-    title: str
-    parts: list[str] = field(default_factory=list)
-
-    def add(self, *parts: str) -> None:
-        self.parts.extend(parts)
-
-    def emit(self, path: Path | None = None) -> str:
-        text = "\n\n".join([f"### {self.title}", *self.parts]) + "\n"
-        print(text, flush=True)
-        if path is not None:
-            path.write_text(text)
-        return text
+# ----------------------------------------------------------------------------- command line
 
 
 def parser(description: str, reps: int = 7) -> argparse.ArgumentParser:
@@ -491,8 +432,3 @@ def child_or(args: argparse.Namespace, factories: dict[str, Callable[[], Run]]) 
         return False
     memory_child(factories[args.memory_child])
     return True
-
-
-def to_json(value: Any) -> str:
-    """Dataclasses and tuples as JSON, for ``--json`` style outputs."""
-    return json.dumps(value, default=lambda o: o.__dict__, indent=2)
