@@ -1,9 +1,11 @@
 """Running explanations for the web app, independent of Gradio.
 
-:class:`DemoService` holds the models (loaded once at start-up), remembers the
-last few explanations so that a slider change re-renders without running the
-model again, and writes each request's files (four PNGs and a zip) into its own
-folder, keeping only the newest ones.
+:class:`DemoService` answers the page's requests: it reads the upload, asks the
+engine for one explanation (with everything the Explore views need), remembers
+it in an :class:`demo.cache.ExplanationCache` so that a slider change re-renders
+without running the model, draws the pictures with :mod:`gradcam.views`, takes
+the sentences from :mod:`gradcam.words`, and writes each request's files into
+its own folder. The models come from a :class:`demo.models.ModelSet`.
 """
 
 from __future__ import annotations
@@ -16,40 +18,36 @@ import tempfile
 import threading
 import uuid
 import zipfile
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from gradcam import BACKBONES, Explainer, Explanation, GradCAMError, load_backbone, load_image
+from gradcam import Explainer, Explanation, load_image, views, words
 from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import InvalidImageError
-from gradcam.explanation import percent
-from gradcam.faithfulness import MaskingTest, masking_test
-from gradcam.guided import guided_gradcam
-from gradcam.plots import deletion_plot, report
-from gradcam.render import draw_boxes, heatmap
+from gradcam.explanation import MaskingTest
 from gradcam.save import save_explanation
 
-from demo.text import TOP_PREDICTION, describe, top_k_label
+from demo.cache import ExplanationCache
+from demo.errors import UserError
+from demo.models import ModelSet
+from demo.settings import CACHE_SIZE, MAX_SIDE
+from demo.text import TOP_PREDICTION, top_k_label
+
+__all__ = ["KEEP_OUTPUTS", "DemoService", "Rendered", "UserError"]
 
 log = logging.getLogger("demo")
 
-#: Longest side of the image the app explains and shows; the network sees 224 pixels anyway.
-MAX_SIDE = 1280
-#: How many explanations are kept for re-rendering.
-CACHE_SIZE = 8
 #: How many request folders are kept on disk.
 KEEP_OUTPUTS = 32
+#: Best classes kept with every explanation, for the class comparison.
+COMPARED_CLASSES = 3
 
-
-class UserError(GradCAMError):
-    """A request the app cannot serve, with a message for the person who made it."""
+Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,8 @@ class DemoService:
     """Explains uploads with the loaded models; safe to call from several threads.
 
     Args:
-        explainers: the usable models, keyed by their title ("VGG19").
-        unavailable: models that failed to load, keyed by title, with the reason.
+        models: the models, a :class:`ModelSet` or ready explainers keyed by their title ("VGG19").
+        unavailable: with explainers: models that failed to load, keyed by title, with the reason.
         workdir: where request folders are written (a new temporary folder by default;
             inside Gradio's cache folder, Gradio serves the files without copying them).
         cache_size: how many explanations are remembered for re-rendering.
@@ -76,40 +74,36 @@ class DemoService:
 
     def __init__(
         self,
-        explainers: Mapping[str, Explainer],
+        models: ModelSet | Mapping[str, Explainer],
         unavailable: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         cache_size: int = CACHE_SIZE,
     ) -> None:
-        if not explainers:
-            raise ValueError("At least one model is needed.")
-        self.explainers = dict(explainers)
-        self.unavailable = dict(unavailable or {})
+        self.models = models if isinstance(models, ModelSet) else ModelSet(models, unavailable)
         if workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
         else:
             self.workdir = Path(workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
-        self.cache_size = cache_size
+        self.cache = ExplanationCache(cache_size)
         self.model_runs = 0
-        self._cache: OrderedDict[tuple[str, str, int | None], Explanation] = OrderedDict()
-        self._lock = threading.Lock()
+        self._prune_lock = threading.Lock()
 
     @property
     def default_model(self) -> str:
-        return next(iter(self.explainers))
+        return self.models.default
 
     @property
     def model_titles(self) -> list[str]:
-        return [*self.explainers, *self.unavailable]
+        return self.models.titles
 
     @property
     def categories(self) -> tuple[str, ...]:
-        return self.explainers[self.default_model].backbone.categories
+        return self.models.get(None).backbone.categories
 
     @property
     def untrained(self) -> bool:
-        return any(e.backbone.untrained for e in self.explainers.values())
+        return any(e.backbone.untrained for e in self.models.ready.values())
 
     def explain(
         self,
@@ -137,42 +131,61 @@ class DemoService:
         """
         explanation, asked = self.explanation(image, target, model, threshold)
         panels, archive = self._write(explanation, alpha, colormap, name)
-        return Rendered(explanation, panels, archive, describe(explanation, asked), top_k_label(explanation))
+        return Rendered(explanation, panels, archive, words.summary(explanation, asked).markdown, top_k_label(explanation))
 
     def explanation(
-        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None, threshold: float = BOX_THRESHOLD
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        *,
+        masking: bool = False,
+        guided: bool = False,
+        progress: Progress | None = None,
     ) -> tuple[Explanation, bool]:
         """The explanation of a request, remembered or computed; and whether the class was asked for.
+
+        One engine call gives the maps, the counterfactual map and the best classes'
+        maps; the masking test and the guided gradient are added when asked.
 
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
         title = model or self.default_model
-        explainer = self._explainer(title)
+        explainer = self.models.get(title)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
-        index = explainer.class_index(target) if asked else None
+        index = explainer.class_index(target) if asked else None  # type: ignore[arg-type]
         key = (hashlib.sha256(data).hexdigest(), title, index)  # titles are unique; backbone names need not be
-        explanation = self._remembered(key)
-        if explanation is None:
-            rgb = _fit(load_image(data), MAX_SIDE)
-            explanation = explainer.explain(rgb, index, threshold=threshold, counterfactual=True)
-            with self._lock:
-                self.model_runs += 1
-                self._cache[key] = explanation
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        if explanation.threshold != threshold:
+        explanation = self.cache.get(key)
+        if explanation is not None and explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
+        missing = explanation is None or (masking and explanation.masking is None) or (guided and explanation.guided is None)
+        if missing:
+            rgb = load_image(data, max_side=MAX_SIDE)
+            explanation = explainer.explain(
+                rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
+                masking=masking, guided=guided or (explanation is not None and explanation.guided is not None),
+                progress=progress,
+            )
+            self.model_runs += 1
+            self.cache.put(key, explanation)
+        assert explanation is not None
         return explanation, asked
 
     def masking(
-        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None, threshold: float = BOX_THRESHOLD
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        progress: Progress | None = None,
     ) -> tuple[MaskingTest, np.ndarray, np.ndarray, np.ndarray]:
         """Runs the masking test: the result, the image with the region hidden, with only the region kept, the curve."""
-        explanation, _ = self.explanation(image, target, model, threshold)
-        test = masking_test(self._explainer(model), explanation)
-        return test, test.hidden_image, test.kept_image, deletion_plot(test)
+        explanation, _ = self.explanation(image, target, model, threshold, masking=True, progress=progress)
+        assert explanation.masking is not None
+        return (explanation.masking, *views.masking(explanation))
 
     def counterfactual(
         self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
@@ -180,54 +193,39 @@ class DemoService:
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """What speaks against the class: its heatmap, its overlay and a sentence."""
         explanation, _ = self.explanation(image, target, model)
-        counter = explanation.counter_cam
-        assert counter is not None  # the service always computes it
-        if explanation.counter_empty:
-            words = f"Nothing in this image speaks against {explanation.class_name}: the model found no contrary evidence."
-        else:
-            words = (
-                f"The warm colours now show what speaks **against** {explanation.class_name}: "
-                "the parts that, if they were stronger, would make the model less sure."
-            )
-        return heatmap(counter, colormap), explanation.counter_overlay(alpha, colormap), words
+        heat, over = views.counterfactual(explanation, alpha, colormap)
+        return heat, over, words.counterfactual(explanation).markdown
 
     def guided(self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None) -> np.ndarray:
         """Guided Grad-CAM: the fine detail inside the highlighted region."""
-        explanation, _ = self.explanation(image, target, model)
-        return guided_gradcam(self._explainer(model), explanation)
+        explanation, _ = self.explanation(image, target, model, guided=True)
+        return views.guided(explanation)
 
     def compare_classes(
-        self, image: str | bytes | None, model: str | None = None, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, top: int = 3
+        self, image: str | bytes | None, model: str | None = None, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
+        top: int = COMPARED_CLASSES,
     ) -> list[tuple[np.ndarray, str]]:
-        """The overlays of the best ``top`` classes, from one forward pass, with captions."""
-        explainer = self._explainer(model)
-        rgb = _fit(load_image(self._read(image)), MAX_SIDE)
-        explanations = explainer.explain_classes(rgb, None, top=top)
-        return [(e.overlay(alpha, colormap), f"{e.class_name}: {percent(e.probability)}") for e in explanations]
+        """The overlays of the best ``top`` classes, from the explanation's own pass, with captions."""
+        explanation, _ = self.explanation(image, None, model)
+        return [(picture, _caption(caption)) for picture, caption in views.classes(explanation, alpha, colormap)[:top]]
 
     def compare_models(
         self, image: str | bytes | None, target: str | None = TOP_PREDICTION, threshold: float = BOX_THRESHOLD,
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[list[tuple[np.ndarray, str]], str]:
         """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
-        results = {title: self.explanation(image, target, title, threshold)[0] for title in self.explainers}
+        results = {title: self.explanation(image, target, title, threshold)[0] for title in self.models.ready}
         pictures = [
-            (draw_boxes(e.overlay(alpha, colormap), e.boxes, e.label), f"{title}: {e.class_name} {percent(e.probability)}")
+            (views.boxed_overlay(e, alpha, colormap), f"{title}: {words.label(e.class_name, e.probability)}")
             for title, e in results.items()
         ]
-        pairs = []
         titles = list(results)
+        overlaps = []
         for i, first in enumerate(titles):
             for second in titles[i + 1 :]:
                 a, b = results[first].boxes, results[second].boxes
-                if a and b:
-                    pairs.append(f"{first} and {second}: {box_iou(a[0], b[0]):.0%}")
-        if len(titles) < 2:
-            return pictures, "Only one model is loaded on this server, so there is nothing to compare."
-        if not pairs:
-            return pictures, "The models' boxes cannot be compared: at least one map is empty."
-        words = "How much the models' boxes overlap (intersection over union, 100% = the same box): " + "; ".join(pairs) + "."
-        return pictures, words
+                overlaps.append((first, second, box_iou(a[0], b[0]) if a and b else None))
+        return pictures, words.models_agreement(overlaps).plain
 
     def report(
         self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
@@ -235,26 +233,16 @@ class DemoService:
     ) -> Path:
         """One PNG for slides: the four panels, the top-5 and the sentence."""
         explanation, asked = self.explanation(image, target, model, threshold)
-        sentence = describe(explanation, asked).replace("**", "").replace("*", "")
         folder = self.workdir / uuid.uuid4().hex
         folder.mkdir(parents=True)
         path = folder / "gradcam-report.png"
-        Image.fromarray(report(explanation, sentence, alpha=alpha, colormap=colormap)).save(path)
+        Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
         self._prune()
         return path
 
     def forget(self) -> None:
         """Drops the remembered explanations: the next requests run the model."""
-        with self._lock:
-            self._cache.clear()
-
-    def _explainer(self, model: str | None) -> Explainer:
-        title = model or self.default_model
-        if title in self.unavailable:
-            raise UserError(f"{title} is not available on this server right now ({self.unavailable[title]}). Please pick another model.")
-        if title not in self.explainers:
-            raise UserError(f"Unknown model {title!r}; choose one of: {', '.join(self.explainers)}.")
-        return self.explainers[title]
+        self.cache.clear()
 
     @staticmethod
     def _read(image: str | bytes | None) -> bytes:
@@ -266,13 +254,6 @@ class DemoService:
             return Path(image).read_bytes()
         except OSError as exc:
             raise InvalidImageError("The upload could not be read. Please try again.") from exc
-
-    def _remembered(self, key: tuple[str, str, int | None]) -> Explanation | None:
-        with self._lock:
-            explanation = self._cache.get(key)
-            if explanation is not None:
-                self._cache.move_to_end(key)
-            return explanation
 
     def _write(self, explanation: Explanation, alpha: float, colormap: str, name: str) -> tuple[dict[str, Path], Path]:
         folder = self.workdir / uuid.uuid4().hex
@@ -286,7 +267,7 @@ class DemoService:
         return {k: written[k] for k in ("original", "heatmap", "overlay", "boxes")}, archive
 
     def _prune(self) -> None:
-        with self._lock:
+        with self._prune_lock:
             folders = sorted((p for p in self.workdir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
             for old in folders[:-KEEP_OUTPUTS]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -296,38 +277,50 @@ class DemoService:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+def _caption(label: str) -> str:
+    """ "tabby 61%" -> "tabby: 61%": the class and its probability, for a gallery caption."""
+    name, _, share = label.rpartition(" ")
+    return f"{name}: {share}"
 
 
 def load_service(
-    weights: str | None = None, models: tuple[str, ...] = tuple(BACKBONES), workdir: Path | None = None, compile: bool = False
+    weights: str | None = None,
+    models: tuple[str, ...] = ("vgg19", "resnet50", "densenet121"),
+    workdir: Path | None = None,
+    compile: bool = False,
+    *,
+    device: str = "cpu",
+    labels: str | None = None,
+    layer: str | None = None,
+    background: bool = False,
 ) -> DemoService:
-    """Loads the models once, at start-up. The first must load; the others may fail and are marked unavailable.
+    """Loads the models: the first now (it must load), the others after it, in the background if asked.
 
     Args:
-        weights: as for :func:`gradcam.load_backbone` (None: ``GRADCAM_WEIGHTS`` or torchvision's).
-        models: backbone names, the default first.
+        weights: for the first model: a state dict, "random" (tests), or None for pretrained.
+        models: model specs, the default first (see :func:`gradcam.load_backbone`).
         workdir: where request folders are written.
         compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
+        device: where the models run ("cpu", "cuda").
+        labels: class names for the first model (a fine-tuned one).
+        layer: the first model's target layer.
+        background: serve while the other models load.
 
     Raises:
-        WeightsError: when the first (default) model cannot be loaded.
+        GradCAMError: when the first (default) model cannot be loaded.
     """
-    explainers: dict[str, Explainer] = {}
-    unavailable: dict[str, str] = {}
-    for i, name in enumerate(models):
-        title = BACKBONES[name].title
-        try:
-            explainers[title] = Explainer(load_backbone(name, weights, compile=compile))
-        except GradCAMError as exc:
-            if i == 0:
-                raise
-            log.warning("%s is unavailable: %s", title, exc)
-            unavailable[title] = "its weights could not be loaded"
-    return DemoService(explainers, unavailable, workdir)
+    from gradcam import load_backbone
+    from gradcam.models import BACKBONES
+
+    def loader(spec: str, first: bool) -> Callable[[], Explainer]:
+        def load() -> Explainer:
+            if first:
+                backbone = load_backbone(spec, weights, device=device, progress=True)
+            else:
+                backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+            return Explainer(backbone, compile=compile)
+
+        return load
+
+    loaders = [(BACKBONES[spec].title if spec in BACKBONES else spec, loader(spec, i == 0)) for i, spec in enumerate(models)]
+    return DemoService(ModelSet.load(loaders, background=background), workdir=workdir)

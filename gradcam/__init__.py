@@ -1,6 +1,7 @@
 """Grad-CAM explanations for image classifiers (Selvaraju et al., ICCV 2017).
 
-The engine (:class:`GradCAM`), the backbones (:func:`load_backbone`), the
+The engine (:class:`GradCAM`), the backbones (:func:`load_backbone`, any
+torchvision or timm classifier by a spec string), the
 result object (:class:`Explanation`) and its rendering and saving. The package
 knows nothing of the web app that shows its results.
 
@@ -21,17 +22,21 @@ from gradcam.errors import (
     ImageTooSmallError,
     InvalidImageError,
     UnknownClassError,
+    UnknownLayerError,
+    UnknownModelError,
     WeightsError,
 )
 from gradcam.explainer import Explainer, resolve_class
 from gradcam.explanation import PANELS, Explanation, Prediction
 from gradcam.images import load_image
-from gradcam.models import BACKBONES, Backbone, HookedVGG19, load_backbone
+from gradcam.models import HookedVGG19
+from gradcam.registry import BACKBONES, BUILTINS, Backbone, available_offline, describe_spec, load_backbone, locate_layer
 from gradcam.render import draw_boxes, heatmap, overlay
 from gradcam.save import manifest, save_explanation
 
 __all__ = [
     "BACKBONES",
+    "BUILTINS",
     "PANELS",
     "Backbone",
     "CAMResult",
@@ -45,12 +50,17 @@ __all__ = [
     "InvalidImageError",
     "Prediction",
     "UnknownClassError",
+    "UnknownLayerError",
+    "UnknownModelError",
     "WeightsError",
+    "available_offline",
     "cam_to_boxes",
+    "describe_spec",
     "draw_boxes",
     "heatmap",
     "load_backbone",
     "load_image",
+    "locate_layer",
     "manifest",
     "overlay",
     "resolve_class",

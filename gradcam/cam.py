@@ -11,20 +11,31 @@ Only the part of the network after the target layer (the head) is differentiated
 the trunk runs without autograd, no parameter gradient is ever computed, and
 several target classes share one forward pass, their gradients taken in one
 batched backward pass through the head.
+
+Any classifier works: convolutional layers give ``(N, C, h, w)`` maps; the token
+layers of vision transformers, ``(N, prefix + h * w, C)``, are read as an
+``h x w`` grid of patches after their class (and distillation) tokens are
+dropped. A model in training mode is explained as in inference, and models in
+float64, float16 or bfloat16 work; the maps are always float32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import math
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Targets = int | Sequence[int | None] | Sequence[Sequence[int | None]] | None
+Targets = int | Tensor | np.ndarray | Sequence[Any] | None
 
 #: Maps one-hot class selections ``(K, N, num_classes)`` to each channel's gradient
 #: summed over space, ``(K, N, C)``: all Grad-CAM needs of the backward pass.
@@ -93,30 +104,49 @@ def _one_hot(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
 class GradCAM:
     """Grad-CAM explainer for a classifier and one of its layers.
 
-    The model is used as it is: its training flag, ``requires_grad`` flags and
-    parameter ``.grad`` are left untouched, and the hook that reads the target
-    layer lives only for the duration of one call. Calls from several threads at
-    once are independent.
+    The model is used as it is: its ``requires_grad`` flags, parameter ``.grad``
+    and buffers are left untouched, and the hook that reads the target layer
+    lives only for the duration of one call. A model in training mode is
+    explained as in inference (BatchNorm running statistics, no Dropout): its
+    modules are switched to eval for the call and switched back after it. Calls
+    from several threads at once are independent.
+
+    If the model implements :class:`ExactPath` for ``target_layer``, its own
+    exact, faster computation of the gradient sums is used instead of the hook.
 
     Args:
-        model: a classifier mapping ``(N, 3, H, W)`` to ``(N, num_classes)``.
+        model: a classifier mapping ``(N, 3, H, W)`` to ``(N, num_classes)``
+            logits; a tuple (first item), a mapping with ``"logits"`` or an
+            object with a ``.logits`` attribute is accepted too.
         target_layer: dotted name of the layer whose output is explained, for
             example ``"layer4"`` for a ResNet or ``"features.35"`` for a VGG19.
+        prefix_tokens: for a layer that outputs tokens ``(N, T, C)``, how many
+            leading tokens (class, distillation, registers) to drop before the
+            rest is read as a square grid; None tries 0, 1 and 2 (no class
+            token, a class token, class and distillation tokens).
 
     Raises:
-        AttributeError: if the model has no such layer.
+        AttributeError: if the model has no such layer; the message lists the
+            closest names.
 
     Example:
         >>> cam = GradCAM(torchvision.models.resnet50().eval(), "layer4")
         >>> maps = cam(torch.rand(2, 3, 224, 224))  # (2, 224, 224), top-1 classes
     """
 
-    def __init__(self, model: nn.Module, target_layer: str) -> None:
+    def __init__(self, model: nn.Module, target_layer: str, *, prefix_tokens: int | None = None) -> None:
         self.model = model
         self.target_layer = target_layer
-        self.layer = model.get_submodule(target_layer)
+        self.prefix_tokens = prefix_tokens
+        try:
+            self.layer = model.get_submodule(target_layer)
+        except AttributeError as exc:
+            names = [name for name, _ in model.named_modules() if name]
+            close = difflib.get_close_matches(target_layer, names, n=5, cutoff=0.5)
+            hint = f" Closest: {', '.join(close)}." if close else ""
+            raise AttributeError(f"The model has no layer {target_layer!r}.{hint}") from exc
 
-    def __call__(self, x: Tensor, targets: int | Sequence[int] | None = None) -> Tensor:
+    def __call__(self, x: Tensor, targets: Targets = None) -> Tensor:
         """Maps for one class per image.
 
         Args:
@@ -137,46 +167,66 @@ class GradCAM:
         top: int = 1,
         size: tuple[int, int] | None = None,
         counterfactual: bool = False,
+        extra_top: int = 0,
     ) -> CAMResult:
         """Maps for one or several classes per image, from one forward pass.
 
         Args:
-            x: preprocessed float images ``(N, 3, H, W)``.
+            x: preprocessed float images ``(N, 3, H, W)``; cast to the model's
+                floating-point type if it differs.
             targets: None (each image's ``top`` best classes), one class index
                 for all images, a list of N indices, or a list of N lists of K
                 indices (several classes per image); None inside a list stands
-                for that image's top class.
+                for that image's top class. Indices may be ints, numpy integers
+                or integer tensors (``logits.argmax(1)`` works as it is).
             top: with ``targets=None``, how many of the best classes to explain.
             size: ``(height, width)`` of the maps; the input size by default.
             counterfactual: also compute the counterfactual maps (Selvaraju et
                 al., Sec. 5: the same maps with negated gradients), from the same pass.
+            extra_top: also explain each image's ``extra_top`` best classes,
+                after the asked ones (for comparisons), from the same pass.
 
         Returns:
             The logits, the explained classes, the maps and their empty flags.
 
         Raises:
             ValueError: for an input that is not ``(N, 3, H, W)`` float, or
-                targets that do not match the batch or the number of classes.
+                targets that are not class indices of the model, or do not match
+                the batch.
+            RuntimeError: inside ``torch.inference_mode()``, which turns off
+                the gradients Grad-CAM needs.
         """
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"Expected a float tensor (N, 3, H, W), got {tuple(x.shape)} {x.dtype}.")
-        activations, logits, gradient_sums = self._forward(x)
-        classes = self._resolve_targets(targets, logits, top)
-        seeds = _one_hot(classes, logits.shape[1], logits.dtype)  # (K, N, num_classes)
-        with torch.no_grad():
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "Grad-CAM needs gradients, which torch.inference_mode() turns off: "
+                "call it outside that block (inside torch.no_grad() is fine)."
+            )
+        dtype = _floating_dtype(self.model)
+        if dtype is not None and x.dtype != dtype:
+            x = x.to(dtype)
+        with _as_in_inference(self.model):
+            activations, logits, gradient_sums = self._forward(x)
+            classes = self._resolve_targets(targets, logits, top)
+            if extra_top > 0:
+                best = logits.topk(min(extra_top, logits.shape[1]), dim=1).indices
+                classes = torch.cat([classes, best], dim=1)
+            seeds = _one_hot(classes, logits.shape[1], logits.dtype)  # (K, N, num_classes)
             sums = gradient_sums(seeds)  # (K, N, C)
-            weights = sums / (activations.shape[-2] * activations.shape[-1])
+        with torch.no_grad():
+            weights = sums.float() / (activations.shape[-2] * activations.shape[-1])
             raw = torch.einsum("knc,nchw->nkhw", weights, activations.float())  # (N, K, h, w)
-            size = size or tuple(x.shape[-2:])
+            size = size or (x.shape[-2], x.shape[-1])
             maps, empty = _normalise(F.interpolate(F.relu(raw), size=size, mode="bilinear", align_corners=False))
             counter_maps = counter_empty = None
             if counterfactual:  # negated gradients: the weighted sum changes sign
                 counter_maps, counter_empty = _normalise(F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False))
                 counter_maps = counter_maps.contiguous()
-        return CAMResult(logits, classes, maps.contiguous(), empty, counter_maps, counter_empty)
+        return CAMResult(logits.float(), classes, maps.contiguous(), empty, counter_maps, counter_empty)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
-        """Runs the model once; returns activations, logits and their gradient-sum function."""
+        """Runs the model once; returns activations ``(N, C, h, w)``, logits and their gradient-sum function."""
         if isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
             # The model offers an exact, faster path for its own target layer.
             return self.model.cam_forward(x)
@@ -204,7 +254,7 @@ class GradCAM:
         handle = self.layer.register_forward_hook(capture)
         try:
             with torch.no_grad():  # restores the grad mode the hook switched on
-                logits = self.model(x)
+                logits = _logits_of(self.model(x))
         finally:
             handle.remove()
         if not captured:
@@ -212,6 +262,7 @@ class GradCAM:
         (activations,) = captured
         if not logits.requires_grad:
             raise RuntimeError(f"The output does not depend on layer {self.target_layer!r}.")
+        to_grid = self._grid_reader(activations)
 
         def gradient_sums(seeds: Tensor) -> Tensor:
             if seeds.shape[0] == 1:
@@ -219,9 +270,35 @@ class GradCAM:
                 grad = grad.unsqueeze(0)
             else:
                 (grad,) = torch.autograd.grad(logits, activations, seeds, is_grads_batched=True)
-            return grad.sum(dim=(-2, -1))  # (K, N, C)
+            return to_grid(grad).sum(dim=(-2, -1))  # (K, N, C)
 
-        return activations.detach(), logits.detach(), gradient_sums
+        return to_grid(activations.detach()), logits.detach(), gradient_sums
+
+    def _grid_reader(self, activations: Tensor) -> Callable[[Tensor], Tensor]:
+        """How to read the layer's output as maps ``(..., C, h, w)``: as it is, or tokens as a grid."""
+        if activations.ndim == 4:
+            return lambda t: t
+        if activations.ndim != 3:
+            raise ValueError(
+                f"Layer {self.target_layer!r} outputs {tuple(activations.shape)}; Grad-CAM needs feature maps "
+                "(N, C, h, w) or transformer tokens (N, tokens, C). Choose another layer."
+            )
+        tokens = activations.shape[1]
+        prefix = self.prefix_tokens
+        if prefix is None:
+            prefix = next((p for p in range(3) if tokens - p > 1 and math.isqrt(tokens - p) ** 2 == tokens - p), None)
+        side = math.isqrt(tokens - prefix) if prefix is not None and tokens > prefix else 0
+        if prefix is None or side * side != tokens - prefix or side < 2:
+            raise ValueError(
+                f"Layer {self.target_layer!r} outputs {tokens} tokens, which do not form a square grid of patches "
+                "after the class tokens; pass prefix_tokens, or choose another layer."
+            )
+
+        def to_grid(t: Tensor) -> Tensor:  # (..., N, prefix + h*w, C) -> (..., N, C, h, w)
+            patches = t[..., prefix:, :]
+            return patches.reshape(*patches.shape[:-2], side, side, patches.shape[-1]).movedim(-1, -3)
+
+        return to_grid
 
     @staticmethod
     def _resolve_targets(targets: Targets, logits: Tensor, top: int) -> Tensor:
@@ -230,15 +307,118 @@ class GradCAM:
             if not 1 <= top <= num_classes:
                 raise ValueError(f"top must be between 1 and {num_classes}, got {top}.")
             return logits.topk(top, dim=1).indices
-        if isinstance(targets, int):
-            classes = torch.full((batch, 1), targets, dtype=torch.long, device=logits.device)
+        targets = _plain(targets)
+        if not isinstance(targets, list):
+            rows: list[list[int | None]] = [[_class_index(targets)] for _ in range(batch)]
         else:
-            rows = [list(t) if isinstance(t, Sequence) else [t] for t in targets]
+            rows = [[_class_index(t) for t in row] if isinstance(row, list) else [_class_index(row)] for row in targets]
             if len(rows) != batch or len({len(r) for r in rows}) != 1:
                 raise ValueError(f"Expected {batch} targets (or {batch} lists of equal length), got {targets!r}.")
-            best = logits.argmax(dim=1).tolist()
-            rows = [[best[n] if t is None else t for t in row] for n, row in enumerate(rows)]
-            classes = torch.tensor(rows, dtype=torch.long, device=logits.device)
-        if classes.numel() and not (0 <= int(classes.min()) and int(classes.max()) < num_classes):
-            raise ValueError(f"Class indices must be in [0, {num_classes}), got {targets!r}.")
-        return classes
+        best = logits.argmax(dim=1).tolist()
+        filled = [[best[n] if t is None else t for t in row] for n, row in enumerate(rows)]
+        for row in filled:
+            for index in row:
+                if not 0 <= index < num_classes:
+                    raise ValueError(f"Class indices must be in [0, {num_classes}), got {_short(index)}.")
+        return torch.tensor(filled, dtype=torch.long, device=logits.device)
+
+
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Class scores ``(N, num_classes)`` of a plain forward pass, float32, without autograd.
+
+    The model is treated as :class:`GradCAM` treats it: in inference mode whatever
+    its flags, its input cast to its floating-point type, its logits unwrapped.
+    """
+    dtype = _floating_dtype(model)
+    with torch.no_grad(), _as_in_inference(model):
+        return _logits_of(model(x if dtype is None else x.to(dtype))).float()
+
+
+def _plain(targets: Any) -> Any:
+    """Tensors and arrays of targets as Python ints and lists."""
+    if isinstance(targets, Tensor):
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise ValueError(f"Class indices must be integers, got a {targets.dtype} tensor.")
+        return targets.tolist()
+    if isinstance(targets, np.ndarray):
+        if not np.issubdtype(targets.dtype, np.integer):
+            raise ValueError(f"Class indices must be integers, got a {targets.dtype} array.")
+        return targets.tolist()
+    if isinstance(targets, (list, tuple)):
+        return [_plain(t) for t in targets]
+    return targets
+
+
+def _class_index(target: Any) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
+        raise ValueError(f"A class index is an integer, not {type(target).__name__} ({_short(target)}).")
+    return int(target)
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """A value for a message, cut to ``limit`` characters (a huge number cannot even be printed whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit printing limit
+        text = f"a number of about {int(abs(value)).bit_length() * 0.30103:.0f} digits" if isinstance(value, int) else "?"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _floating_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating-point type of the model's first parameter, if it has one."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return None
+
+
+def _logits_of(output: object) -> Tensor:
+    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``."""
+    if isinstance(output, Tensor):
+        logits = output
+    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        logits = output[0]
+    elif isinstance(output, dict) and isinstance(output.get("logits"), Tensor):
+        logits = output["logits"]
+    elif isinstance(getattr(output, "logits", None), Tensor):
+        logits = output.logits  # type: ignore[attr-defined]
+    else:
+        raise TypeError(
+            f"The model returns {type(output).__name__}; Grad-CAM needs class scores (N, num_classes): "
+            "wrap the model so that forward returns them."
+        )
+    if logits.ndim != 2:
+        raise ValueError(f"The model's class scores should be (N, num_classes), got {tuple(logits.shape)}.")
+    return logits
+
+
+_training_locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _as_in_inference(model: nn.Module) -> Iterator[None]:
+    """Runs a model in training mode as in inference, then restores its modules' flags.
+
+    Calls on a model already in eval mode pass straight through. Calls on a model
+    in training mode hold a per-model lock while its flags are switched, so that
+    concurrent calls neither see nor restore each other's switch.
+    """
+    with _locks_guard:
+        lock = _training_locks.setdefault(model, threading.Lock())
+    lock.acquire()
+    training = [module for module in model.modules() if module.training]
+    if not training:
+        lock.release()
+        yield
+        return
+    try:
+        for module in training:
+            module.training = False
+        yield
+    finally:
+        for module in training:
+            module.training = True
+        lock.release()

@@ -22,15 +22,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from gradcam import views, words
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError
 from gradcam.explainer import Explainer
-from gradcam.explanation import Explanation, percent
-from gradcam.faithfulness import masking_test
-from gradcam.guided import guided_gradcam
+from gradcam.explanation import Explanation
 from gradcam.models import BACKBONES, load_backbone
-from gradcam.plots import deletion_plot, report
-from gradcam.render import heatmap
 from gradcam.save import save_explanation
 
 log = logging.getLogger("gradcam")
@@ -119,54 +116,30 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
 
 
-def _sentence(explanation: Explanation) -> str:
-    """The prediction in one plain sentence, for the report."""
-    best = explanation.top_k[0]
-    if best.index == explanation.class_index:
-        return f"The model is {percent(explanation.probability)} sure this is {explanation.class_name}."
-    return (
-        f"The model gives {explanation.class_name} {percent(explanation.probability)} "
-        f"(its top guess is {best.name}, {percent(best.probability)})."
-    )
-
-
-def _views(
-    explainer: Explainer, explanation: Explanation, args: argparse.Namespace
-) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
-    """The pictures, manifest entries and printed lines that the options ask for."""
+def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+    """The pictures, manifest entries and printed lines that the options ask for (no model run)."""
     pictures: dict[str, np.ndarray] = {}
     entries: dict[str, Any] = {}
     lines: list[str] = []
     if args.counterfactual:
-        assert explanation.counter_cam is not None  # explained with counterfactual=True
-        pictures["counter_heatmap.png"] = heatmap(explanation.counter_cam, args.colormap)
-        pictures["counter_overlay.png"] = explanation.counter_overlay(args.alpha, args.colormap)
+        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = views.counterfactual(explanation, args.alpha, args.colormap)
         entries["counter_empty"] = explanation.counter_empty
-    if args.masking_test:
-        test = masking_test(explainer, explanation)
-        pictures["deletion.png"] = deletion_plot(test)
-        entries["masking_test"] = {**test.as_dict(), "sentence": test.sentence()}
-        lines.append(f"  masking test: {test.sentence()}")
-    if args.guided:
-        pictures["guided_gradcam.png"] = guided_gradcam(explainer, explanation)
+    if explanation.masking is not None:
+        pictures["deletion.png"] = views.masking(explanation)[2]
+        sentence = words.masking(explanation.masking).plain
+        entries["masking_test"] = {**explanation.masking.as_dict(), "sentence": sentence}
+        lines.append(f"  masking test: {sentence}")
+    if explanation.guided is not None:
+        pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:
-        pictures["report.png"] = report(explanation, _sentence(explanation), alpha=args.alpha, colormap=args.colormap)
+        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=args.target is not None)
     if args.compare_classes:
-        classes = []
-        best = explainer.explain_classes(explanation.image, None, top=args.compare_classes, threshold=args.threshold)
-        for rank, other in enumerate(best, 1):
-            name = f"class-{rank}-{_file_name(other.class_name)}.png"
-            pictures[name] = other.overlay(args.alpha, args.colormap)
-            classes.append(
-                {
-                    "rank": rank,
-                    "index": other.class_index,
-                    "name": other.class_name,
-                    "probability": other.probability,
-                    "file": name,
-                }
-            )
-        entries["compare_classes"] = classes
+        listed = []
+        for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), views.classes(explanation, args.alpha, args.colormap), explanation.classes):
+            name = f"class-{rank}-{_file_name(other.name)}.png"
+            pictures[name] = picture
+            listed.append({"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name})
+        entries["compare_classes"] = listed
     if pictures:
         entries["more_files"] = list(pictures)
     return pictures, entries, lines
@@ -206,9 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
             explanation = explainer.explain(
-                path, args.target, top_k=args.top_k, threshold=args.threshold, counterfactual=args.counterfactual
+                path,
+                args.target,
+                top_k=args.top_k,
+                threshold=args.threshold,
+                counterfactual=args.counterfactual,
+                masking=args.masking_test,
+                guided=args.guided,
+                compare=args.compare_classes or 0,
             )
-            pictures, entries, lines = _views(explainer, explanation, args)
+            pictures, entries, lines = _views(explanation, args)
             folder = _unique_folder(args.out, path.stem, used)
             save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap, extra=entries)
             for name, picture in pictures.items():
@@ -225,9 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             log.exception("unexpected failure on %s", path)
             continue
-        others = ", ".join(f"{p.name} {percent(p.probability)}" for p in explanation.top_k)
-        empty = " (no region speaks for this class)" if explanation.cam_empty else ""
-        tqdm.write(f"{path}: {explanation.label}{empty}; top-{len(explanation.top_k)}: {others} -> {folder}/")
+        tqdm.write(words.cli_line(explanation, str(path), str(folder)))
         for line in lines:
             tqdm.write(line)
     if failed:

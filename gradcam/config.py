@@ -22,6 +22,15 @@ TOP_K: Final = 5
 MAX_IMAGE_PIXELS: Final = 40_000_000
 #: Smallest image side accepted, in pixels.
 MIN_IMAGE_SIDE: Final = 8
+#: Largest JPEG accepted when the caller asks for a smaller image (``max_side``): it is decoded
+#: at 1/2, 1/4 or 1/8 scale, so that no more than ``MAX_IMAGE_PIXELS`` are ever held.
+MAX_JPEG_PIXELS: Final = 100_000_000
+#: Most scans (passes) a JPEG may hold. Each costs a pass over the whole image; cameras write
+#: 1-3, progressive encoders about 10 (libjpeg) to 20 (mozjpeg).
+MAX_JPEG_SCANS: Final = 40
+#: The file formats decoded, by Pillow's format name: all decoded in process, none by an
+#: external program. "HEIF" (HEIC photos) only where the ``pillow_heif`` package is installed.
+IMAGE_FORMATS: Final = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "ICO", "HEIF")
 
 #: Environment variable naming a local state dict, or "random" for untrained weights.
 WEIGHTS_ENV: Final = "GRADCAM_WEIGHTS"

@@ -18,6 +18,10 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than the configured limit (decompression bomb guard)."""
 
 
+class ImageTooComplexError(InvalidImageError):
+    """The file would take far longer to decode than any real photo (e.g. a JPEG of thousands of scans)."""
+
+
 class ImageTooSmallError(InvalidImageError):
     """The image is too small to say anything about."""
 
@@ -28,3 +32,19 @@ class UnknownClassError(GradCAMError, ValueError):
 
 class WeightsError(GradCAMError, RuntimeError):
     """Weights could not be found, downloaded or loaded."""
+
+
+class NotAvailableError(GradCAMError):
+    """A view that this model cannot give, such as Guided Grad-CAM through SiLU activations."""
+
+
+class UnknownModelError(GradCAMError, KeyError):
+    """A model spec that names no model (a KeyError, as a lookup of an unknown name)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() quotes its argument; this message is for people.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownLayerError(GradCAMError, ValueError):
+    """A target layer the model does not have, or one whose output cannot be explained."""

@@ -1,10 +1,15 @@
-"""Explaining images: preprocessing, class targets and the Grad-CAM call.
+"""Explaining images: preprocessing, class targets and the one engine call.
 
 :class:`Explainer` ties a :class:`gradcam.models.Backbone` to the
-:class:`gradcam.cam.GradCAM` engine and returns :class:`Explanation` objects.
-The whole image is explained: it is resized keeping its aspect ratio (shorter
-side 224 by default), never centre-cropped, so the map lines up with every
-pixel of the upload.
+:class:`gradcam.cam.GradCAM` engine and returns :class:`Explanation` objects
+that carry everything later views need: one call computes the maps and, when
+asked, the counterfactual maps, the maps of the best classes, the masking test
+and the guided gradient. The whole image is explained: it is resized keeping
+its aspect ratio (shorter side 224 by default), never centre-cropped, so the
+map lines up with every pixel of the upload; models that take one input size
+only (vision transformers) get the image stretched to that size.
+
+Image -> network image (uint8, input size) -> tensor -> CAMResult -> Explanation.
 """
 
 from __future__ import annotations
@@ -19,18 +24,21 @@ import numpy as np
 import torch
 
 from gradcam.boxes import cam_to_boxes
-from gradcam.cam import CAMResult, GradCAM
-from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, INPUT_SHORT_SIDE, TOP_K
+from gradcam.cam import CAMResult, GradCAM, predict
+from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
 from gradcam.errors import UnknownClassError
-from gradcam.explanation import Explanation, Prediction
+from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction
+from gradcam.faithfulness import Progress, run_masking_test
+from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
-from gradcam.models import Backbone, HookedVGG19
+from gradcam.models import HookedVGG19
+from gradcam.registry import Backbone
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
 
 
-def input_size(height: int, width: int, short_side: int = INPUT_SHORT_SIDE) -> tuple[int, int]:
+def input_size(height: int, width: int, short_side: int = 224) -> tuple[int, int]:
     """Network input ``(height, width)``: shorter side ``short_side``, aspect ratio kept.
 
     The longer side is capped at ``INPUT_MAX_LONG_SIDE`` and neither side goes
@@ -77,18 +85,19 @@ class Explainer:
 
     Args:
         backbone: the model to explain, from :func:`gradcam.load_backbone`.
-        short_side: shorter side of the network input, in pixels.
+        short_side: shorter side of the network input, in pixels (the
+            backbone's own by default, 224 for ImageNet models).
         warm_up: run one tiny explanation now.
         compile: compile VGG19's convolutional trunk (the other backbones run
             through hooks and stay eager).
     """
 
     def __init__(
-        self, backbone: Backbone, short_side: int = INPUT_SHORT_SIDE, *, warm_up: bool = True, compile: bool = False
+        self, backbone: Backbone, short_side: int | None = None, *, warm_up: bool = True, compile: bool = False
     ) -> None:
         self.backbone = backbone
-        self.short_side = short_side
-        self.cam = GradCAM(backbone.model, backbone.target_layer)
+        self.short_side = short_side or backbone.short_side
+        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=backbone.prefix_tokens if backbone.tokens else None)
         self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
@@ -98,7 +107,8 @@ class Explainer:
             self._warm_up()
 
     def _warm_up(self) -> None:
-        x = torch.zeros(1, 3, 64, 64, device=self.device).contiguous(memory_format=torch.channels_last)
+        height, width = self.backbone.fixed_size or (64, 64)
+        x = torch.zeros(1, 3, height, width, device=self.device).contiguous(memory_format=torch.channels_last)
         self.cam.compute(x)
 
     def _compile(self) -> None:
@@ -108,21 +118,38 @@ class Explainer:
             return
         eager = model.features_conv
         try:
-            model.features_conv = torch.compile(eager, dynamic=True)
+            model.features_conv = torch.compile(eager, dynamic=True)  # type: ignore[assignment]
             self._warm_up()  # compilation happens in the first call
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("torch.compile is not available here (%s); running eagerly", reason)
             model.features_conv = eager
 
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The network input ``(height, width)`` for an image of that size."""
+        return self.backbone.fixed_size or input_size(height, width, self.short_side)
+
+    def network_image(self, image: np.ndarray) -> np.ndarray:
+        """An RGB uint8 image resized to the network input, still RGB uint8 ``(h, w, 3)``."""
+        height, width = self.network_size(*image.shape[:2])
+        if (height, width) == image.shape[:2]:
+            return image
+        shrinking = height * width < image.shape[0] * image.shape[1]
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+    def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Equally sized network images to a normalised float batch ``(N, 3, h, w)``, channels-last, on the device."""
+        batch = np.stack([(image.astype(np.float32) - self._mean) * self._inv_std for image in images])  # (N, h, w, 3)
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)  # (N, 3, h, w), NHWC in memory
+
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """An RGB uint8 image to a normalised float tensor ``(1, 3, h, w)``, channels-last."""
-        height, width = input_size(*image.shape[:2], self.short_side)
-        shrinking = height * width < image.shape[0] * image.shape[1]
-        resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        normalised = (resized.astype(np.float32) - self._mean) * self._inv_std  # (h, w, 3)
-        x = torch.from_numpy(normalised).permute(2, 0, 1).unsqueeze(0)  # (1, 3, h, w), NHWC in memory
-        return x.to(self.device)
+        return self.to_tensor([self.network_image(image)])
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Softmax probabilities ``(N, num_classes)`` of equally sized network images, one forward pass."""
+        logits = predict(self.backbone.model, self.to_tensor(images))
+        return logits.double().softmax(dim=1).cpu().numpy()
 
     def class_index(self, target: int | str) -> int:
         """The index of a class given by index or name (see :func:`resolve_class`)."""
@@ -136,8 +163,12 @@ class Explainer:
         top_k: int = TOP_K,
         threshold: float = BOX_THRESHOLD,
         counterfactual: bool = False,
+        masking: bool = False,
+        guided: bool = False,
+        compare: int = 0,
+        progress: Progress | None = None,
     ) -> Explanation:
-        """Explains one image for one class.
+        """Explains one image for one class: everything later views need, in one call.
 
         Args:
             image: a path, file bytes, PIL image or RGB array (see :func:`gradcam.load_image`).
@@ -145,6 +176,12 @@ class Explainer:
             top_k: how many predictions to report.
             threshold: box threshold, a fraction of the map's maximum.
             counterfactual: also compute the map of what speaks against the class.
+            masking: also run the masking test (10 more forward passes at the
+                network input's size, see :mod:`gradcam.faithfulness`).
+            guided: also compute the guided-backpropagation gradient (one more
+                forward and backward pass through the whole network).
+            compare: also keep the maps of the ``compare`` best classes, from the same pass.
+            progress: called with the share of the work done, for long calls.
 
         Returns:
             The explanation.
@@ -152,8 +189,25 @@ class Explainer:
         Raises:
             InvalidImageError: the image cannot be used (see :func:`gradcam.load_image`).
             UnknownClassError: the target is not a class of the model.
+            NotAvailableError: ``guided`` for a model without a guided rule.
         """
-        return self.explain_classes(image, [target], top_k=top_k, threshold=threshold, counterfactual=counterfactual)[0]
+        rgb, small, result = self._run(image, [target], top=1, counterfactual=counterfactual, extra_top=compare)
+        explanation = self._explanations(rgb, small, result, 1, top_k, threshold)[0]
+        if compare:
+            probabilities = torch.softmax(result.logits[0].double(), dim=0)
+            classes = tuple(
+                ClassMap(index, self.backbone.categories[index], float(probabilities[index]), result.maps[0, 1 + k].numpy(), bool(result.empty[0, 1 + k]))
+                for k, index in enumerate(result.classes[0, 1:].tolist())
+            )
+            explanation = dataclasses.replace(explanation, classes=classes)
+        if progress is not None:
+            progress(0.1)
+        if guided:
+            explanation = dataclasses.replace(explanation, guided=self._guided(small, explanation.class_index))
+        if masking:
+            test = self._masking(explanation, progress=progress)
+            explanation = dataclasses.replace(explanation, masking=test)
+        return explanation
 
     def explain_classes(
         self,
@@ -179,24 +233,73 @@ class Explainer:
         Returns:
             One explanation per class, in the order asked.
         """
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+        if targets is not None and not list(targets):
+            raise ValueError("Give at least one target, or None for the best classes.")
+        rgb, small, result = self._run(image, targets, top=top, counterfactual=counterfactual)
+        return self._explanations(rgb, small, result, result.classes.shape[1], top_k, threshold)
+
+    def masking_test(
+        self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None, progress: Progress | None = None
+    ) -> MaskingTest:
+        """The masking test of an explanation this explainer's model made, for another region if given.
+
+        Args:
+            explanation: the explanation to test.
+            steps: points of the deletion curve after the start.
+            region: a boolean mask ``(height, width)`` at the image's size to hide
+                instead of the highlighted region.
+            progress: called with the share of the work done.
+
+        Raises:
+            ValueError: when another model made the explanation, or for a region
+                of the wrong shape.
+        """
+        self._check_made_here(explanation)
+        return self._masking(explanation, steps=steps, region=region, progress=progress)
+
+    def guided_gradient(self, explanation: Explanation) -> np.ndarray:
+        """The guided-backpropagation gradient of an explanation's class, ``(h, w, 3)`` at the network input's size.
+
+        Raises:
+            ValueError: when another model made the explanation.
+            NotAvailableError: for a model without a guided rule.
+        """
+        self._check_made_here(explanation)
+        return self._guided(self.network_image(explanation.image), explanation.class_index)
+
+    def _check_made_here(self, explanation: Explanation) -> None:
+        if (explanation.model_name, explanation.weights) != (self.backbone.title, self.backbone.weights):
+            raise ValueError(
+                f"This explanation was made by {explanation.model_name} ({explanation.weights}), "
+                f"not by this explainer's {self.backbone.title} ({self.backbone.weights})."
+            )
+
+    def _run(
+        self, image: ImageSource, targets: Sequence[Target] | None, *, top: int, counterfactual: bool, extra_top: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, CAMResult]:
         rgb = load_image(image)
         rgb.setflags(write=False)  # ours, shared by every explanation below without copies
+        fixed = None if targets is None else [None if t is None else self.class_index(t) for t in targets]
+        small = self.network_image(rgb)
+        x = self.to_tensor([small])
+        result = self.cam.compute(
+            x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual, extra_top=extra_top
+        )
+        fields = (getattr(result, field.name) for field in dataclasses.fields(result))
+        return rgb, small, CAMResult(*(None if t is None else t.cpu() for t in fields))  # no copy when already there
+
+    def _explanations(
+        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, count: int, top_k: int, threshold: float
+    ) -> list[Explanation]:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
-        x = self.preprocess(rgb)
-        fixed = None if targets is None else [None if t is None else self.class_index(t) for t in targets]
-        if fixed is not None and not fixed:
-            raise ValueError("Give at least one target, or None for the best classes.")
-        result = self.cam.compute(x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual)
-        fields = (getattr(result, field.name) for field in dataclasses.fields(result))
-        result = CAMResult(*(None if t is None else t.cpu() for t in fields))  # no copy when already there
         probabilities = torch.softmax(result.logits[0].double(), dim=0)
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
         explanations = []
-        for k, index in enumerate(result.classes[0].tolist()):
+        for k, index in enumerate(result.classes[0, :count].tolist()):
             cam = result.maps[0, k].numpy()  # the Explanation keeps a read-only copy
             explanations.append(
                 Explanation(
@@ -215,6 +318,35 @@ class Explainer:
                     cam_empty=bool(result.empty[0, k]),
                     counter_cam=None if result.counter_maps is None else result.counter_maps[0, k].numpy(),
                     counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, k]),
+                    input_size=(small.shape[0], small.shape[1]),
                 )
             )
         return explanations
+
+    def _masking(
+        self,
+        explanation: Explanation,
+        *,
+        steps: int = 8,
+        region: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> MaskingTest:
+        def probabilities(images: list[np.ndarray]) -> np.ndarray:
+            return self.probabilities([self.network_image(image) for image in images])
+
+        return run_masking_test(
+            probabilities,
+            explanation.image,
+            explanation.cam,
+            class_index=explanation.class_index,
+            class_name=explanation.class_name,
+            before=explanation.probability,
+            threshold=explanation.threshold,
+            steps=steps,
+            region=region,
+            progress=progress,
+        )
+
+    def _guided(self, small: np.ndarray, class_index: int) -> np.ndarray:
+        gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (3, h, w)
+        return gradient.float().permute(1, 2, 0).cpu().numpy()

@@ -1,22 +1,27 @@
-"""The result object that flows from the engine to the CLI, the files and the app."""
+"""The result objects that flow from the engine to the views, the CLI, the files and the app.
+
+One engine call (:meth:`gradcam.Explainer.explain`) returns an
+:class:`Explanation` holding everything later pictures and sentences need: the
+image, the map, the predictions, and on request the counterfactual map, the
+masking test, the guided gradient and the maps of the best classes. Nothing
+downstream runs the model again.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradcam import words
 from gradcam.boxes import Box, cam_to_boxes
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.render import blend, draw_boxes, heatmap, overlay
 
 PANELS = ("original", "heatmap", "overlay", "boxes")
 
-
-def percent(probability: float) -> str:
-    """A probability for people: "87%", or "0.4%" below one percent."""
-    return f"{probability:.0%}" if probability >= 0.01 or probability == 0 else f"{probability:.1%}"
+percent = words.percent  # kept here for existing imports
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,77 @@ class Prediction:
     index: int
     name: str
     probability: float
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """The map of one of the best classes, from the same forward pass as the explanation.
+
+    Attributes:
+        index: the class.
+        name: its name.
+        probability: the model's probability for it.
+        cam: its map at the image's size, float32 ``(height, width)`` in [0, 1].
+        empty: True when nothing speaks for the class.
+    """
+
+    index: int
+    name: str
+    probability: float
+    cam: np.ndarray = field(repr=False)
+    empty: bool = False
+
+
+@dataclass(frozen=True)
+class MaskingTest:
+    """What happened to the class probability when parts of the image were hidden.
+
+    Attributes:
+        class_index: the class tested.
+        class_name: its name.
+        before: probability with the whole image.
+        hidden: probability with the highlighted region hidden.
+        kept: probability with only the highlighted region kept (the rest hidden).
+        region_fraction: share of the image in the highlighted region.
+        fractions: deletion curve, share of the pixels removed (most important first).
+        curve: deletion curve, the probability at each share.
+        hidden_image: the image the model saw with the region hidden, RGB uint8.
+        kept_image: the image the model saw with only the region kept, RGB uint8.
+    """
+
+    class_index: int
+    class_name: str
+    before: float
+    hidden: float
+    kept: float
+    region_fraction: float
+    fractions: tuple[float, ...]
+    curve: tuple[float, ...]
+    hidden_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    kept_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def deletion_area(self) -> float:
+        """Area under the deletion curve, relative to the starting probability (lower: the map found what matters)."""
+        if self.before <= 0:
+            return 0.0
+        return float(np.trapezoid(self.curve, self.fractions) / self.before)
+
+    def sentence(self) -> str:
+        """The result in plain words (see :func:`gradcam.words.masking`)."""
+        return words.masking(self).plain
+
+    def as_dict(self) -> dict[str, object]:
+        """The numbers, for the JSON manifest."""
+        return {
+            "class": self.class_name,
+            "before": self.before,
+            "highlighted_hidden": self.hidden,
+            "only_highlighted_kept": self.kept,
+            "region_fraction": self.region_fraction,
+            "deletion_curve": {"fraction_removed": list(self.fractions), "probability": list(self.curve)},
+            "deletion_area": self.deletion_area,
+        }
 
 
 @dataclass(frozen=True)
@@ -49,6 +125,11 @@ class Explanation:
         counter_cam: the counterfactual map (negated gradients: the regions that
             speak against the class), float32 ``(height, width)`` in [0, 1], when computed.
         counter_empty: True when no region speaks against the class.
+        input_size: ``(height, width)`` of the network input the model saw.
+        masking: the masking test, when asked for.
+        guided: the guided-backpropagation gradient of the class score at the
+            network input's size, float32 ``(h, w, 3)``, when asked for.
+        classes: the maps of the best classes from the same pass, when asked for.
     """
 
     image: np.ndarray
@@ -66,25 +147,28 @@ class Explanation:
     cam_empty: bool
     counter_cam: np.ndarray | None = None
     counter_empty: bool = False
+    input_size: tuple[int, int] | None = None
+    masking: MaskingTest | None = field(default=None, compare=False)
+    guided: np.ndarray | None = field(default=None, compare=False, repr=False)
+    classes: tuple[ClassMap, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for cam in (self.cam, self.counter_cam):
             if cam is not None and self.image.shape[:2] != cam.shape:
                 raise ValueError(f"The map {cam.shape} does not match the image {self.image.shape[:2]}.")
-        for field in ("image", "cam", "counter_cam"):
-            array = getattr(self, field)
+        for name in ("image", "cam", "counter_cam", "guided"):
+            array = getattr(self, name)
             if array is None:
                 continue
             if array.flags.writeable:  # keep a read-only copy; the caller's array stays theirs
                 array = array.copy()
                 array.setflags(write=False)
-                object.__setattr__(self, field, array)
+                object.__setattr__(self, name, array)
 
     @property
     def label(self) -> str:
         """Short label for the box, for example ``"tabby 87%"``."""
-        suffix = " (untrained)" if self.untrained else ""
-        return f"{self.class_name} {percent(self.probability)}{suffix}"
+        return words.label(self.class_name, self.probability, self.untrained)
 
     def heatmap(self, colormap: str = COLORMAP) -> np.ndarray:
         """The map in colour, RGB uint8."""
@@ -119,6 +203,10 @@ class Explanation:
         return overlay(self.image, self.counter_cam, alpha, colormap)
 
     def with_threshold(self, threshold: float, *, all_regions: bool = False) -> Explanation:
-        """The same explanation with boxes recomputed at another threshold (the model is not run)."""
+        """The same explanation with boxes recomputed at another threshold (the model is not run).
+
+        A masking test made at the old threshold hid another region, so it is dropped.
+        """
         boxes = tuple(cam_to_boxes(self.cam, threshold, all_regions=all_regions))
-        return dataclasses.replace(self, boxes=boxes, threshold=threshold)
+        masking = self.masking if threshold == self.threshold else None
+        return dataclasses.replace(self, boxes=boxes, threshold=threshold, masking=masking)

@@ -4,83 +4,38 @@ Grad-CAM shows where the evidence for a class lies; this module checks it by
 intervention, in the spirit of the deletion metric of Petsiuk et al. (RISE,
 BMVC 2018): hide the highlighted region (fill it with a blur of the image) and
 run the model again; keep only that region; and remove the most important
-pixels step by step, watching the class probability fall. All variants of the
-image go through the model in one batch.
+pixels step by step, watching the class probability fall.
+
+The variants are made at the image's own size (so the pictures show what was
+hidden) and resized to the network input like any image: the whole test costs
+``2 + steps`` forward passes at the input size (10 by default), in a few
+batches; the probability with the whole image is the explanation's own.
+:meth:`gradcam.Explainer.explain` runs it with ``masking=True``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np
-import torch
 
-from gradcam.explainer import Explainer
-from gradcam.explanation import Explanation, percent
+from gradcam.explanation import Explanation, MaskingTest
+
+__all__ = ["MaskingTest", "blurred", "highlighted_region", "masking_test", "run_masking_test"]
+
+#: Images per forward pass of the masking test: progress is reported after each batch.
+BATCH = 4
+
+Probabilities = Callable[[list[np.ndarray]], np.ndarray]
+Progress = Callable[[float], None]
 
 
-@dataclass(frozen=True)
-class MaskingTest:
-    """What happened to the class probability when parts of the image were hidden.
+class Tester(Protocol):
+    """Whatever runs the model of an explanation (a :class:`gradcam.Explainer`)."""
 
-    Attributes:
-        class_index: the class tested.
-        class_name: its name.
-        before: probability with the whole image.
-        hidden: probability with the highlighted region hidden.
-        kept: probability with only the highlighted region kept (the rest hidden).
-        region_fraction: share of the image in the highlighted region.
-        fractions: deletion curve, share of the pixels removed (most important first).
-        curve: deletion curve, the probability at each share.
-        hidden_image: the image the model saw with the region hidden, RGB uint8.
-        kept_image: the image the model saw with only the region kept, RGB uint8.
-    """
-
-    class_index: int
-    class_name: str
-    before: float
-    hidden: float
-    kept: float
-    region_fraction: float
-    fractions: tuple[float, ...]
-    curve: tuple[float, ...]
-    hidden_image: np.ndarray | None = field(default=None, compare=False, repr=False)
-    kept_image: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def deletion_area(self) -> float:
-        """Area under the deletion curve, relative to the starting probability (lower: the map found what matters)."""
-        if self.before <= 0:
-            return 0.0
-        return float(np.trapezoid(self.curve, self.fractions) / self.before)
-
-    def sentence(self) -> str:
-        """The result in one plain sentence."""
-        before, hidden = percent(self.before), percent(self.hidden)
-        if self.hidden < 0.5 * self.before:
-            verdict = "drops"
-        elif self.hidden < 0.9 * self.before:
-            verdict = "lowers"
-        elif self.hidden > 1.1 * self.before:
-            verdict = "raises"
-        else:
-            verdict = "barely changes"
-        change = f"from {before} to {hidden}" if verdict != "barely changes" else f"({before} before, {hidden} after)"
-        kept = f" Keeping only that area gives {percent(self.kept)}."
-        return f"Hiding the highlighted area {verdict} the confidence in {self.class_name} {change}.{kept}"
-
-    def as_dict(self) -> dict[str, object]:
-        """The numbers, for the JSON manifest."""
-        return {
-            "class": self.class_name,
-            "before": self.before,
-            "highlighted_hidden": self.hidden,
-            "only_highlighted_kept": self.kept,
-            "region_fraction": self.region_fraction,
-            "deletion_curve": {"fraction_removed": list(self.fractions), "probability": list(self.curve)},
-            "deletion_area": self.deletion_area,
-        }
+    def masking_test(self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None) -> MaskingTest: ...
 
 
 def blurred(image: np.ndarray) -> np.ndarray:
@@ -89,64 +44,111 @@ def blurred(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def highlighted_region(explanation: Explanation) -> np.ndarray:
-    """The boolean mask ``(height, width)`` of the map at or above the box threshold; empty for an empty map."""
-    peak = float(explanation.cam.max())
-    if peak <= 0:
-        return np.zeros(explanation.cam.shape, dtype=bool)
-    return explanation.cam >= explanation.threshold * peak
-
-
-def probabilities(explainer: Explainer, images: list[np.ndarray]) -> np.ndarray:
-    """Softmax probabilities of equally sized RGB images, one forward pass: ``(N, num_classes)``."""
-    batch = torch.cat([explainer.preprocess(image) for image in images])
-    with torch.no_grad():
-        return torch.softmax(explainer.backbone.model(batch).double(), dim=1).numpy()
-
-
-def masking_test(explainer: Explainer, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None) -> MaskingTest:
-    """Hides the highlighted region, keeps only it, and draws a deletion curve.
+def highlighted_region(cam: np.ndarray | Explanation, threshold: float | None = None) -> np.ndarray:
+    """The boolean mask ``(height, width)`` of the map at or above ``threshold`` times its maximum.
 
     Args:
-        explainer: the explainer that made ``explanation`` (same model).
-        explanation: the explanation to test.
-        steps: points of the deletion curve after the start.
-        region: a boolean mask ``(height, width)`` to hide instead of the
-            highlighted region (the map at or above the box threshold), for
-            comparisons such as a random region of the same size.
+        cam: a map, or an explanation (its map and its box threshold).
+        threshold: fraction of the maximum; the explanation's threshold by default.
 
     Returns:
-        The probabilities before and after.
+        The mask; all False for an empty map.
+    """
+    if isinstance(cam, Explanation):
+        threshold = cam.threshold if threshold is None else threshold
+        cam = cam.cam
+    if threshold is None:
+        raise ValueError("Give a threshold with a bare map.")
+    peak = float(cam.max())
+    if peak <= 0:
+        return np.zeros(cam.shape, dtype=bool)
+    return cam >= threshold * peak
+
+
+def run_masking_test(
+    probabilities: Probabilities,
+    image: np.ndarray,
+    cam: np.ndarray,
+    *,
+    class_index: int,
+    class_name: str,
+    before: float,
+    threshold: float,
+    steps: int = 8,
+    region: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> MaskingTest:
+    """The masking test of an image and its map.
+
+    Args:
+        probabilities: softmax probabilities ``(N, num_classes)`` of equally sized RGB images.
+        image: the explained image, RGB uint8 ``(height, width, 3)``.
+        cam: its map, float32 ``(height, width)``.
+        class_index: the class tested.
+        class_name: its name.
+        before: the probability with the whole image (from the explanation's own pass).
+        threshold: the region is the map at or above this fraction of its maximum.
+        steps: points of the deletion curve after the start.
+        region: a boolean mask ``(height, width)`` to hide instead of the highlighted region.
+        progress: called with the share of the work done after each batch.
+
+    Returns:
+        The probabilities before and after, and the two images the model saw.
 
     Raises:
         ValueError: for a region of the wrong shape or fewer than one step.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
-    image, cam = explanation.image, explanation.cam
     if region is None:
-        region = highlighted_region(explanation)
+        region = highlighted_region(cam, threshold)
     if region.shape != cam.shape:
         raise ValueError(f"The region {region.shape} does not match the image {cam.shape}.")
     fill = blurred(image)
     inside = region[:, :, None]
-    variants = [image, np.where(inside, fill, image), np.where(inside, image, fill)]
+    variants = [np.where(inside, fill, image), np.where(inside, image, fill)]
     order = np.argsort(-cam, axis=None, kind="stable")  # most important pixel first
     fractions = np.linspace(0.0, 1.0, steps + 1)
     for fraction in fractions[1:]:
         removed = np.zeros(cam.size, dtype=bool)
         removed[order[: round(fraction * cam.size)]] = True
         variants.append(np.where(removed.reshape(cam.shape)[:, :, None], fill, image))
-    p = probabilities(explainer, variants)[:, explanation.class_index]
+    found = []
+    for start in range(0, len(variants), BATCH):
+        found.append(probabilities(variants[start : start + BATCH])[:, class_index])
+        if progress is not None:
+            progress(min(1.0, (start + BATCH) / len(variants)))
+    p = np.concatenate(found)
     return MaskingTest(
-        class_index=explanation.class_index,
-        class_name=explanation.class_name,
-        before=float(p[0]),
-        hidden=float(p[1]),
-        kept=float(p[2]),
+        class_index=class_index,
+        class_name=class_name,
+        before=before,
+        hidden=float(p[0]),
+        kept=float(p[1]),
         region_fraction=float(region.mean()),
         fractions=tuple(float(f) for f in fractions),
-        curve=(float(p[0]), *(float(v) for v in p[3:])),
-        hidden_image=variants[1],
-        kept_image=variants[2],
+        curve=(before, *(float(v) for v in p[2:])),
+        hidden_image=variants[0],
+        kept_image=variants[1],
     )
+
+
+def masking_test(explainer: Tester, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None) -> MaskingTest:
+    """The masking test of an explanation, for comparisons such as a random region of the same size.
+
+    :meth:`gradcam.Explainer.explain` with ``masking=True`` gives the same test in
+    the same call; this function is for tests of *other* regions of an existing
+    explanation.
+
+    Args:
+        explainer: the :class:`gradcam.Explainer` whose model made ``explanation``.
+        explanation: the explanation to test.
+        steps: points of the deletion curve after the start.
+        region: a boolean mask ``(height, width)`` at the image's size to hide
+            instead of the highlighted region.
+
+    Raises:
+        ValueError: when the explainer's model did not make the explanation, or
+            for a region of the wrong shape.
+    """
+    return explainer.masking_test(explanation, steps=steps, region=region)

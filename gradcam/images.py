@@ -1,60 +1,339 @@
 """Reading images from untrusted files into RGB arrays.
 
-Every upload goes through :func:`load_image`: it refuses what is not an image,
-is empty, damaged, too large in pixels (decompression bombs) or too small, and
-normalises the rest to an upright RGB uint8 array: EXIF orientation applied,
-transparency composited over white, CMYK, palette, grayscale and 16-bit images
-converted, the first frame of an animation or a multi-page file taken.
+Every upload goes through :func:`load_image`, the one gate between a stranger's
+bytes and the rest of the package. It
+
+* decodes only the formats people upload photos in (``config.IMAGE_FORMATS``:
+  JPEG, PNG, GIF, BMP, TIFF, WebP, ICO and HEIC), all in this process: the
+  format is sniffed from the content before any decoder runs, so a PostScript
+  file named ``cat.jpg`` never reaches Ghostscript and a JPEG 2000, PSD or SVG
+  file is refused as "not an image we can read";
+* bounds the work per file: the pixel limit is checked on the size read from
+  the header (decompression bombs), a JPEG may hold at most
+  ``MAX_JPEG_SCANS`` scans (each scan is a pass over the whole image, so a
+  100 kB file of thousands of scans would otherwise decode for minutes), the
+  pictures inside an icon obey the pixel limit (checked before opening it:
+  Pillow decodes an icon as it opens it), and only the first frame of an
+  animation or the first page of a TIFF is decoded;
+* shrinks big photos when asked (``max_side``): a JPEG is decoded at 1/2, 1/4
+  or 1/8 scale by the JPEG library itself, so a 48-megapixel phone photo costs
+  what a 3-megapixel one does;
+* normalises the rest to an upright RGB uint8 array: EXIF orientation applied,
+  transparency composited over white, CMYK, palette, grayscale and 16-bit
+  images converted.
+
+Every refusal is a :class:`gradcam.errors.InvalidImageError` whose message is
+written for the person who uploaded the file; the library's own reason stays in
+the chained exception for the operator.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from gradcam.config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
-from gradcam.errors import ImageTooLargeError, ImageTooSmallError, InvalidImageError
+from gradcam.config import IMAGE_FORMATS, MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
+from gradcam.errors import ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 
-SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF or WebP"
+#: The formats, as people know them, named in messages.
+SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF, WebP or HEIC"
+
+_NOT_AN_IMAGE = f"This file is not an image we can read. Please use a {SUPPORTED} file."
+_DAMAGED = "This image file is damaged and cannot be read."
+_INCOMPLETE = "This image file is damaged or incomplete and cannot be read."
+
+_JPEG_FORMATS = ("JPEG", "MPO")
+#: A marker in a JPEG's entropy-coded data: 0xFF followed by neither a stuffed zero, a restart
+#: marker (0xD0-0xD7) nor a fill byte (0xFF).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
+#: Start-of-frame markers (0xC0-0xCF but DHT, JPG and DAC), and those of progressive frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_ICO_MAGIC = b"\x00\x00\x01\x00"
+#: TIFF compression names (Pillow's) whose strips or tiles are JPEG streams.
+_TIFF_JPEG = ("jpeg", "tiff_jpeg")
+_TIFF_STRIPS = (273, 279)  # StripOffsets, StripByteCounts
+_TIFF_TILES = (324, 325)  # TileOffsets, TileByteCounts
 
 
-def _open(source: str | os.PathLike[str] | bytes) -> Image.Image:
+@functools.cache
+def _formats() -> tuple[str, ...]:
+    """The allowed formats this installation can decode; registers the HEIF opener on first use.
+
+    MPO (a JPEG with more pictures after the first) has no reader of its own: the
+    JPEG reader opens it. So this names what an opened image's format may be, and
+    :func:`_open` asks for the readers among them.
+    """
+    formats = [name for name in IMAGE_FORMATS if name != "HEIF"]
+    if "HEIF" in IMAGE_FORMATS:
+        try:
+            import pillow_heif  # noqa: PLC0415 - optional, and only its HEIF opener (not AVIF)
+        except ImportError:
+            pass
+        else:
+            pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+            formats.append("HEIF")
+    return tuple(formats)
+
+
+def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarray:
+    """Reads an image into an upright RGB uint8 array ``(height, width, 3)``.
+
+    Args:
+        source: a file path, the file's bytes, a PIL image, or a numpy array
+            (``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8).
+        max_side: if given, an image whose longer side is longer is shrunk to
+            this many pixels on that side (aspect ratio kept; sides rounded as
+            ``round(side * max_side / longer_side)``). A JPEG is then decoded
+            at a reduced scale, which also admits JPEGs of up to
+            ``MAX_JPEG_PIXELS`` pixels. Without it, nothing is resized and
+            every image must fit ``MAX_IMAGE_PIXELS``.
+
+    Returns:
+        A new RGB uint8 array.
+
+    Raises:
+        InvalidImageError: empty, unreadable, damaged or truncated input, or a
+            format outside ``config.IMAGE_FORMATS``.
+        ImageTooLargeError: more pixels than the limit (decompression bombs).
+        ImageTooComplexError: a file that would take far longer to decode than
+            any real photo (a JPEG of more than ``MAX_JPEG_SCANS`` scans).
+        ImageTooSmallError: a side shorter than ``MIN_IMAGE_SIDE`` pixels (in
+            the image as stored, before any shrinking).
+        ValueError: ``max_side`` is not a positive integer.
+    """
+    if max_side is not None and (not isinstance(max_side, int) or isinstance(max_side, bool) or max_side < 1):
+        raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
+    if isinstance(source, np.ndarray):
+        rgb = _array_to_rgb(source)
+    elif isinstance(source, Image.Image):
+        if source.format is not None and source.format not in _formats():
+            raise InvalidImageError(_NOT_AN_IMAGE)  # opened from a file by the caller: the same allow-list
+        rgb = _decode(source, b"", max_side)
+    else:
+        data = _read(source)
+        image = _open(data)
+        try:
+            rgb = _decode(image, data, max_side)
+        finally:
+            image.close()  # multi-frame files and early errors would otherwise keep their buffers
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ImageTooSmallError(
+            f"This image is only {width} x {height} pixels. Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
+        )
+    if max_side is not None:
+        rgb = _shrink(rgb, max_side)
+    return np.ascontiguousarray(rgb)
+
+
+def _read(source: str | os.PathLike[str] | bytes) -> bytes:
+    """The file's bytes, refusing an empty file or a path that is not a file."""
     if isinstance(source, bytes):
         if not source:
             raise InvalidImageError("The file is empty. Please choose an image file.")
-        stream: io.BytesIO | Path = io.BytesIO(source)
-    else:
-        stream = Path(source)
-        if not stream.is_file():
-            raise InvalidImageError(f"{stream} is not a file.")
-        if stream.stat().st_size == 0:
-            raise InvalidImageError(f"{stream.name} is empty. Please choose an image file.")
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise InvalidImageError(f"{path} is not a file.")
+    data = path.read_bytes()
+    if not data:
+        raise InvalidImageError(f"{path.name} is empty. Please choose an image file.")
+    return data
+
+
+def _open(data: bytes) -> ImageFile.ImageFile:
+    """Opens the file with the allowed formats' readers only: nothing else sees its bytes."""
+    allowed = _formats()
+    if data[:4] == _ICO_MAGIC and "ICO" in allowed:  # Pillow decodes an icon's picture as it opens the file
+        for width, height in _ico_frame_sizes(data):
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageTooLargeError(_too_large_message(width, height))
     try:
         # Pillow only warns between its own limit and twice that; our smaller
         # limit is checked on the size read from the header, before decoding.
-        return Image.open(stream)
+        image = Image.open(io.BytesIO(data), formats=[name for name in allowed if name != "MPO"])
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(_too_large_message()) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImageError(f"This file is not an image we can read. Please use a {SUPPORTED} file.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # the library's reason stays in the chained exception
-        raise InvalidImageError("This image file is damaged and cannot be read.") from exc
+        raise InvalidImageError(_NOT_AN_IMAGE) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:  # the reason stays chained
+        raise InvalidImageError(_DAMAGED) from exc
+    if image.format not in allowed:  # a reader that hands over to another format's (never seen, but cheap)
+        image.close()
+        raise InvalidImageError(_NOT_AN_IMAGE)
+    return image
 
 
-def _too_large_message(width: int | None = None, height: int | None = None) -> str:
+def _too_large_message(width: int | None = None, height: int | None = None, limit: int = MAX_IMAGE_PIXELS) -> str:
     size = f" is {width} x {height} pixels, which" if width and height else ""
-    return f"This image{size} is larger than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit. Please use a smaller image."
+    return f"This image{size} is larger than the {limit // 1_000_000} megapixel limit. Please use a smaller image."
+
+
+def _fitted(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` shrunk so that the longer side is at most ``max_side``."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    size = _fitted(width, height, max_side)
+    if size == (width, height):
+        return rgb
+    # reducing_gap: a fast box reduction by an integer factor first, then Lanczos for the rest.
+    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+# --- bounded decoding -------------------------------------------------------------------------
+
+
+def _jpeg_scans(data: bytes) -> tuple[int, bool]:
+    """Counts the scans of the JPEG at the start of ``data`` by walking its segments.
+
+    Stops at the end of the image (EOI) or of the data, and once the count is
+    over ``MAX_JPEG_SCANS``: a scan's entropy-coded data runs up to the next
+    marker, which is what the JPEG library reads too.
+
+    Returns:
+        The number of scans (start-of-scan segments) and whether the frame is progressive.
+    """
+    position, scans, progressive, end = 2, 0, False, len(data)  # after the SOI marker
+    while position + 1 < end and scans <= MAX_JPEG_SCANS:
+        if data[position] != 0xFF or data[position + 1] in (0xFF, 0x00) or 0xD0 <= data[position + 1] <= 0xD7:
+            position += 1  # fill bytes, stray bytes and restart markers between segments
+            continue
+        marker = data[position + 1]
+        if marker == _JPEG_EOI or position + 4 > end:
+            break
+        if marker == 0x01:  # TEM: no length
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _JPEG_SOF:
+            progressive = marker in _JPEG_PROGRESSIVE
+        position += 2 + length
+        if marker == _JPEG_SOS:
+            scans += 1
+            found = _JPEG_MARKER.search(data, position)
+            if found is None:
+                break
+            position = found.start()
+    return scans, progressive
+
+
+def _tiff_jpeg_scans(image: Image.Image, data: bytes) -> tuple[int, int]:
+    """Scans inside the JPEG-compressed strips or tiles of a TIFF's first page, and how many blocks hold them."""
+    tags = getattr(image, "tag_v2", {})
+    for offsets_tag, counts_tag in (_TIFF_TILES, _TIFF_STRIPS):
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets is not None and counts is not None:
+            offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+            counts = counts if isinstance(counts, tuple) else (counts,)
+            scans = sum(data.count(b"\xff\xda", offset, offset + count) for offset, count in zip(offsets, counts))
+            return scans, len(offsets)
+    return 0, 1
+
+
+def _ico_frame_sizes(data: bytes) -> list[tuple[int, int]]:
+    """The sizes the images inside an icon declare in their own headers (an icon's directory can lie)."""
+    count = int.from_bytes(data[4:6], "little")
+    sizes = []
+    for index in range(count):
+        entry = data[6 + 16 * index : 22 + 16 * index]
+        if len(entry) < 16:
+            break
+        offset = int.from_bytes(entry[12:16], "little")
+        head = data[offset : offset + 24]
+        if head[:8] == _PNG_MAGIC and len(head) == 24:
+            width, height = struct.unpack(">II", head[16:24])
+        elif len(head) >= 12:  # a bitmap: its height counts the colour rows and the mask rows
+            width, height = struct.unpack("<ii", head[4:12])
+            width, height = abs(width), abs(height) // 2
+        else:
+            continue
+        sizes.append((width, height))
+    return sizes
+
+
+def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> None:
+    """Refuses, before decoding, what would take too long or too much memory to decode.
+
+    Raises:
+        ImageTooLargeError: too many pixels in the image or in a frame it holds.
+        ImageTooComplexError: too many JPEG scans.
+    """
+    width, height = image.size
+    if image.format in _JPEG_FORMATS and data:
+        scans, progressive = _jpeg_scans(data)
+        if scans > MAX_JPEG_SCANS:
+            raise ImageTooComplexError(
+                f"This JPEG is stored in more than {MAX_JPEG_SCANS} passes, far more than cameras and photo editors "
+                "write, and would take too long to read. Please save it again as an ordinary JPEG or as a PNG."
+            )
+        # A reduced-scale decode holds few pixels, but a progressive file keeps every
+        # coefficient of the full image in memory, so only sequential files may exceed the limit.
+        shrinkable = max_side is not None and not progressive and width * height <= MAX_JPEG_PIXELS
+        if width * height > MAX_IMAGE_PIXELS and not shrinkable:
+            limit = MAX_JPEG_PIXELS if max_side is not None and not progressive else MAX_IMAGE_PIXELS
+            raise ImageTooLargeError(_too_large_message(width, height, limit))
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(_too_large_message(width, height))
+    if image.format == "TIFF" and data and image.info.get("compression") in _TIFF_JPEG:
+        scans, blocks = _tiff_jpeg_scans(image, data)
+        if scans > MAX_JPEG_SCANS * blocks:
+            raise ImageTooComplexError(
+                "This TIFF image is stored in far more passes than scanners and photo editors write, and would take "
+                "too long to read. Please save it again as an ordinary TIFF, JPEG or PNG."
+            )
+
+
+def _decode(image: Image.Image, data: bytes, max_side: int | None) -> np.ndarray:
+    """Decodes the first frame of an opened image into RGB, within the limits."""
+    try:
+        image.seek(0)  # first frame of an animation, first page of a TIFF
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(_INCOMPLETE) from exc
+    _check_work(image, data, max_side)
+    width, height = image.size
+    target = _fitted(width, height, max_side)
+    if data and image.format in _JPEG_FORMATS and target != (width, height):  # our own file, not a caller's image
+        image.draft(None, target)  # DCT scaling: 1/2, 1/4 or 1/8, never below the target
+        if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:  # a max_side too large to bring it under the limit
+            raise ImageTooLargeError(_too_large_message(width, height))
+    try:
+        image.load()  # a truncated file raises here
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as exc:
+        raise InvalidImageError(_INCOMPLETE) from exc
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        pass  # unreadable EXIF: keep the image as stored
+    return _to_rgb(image)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
     mode = image.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if mode.startswith("I;16"):
+        # Integer arithmetic: a 40-megapixel 16-bit image stays fast and small in memory.
+        wide = np.asarray(image).astype(np.uint32)
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("I", "F"):
         values = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
         gray = np.clip(np.nan_to_num(values) / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -66,54 +345,6 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.array(Image.alpha_composite(white, rgba).convert("RGB"))  # a copy: asarray would be read-only
     return np.array(image.convert("RGB"))
-
-
-def load_image(source: ImageSource) -> np.ndarray:
-    """Reads an image into an upright RGB uint8 array ``(height, width, 3)``.
-
-    Args:
-        source: a file path, the file's bytes, a PIL image, or a numpy array
-            (``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8).
-
-    Returns:
-        A new RGB uint8 array.
-
-    Raises:
-        InvalidImageError: empty, unreadable, damaged or truncated input.
-        ImageTooLargeError: more than ``MAX_IMAGE_PIXELS`` pixels.
-        ImageTooSmallError: a side shorter than ``MIN_IMAGE_SIDE`` pixels.
-    """
-    if isinstance(source, np.ndarray):
-        rgb = _array_to_rgb(source)
-    else:
-        opened = source if isinstance(source, Image.Image) else _open(source)
-        try:
-            rgb = _decode(opened)
-        finally:
-            if opened is not source:
-                opened.close()  # multi-frame files and early errors would otherwise leave the file open
-    height, width = rgb.shape[:2]
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise ImageTooSmallError(
-            f"This image is only {width} x {height} pixels. Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
-        )
-    return np.ascontiguousarray(rgb)
-
-
-def _decode(image: Image.Image) -> np.ndarray:
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ImageTooLargeError(_too_large_message(width, height))
-    try:
-        image.seek(0)  # first frame of an animation, first page of a TIFF
-        image.load()  # a truncated file raises here
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        raise InvalidImageError("This image file is damaged or incomplete and cannot be read.") from exc
-    try:
-        image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
-        pass  # unreadable EXIF: keep the image as stored
-    return _to_rgb(image)
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:

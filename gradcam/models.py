@@ -1,40 +1,32 @@
-"""The backbones: torchvision classifiers, their weights, labels and preprocessing.
+"""The architectures: VGG19 hooked at its last convolutional block, and EfficientNet-Lite0.
 
 The default backbone is VGG19 dissected at its last convolutional block, as in the
 original Grad-CAM demo (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep
 Networks via Gradient-based Localization", ICCV 2017): ``features[:36]`` ends at
 relu5_4 (512 x 14 x 14 for a 224 x 224 input), then the last max-pool, the
-adaptive average pool and the classifier. ResNet-50 (``layer4``) and DenseNet-121
-(its last feature block, ``features.norm5``) use the generic hook path of
-:class:`gradcam.cam.GradCAM`.
+adaptive average pool and the classifier. It offers the engine an exact fast path
+(:class:`gradcam.cam.ExactPath`).
 
-Weights come from torchvision's weights enums through torchvision's own download
-and cache (``TORCH_HOME``), from a local state dict, or are left untrained
-(``"random"``, for offline tests). Class names and normalisation constants come
-from the same enums.
+EfficientNet-Lite0 (Tan and Le, "EfficientNet: Rethinking Model Scaling for
+Convolutional Neural Networks", ICML 2019; the Lite variants drop squeeze-and-
+excitation and use ReLU6) is timm's ``tf_efficientnet_lite0``, whose TF "same"
+padding is computed for each input, so inputs of any size and aspect ratio are
+padded as TensorFlow pads them.
+
+Which weights, labels and layer a spec string means is the registry's business
+(:mod:`gradcam.registry`); this module only builds networks.
 """
 
 from __future__ import annotations
 
-import http.client
-import logging
-import os
-import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchvision import models
-from torchvision.models import WeightsEnum
 
 from gradcam.cam import GradientSums
-from gradcam.config import RANDOM_WEIGHTS, WEIGHTS_ENV
-from gradcam.errors import WeightsError
-log = logging.getLogger("gradcam")
 
 
 class HookedVGG19(nn.Module):
@@ -166,206 +158,21 @@ class HookedVGG19(nn.Module):
         return activations, logits.detach(), gradient_sums
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What is needed to build one architecture and find its weights."""
+def efficientnet_lite0(num_classes: int = 1000) -> nn.Module:
+    """An untrained EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with ``num_classes`` outputs."""
+    import timm  # imported here: timm takes a while to import and only this model needs it
 
-    name: str
-    title: str
-    weights: WeightsEnum
-    target_layer: str
-    build: Callable[[], nn.Module]
-    wrap: Callable[[nn.Module], nn.Module] = lambda model: model
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
 
 
-def _remap_densenet_keys(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    # torchvision's published DenseNet files use old key names ("norm.1"); its
-    # own loader renames them the same way (torchvision.models.densenet).
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-    return {pattern.sub(r"\1\2", key): value for key, value in state_dict.items()}
+# Names that moved to gradcam.registry, still importable from here. Resolved on
+# first use, because the registry imports this module.
+_MOVED = {"BACKBONES", "Backbone", "BackboneSpec", "cached_weights_path", "load_backbone"}
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "vgg19": BackboneSpec(
-        "vgg19", "VGG19", models.VGG19_Weights.IMAGENET1K_V1, HookedVGG19.cam_layer, models.vgg19, HookedVGG19
-    ),
-    "resnet50": BackboneSpec("resnet50", "ResNet-50", models.ResNet50_Weights.IMAGENET1K_V2, "layer4", models.resnet50),
-    "densenet121": BackboneSpec(
-        "densenet121", "DenseNet-121", models.DenseNet121_Weights.IMAGENET1K_V1, "features.norm5", models.densenet121
-    ),
-}
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from gradcam import registry
 
-
-@dataclass(frozen=True)
-class Backbone:
-    """A classifier ready to explain: the model, where to hook it, labels and preprocessing.
-
-    Attributes:
-        name: short name, as given to :func:`load_backbone` ("vgg19").
-        title: name for people ("VGG19").
-        model: the network, in eval mode, parameters frozen.
-        target_layer: dotted name of the layer Grad-CAM reads.
-        categories: class names, index-aligned with the logits.
-        mean: per-channel normalisation mean (RGB, images scaled to [0, 1]).
-        std: per-channel normalisation std.
-        weights: where the weights came from, for manifests and logs.
-        untrained: True when the weights are random: results mean nothing.
-        compile: ask whoever runs the model (:class:`gradcam.Explainer`) to
-            compile it with ``torch.compile``.
-    """
-
-    name: str
-    title: str
-    model: nn.Module
-    target_layer: str
-    categories: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    weights: str
-    untrained: bool
-    compile: bool = False
-
-
-def cached_weights_path(name: str) -> Path:
-    """Where torchvision's download cache keeps the pretrained file of ``name``."""
-    url = BACKBONES[name].weights.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
-
-
-def _download_hint(spec: BackboneSpec) -> str:
-    return (
-        f"copy {Path(urlparse(spec.weights.url).path).name} (from {spec.weights.url}) to "
-        f"{cached_weights_path(spec.name)}, or set {WEIGHTS_ENV}=/path/to/state_dict.pth "
-        f"(or {WEIGHTS_ENV}={RANDOM_WEIGHTS} for an untrained model, for tests only)"
-    )
-
-
-def _load_failure(exc: Exception) -> str:
-    """One line saying why torch.load failed, for a message in one line.
-
-    torch's own text spans lines, carries terminal escapes and advises turning
-    ``weights_only`` off; only its reason is kept.
-    """
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("WeightsUnpickler error:")[-1]
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line.split(". ")[0].rstrip(".") or type(exc).__name__
-
-
-def _read_state_dict(path: Path, spec: BackboneSpec) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise WeightsError(f"Weights file {path} does not exist; {_download_hint(spec)}.")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        # torch.load of a damaged file raises almost anything: UnpicklingError,
-        # RuntimeError, OSError, EOFError, ValueError, but also IndexError,
-        # KeyError, struct.error, TypeError, AssertionError.
-        reason = _load_failure(exc)
-        raise WeightsError(f"Weights file {path} is corrupt or not a PyTorch state dict ({reason}).") from exc
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()):
-        raise WeightsError(f"Weights file {path} does not hold a state dict (a mapping of names to tensors).")
-    return loaded
-
-
-def _download_state_dict(spec: BackboneSpec, progress: bool) -> dict[str, Tensor]:
-    cached = cached_weights_path(spec.name)
-    try:
-        # torchvision's own download and cache; a download is checked against the
-        # hash prefix torchvision publishes in the file name.
-        return spec.weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged file raises almost anything (see _read_state_dict)
-        # A failed download (network, disk, hash check) leaves no file behind,
-        # so a file in the cache means reading it failed.
-        if cached.is_file():
-            raise WeightsError(
-                f"The {spec.title} weights at {cached} are corrupt ({_load_failure(exc)}); delete the file and retry."
-            ) from exc
-        if isinstance(exc, (OSError, http.client.HTTPException)):
-            raise WeightsError(
-                f"Could not download the {spec.title} weights ({exc}). To work offline, {_download_hint(spec)}."
-            ) from exc
-        if isinstance(exc, RuntimeError):
-            raise WeightsError(f"The downloaded {spec.title} weights failed the hash check ({exc}); retry.") from exc
-        raise
-
-
-def _weights_file_for(spec: BackboneSpec, source: Path) -> Path:
-    # A folder holds files named as torchvision names them; a file is used as it is.
-    return source / Path(urlparse(spec.weights.url).path).name if source.is_dir() else source
-
-
-def load_backbone(
-    name: str = "vgg19",
-    weights: str | os.PathLike[str] | None = None,
-    *,
-    channels_last: bool = True,
-    progress: bool = False,
-    device: str | torch.device = "cpu",
-    compile: bool = False,
-) -> Backbone:
-    """Builds a backbone and loads its weights.
-
-    Args:
-        name: one of ``BACKBONES`` ("vgg19", "resnet50", "densenet121").
-        weights: None for torchvision's pretrained weights (downloaded once into
-            ``TORCH_HOME``) unless the environment variable ``GRADCAM_WEIGHTS``
-            says otherwise; a path to a local state dict (or a folder holding
-            torchvision's file names); or ``"random"`` for an untrained model.
-        channels_last: store convolution weights channels-last (faster on CPUs).
-        progress: show torchvision's download progress bar.
-        device: where the model runs ("cpu", "cuda").
-        compile: ask the :class:`gradcam.Explainer` that runs the backbone to
-            compile its convolutional trunk with ``torch.compile`` (VGG19 only;
-            the other backbones run through hooks).
-
-    Returns:
-        The backbone, in eval mode with its parameters frozen.
-
-    Raises:
-        KeyError: for an unknown name.
-        WeightsError: when the weights cannot be found, downloaded or loaded; the
-            message names the file and says what to do.
-    """
-    if name not in BACKBONES:
-        raise KeyError(f"Unknown model {name!r}; choose one of: {', '.join(BACKBONES)}.")
-    spec = BACKBONES[name]
-    source = weights if weights is not None else os.environ.get(WEIGHTS_ENV) or None
-    untrained = source is not None and str(source) == RANDOM_WEIGHTS
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # untrained weights are the same on every start
-        model = spec.build()
-    if untrained:
-        described = "random (untrained)"
-    else:
-        if source is None:
-            state_dict, described = _download_state_dict(spec, progress), f"torchvision {spec.weights}"
-        else:
-            path = _weights_file_for(spec, Path(source).expanduser())
-            state_dict, described = _read_state_dict(path, spec), str(path)
-        if name == "densenet121":
-            state_dict = _remap_densenet_keys(state_dict)
-        try:
-            model.load_state_dict(state_dict)
-        except RuntimeError as exc:
-            where = described if source is not None else str(cached_weights_path(name))
-            summary = str(exc).splitlines()[0]
-            raise WeightsError(f"{where} does not hold {spec.title} weights: {summary}") from exc
-    model = spec.wrap(model).eval().to(device)
-    model.requires_grad_(False)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
-    transforms = spec.weights.transforms()
-    return Backbone(
-        name=spec.name,
-        title=spec.title,
-        model=model,
-        target_layer=spec.target_layer,
-        categories=tuple(spec.weights.meta["categories"]),
-        mean=tuple(transforms.mean),
-        std=tuple(transforms.std),
-        weights=described,
-        untrained=untrained,
-        compile=compile,
-    )
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

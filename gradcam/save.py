@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gradcam import __version__
+from gradcam import __version__, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.explanation import Explanation
 
@@ -70,6 +70,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         "untrained": explanation.untrained,
         "class": {"index": explanation.class_index, "name": explanation.class_name},
         "probability": explanation.probability,
+        "sentence": words.summary(explanation).plain,
         "top_k": [{"index": p.index, "name": p.name, "probability": p.probability} for p in explanation.top_k],
         "boxes": [list(box) for box in explanation.boxes],
         "box_format": "x0, y0, x1, y1 in pixels, corners inclusive",

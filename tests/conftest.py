@@ -154,6 +154,14 @@ def vgg19_random() -> Backbone:
 
 
 @pytest.fixture(scope="session")
+def lite0() -> Backbone:
+    """EfficientNet-Lite0 with its real, embedded ImageNet weights (no download), built once per session."""
+    from gradcam.registry import load_backbone
+
+    return load_backbone("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """The web app with untrained weights, served on a free local port for the whole session."""
     from demo.service import load_service

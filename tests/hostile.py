@@ -13,9 +13,13 @@ web app tests all run the same corpus::
         path = write_case(case, tmp_path)  # or upload case.data as case.filename
         ...  # case.outcome == "ok": case.shape, case.pixels; "error": case.error, case.message
 
-Nothing is downloaded and every file is small (under 7 kB): the oversized cases
-are a PNG whose header alone claims 100000 x 100000 pixels, and a real 1-bit
-all-black PNG just over ``MAX_IMAGE_PIXELS`` that compresses to 5 kB.
+Nothing is downloaded and every file is small (under 32 kB): the oversized cases
+are a PNG whose header alone claims 100000 x 100000 pixels, a real 1-bit
+all-black PNG just over ``MAX_IMAGE_PIXELS`` that compresses to 5 kB, and an
+icon hiding such a PNG behind a 16 x 16 directory entry. Files in formats we do
+not decode (PostScript named ``cat.jpg``, JPEG 2000, AVIF, PSD...) must be refused
+before any decoder runs, and files that would decode for minutes (a progressive
+JPEG of hundreds of scans) before decoding.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from gradcam.config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
-from gradcam.errors import ImageTooLargeError, ImageTooSmallError, InvalidImageError
+from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
+from gradcam.errors import ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
 
 Outcome = Literal["ok", "error"]
 RGB = tuple[int, int, int]
@@ -58,6 +62,10 @@ _NOT_AN_IMAGE = r"not an image we can read\. Please use a JPEG, PNG"
 #: Ends with the period: a message with the library's reason appended, "(broken PNG file ...)", fails.
 _DAMAGED = r"This image file is damaged (or incomplete )?and cannot be read\."
 _EMPTY = r"is empty\. Please choose an image file\."
+_TOO_MANY_SCANS = rf"more than {MAX_JPEG_SCANS} passes, far more than cameras and photo editors write"
+
+#: The 58-byte PostScript file of issue 13: Ghostscript would loop on it forever.
+EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n{ } loop\n"
 
 
 @dataclass(frozen=True)
@@ -387,7 +395,116 @@ def _containers() -> list[HostileCase]:
     ]
 
 
-_BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (_not_an_image, _damaged, _sizes, _modes, _containers)
+def many_scan_jpeg(size: tuple[int, int], extra_scans: int, mode: str = "RGB") -> bytes:
+    """A flat progressive JPEG whose last scan is repeated ``extra_scans`` times before its end.
+
+    Each repeated scan is a few dozen bytes but makes the JPEG library pass over
+    the whole image again: without a limit on scans, a 100 kB file of 4000 x 4000
+    pixels and a few hundred scans decodes for seconds, and for minutes with more.
+    """
+    data = _save(Image.new(mode, size, 128 if mode == "L" else (90, 140, 200)), "JPEG", progressive=True, quality=75)
+    last = data.rfind(b"\xff\xda")  # the last start-of-scan marker; the file ends with the 2-byte end marker
+    return data[:-2] + data[last:-2] * extra_scans + data[-2:]
+
+
+def _psd(width: int, height: int, colour: RGB) -> bytes:
+    """A minimal Photoshop file written by hand: header, empty sections, raw planar RGB."""
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
+    planes = b"".join(bytes([value]) * (width * height) for value in colour)
+    return header + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 0) + planes
+
+
+def _foreign() -> list[HostileCase]:
+    """Real images in formats Pillow reads but we do not: refused before any decoder runs."""
+    rgb = _solid("RGB", (16, 16), RED)
+    files = [
+        ("jpeg2000", "photo.jp2", _save(rgb, "JPEG2000"), "JPEG 2000 (OpenJPEG has had many decoder bugs)"),
+        ("avif", "photo.avif", _save(rgb, "AVIF"), "AVIF: not among the formats we promise"),
+        ("qoi", "photo.qoi", _save(rgb, "QOI"), "QOI"),
+        ("tga", "photo.tga", _save(rgb, "TGA"), "Targa"),
+        ("pcx", "photo.pcx", _save(rgb, "PCX"), "PCX"),
+        ("sgi", "photo.sgi", _save(rgb, "SGI"), "SGI"),
+        ("icns", "icon.icns", _save(_solid("RGBA", (16, 16), (255, 0, 0, 255)), "ICNS"), "macOS icon"),
+        ("dds", "texture.dds", _save(rgb, "DDS"), "DirectDraw texture"),
+        ("xbm", "bitmap.xbm", _save(rgb.convert("1"), "XBM"), "X bitmap (C source text)"),
+        ("msp", "paint.msp", _save(rgb.convert("1"), "MSP"), "Microsoft Paint"),
+        ("im", "photo.im", _save(rgb, "IM"), "IFUNC image"),
+        ("ppm", "photo.ppm", _save(rgb, "PPM"), "Netpbm"),
+        ("psd", "layers.psd", _psd(16, 16, RED), "Photoshop"),
+        ("eps", "drawing.eps", _save(rgb, "EPS"), "Encapsulated PostScript: decoding runs Ghostscript"),
+    ]
+    cases = [
+        HostileCase(name, filename, data, "error", error=InvalidImageError, message=_NOT_AN_IMAGE, why=why)
+        for name, filename, data, why in files
+    ]
+    cases.append(
+        HostileCase(
+            "eps_named_jpg", "cat.jpg", EPS_LOOP, "error", error=InvalidImageError, message=_NOT_AN_IMAGE,
+            why="PostScript named cat.jpg: given to Ghostscript, it hangs the worker forever; it must not reach it",
+        )
+    )
+    return cases
+
+
+def _slow() -> list[HostileCase]:
+    """Files that would take far longer to decode than any real photo, and honest files of the same kinds."""
+    width, height = 7000, MAX_IMAGE_PIXELS // 7000 + 1
+    inner = _png(width, height, 1, 0, _blank_png_rows(width, height, 1))
+    # An icon directory claiming one 16 x 16 picture, and a PNG of over 40 megapixels there.
+    icon = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(inner), 22) + inner
+    colours = [RED, BLUE]
+    frames = [_solid("RGB", (8, 8), colours[i % 2]) for i in range(600)]
+    gif = _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20, loop=0)
+    mpo = _save(_solid("RGB", (24, 16), GREEN), "MPO", save_all=True, append_images=[_solid("RGB", (24, 16), RED)])
+    heic = _save(_solid("RGB", (32, 24), RED), "HEIF", quality=90) if _heif() else b""
+    cases = [
+        HostileCase(
+            "jpeg_many_scans", "slow.jpg", many_scan_jpeg((2000, 2000), 600, "L"), "error",
+            error=ImageTooComplexError, message=_TOO_MANY_SCANS,
+            why="a progressive JPEG whose last scan is repeated 600 times: each repeat is another pass over the image",
+        ),
+        HostileCase(
+            "jpeg_progressive", "progressive.jpg", many_scan_jpeg((40, 24), 0), "ok", shape=(24, 40, 3),
+            pixels=(((0, 0), (90, 140, 200)), ((23, 39), (90, 140, 200))), tolerance=8,
+            why="an ordinary progressive JPEG (about 10 scans) still loads",
+        ),
+        HostileCase(
+            "ico_hidden_bomb", "bomb.ico", icon, "error", error=ImageTooLargeError,
+            message=rf"{width} x {height} pixels, which is {_LIMIT}",
+            why="an icon whose directory says 16 x 16 around a PNG of over 40 megapixels",
+        ),
+        HostileCase(
+            "gif_600_frames", "frames.gif", gif, "ok", shape=(8, 8, 3), pixels=(((0, 0), RED), ((7, 7), RED)),
+            why="600 frames: only the first is decoded",
+        ),
+        HostileCase(
+            "mpo", "stereo.jpg", mpo, "ok", shape=(16, 24, 3), pixels=(((8, 12), GREEN),), tolerance=8,
+            why="a multi-picture JPEG (3D cameras, some phones): the first picture",
+        ),
+    ]
+    if heic:
+        cases.append(
+            HostileCase(
+                "heic", "IMG_0001.HEIC", heic, "ok", shape=(24, 32, 3), pixels=(((12, 16), RED),), tolerance=12,
+                why="HEIC, the iPhone's default photo format",
+            )
+        )
+    return cases
+
+
+def _heif() -> bool:
+    """Whether HEIC files can be written here (``pillow_heif`` installed)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+_BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (
+    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow,
+)
 
 
 @lru_cache(maxsize=1)

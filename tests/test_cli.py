@@ -316,13 +316,3 @@ def test_help_names_the_files_each_view_writes(capsys):
                   '"masking_test" in manifest.json', "--guided", "guided_gradcam.png", "--report", "report.png",
                   "--compare-classes N", "class-<rank>-<name>.png (rank 1 = most likely)"):
         assert words in text, words
-
-
-def test_the_report_sentence(tiny_backbone):
-    image = make_scene(np.random.default_rng(1), (0,)).image
-    explainer = Explainer(tiny_backbone)
-    top = explainer.explain(image)
-    assert cli._sentence(top) == f"The model is {percent(top.probability)} sure this is square."
-    asked = explainer.explain(image, "disc")
-    says = f"The model gives disc {percent(asked.probability)} (its top guess is square, {percent(top.probability)})."
-    assert cli._sentence(asked) == says

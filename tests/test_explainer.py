@@ -265,3 +265,80 @@ def test_explain_classes_equals_separate_calls(vgg19_random, vgg_image):
         assert np.allclose(single.cam, explanation.cam, atol=1e-5), explanation.class_name
         assert single.boxes == explanation.boxes
     assert not np.allclose(best[0].cam, best[1].cam), "different classes should give different maps"
+
+
+# One engine call: everything later views need --------------------------------------------------
+
+
+def _counting(model):
+    """Wraps a model's forward to count the images it sees; returns the list of batch sizes."""
+    seen: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[0]))
+    return seen, handle
+
+
+def test_one_call_carries_the_masking_test_guided_gradient_and_best_classes(tiny_backbone):
+    scene = make_scene(np.random.default_rng(5), (0, 1))
+    explainer = Explainer(tiny_backbone)
+    seen, handle = _counting(tiny_backbone.model)
+    try:
+        explanation = explainer.explain(scene.image, 0, counterfactual=True, masking=True, guided=True, compare=2)
+    finally:
+        handle.remove()
+    assert explanation.masking is not None and explanation.masking.class_index == 0
+    assert explanation.masking.before == pytest.approx(explanation.probability)
+    assert explanation.guided is not None and explanation.guided.shape == (*explanation.input_size, 3)
+    assert [c.name for c in explanation.classes] == [p.name for p in explanation.top_k[:2]]
+    alone = explainer.explain_classes(scene.image, [c.index for c in explanation.classes])
+    for compared, single in zip(explanation.classes, alone):
+        assert np.abs(compared.cam - single.cam).max() < 1e-5
+    # One pass for the maps, one for the guided gradient, ten images for the masking test.
+    assert seen[0] == 1 and sum(seen) <= 12, seen
+
+
+def test_the_masking_test_reports_progress_up_to_the_end(tiny_backbone):
+    scene = make_scene(np.random.default_rng(6), (1,))
+    shares: list[float] = []
+    Explainer(tiny_backbone).explain(scene.image, masking=True, progress=shares.append)
+    assert shares == sorted(shares) and shares[-1] == 1.0 and len(shares) >= 3
+
+
+def test_another_explainers_explanation_is_refused(tiny_backbone):
+    scene = make_scene(np.random.default_rng(7), (0,))
+    explanation = Explainer(tiny_backbone).explain(scene.image)
+    other = Explainer(dataclasses.replace(tiny_backbone, title="Other net"))
+    with pytest.raises(ValueError, match="made by TinyNet .* not by this explainer's Other net"):
+        other.masking_test(explanation)
+    with pytest.raises(ValueError, match="made by TinyNet"):
+        other.guided_gradient(explanation)
+
+
+def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
+    import torch
+    from torchvision.models import VisionTransformer
+
+    from gradcam.models import Backbone
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2).eval()
+    backbone = Backbone(
+        name="vit", title="ViT", model=vit, target_layer="encoder.layers.encoder_layer_0.ln_1", categories=SHAPES,
+        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True, prefix_tokens=1,
+    )
+    explanation = Explainer(backbone).explain(np.zeros((50, 90, 3), np.uint8) + 100)
+    assert explanation.input_size == (32, 32) and explanation.cam.shape == (50, 90)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
+    import torch
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    from gradcam.models import load_backbone
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    explainer = Explainer(load_backbone("vgg19", "random"), compile=True)
+    assert isinstance(explainer.backbone.model.features_conv, torch.nn.Sequential)
+    assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
+    assert explainer.explain(np.zeros((64, 64, 3), np.uint8)).cam.shape == (64, 64)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from gradcam import Explainer, GradCAM
-from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test, probabilities
+from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test
 
 from .conftest import SHAPES, SignedNet, make_scene, to_tensor
 
@@ -120,9 +120,10 @@ def test_the_deletion_curve_starts_with_the_whole_image_and_ends_fully_hidden(ex
     assert test.fractions[0] == 0.0 and test.fractions[-1] == 1.0
     assert test.curve[0] == test.before == pytest.approx(explanation.probability)
     # every pixel removed: the image is all blur
-    whole_blur = probabilities(explainer, [blurred(scene.image)])[0, 0]
+    whole_blur = explainer.probabilities([explainer.network_image(blurred(scene.image))])[0, 0]
     assert test.curve[-1] == pytest.approx(whole_blur, rel=1e-6)
     assert test.region_fraction == pytest.approx(highlighted_region(explanation).mean()) and 0 < test.region_fraction < 1
+    assert test.hidden_image.shape == scene.image.shape
     assert 0.0 <= test.deletion_area <= 1.0 + 1e-9
 
 

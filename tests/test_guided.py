@@ -168,3 +168,31 @@ def test_threads_get_what_they_would_get_alone(trained_tiny):
     assert _hooks(trained_tiny) == hooks
     plain = _plain_gradient(trained_tiny, inputs[0], 0)
     assert not torch.allclose(alone[0], plain), "guided and plain agree: the test shows nothing"
+
+
+def test_relu6_is_guided_like_relu():
+    from gradcam.guided import guided_backprop
+
+    torch.manual_seed(0)
+    six = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.Flatten(), nn.LazyLinear(2)).eval()
+    six(torch.randn(1, 3, 8, 8))
+    relu = nn.Sequential(six[0], nn.ReLU(), six[2], six[3]).eval()
+    x = torch.randn(1, 3, 8, 8) * 0.5  # activations stay below 6: both rectifiers agree
+    assert torch.allclose(guided_backprop(six, x, 1), guided_backprop(relu, x, 1))
+    assert not torch.equal(guided_backprop(six, x, 1), _plain_gradient(six, x, 1))
+
+
+def _plain_gradient(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x)[0, target], x)
+    return grad[0]
+
+
+@pytest.mark.parametrize("activation", [nn.SiLU, nn.GELU, nn.Hardswish])
+def test_activations_without_a_guided_rule_say_so_instead_of_a_wrong_picture(activation):
+    from gradcam import GradCAMError
+    from gradcam.guided import guided_backprop
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), activation(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    with pytest.raises(GradCAMError, match=f"not available for this model: it uses {activation.__name__} activations"):
+        guided_backprop(model, torch.randn(1, 3, 8, 8), 0)

@@ -1,4 +1,4 @@
-"""The backbones: the hooked VGG19, and where weights come from (cache, local file, random)."""
+"""The architectures (the hooked VGG19), and the built-ins' weights: cache, local file, random."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-from gradcam import GradCAM, HookedVGG19, WeightsError, load_backbone
+from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
 from gradcam.models import cached_weights_path
 
 # What each name is expected to be built from; written out here rather than read
@@ -68,7 +68,7 @@ def assert_holds(backbone_model: nn.Module, state_dict: dict[str, Tensor], keys:
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
-    """An empty torch cache in tmp_path, GRADCAM_WEIGHTS unset, and every download failing; returns the URLs tried."""
+    """An empty torch cache in tmp_path and every download failing; returns the URLs tried."""
     tried: list[str] = []
 
     def no_network(url: str, *args: object, **kwargs: object) -> None:
@@ -76,7 +76,6 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
         raise urllib.error.URLError("no network in tests")
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.delenv("GRADCAM_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
     return tried
@@ -212,13 +211,16 @@ def test_random_weights_are_the_same_on_every_start():
     assert torch.equal(first.model.classifier.weight, second.model.classifier.weight)
 
 
-def test_random_weights_from_the_environment(monkeypatch):
+def test_the_environment_is_not_read(monkeypatch, offline):
+    # Configuration is read at the edges (CLI, app) and passed in: GRADCAM_WEIGHTS
+    # means nothing to the library.
     monkeypatch.setenv("GRADCAM_WEIGHTS", "random")
-    assert load_backbone("densenet121").untrained is True
+    with pytest.raises(WeightsError, match="Could not download"):
+        load_backbone("densenet121")
 
 
 def test_unknown_model_name():
-    with pytest.raises(KeyError, match="choose one of: vgg19, resnet50, densenet121"):
+    with pytest.raises(KeyError, match="choose one of: vgg19, resnet50, densenet121, efficientnet_lite0"):
         load_backbone("alexnet", "random")
 
 
@@ -259,7 +261,7 @@ def test_cached_vgg19_file_loads_by_default(offline, vgg19_random):
     hooked = vgg19_random.model.state_dict()
     state = {key.replace("features_conv.", "features."): -value for key, value in hooked.items()}
     write_cached("vgg19", state)
-    backbone = load_backbone()  # the default model, no weights argument, GRADCAM_WEIGHTS unset
+    backbone = load_backbone()  # the default model, no weights argument
     assert backbone.name == "vgg19" and backbone.untrained is False
     loaded = backbone.model
     assert torch.equal(loaded.features_conv[0].weight, state["features.0.weight"])
@@ -277,7 +279,7 @@ def test_no_cached_file_and_no_network_says_where_to_put_the_weights(offline):
     assert offline == [ENUMS["vgg19"].url], "the download was not attempted"
 
 
-# Local state dicts: weights=path, GRADCAM_WEIGHTS=path, a folder ---------------------------------
+# Local state dicts: weights=path, a folder ---------------------------------
 
 
 def test_local_file_as_argument(offline, tmp_path, densenet_state):
@@ -286,22 +288,6 @@ def test_local_file_as_argument(offline, tmp_path, densenet_state):
     backbone = load_backbone("densenet121", path)
     assert backbone.untrained is False and backbone.weights == str(path)
     assert_holds(backbone.model, densenet_state, ["features.conv0.weight", "classifier.weight"])
-
-
-def test_local_file_from_the_environment(offline, monkeypatch, tmp_path, densenet_state):
-    path = tmp_path / "mine.pth"
-    torch.save(densenet_state, path)
-    monkeypatch.setenv("GRADCAM_WEIGHTS", str(path))
-    backbone = load_backbone("densenet121")
-    assert backbone.untrained is False
-    assert_holds(backbone.model, densenet_state, ["features.conv0.weight", "classifier.weight"])
-
-
-def test_weights_argument_wins_over_the_environment(offline, monkeypatch, tmp_path, densenet_state):
-    path = tmp_path / "mine.pth"
-    torch.save(densenet_state, path)
-    monkeypatch.setenv("GRADCAM_WEIGHTS", "random")
-    assert load_backbone("densenet121", path).untrained is False
 
 
 def test_folder_holding_torchvision_file_names(offline, tmp_path, densenet_state):
@@ -411,23 +397,16 @@ def test_malicious_pickle_is_refused_and_not_run(offline, tmp_path):
     assert marker.is_dir()
 
 
-def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
+def test_compile_is_a_request_the_explainer_carries_out(monkeypatch, caplog):
+    # load_backbone only records the wish; the Explainer compiles, falling back to eager.
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(torch, "compile", no_compiler)
     backbone = load_backbone("vgg19", "random", compile=True)
+    assert backbone.compile is True
+    assert isinstance(backbone.model.features_conv, torch.nn.Sequential)
+    Explainer(backbone)
     assert isinstance(backbone.model.features_conv, torch.nn.Sequential)
     assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
     assert GradCAM(backbone.model, backbone.target_layer)(torch.randn(1, 3, 64, 64)).shape == (1, 64, 64)
-
-
-def test_compiled_trunk_gives_the_same_maps(vgg19_random):
-    compiled = load_backbone("vgg19", "random", compile=True)
-    if isinstance(compiled.model.features_conv, torch.nn.Sequential):
-        pytest.skip("torch.compile is not available on this machine")
-    x = torch.randn(1, 3, 96, 128).contiguous(memory_format=torch.channels_last)
-    eager = GradCAM(vgg19_random.model, "features_conv").compute(x, top=2)
-    fast = GradCAM(compiled.model, "features_conv").compute(x, top=2)
-    assert torch.equal(eager.classes, fast.classes)
-    assert (eager.maps - fast.maps).abs().max() < 1e-5

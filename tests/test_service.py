@@ -142,8 +142,8 @@ def test_compare_classes(service, upload, scene):
     assert len(pictures) == 2
     captions = [caption for _, caption in pictures]
     assert {c.split(":")[0] for c in captions} == {"square", "disc"}
-    assert all(re.fullmatch(r"(square|disc): \d+(\.\d)?%", c) for c in captions), captions
-    percents = [float(c.split(": ")[1].rstrip("%")) for c in captions]
+    assert all(re.fullmatch(r"(square|disc): (<0\.1|\d+(\.\d)?)%", c) for c in captions), captions
+    percents = [float(c.split(": ")[1].strip("<%")) for c in captions]
     assert percents == sorted(percents, reverse=True) and sum(percents) == pytest.approx(100, abs=1.5)
     assert all(p.shape == scene.image.shape and p.dtype == np.uint8 for p, _ in pictures)
     assert not np.array_equal(pictures[0][0], pictures[1][0])

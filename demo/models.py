@@ -1,0 +1,135 @@
+"""The models the app offers: the default one ready at start-up, the others loading in the background.
+
+A visitor can use the page as soon as the default model is loaded; the others
+are shown as still loading, then as ready or unavailable (with the reason in
+plain words). Safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from gradcam import Explainer, GradCAMError
+from gradcam.words import unavailable as unavailable_words
+
+from demo.errors import UserError
+
+log = logging.getLogger("demo")
+
+Loader = Callable[[], Explainer]
+
+
+class ModelUnavailable(UserError):
+    """A model a visitor picked that is loading, failed to load, or does not exist; the message says which."""
+
+
+class ModelSet:
+    """The explainers by title, in page order, the first being the default.
+
+    Args:
+        explainers: models ready now, by title.
+        unavailable: models that cannot be used, by title, with the reason in plain words.
+    """
+
+    def __init__(self, explainers: Mapping[str, Explainer], unavailable: Mapping[str, str] | None = None) -> None:
+        if not explainers:
+            raise ValueError("At least one model is needed.")
+        self._ready = dict(explainers)
+        self._unavailable = dict(unavailable or {})
+        self._loading: list[str] = []
+        self._order = [*self._ready, *self._unavailable]
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._done.set()
+
+    @classmethod
+    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True) -> ModelSet:
+        """Loads the first model now and the others after it, in a background thread.
+
+        Args:
+            loaders: ``(title, load)`` pairs in page order; ``load`` builds the explainer.
+            background: load the others in a thread (False: all before returning).
+
+        Raises:
+            GradCAMError: when the first (default) model cannot be loaded.
+        """
+        (title, first), rest = loaders[0], list(loaders[1:])
+        models = cls({title: first()})
+        models._order = [title for title, _ in loaders]
+        models._loading = [title for title, _ in rest]
+        if rest:
+            models._done.clear()
+            if background:
+                threading.Thread(target=models._load_rest, args=(rest,), name="load-models", daemon=True).start()
+            else:
+                models._load_rest(rest)
+        return models
+
+    def _load_rest(self, loaders: Sequence[tuple[str, Loader]]) -> None:
+        for title, load in loaders:
+            try:
+                explainer = load()
+            except GradCAMError as exc:
+                log.warning("%s is unavailable: %s", title, exc)
+                reason = getattr(exc, "reason", None) or "its weights could not be loaded"
+                with self._lock:
+                    self._unavailable[title] = reason
+            except Exception:  # noqa: BLE001 - a broken extra model must not take the page down
+                log.exception("%s failed to load", title)
+                with self._lock:
+                    self._unavailable[title] = "it failed to load"
+            else:
+                with self._lock:
+                    self._ready[title] = explainer
+                log.info("%s is ready", title)
+            finally:
+                with self._lock:
+                    self._loading.remove(title)
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until every model has loaded or failed; returns whether that happened."""
+        return self._done.wait(timeout)
+
+    @property
+    def default(self) -> str:
+        """The default model's title."""
+        return self._order[0]
+
+    @property
+    def titles(self) -> list[str]:
+        """Every model's title, in page order, usable or not."""
+        return list(self._order)
+
+    @property
+    def ready(self) -> dict[str, Explainer]:
+        """The usable explainers by title, in page order."""
+        with self._lock:
+            return {title: self._ready[title] for title in self._order if title in self._ready}
+
+    def status(self) -> dict[str, str]:
+        """Each title's state in words: "ready", "still loading" or the reason it is unavailable."""
+        with self._lock:
+            return {
+                title: "ready" if title in self._ready else "still loading" if title in self._loading else self._unavailable[title]
+                for title in self._order
+            }
+
+    def get(self, title: str | None) -> Explainer:
+        """The explainer of a title (the default for None).
+
+        Raises:
+            ModelUnavailable: the title is loading, unavailable or unknown; the message says which.
+        """
+        title = title or self.default
+        with self._lock:
+            if title in self._ready:
+                return self._ready[title]
+            if title in self._loading:
+                raise ModelUnavailable(f"{title} is still loading. Please try again in a minute, or pick another model.")
+            if title in self._unavailable:
+                raise ModelUnavailable(unavailable_words(title, self._unavailable[title]))
+        shown = title if len(title) <= 40 else title[:39] + "…"
+        raise ModelUnavailable(f"Unknown model {shown!r}; choose one of: {', '.join(self.ready)}.")

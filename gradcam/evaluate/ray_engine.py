@@ -1,0 +1,152 @@
+"""The Ray engine: the same planned batches, evaluated by a pool of Ray Data actors.
+
+Each row of the Ray dataset is one planned batch (see
+:func:`gradcam.evaluate.local.plan_batches`); ``map_batches`` hands one row at a
+time to an actor that built the model once (:class:`EvaluatorActor`) and runs
+the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, so
+the rows are the same. The driver writes the rows of each batch to
+``results.csv`` as Ray streams them back; a rerun skips the images already
+written. An actor whose process dies is restarted by Ray and its batch retried
+(Ray Data's actor pools set ``max_restarts`` and ``max_task_retries`` to
+unlimited by default; passing them through ``ray_remote_args`` is deprecated
+from Ray 2.60); the rows of a batch reach the driver
+only once, when the batch has finished.
+
+Ray is optional: it is imported only here, when this engine is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from gradcam.errors import GradCAMError
+from gradcam.evaluate.annotations import Sample
+from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, as_arrays
+from gradcam.evaluate.metrics import ImageResult
+from gradcam.explainer import Explainer
+from gradcam.models import Backbone
+
+INSTALL_HINT = "The Ray engine needs Ray: pip install -r requirements-ray.txt"
+
+BackboneFactory = Callable[[], Backbone]
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data, or a one-line error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise GradCAMError(INSTALL_HINT) from exc
+    return ray
+
+
+class EvaluatorActor:
+    """A Ray Data actor: builds the model once, then evaluates one planned batch per call.
+
+    Args:
+        factory: builds the backbone (for example a ``functools.partial`` of
+            :func:`gradcam.load_backbone`); called once, in the actor.
+        threshold: box threshold, a fraction of the map's maximum.
+        decoders: threads decoding the images of a batch.
+    """
+
+    def __init__(self, factory: BackboneFactory, threshold: float, decoders: int = 2) -> None:
+        self.evaluator = BatchEvaluator(Explainer(factory()), threshold)
+        self.pool = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results: list[ImageResult] = []
+        for text in batch["samples"]:
+            samples = [Sample.from_json(s) for s in json.loads(str(text))]
+            results += self.evaluator.evaluate(list(self.pool.map(self.evaluator.decode, samples)))
+        return as_arrays(results)
+
+
+def run_ray(
+    factory: BackboneFactory,
+    batches: Sequence[Sequence[Sample]],
+    writer: ResultsWriter,
+    *,
+    threshold: float,
+    device: str = "cpu",
+    actors: int | None = None,
+    cpus_per_actor: float | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+    ray_init: bool = True,
+) -> int:
+    """Evaluates planned batches with Ray Data, writing each batch's rows as they arrive.
+
+    Args:
+        factory: builds the backbone in each actor.
+        batches: the plan; images already in ``writer.done`` are skipped.
+        writer: where rows go.
+        threshold: box threshold.
+        device: "cpu", or "cuda" for one GPU per actor.
+        actors: actor pool size (default: one per GPU with cuda, else 2).
+        cpus_per_actor: CPUs reserved per actor (default 1 with cuda; 0.5 on CPUs,
+            so that Ray's read tasks still find a CPU on a small machine).
+        address: a cluster to join ("auto", "ray://host:10001"); None starts a local Ray.
+        num_cpus: CPUs of a local Ray (default: all).
+        progress: show a progress bar.
+        ray_init: connect to Ray here (and shut the local one down after);
+            False when the caller already did.
+
+    Returns:
+        How many rows were written.
+    """
+    ray = import_ray()
+    todo = [[s for s in batch if s.image not in writer.done] for batch in batches]
+    todo = [batch for batch in todo if batch]
+    if not todo:
+        return 0
+    started = False
+    if ray_init and not ray.is_initialized():
+        package = str(Path(__file__).resolve().parents[1])
+        if address is None:
+            # Local workers import gradcam from this checkout.
+            root = str(Path(package).parent)
+            paths = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": paths}})
+        else:
+            ray.init(address=address, runtime_env={"py_modules": [package]})  # ships gradcam to the cluster
+        started = True
+    try:
+        gpus = 1.0 if device.startswith("cuda") else 0.0
+        if actors is None:
+            actors = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpus else 2
+        if cpus_per_actor is None:
+            cpus_per_actor = 1.0 if gpus else 0.5
+        rows = [{"samples": json.dumps([s.to_json() for s in batch])} for batch in todo]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            EvaluatorActor,
+            batch_size=1,  # one planned batch per call: the same groups as the local engine
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            fn_constructor_kwargs={"factory": factory, "threshold": threshold},
+            num_cpus=cpus_per_actor,
+            num_gpus=gpus,
+        )
+        written = 0
+        with tqdm(total=sum(map(len, todo)), unit="image", disable=not progress, desc="evaluate (ray)") as bar:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                columns = ImageResult.columns()
+                results = [
+                    ImageResult.from_row({c: str(batch[c][i]) for c in columns}) for i in range(len(batch["image"]))
+                ]
+                written += writer.write(results)
+                bar.update(len(results))
+        return written
+    finally:
+        if started:
+            ray.shutdown()

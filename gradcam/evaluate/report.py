@@ -1,0 +1,163 @@
+"""What an evaluation says: ``summary.json`` for machines, ``report.html`` for people.
+
+The report states each figure in plain words and shows the images where
+Grad-CAM found the annotated object best and worst, the object's annotated box
+and the Grad-CAM box drawn on the heatmap overlay. Those few images are
+explained again (one explanation each) for the report: the run itself keeps no
+maps, so its memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gradcam.boxes import Box
+from gradcam.evaluate.annotations import Problem, Sample
+from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
+from gradcam.explainer import Explainer
+from gradcam.render import draw_boxes, overlay
+
+#: How many best and worst cases the report shows.
+CASES = 4
+TRUTH_COLOUR = (40, 220, 40)
+
+
+def summary(results: Sequence[ImageResult], settings: Mapping[str, Any], seconds: float, problems: int) -> dict[str, Any]:
+    """The figures of ``summary.json``: totals, then the run's settings and duration.
+
+    Fractions are in [0, 1]; NaN (nothing evaluated) is written as null.
+    """
+    figures = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(totals(results)).items()}
+    return {**figures, "annotation_problems": problems, **settings, "seconds": round(seconds, 3)}
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _sentences(figures: Mapping[str, Any]) -> list[str]:
+    n = figures["images"]
+    p = _percent
+    return [
+        f"{n:,} images were evaluated"
+        + (f"; {figures['failed']:,} could not be (see results.csv, column error)." if figures["failed"] else "."),
+        f"The model's first guess was right for {p(figures['top1_accuracy'])} of the images, "
+        f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}.",
+        f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest point of "
+        f"the Grad-CAM map for the object's class lies on the object (within {POINTING_TOLERANCE} pixels of its box).",
+        f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box.",
+        f"Finding the object: the box drawn around the largest hot region of the map of the first guess failed to "
+        f"match the annotated box (the boxes must share at least half of their combined area, IoU {IOU_THRESHOLD}) "
+        f"or the guess was wrong for {p(figures['top1_localization_error'])} of the images; allowing any of the five "
+        f"best guesses, for {p(figures['top5_localization_error'])} (the paper's localisation error).",
+    ]
+
+
+def _box(text: str) -> Box | None:
+    parts = text.split()
+    return (int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])) if len(parts) == 4 else None
+
+
+def _picture(explainer: Explainer, sample: Sample, result: ImageResult, threshold: float) -> str:
+    """The case as a PNG data URI: overlay of the annotated class's map, annotated box green, Grad-CAM box white."""
+    label = int(result.labels.split(";")[0])
+    truth, found = _box(result.truth_box), _box(result.gradcam_box)
+    if truth is not None:
+        label = next((o.label for o in sample.objects if o.box == truth), label)
+    explanation = explainer.explain(sample.path, label, threshold=threshold)
+    picture = overlay(explanation.image, explanation.cam)
+    if found is not None:
+        picture = draw_boxes(picture, [found], "Grad-CAM")
+    if truth is not None:
+        thickness = max(2, round(max(picture.shape[:2]) / 300))
+        cv2.rectangle(picture, truth[:2], truth[2:], TRUTH_COLOUR, thickness, cv2.LINE_AA)
+    scale = 320 / max(picture.shape[:2])
+    if scale < 1:
+        picture = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(picture[:, :, ::-1]))
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
+
+
+def _case(explainer: Explainer, sample: Sample, result: ImageResult, threshold: float) -> str:
+    try:
+        uri = _picture(explainer, sample, result, threshold)
+    except Exception as exc:  # noqa: BLE001 - a picture that fails must not lose the report
+        return f"<figure><figcaption>{html.escape(result.image)}: no picture ({html.escape(str(exc))})</figcaption></figure>"
+    guess = result.top5_names.split(";")[0]
+    verdict = "right" if result.top1_correct else "wrong"
+    caption = (
+        f"<b>{html.escape(result.image)}</b><br>annotated: {html.escape(result.label_names.replace(';', ', '))}; "
+        f"first guess: {html.escape(guess)} ({verdict}, {100 * result.top1_probability:.0f}%)<br>"
+        f"the boxes overlap {100 * result.iou:.0f}% (IoU); {100 * result.energy_in_box:.0f}% of the heat inside the object"
+    )
+    return f'<figure><img src="{uri}" alt="{html.escape(result.image)}"><figcaption>{caption}</figcaption></figure>'
+
+
+def write_report(
+    directory: str | os.PathLike[str],
+    results: Sequence[ImageResult],
+    figures: Mapping[str, Any],
+    problems: Sequence[Problem],
+    samples: Mapping[str, Sample],
+    explainer: Explainer | None,
+) -> None:
+    """Writes ``summary.json``, ``problems.txt`` and ``report.html`` into ``directory``.
+
+    Args:
+        directory: the output folder.
+        results: every row of the run.
+        figures: from :func:`summary`.
+        problems: the annotation problems.
+        samples: the samples by image name (for the boxes and files of the cases).
+        explainer: re-explains the best and worst cases; None leaves the pictures out.
+    """
+    out = Path(directory)
+    (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    (out / "problems.txt").write_text("".join(p.text() + "\n" for p in problems), encoding="utf-8")
+    done = sorted((r for r in results if not r.error and r.image in samples), key=lambda r: (r.iou, r.energy_in_box, r.image))
+    worst = done[:CASES]
+    best = [r for r in reversed(done[-CASES:]) if r not in worst]
+    threshold = float(figures.get("threshold", 0.15))
+
+    def gallery(rows: Sequence[ImageResult]) -> str:
+        if explainer is None or not rows:
+            return "<p>No pictures.</p>"
+        return '<div class="cases">' + "".join(_case(explainer, samples[r.image], r, threshold) for r in rows) + "</div>"
+
+    words = "".join(f"<li>{html.escape(s)}</li>" for s in _sentences(figures))
+    listed = "".join(f"<li>{html.escape(p.text())}</li>" for p in problems[:50])
+    more = f"<p>... and {len(problems) - 50:,} more in problems.txt.</p>" if len(problems) > 50 else ""
+    table = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {html.escape(str(figures.get('model', '')))}</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.5}}
+.cases{{display:flex;flex-wrap:wrap;gap:1em}} figure{{margin:0;max-width:330px}} figcaption{{font-size:90%}}
+td{{padding:0 1em 0 0}}</style></head><body>
+<h1>Does {html.escape(str(figures.get('model', 'the model')))} look at the object?</h1>
+<p>Grad-CAM colours each image by how much each region raised the model's score for a class
+(red: much, blue: little). Each image's annotated object is compared with the hot region.</p>
+<ul>{words}</ul>
+<p>In the pictures, the <b style="color:#28b428">green box</b> is the annotated object and the
+<b>white box</b> is the one Grad-CAM draws around the largest hot region (above {100 * threshold:.0f}% of the
+hottest point) for the annotated class.</p>
+<h2>Where Grad-CAM found the object best</h2>{gallery(best)}
+<h2>Where it found it worst</h2>{gallery(worst)}
+<h2>Annotation problems ({len(problems):,})</h2><ul>{listed or '<li>none</li>'}</ul>{more}
+<h2>All figures</h2><table>{table}</table>
+<p>Per-image rows: results.csv. Figures as JSON: summary.json.</p>
+</body></html>
+"""
+    (out / "report.html").write_text(page, encoding="utf-8")

@@ -1,0 +1,78 @@
+"""Every picture of a result, as a function of the :class:`Explanation` alone.
+
+The engine call (:meth:`gradcam.Explainer.explain`) computes; these functions
+only draw. None of them runs the model or preprocesses the image again, so the
+CLI, the saved files and the web app show the same pictures of the same result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcam import words
+from gradcam.config import COLORMAP, OVERLAY_ALPHA
+from gradcam.errors import NotAvailableError
+from gradcam.explanation import Explanation
+from gradcam.guided import guided_picture
+from gradcam.plots import deletion_plot, report
+from gradcam.render import draw_boxes, heatmap, overlay
+
+
+def panels(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> dict[str, np.ndarray]:
+    """The four pictures: original, heatmap, overlay, boxes (see :data:`gradcam.PANELS`)."""
+    return explanation.panels(alpha, colormap)
+
+
+def boxed_overlay(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
+    """The overlay with the boxes and their label drawn on it."""
+    return draw_boxes(explanation.overlay(alpha, colormap), explanation.boxes, explanation.label)
+
+
+def counterfactual(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> tuple[np.ndarray, np.ndarray]:
+    """What speaks against the class: its heatmap and its overlay.
+
+    Raises:
+        NotAvailableError: the explanation was made without ``counterfactual=True``.
+    """
+    if explanation.counter_cam is None:
+        raise NotAvailableError("This explanation has no counterfactual map: explain with counterfactual=True.")
+    return heatmap(explanation.counter_cam, colormap), overlay(explanation.image, explanation.counter_cam, alpha, colormap)
+
+
+def guided(explanation: Explanation) -> np.ndarray:
+    """Guided Grad-CAM at the image's size: the fine detail inside the highlighted region.
+
+    Raises:
+        NotAvailableError: the explanation was made without ``guided=True``.
+    """
+    if explanation.guided is None:
+        raise NotAvailableError("This explanation has no guided gradient: explain with guided=True.")
+    return guided_picture(explanation.guided, explanation.cam)
+
+
+def masking(explanation: Explanation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The masking test: the image with the region hidden, with only the region kept, and the deletion curve.
+
+    Raises:
+        NotAvailableError: the explanation was made without ``masking=True``.
+    """
+    test = explanation.masking
+    if test is None or test.hidden_image is None or test.kept_image is None:
+        raise NotAvailableError("This explanation has no masking test: explain with masking=True.")
+    return test.hidden_image, test.kept_image, deletion_plot(test)
+
+
+def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> list[tuple[np.ndarray, str]]:
+    """The overlays of the best classes from the same pass, each with its caption ("tabby 61%").
+
+    Raises:
+        NotAvailableError: the explanation was made without ``compare``.
+    """
+    if not explanation.classes:
+        raise NotAvailableError("This explanation has no other classes: explain with compare=N.")
+    return [(overlay(explanation.image, c.cam, alpha, colormap), words.label(c.name, c.probability)) for c in explanation.classes]
+
+
+def one_picture(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True) -> np.ndarray:
+    """The one-picture report for slides: panels, top guesses, the sentence and the colour bar."""
+    return report(explanation, words.summary(explanation, asked).plain, alpha=alpha, colormap=colormap)

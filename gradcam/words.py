@@ -1,0 +1,191 @@
+"""Every sentence a person reads about a result, written once.
+
+The CLI, the saved manifest, the one-picture report and the web page all take
+their words from here. A sentence is a :class:`Text`: a few spans, some of them
+emphasised, rendered as plain text (terminal, manifest, report picture) or as
+Markdown (the page), so the two renderings never drift apart.
+
+This module is a leaf: it formats values and knows nothing of the engine; the
+results it describes are any objects with the fields it reads (see
+:class:`Described`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Ranked(Protocol):
+    """A class with the model's probability for it (a :class:`gradcam.Prediction`)."""
+
+    index: int
+    name: str
+    probability: float
+
+
+class Described(Protocol):
+    """What the sentences read of an explanation (a :class:`gradcam.Explanation`)."""
+
+    @property
+    def class_index(self) -> int: ...
+    @property
+    def class_name(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
+    @property
+    def top_k(self) -> Sequence[Ranked]: ...
+    @property
+    def cam_empty(self) -> bool: ...
+    @property
+    def counter_empty(self) -> bool: ...
+    @property
+    def untrained(self) -> bool: ...
+
+
+class Tested(Protocol):
+    """What the masking sentence reads of a :class:`gradcam.faithfulness.MaskingTest`."""
+
+    @property
+    def class_name(self) -> str: ...
+    @property
+    def before(self) -> float: ...
+    @property
+    def hidden(self) -> float: ...
+    @property
+    def kept(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Text:
+    """A sentence as spans; ``strong`` spans are bold in Markdown, ``soft`` ones italic."""
+
+    spans: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, *parts: str | tuple[str, str]) -> Text:
+        """Builds a text from plain strings and ``("strong" | "soft", text)`` pairs."""
+        return cls(tuple(("", part) if isinstance(part, str) else part for part in parts))
+
+    def __add__(self, other: Text) -> Text:
+        return Text(self.spans + other.spans)
+
+    @property
+    def plain(self) -> str:
+        """The words alone, for a terminal, a file or a picture."""
+        return "".join(text for _, text in self.spans)
+
+    @property
+    def markdown(self) -> str:
+        """The words with emphasis, for the page."""
+        marks = {"strong": "**", "soft": "*", "": ""}
+        return "".join(f"{marks[style]}{text}{marks[style]}" if text.strip() else text for style, text in self.spans)
+
+    def __str__(self) -> str:
+        return self.plain
+
+
+def percent(probability: float) -> str:
+    """A probability for people: "87%", or "0.4%" below one percent, "<0.1%" below that."""
+    if probability == 0:
+        return "0%"
+    if probability < 0.001:
+        return "<0.1%"
+    return f"{probability:.0%}" if probability >= 0.01 else f"{probability:.1%}"
+
+
+def label(class_name: str, probability: float, untrained: bool = False) -> str:
+    """Short label for a box or a caption, for example ``"tabby 87%"``."""
+    return f"{class_name} {percent(probability)}{' (untrained)' if untrained else ''}"
+
+
+def summary(result: Described, asked: bool = True) -> Text:
+    """What the model thinks and what the map shows, in one or two sentences.
+
+    Args:
+        result: the explanation to describe.
+        asked: True when a person picked the class, False for the top prediction;
+            the words are the same unless the picked class is not the top one.
+    """
+    name = result.class_name
+    best = result.top_k[0] if result.top_k else None
+    if best is not None and best.index != result.class_index:
+        lead = Text.of(
+            "You asked about " if asked else "For ",
+            ("strong", name),
+            f": the model gives it {percent(result.probability)} (its top guess is ",
+            ("strong", best.name),
+            f", {percent(best.probability)}).",
+        )
+    else:
+        lead = Text.of(f"The model is {percent(result.probability)} sure this is ", ("strong", name), ".")
+    if result.cam_empty:
+        tail = Text.of(f" Nothing in this image speaks for {name}, so the heatmap is empty.")
+    else:
+        tail = Text.of(f" The highlighted parts of the image are what led it to {name}.")
+    if result.untrained:
+        tail = tail + Text.of(" ", ("soft", "(Untrained model: these numbers mean nothing.)"))
+    return lead + tail
+
+
+def top_classes(result: Described) -> str:
+    """The best classes on one line: "tabby 61%, tiger cat 20%, ..."."""
+    return ", ".join(label(p.name, p.probability) for p in result.top_k)
+
+
+def cli_line(result: Described, source: str, folder: str) -> str:
+    """The line the command line prints for one explained image."""
+    empty = " (no region speaks for this class)" if result.cam_empty else ""
+    head = label(result.class_name, result.probability, result.untrained)
+    return f"{source}: {head}{empty}; top-{len(result.top_k)}: {top_classes(result)} -> {folder}/"
+
+
+def counterfactual(result: Described) -> Text:
+    """What the counterfactual map shows."""
+    name = result.class_name
+    if result.counter_empty:
+        return Text.of(f"Nothing in this image speaks against {name}: the model found no contrary evidence.")
+    return Text.of(
+        "The highlighted parts now show what speaks ",
+        ("strong", "against"),
+        f" {name}: the parts that, if they were stronger, would make the model less sure.",
+    )
+
+
+def masking(test: Tested) -> Text:
+    """The masking test's result in one or two plain sentences."""
+    before, hidden = percent(test.before), percent(test.hidden)
+    if test.hidden < 0.5 * test.before:
+        verdict = "drops"
+    elif test.hidden < 0.9 * test.before:
+        verdict = "lowers"
+    elif test.hidden > 1.1 * test.before:
+        verdict = "raises"
+    else:
+        verdict = "barely changes"
+    change = f"from {before} to {hidden}" if verdict != "barely changes" else f"({before} before, {hidden} after)"
+    return Text.of(
+        f"Hiding the highlighted area {verdict} the confidence in ",
+        ("strong", test.class_name),
+        f" {change}. Keeping only that area gives {percent(test.kept)}.",
+    )
+
+
+def models_agreement(overlaps: Sequence[tuple[str, str, float | None]]) -> Text:
+    """How much the boxes of several models overlap: ``(model, model, IoU or None when a map is empty)``."""
+    if not overlaps:
+        return Text.of("Only one model is loaded on this server, so there is nothing to compare.")
+    known = [(a, b, iou) for a, b, iou in overlaps if iou is not None]
+    if not known:
+        return Text.of("The models' boxes cannot be compared: at least one map is empty.")
+    pairs = "; ".join(f"{a} and {b}: {iou:.0%}" for a, b, iou in known)
+    return Text.of(f"How much the models' boxes overlap (100% means the same box): {pairs}.")
+
+
+def unavailable(title: str, reason: str) -> str:
+    """Why a model cannot be used right now, for a visitor."""
+    return f"{title} is not available on this server right now ({reason}). Please pick another model."
+
+
+UNTRAINED_NOTE = "untrained (random) weights: the maps and predictions mean nothing"

@@ -1,0 +1,137 @@
+"""The local engine: batched maps equal single explanations, known answers, resumed runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcam import Explainer
+from gradcam.evaluate.annotations import read_annotations
+from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, read_results
+from gradcam.evaluate.metrics import ImageResult
+from gradcam.evaluate.run import evaluate_dataset
+from gradcam.errors import GradCAMError
+from gradcam.models import Backbone
+
+from .conftest import SHAPES
+from .evaluate_data import Dataset, make_dataset
+
+HEADER = "image,label,x0,y0,x1,y1\n"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return make_dataset(tmp_path_factory.mktemp("scenes"))
+
+
+def test_batched_maps_equal_single_explanations(dataset: Dataset, tiny_backbone: Backbone) -> None:
+    explainer = Explainer(tiny_backbone)
+    evaluator = BatchEvaluator(explainer, 0.15)
+    samples = read_annotations(dataset.csv, dataset.images, SHAPES).samples[:12]
+    decoded = [evaluator.decode(s) for s in samples]
+    sizes = {d.size for d in decoded}
+    assert len(sizes) == 2  # the dataset mixes 64 and 80 pixel images
+    for size in sizes:
+        group = [d for d in decoded if d.size == size]
+        _, maps = evaluator.class_maps(group, [d.sample.objects for d in group])
+        for item, by_class in zip(group, maps):
+            assert set(by_class) == {0, 1}
+            for label, cam in by_class.items():
+                alone = explainer.explain(item.sample.path, label).cam
+                np.testing.assert_allclose(cam, alone, atol=1e-5)
+
+
+def test_known_answers_and_outputs(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    figures, found = evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=5, progress=False)
+    assert found.problems == ()
+    assert figures["images"] == 24 and figures["failed"] == 0
+    assert figures["top1_accuracy"] >= 0.9 and figures["top5_accuracy"] == 1.0  # two classes: always in the top 5
+    assert figures["pointing_accuracy"] >= 0.8  # the tiny model looks at its shapes
+    assert figures["top5_localization_error"] <= figures["top1_localization_error"]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("images", "failed", "top1_accuracy", "top5_accuracy", "top1_localization_error", "top5_localization_error",
+                "pointing_accuracy", "energy_in_box", "model", "layer", "threshold", "engine", "seconds"):
+        assert key in saved
+    assert saved["model"] == "TinyNet" and saved["engine"] == "local" and saved["threshold"] == 0.15
+    rows = read_results(tmp_path / "results.csv")
+    assert sorted(r.image for r in rows) == sorted(dataset.boxes)
+    for row in rows:
+        label, box = dataset.boxes[row.image]
+        assert row.labels == str(label) and row.truth_box == " ".join(map(str, box))
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 8  # four best, four worst
+    assert "first guess was right for" in page and "green box" in page
+
+
+def test_csv_and_xml_runs_write_the_same_rows(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    for name, source in (("csv", dataset.csv), ("xml", dataset.xml)):
+        evaluate_dataset(dataset.images, source, tmp_path / name, lambda: tiny_backbone, batch_size=8, progress=False, report=False)
+    assert (tmp_path / "csv" / "results.csv").read_text() == (tmp_path / "xml" / "results.csv").read_text()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_without_duplicates(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    def die_after_two(number: int, results: list[ImageResult]) -> None:
+        if number == 1:
+            raise Interrupted
+
+    run = dict(batch_size=4, progress=False, report=False)
+    with pytest.raises(Interrupted):
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny_backbone, on_batch=die_after_two, **run)
+    assert len(read_results(tmp_path / "run" / "results.csv")) == 8
+    seen: list[str] = []
+    figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny_backbone,
+                                  on_batch=lambda n, rows: seen.extend(r.image for r in rows), **run)
+    assert len(seen) == 16  # only the images not done before
+    resumed = read_results(tmp_path / "run" / "results.csv")
+    assert len(resumed) == len({r.image for r in resumed}) == 24 == figures["images"]
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path / "whole", lambda: tiny_backbone, **run)
+    whole = {r.image: r for r in read_results(tmp_path / "whole" / "results.csv")}
+    assert {r.image: r for r in resumed} == whole
+
+
+def test_a_line_cut_short_is_dropped_and_redone(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    with ResultsWriter(path) as writer:
+        writer.write([ImageResult("a.png"), ImageResult("b.png")])
+    path.write_bytes(path.read_bytes()[:-5])  # the process died in the middle of b's row
+    with ResultsWriter(path) as writer:
+        assert writer.done == {"a.png"}
+        assert writer.write([ImageResult("a.png"), ImageResult("b.png")]) == 1
+    assert [r.image for r in read_results(path)] == ["a.png", "b.png"]
+
+
+def test_another_run_in_the_folder_is_refused(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    run = dict(batch_size=8, progress=False, report=False, limit=2)
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, **run)
+    with pytest.raises(GradCAMError, match=r"holds a run with other settings \(threshold\)"):
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, threshold=0.3, **run)
+
+
+def test_bad_images_and_boxes_outside_are_rows_not_crashes(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    (dataset.images / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    annotations = tmp_path / "ann.csv"
+    annotations.write_text(HEADER + "img000.png,square,-10,-10,500,500\nimg001.png,disc,900,900,950,950\ndamaged.png,square,1,1,5,5\n")
+    figures, _ = evaluate_dataset(dataset.images, annotations, tmp_path / "out", lambda: tiny_backbone, progress=False)
+    rows = {r.image: r for r in read_results(tmp_path / "out" / "results.csv")}
+    assert rows["img000.png"].notes == "1 box(es) cut to the 80x80 image" and not rows["img000.png"].error
+    assert rows["img000.png"].truth_box == "0 0 79 79"
+    assert rows["img001.png"].error == "no annotated box lies inside the image"
+    assert "not an image we can read" in rows["damaged.png"].error
+    assert (figures["images"], figures["failed"]) == (1, 2)
+
+
+def test_plan_groups_sizes_and_is_stable(dataset: Dataset) -> None:
+    samples = read_annotations(dataset.csv, dataset.images, SHAPES).samples
+    plan = plan_batches(samples, 8)
+    assert [len(b) for b in plan] == [8, 8, 8]
+    assert plan == plan_batches(tuple(reversed(samples)), 8)
+    with open(dataset.csv) as file:
+        assert sum(1 for _ in csv.reader(file)) == 25

@@ -1,0 +1,74 @@
+"""Every sentence a person reads: one wording, rendered plain and as Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from gradcam import words
+from gradcam.explanation import MaskingTest, Prediction
+
+
+@dataclass(frozen=True)
+class Result:
+    class_index: int = 281
+    class_name: str = "tabby"
+    probability: float = 0.61
+    top_k: tuple[Prediction, ...] = (Prediction(281, "tabby", 0.61), Prediction(282, "tiger cat", 0.2))
+    cam_empty: bool = False
+    counter_empty: bool = False
+    untrained: bool = False
+
+
+@pytest.mark.parametrize(
+    ("probability", "shown"), [(0.0, "0%"), (0.0004, "<0.1%"), (0.004, "0.4%"), (0.0105, "1%"), (0.873, "87%"), (1.0, "100%")]
+)
+def test_percent_never_says_zero_for_a_probability_that_is_not(probability, shown):
+    assert words.percent(probability) == shown
+
+
+def test_the_top_class_in_both_renderings():
+    text = words.summary(Result(), asked=False)
+    assert text.plain == "The model is 61% sure this is tabby. The highlighted parts of the image are what led it to tabby."
+    assert text.markdown == "The model is 61% sure this is **tabby**. The highlighted parts of the image are what led it to tabby."
+
+
+def test_a_class_that_is_not_the_top_one_names_the_top_guess():
+    asked = Result(class_index=282, class_name="tiger cat", probability=0.2)
+    assert words.summary(asked).plain.startswith("You asked about tiger cat: the model gives it 20% (its top guess is tabby, 61%).")
+    assert words.summary(asked, asked=False).markdown.startswith("For **tiger cat**: the model gives it 20%")
+
+
+def test_an_empty_map_and_untrained_weights_are_said_plainly():
+    text = words.summary(Result(cam_empty=True, untrained=True))
+    assert "Nothing in this image speaks for tabby, so the heatmap is empty." in text.plain
+    assert text.plain.endswith("(Untrained model: these numbers mean nothing.)")
+    assert text.markdown.endswith("*(Untrained model: these numbers mean nothing.)*")
+    assert "*" not in text.plain
+
+
+@pytest.mark.parametrize(
+    ("before", "hidden", "says"),
+    [(0.9, 0.2, "drops the confidence in tabby from 90% to 20%"), (0.9, 0.7, "lowers"), (0.5, 0.8, "raises"),
+     (0.9, 0.88, "barely changes the confidence in tabby (90% before, 88% after)")],
+)
+def test_the_masking_sentence(before, hidden, says):
+    test = MaskingTest(281, "tabby", before, hidden, 0.5, 0.2, (0.0, 1.0), (before, 0.1))
+    assert says in words.masking(test).plain
+    assert test.sentence() == words.masking(test).plain  # the result object speaks with the same words
+    assert "**tabby**" in words.masking(test).markdown
+
+
+def test_the_cli_line_label_and_agreement():
+    assert words.label("tabby", 0.61, untrained=True) == "tabby 61% (untrained)"
+    line = words.cli_line(Result(cam_empty=True), "cat.jpg", "out/cat")
+    assert line == "cat.jpg: tabby 61% (no region speaks for this class); top-2: tabby 61%, tiger cat 20% -> out/cat/"
+    assert "nothing to compare" in words.models_agreement([]).plain
+    assert "at least one map is empty" in words.models_agreement([("VGG19", "ResNet-50", None)]).plain
+    assert words.models_agreement([("A", "B", 0.5), ("A", "C", None)]).plain.endswith("A and B: 50%.")
+
+
+def test_the_counterfactual_sentence():
+    assert "speaks **against** tabby" in words.counterfactual(Result()).markdown
+    assert "no contrary evidence" in words.counterfactual(Result(counter_empty=True)).plain
