@@ -3,8 +3,8 @@
 Shared by ``bench_app.py`` and ``bench_page.py``. The app is built the way
 ``python app.py`` builds it (``demo.launch``), on a free port; the only coupling
 to the demo's internals is :func:`running_app`. While it runs, every event
-handler of the page and the engine's ``Explainer.explain_classes`` (the model
-work of a request, whatever service calls it) and ``gradcam.save.write_png``
+handler of the page and the engine's ``Explainer.explain`` (the model work of a
+request, whatever part of the demo calls it) and ``gradcam.save.write_png``
 (PNG encoding) record their start and end times (``time.time()``, the clock the
 browser's ``performance.timeOrigin + performance.now()`` also follows), so a
 request's time can be split between Gradio, our code and the model.
@@ -27,7 +27,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 import gradcam.save
-from gradcam import Explainer
+from gradcam import Explainer, load_backbone
 
 
 @dataclass
@@ -66,14 +66,14 @@ def _timed(fn: Callable[..., Any], kind: str, spans: Spans) -> Callable[..., Any
 @contextmanager
 def instrumented(spans: Spans) -> Iterator[None]:
     """Records engine calls and PNG encodings in ``spans`` while the block runs; restores them after."""
-    explain_classes = Explainer.explain_classes
+    explain = Explainer.explain
     write_png = gradcam.save.write_png
-    Explainer.explain_classes = _timed(explain_classes, "engine", spans)  # type: ignore[method-assign]
+    Explainer.explain = _timed(explain, "engine", spans)  # type: ignore[method-assign]
     gradcam.save.write_png = _timed(write_png, "png", spans)
     try:
         yield
     finally:
-        Explainer.explain_classes = explain_classes  # type: ignore[method-assign]
+        Explainer.explain = explain  # type: ignore[method-assign]
         gradcam.save.write_png = write_png
 
 
@@ -102,10 +102,11 @@ def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
     the page asks for a re-render of the same image, which is what a slider does.
     """
     from demo.launch import create_app, launch_options
-    from demo.service import load_service
+    from demo.service import DemoService
 
     workdir = Path(get_upload_folder()) / f"gradcam-bench-{free_port()}"
-    service = load_service(weights, models=(model,), workdir=workdir)
+    explainer = Explainer(load_backbone(model, weights))
+    service = DemoService({explainer.backbone.title: explainer}, workdir=workdir)
     spans = Spans()
     blocks = create_app(service)
     for block_fn in blocks.fns.values():
@@ -115,7 +116,7 @@ def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())  # type: ignore[arg-type]
     try:
         with instrumented(spans):
-            yield RunningApp(f"http://127.0.0.1:{port}/", blocks, spans, next(iter(service.explainers.values())))
+            yield RunningApp(f"http://127.0.0.1:{port}/", blocks, spans, explainer)
     finally:
         blocks.close()
         service.close()

@@ -114,7 +114,7 @@ def main() -> int:
                 runs: dict[str, Run] = {"engine": lambda: app.explainer.explain(rgb)}
                 for (name, download), client in clients.items():
                     runs[f"{name}{'+download' if download else ''}"] = caller(client, fresh, title)
-                timings = harness.time_interleaved(runs, reps, args.warmup)
+                timings = harness.time_interleaved(runs, reps, args.warmup, wait_quiet_s=args.wait_quiet)
                 parts = split(app, caller(clients["app", False], fresh, title), max(3, reps // 2))
             finally:
                 floor.close()

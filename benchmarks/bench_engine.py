@@ -41,6 +41,8 @@ BACKBONES: dict[str, str | None] = {
     "densenet121": "random",
 }
 QUICK = ("vgg19", "efficientnet_lite0")
+#: Rounds per backbone, as a multiple of --reps: the small model's rounds are short, and noisier.
+ROUNDS = {"efficientnet_lite0": 4}
 #: Grad-CAM of one class over a plain forward pass, at most (issue 9).
 TARGETS = {"efficientnet_lite0": 1.10, "vgg19": 1.05}
 PHOTO = "astronaut.png"
@@ -126,8 +128,9 @@ def main() -> int:
             continue
         loaded.append(spec)
         x = case.explainer.preprocess(image)
-        harness.log(f"{case.title}: {reps} interleaved rounds after {args.warmup} warm-up ...")
-        timings = harness.time_interleaved(methods(case), reps, args.warmup)
+        rounds = reps * ROUNDS.get(spec, 1)
+        harness.log(f"{case.title}: {rounds} interleaved rounds after {args.warmup} warm-up ...")
+        timings = harness.time_interleaved(methods(case), rounds, args.warmup, wait_quiet_s=args.wait_quiet)
         contention.append(f"{case.title}: {timings['forward'].rounds.summary()}")
         weights = "untrained (seeded), timing only" if case.explainer.backbone.untrained else "pretrained"
         for name, label in LABELS.items():
@@ -153,7 +156,7 @@ def main() -> int:
         reporting.conditions(
             photo=f"demo/examples/{PHOTO} (512x512)",
             layout="channels_last (as load_backbone gives it), model and input",
-            rounds=f"{reps} interleaved after {args.warmup} warm-up",
+            rounds=f"{reps} interleaved after {args.warmup} warm-up ({', '.join(f'{k}: {v} x' for k, v in ROUNDS.items())})",
         ),
         reporting.table(
             ["model", "method", "median ms", "IQR ms", "x forward (medians)", "x forward (best)", "conditions"], rows

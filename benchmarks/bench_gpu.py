@@ -68,7 +68,7 @@ def main() -> int:
         if top
     }
     harness.log(f"timing {len(runs)} methods on {device}, {reps} interleaved rounds after {max(args.warmup, 3)} warm-up ...")
-    timings = harness.time_interleaved(runs, reps, max(args.warmup, 3))
+    timings = harness.time_interleaved(runs, reps, max(args.warmup, 3), wait_quiet_s=args.wait_quiet)
     memory = {name: cuda_peak_mib(run) for name, run in runs.items()} if device == "cuda" else {}
 
     table, lines = tables(names, timings, agree, memory)

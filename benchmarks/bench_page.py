@@ -177,6 +177,7 @@ def main() -> int:
             try:
                 uploads = []
                 for i, photo in enumerate(photos[: reps + args.warmup]):
+                    harness.wait_for_quiet(args.wait_quiet)
                     harness.log(f"  upload {i + 1}: {photo.name} ...")
                     result = upload_once(app, browser, photo)
                     harness.log(f"    {result['total']:.0f} ms (model {result['model']:.0f} ms)")
@@ -185,7 +186,9 @@ def main() -> int:
                 sliders = slider_once(app, browser, photos[-1], [0.3, 0.7] * ((reps + 1) // 2 + 1))[1:]
             finally:
                 browser.close()
-            engine = harness.time_interleaved({"engine": lambda: app.explainer.explain(rgb)}, reps, 1)["engine"]
+            engine = harness.time_interleaved(
+                {"engine": lambda: app.explainer.explain(rgb)}, reps, 1, wait_quiet_s=args.wait_quiet
+            )["engine"]
             title = app.explainer.backbone.title
             untrained = app.explainer.backbone.untrained
     finally:

@@ -264,7 +264,7 @@ def main() -> int:
     }
     reps = min(args.reps, 3) if args.quick else args.reps
     harness.log(f"timing {len(runs)} methods, {reps} interleaved rounds after {args.warmup} warm-up ...")
-    timings = harness.time_interleaved(runs, reps, args.warmup)
+    timings = harness.time_interleaved(runs, reps, args.warmup, wait_quiet_s=args.wait_quiet)
     memory: dict[str, harness.Memory] = {}
     if not args.no_memory:
         harness.log("peak memory, one fresh process per method ...")

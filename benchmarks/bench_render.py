@@ -119,7 +119,7 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="gradcam-bench-render-"))
     try:
         harness.log(f"rendering: {reps} interleaved rounds ...")
-        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup)
+        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     med = {k: t.median for k, t in timings.items()}

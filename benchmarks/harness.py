@@ -235,6 +235,17 @@ def _busy_seconds() -> tuple[float, float]:
     return machine, t.user + t.system + t.children_user + t.children_system
 
 
+def wait_for_quiet(max_wait_s: float, window_s: float = 0.5) -> None:
+    """Waits (at most ``max_wait_s``) until other processes use less than ``QUIET_SHARE`` of the CPUs."""
+    deadline = time.perf_counter() + max_wait_s
+    while time.perf_counter() < deadline:
+        machine0, ours0 = _busy_seconds()
+        time.sleep(window_s)
+        machine1, ours1 = _busy_seconds()
+        if ((machine1 - machine0) - (ours1 - ours0)) / (window_s * (os.cpu_count() or 1)) < QUIET_SHARE:
+            return
+
+
 def time_interleaved(
     runs: dict[str, Run],
     reps: int,
@@ -242,6 +253,7 @@ def time_interleaved(
     *,
     timer: Callable[[Run], float] | None = None,
     seed: int = 0,
+    wait_quiet_s: float = 0.0,
 ) -> dict[str, Timing]:
     """Times each function ``reps`` times after ``warmup`` untimed rounds, interleaved round by round.
 
@@ -251,6 +263,7 @@ def time_interleaved(
         warmup: untimed rounds first (first-call costs, caches, allocators).
         timer: how one call is timed (:func:`default_timer` when None).
         seed: of the shuffled order of each round.
+        wait_quiet_s: before each round, wait up to this long for other processes to leave the CPUs.
 
     Returns:
         The timing of each function, with the contention of every round.
@@ -267,6 +280,8 @@ def time_interleaved(
     try:
         for index in range(warmup + reps):
             rng.shuffle(order)
+            if wait_quiet_s:
+                wait_for_quiet(wait_quiet_s)
             probe = _reference_workload()
             machine0, ours0 = _busy_seconds()
             started = time.perf_counter()
@@ -399,6 +414,8 @@ def parser(description: str, reps: int = 7) -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=reps, help="timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer rounds and cases: a few minutes on 2 cores")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each round, wait up to this long for other processes to leave the CPUs")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--markdown", type=Path, help="also write the report to this file")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
