@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import peak_memory  # noqa: E402
 import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
@@ -109,7 +110,7 @@ def main() -> int:
     args = p.parse_args()
     harness.apply_threads(args)
     specs = tuple(args.models.split(",")) if args.models else (QUICK if args.quick else tuple(BACKBONES))
-    if harness.child_or(args, factories(specs)):
+    if peak_memory.child_or(args, factories(specs)):
         return 0
     reps = min(args.reps, 5) if args.quick else args.reps
 
@@ -130,7 +131,7 @@ def main() -> int:
         x = case.explainer.preprocess(image)
         rounds = reps * ROUNDS.get(spec, 1)
         harness.log(f"{case.title}: {rounds} interleaved rounds after {args.warmup} warm-up ...")
-        timings = harness.time_interleaved(methods(case), rounds, args.warmup, wait_quiet_s=args.wait_quiet)
+        timings = harness.time_interleaved(methods(case), rounds, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
         contention.append(f"{case.title}: {timings['forward'].rounds.summary()}")
         weights = "untrained (seeded), timing only" if case.explainer.backbone.untrained else "pretrained"
         for name, label in LABELS.items():
@@ -157,6 +158,7 @@ def main() -> int:
             photo=f"demo/examples/{PHOTO} (512x512)",
             layout="channels_last (as load_backbone gives it), model and input",
             rounds=f"{reps} interleaved after {args.warmup} warm-up ({', '.join(f'{k}: {v} x' for k, v in ROUNDS.items())})",
+            clock=args.clock,
         ),
         reporting.table(
             ["model", "method", "median ms", "IQR ms", "x forward (medians)", "x forward (best)", "conditions"], rows
@@ -168,7 +170,7 @@ def main() -> int:
         harness.log("peak memory, one fresh process per function ...")
         names = [f"{spec}:{name}" for spec in loaded for name in ("forward", "top1", "top5")]
         extra = ["--models", ",".join(loaded)]
-        memory = harness.measure_memory(Path(__file__), names, extra)
+        memory = peak_memory.measure_memory(Path(__file__), names, extra)
         mem_rows = []
         for name, m in memory.items():
             spec, method = name.split(":")
@@ -176,7 +178,7 @@ def main() -> int:
             ratio = f"{m.growth_mib / forward.growth_mib:.2f}" if forward and forward.growth_mib > 0 else "-"
             mem_rows.append([spec, LABELS[method], f"{m.built_mib:.0f}", f"{m.peak_mib:.0f}", f"{m.growth_mib:.0f}", ratio])
         report.add(
-            "Peak memory, each function built and called twice in its own process (ru_maxrss):",
+            "Peak memory, each function built and called twice in its own process (VmHWM):",
             reporting.table(
                 ["model", "method", "after building MiB", "peak MiB", "growth MiB", "growth / forward's x"], mem_rows
             ),

@@ -17,10 +17,10 @@ Run: ``bash benchmarks/run.sh peers [--quick]``.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
+import tempfile
 from collections.abc import Callable
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import peak_memory  # noqa: E402
 import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
@@ -46,36 +47,52 @@ PEERS = ("pytorch-grad-cam", "captum", "torchcam")
 
 
 class Setup:
-    """Models and input, built on first use (a memory child builds only what it runs)."""
+    """Models and input, built on first use and per layout: a memory child builds only what it runs.
 
-    def __init__(self, device: str = "cpu", batch: int = 1) -> None:
-        self.image = harness.example_photo("astronaut.png", SIZE)
+    Args:
+        device: where everything runs.
+        batch: images per call (copies of the one photo).
+        x: the network input ``(1, 3, 224, 224)``; None to make it from the example photo.
+    """
+
+    def __init__(self, device: str = "cpu", batch: int = 1, x: Tensor | None = None) -> None:
         self.device = torch.device(device)
         self.batch = batch
         self.classes: list[int] = []
+        self._x = x
+        self._ours: dict[str, nn.Module] = {}
+        self._plain: dict[str, nn.Module] = {}
 
-    @cached_property
-    def ours(self) -> dict[str, nn.Module]:
-        """The project's VGG19 (exact fast path) per layout, as load_backbone gives it."""
-        return {
-            "NCHW": load_backbone("vgg19", "random", channels_last=False, device=self.device).model,
-            "channels_last": load_backbone("vgg19", "random", device=self.device).model,
-        }
+    def ours(self, layout: str) -> nn.Module:
+        """The project's VGG19 (exact fast path) as the app and the CLI run it: loaded, then warmed up by an Explainer."""
+        if layout not in self._ours:
+            backbone = load_backbone("vgg19", "random", channels_last=layout == "channels_last", device=self.device)
+            explainer = Explainer(backbone)  # pays the one-time costs (weight sums, autograd state) now
+            if self._x is None:
+                self._x = explainer.preprocess(harness.example_photo("astronaut.png", SIZE)).contiguous()
+            self._ours[layout] = explainer.backbone.model
+        return self._ours[layout]
 
-    @cached_property
-    def plain(self) -> dict[str, nn.Module]:
-        """The peers' model per layout: torchvision's VGG19, same seed, parameters requiring grad."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # the seed of load_backbone(..., "random")
-            model = torchvision.models.vgg19().eval().to(self.device)
-        return {"NCHW": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
+    def plain(self, layout: str) -> nn.Module:
+        """The peers' model: torchvision's VGG19, same seed, parameters requiring grad, in ``layout``."""
+        if layout not in self._plain:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # the seed of load_backbone(..., "random")
+                model = torchvision.models.vgg19().eval().to(self.device)
+            self._plain[layout] = model.to(memory_format=torch.channels_last) if layout == "channels_last" else model
+        return self._plain[layout]
 
-    @cached_property
-    def x(self) -> dict[str, Tensor]:
-        """The input as Explainer.preprocess makes it, in each layout."""
-        explainer = Explainer(load_backbone("vgg19", "random"), warm_up=False)
-        x = explainer.preprocess(self.image).expand(self.batch, -1, -1, -1).to(self.device)  # (N, 3, 224, 224)
-        return {"NCHW": x.contiguous(), "channels_last": x.contiguous(memory_format=torch.channels_last)}
+    def input(self) -> Tensor:
+        """The network input of one photo, ``(1, 3, 224, 224)`` NCHW, as Explainer.preprocess makes it."""
+        if self._x is None:
+            self.ours("channels_last")
+        assert self._x is not None
+        return self._x
+
+    def x(self, layout: str) -> Tensor:
+        """The input batch ``(N, 3, 224, 224)`` on the device, in ``layout``."""
+        x = self.input().expand(self.batch, -1, -1, -1).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
 
 
 #: name -> (library, layout, classes, builder of the function to time)
@@ -83,9 +100,9 @@ Catalogue = dict[str, tuple[str, str, int, Callable[[Setup], Run]]]
 
 
 def _ours(setup: Setup, layout: str, top: int, hook_path: bool) -> Run:
-    model = setup.plain[layout] if hook_path else setup.ours[layout]
+    model = setup.plain(layout) if hook_path else setup.ours(layout)
     cam = GradCAM(model, f"features.{LAYER}" if hook_path else "features_conv")
-    x, classes = setup.x[layout], setup.classes[:top]
+    x, classes = setup.x(layout), setup.classes[:top]
     return lambda: cam.compute(x, [classes] * len(x)).maps[0]  # the first image's K maps
 
 
@@ -93,7 +110,7 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
     from pytorch_grad_cam import GradCAM as PGCGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    model, x, classes = setup.plain[layout], setup.x[layout].clone(), setup.classes[:top]
+    model, x, classes = setup.plain(layout), setup.x(layout).clone(), setup.classes[:top]
 
     def run() -> np.ndarray:
         # Its README's usage; one call per class.
@@ -106,7 +123,7 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
 def _captum(setup: Setup, layout: str, top: int) -> Run:
     from captum.attr import LayerAttribution, LayerGradCam
 
-    model, x, classes = setup.plain[layout], setup.x[layout].clone(), setup.classes[:top]
+    model, x, classes = setup.plain(layout), setup.x(layout).clone(), setup.classes[:top]
     layer_gc = LayerGradCam(model, model.get_submodule(f"features.{LAYER}"))
 
     def run() -> Tensor:
@@ -123,7 +140,7 @@ def _captum(setup: Setup, layout: str, top: int) -> Run:
 def _torchcam(setup: Setup, layout: str, top: int) -> Run:
     from torchcam.methods import GradCAM as TorchCAMGradCAM
 
-    model, x, classes = setup.plain[layout], setup.x[layout].clone(), setup.classes[:top]
+    model, x, classes = setup.plain(layout), setup.x(layout).clone(), setup.classes[:top]
 
     def run() -> Tensor:
         # Its README's usage; several classes reuse one forward pass (retain_graph).
@@ -139,7 +156,7 @@ def _torchcam(setup: Setup, layout: str, top: int) -> Run:
 
 
 def _forward(setup: Setup, layout: str) -> Run:
-    model, x = setup.ours[layout], setup.x[layout]
+    model, x = setup.ours(layout), setup.x(layout)
 
     def run() -> Tensor:
         with torch.inference_mode():
@@ -184,12 +201,12 @@ def peers_available() -> str:
 
 def prepare(setup: Setup) -> float:
     """Checks equal weights, sets the classes (ours top 5); returns the logits' largest NCHW/channels-last gap."""
-    for mine, theirs in zip(setup.ours["NCHW"].parameters(), setup.plain["NCHW"].parameters(), strict=True):
+    for mine, theirs in zip(setup.ours("NCHW").parameters(), setup.plain("NCHW").parameters(), strict=True):
         if not torch.equal(mine, theirs):
             raise RuntimeError("The project's and the peers' VGG19 weights differ.")
     with torch.inference_mode():
-        logits = setup.ours["channels_last"](setup.x["channels_last"])
-        gap = float((logits - setup.plain["NCHW"](setup.x["NCHW"])).abs().max())
+        logits = setup.ours("channels_last")(setup.x("channels_last"))
+        gap = float((logits - setup.plain("NCHW")(setup.x("NCHW"))).abs().max())
     setup.classes = logits.topk(TOP, dim=1).indices[0].tolist()
     return gap
 
@@ -241,6 +258,7 @@ def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=7)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--classes", help=argparse.SUPPRESS)
+    p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     harness.apply_threads(args)
     why = peers_available()
@@ -249,9 +267,9 @@ def main() -> int:
         names = {k: v for k, v in names.items() if v[0] not in PEERS}
         harness.log(f"peers not importable, timing this project alone: {why}")
     if args.memory_child:
-        setup = Setup()
+        setup = Setup(x=torch.load(args.input))
         setup.classes = [int(c) for c in args.classes.split(",")]
-        return 0 if harness.child_or(args, {args.memory_child: lambda: names[args.memory_child][3](setup)}) else 1
+        return 0 if peak_memory.child_or(args, {args.memory_child: lambda: names[args.memory_child][3](setup)}) else 1
 
     setup = Setup()
     gap = prepare(setup)
@@ -264,14 +282,16 @@ def main() -> int:
     }
     reps = min(args.reps, 3) if args.quick else args.reps
     harness.log(f"timing {len(runs)} methods, {reps} interleaved rounds after {args.warmup} warm-up ...")
-    timings = harness.time_interleaved(runs, reps, args.warmup, wait_quiet_s=args.wait_quiet)
-    memory: dict[str, harness.Memory] = {}
+    timings = harness.time_interleaved(runs, reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
+    memory: dict[str, peak_memory.Memory] = {}
     if not args.no_memory:
         harness.log("peak memory, one fresh process per method ...")
         # --quick: the one-class rows, the peers in NCHW only.
         wanted = [n for n, v in names.items() if not args.quick or (v[2] <= 1 and (v[1] == "NCHW" or v[0] not in PEERS))]
-        extra = ["--classes", ",".join(map(str, setup.classes)), *(["--quick"] if args.quick else [])]
-        memory = harness.measure_memory(Path(__file__), wanted, extra)
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(setup.input(), Path(folder) / "x.pt")  # the children need no model to make it
+            extra = ["--classes", ",".join(map(str, setup.classes)), "--input", str(Path(folder) / "x.pt")]
+            memory = peak_memory.measure_memory(Path(__file__), wanted, extra + (["--quick"] if args.quick else []))
 
     report = reporting.Report("Against the peers, like with like (bench_peers.py)")
     table, lines = tables(names, timings, agree, {n: (m.peak_mib, m.growth_mib) for n, m in memory.items()})
@@ -281,12 +301,12 @@ def main() -> int:
             input="demo/examples/astronaut.png resized to 224x224, preprocessed as Explainer.preprocess",
             classes=f"this project's top {TOP} {setup.classes}, given to every method",
             logits_gap_between_layouts=f"{gap:.1e}",
-            rounds=f"{reps} interleaved after {args.warmup} warm-up",
+            rounds=f"{reps} interleaved after {args.warmup} warm-up", clock=args.clock,
         ),
         table,
         "Speed-ups over the fastest peer, each within one layout:\n" + "\n".join(lines),
         "Contention: " + timings["forward_nchw"].rounds.summary() + ". Medians marked * include contended rounds. "
-        "Peak memory: each method built and called twice in a fresh process (ru_maxrss); growth is over what "
+        "Peak memory: each method built and called twice in a fresh process (VmHWM); growth is over what "
         "the process held after building.",
     )
     report.emit(args.markdown)

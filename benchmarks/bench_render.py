@@ -119,7 +119,7 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="gradcam-bench-render-"))
     try:
         harness.log(f"rendering: {reps} interleaved rounds ...")
-        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet)
+        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     med = {k: t.median for k, t in timings.items()}
@@ -135,7 +135,7 @@ def main() -> int:
             model=f"{explainer.backbone.title} ({'untrained, timing only' if explainer.backbone.untrained else 'pretrained'})",
             photo="demo/examples/chelsea.png resized to 1024x768",
             network_input=f"{explainer.preprocess(harness.example_photo('chelsea.png', PHOTO_SIZE)).shape[-1]}x224, channels_last",
-            rounds=f"{reps} interleaved after {args.warmup} warm-up",
+            rounds=f"{reps} interleaved after {args.warmup} warm-up", clock=args.clock,
         ),
         reporting.table(["step", "median ms", "best ms"], rows),
         f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} (best times {share_best:.1%}), "

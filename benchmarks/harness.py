@@ -17,28 +17,26 @@ The experiments (``bench_*.py``) only say *what* to compare; this module says
 * **CUDA events** replace the wall clock on a GPU (with a synchronisation after
   each call), so that asynchronous kernels are counted where they run.
 * **Peak memory in a fresh process:** a child process builds and runs one
-  function only; its ``resource.getrusage`` ``ru_maxrss`` is the peak, and the
-  growth over what it held after building is the function's own.
+  function only; its peak RSS (``VmHWM``, reset after building) is read from
+  ``/proc`` by ``peak_memory.py`` (``ru_maxrss`` would include the parent's peak).
 * **Agreement of maps:** correlation and largest absolute difference after the
   same ReLU, bilinear upsampling and min-max scaling, so that equal work is compared.
 * **Conditions stated:** every report starts with the CPU (or GPU), cores,
   torch threads, versions and load (``reporting.conditions``), and each
   experiment adds the model, weights, input size and memory layout.
 
-``reporting.py`` prints the markdown. Only the public API of ``gradcam`` is used by the experiments; examples come from
-``demo/examples``.
+``reporting.py`` prints the markdown and ``peak_memory.py`` runs the memory
+children. Only the public API of ``gradcam`` is used by the experiments;
+examples come from ``demo/examples``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -64,7 +62,6 @@ MIN_QUIET_ROUNDS = 3
 #: Maps agree when they correlate at least this much and differ at most this much (maps in [0, 1]).
 MIN_CORRELATION = 0.999
 MAX_ABS_DIFFERENCE = 0.02
-RESULT_PREFIX = "RESULT "
 
 Run = Callable[[], object]
 
@@ -207,9 +204,28 @@ class CudaTimer:
         return self.start.elapsed_time(self.stop) / 1000
 
 
-def default_timer() -> CpuTimer | CudaTimer:
-    """CUDA events on a GPU machine, else the wall clock."""
-    return CudaTimer() if torch.cuda.is_available() else CpuTimer()
+class ProcessTimer:
+    """CPU seconds this process spent in one call (all its threads).
+
+    On a shared machine this is far steadier than the wall clock, which also
+    counts the time other processes held the cores; with one torch thread it is
+    the call's own work. With several threads it also counts threads spinning
+    while they wait for each other.
+    """
+
+    def __call__(self, run: Run) -> float:
+        started = time.process_time()
+        output = run()
+        elapsed = time.process_time() - started
+        del output
+        return elapsed
+
+
+def default_timer(clock: str = "wall") -> CpuTimer | CudaTimer | ProcessTimer:
+    """CUDA events on a GPU machine; else the wall clock, or the process's CPU time for ``clock="cpu"``."""
+    if torch.cuda.is_available():
+        return CudaTimer()
+    return ProcessTimer() if clock == "cpu" else CpuTimer()
 
 
 _PROBE = torch.ones(192, 192)
@@ -254,6 +270,7 @@ def time_interleaved(
     timer: Callable[[Run], float] | None = None,
     seed: int = 0,
     wait_quiet_s: float = 0.0,
+    clock: str = "wall",
 ) -> dict[str, Timing]:
     """Times each function ``reps`` times after ``warmup`` untimed rounds, interleaved round by round.
 
@@ -261,14 +278,15 @@ def time_interleaved(
         runs: the compared functions, by name; each runs one complete call.
         reps: timed rounds.
         warmup: untimed rounds first (first-call costs, caches, allocators).
-        timer: how one call is timed (:func:`default_timer` when None).
+        timer: how one call is timed (when None: :func:`default_timer` of ``clock``).
         seed: of the shuffled order of each round.
         wait_quiet_s: before each round, wait up to this long for other processes to leave the CPUs.
+        clock: "wall" (wall clock) or "cpu" (this process's CPU time), on CPUs.
 
     Returns:
         The timing of each function, with the contention of every round.
     """
-    timer = timer or default_timer()
+    timer = timer or default_timer(clock)
     order = list(runs)
     rng = random.Random(seed)
     samples: dict[str, list[float]] = {name: [] for name in order}
@@ -303,71 +321,6 @@ def time_interleaved(
         gc.unfreeze()
     rounds = Rounds(tuple(probes), tuple(others), tuple(loads))
     return {name: Timing(tuple(values), rounds) for name, values in samples.items()}
-
-
-# ----------------------------------------------------------------------------- memory
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Peak resident memory of a fresh process that built and ran one function.
-
-    Attributes:
-        built_mib: peak RSS after building what the function needs (``ru_maxrss``).
-        peak_mib: peak RSS after running it (``ru_maxrss``): the process's whole peak.
-        growth_mib: what the calls added over what the process held after building.
-    """
-
-    built_mib: float
-    peak_mib: float
-    growth_mib: float
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def memory_child(make: Callable[[], Run], runs: int = 2) -> None:
-    """In the child process: builds one function, calls it ``runs`` times, prints a :class:`Memory`."""
-    run = make()
-    gc.collect()
-    built, holding = _maxrss_mib(), _rss_mib()
-    for _ in range(runs):
-        output = run()
-        del output
-    peak = _maxrss_mib()
-    # Peak over what is held now; where building peaked higher than the calls, the calls' own peak is hidden.
-    growth = max(0.0, peak - max(built, holding))
-    print(RESULT_PREFIX + json.dumps({"built_mib": built, "peak_mib": peak, "growth_mib": growth}), flush=True)
-
-
-def measure_memory(script: Path, names: Sequence[str], extra: Sequence[str] = (), timeout: float = 300) -> dict[str, Memory]:
-    """Runs ``script --memory-child NAME [extra]`` once per name, each in a fresh process.
-
-    The children fix glibc's mmap threshold (``MALLOC_MMAP_THRESHOLD_``): otherwise
-    freed tensors may stay resident and the peak would depend on allocation history.
-    """
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    results: dict[str, Memory] = {}
-    for name in names:
-        command = [sys.executable, str(script), "--memory-child", name, "--threads", str(torch.get_num_threads()), *extra]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
-        except subprocess.TimeoutExpired:
-            log(f"  memory of {name}: gave up after {timeout:.0f} s")
-            continue
-        lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-        if done.returncode != 0 or not lines:
-            log(f"  memory of {name} failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
-            continue
-        results[name] = Memory(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
-        log(f"  memory of {name}: peak {results[name].peak_mib:.0f} MiB, +{results[name].growth_mib:.0f} MiB over building")
-    return results
 
 
 # ----------------------------------------------------------------------------- agreement of maps
@@ -416,6 +369,8 @@ def parser(description: str, reps: int = 7) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer rounds and cases: a few minutes on 2 cores")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each round, wait up to this long for other processes to leave the CPUs")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time calls by the wall clock or by this process's CPU time (steadier on a shared machine)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--markdown", type=Path, help="also write the report to this file")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -441,11 +396,3 @@ def ratios(timings: dict[str, Timing], numerator: str, denominator: str) -> tupl
         timings[numerator].median / timings[denominator].median,
         timings[numerator].best / timings[denominator].best,
     )
-
-
-def child_or(args: argparse.Namespace, factories: dict[str, Callable[[], Run]]) -> bool:
-    """In a ``--memory-child`` process runs the asked factory's memory measurement; True if it did."""
-    if not args.memory_child:
-        return False
-    memory_child(factories[args.memory_child])
-    return True
