@@ -164,8 +164,9 @@ def main() -> int:
             ["model", "method", "median ms", "IQR ms", "x forward (medians)", "x forward (best)", "conditions"], rows
         ),
         "Contention: " + "; ".join(contention) + ". Medians marked * include contended rounds.",
-        reporting.table(["target (issue 9)", "measured", ""], targets),
     )
+    if targets:
+        report.add(reporting.table(["target (issue 9)", "measured", ""], targets))
     if not args.no_memory and loaded:
         harness.log("peak memory, one fresh process per function ...")
         names = [f"{spec}:{name}" for spec in loaded for name in ("forward", "top1", "top5")]
