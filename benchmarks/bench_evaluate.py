@@ -36,7 +36,7 @@ from gradcam import Explainer  # noqa: E402
 from gradcam.evaluate.annotations import read_annotations  # noqa: E402
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local  # noqa: E402
 from gradcam.images import load_image  # noqa: E402
-from gradcam.models import Backbone  # noqa: E402
+from gradcam.registry import Backbone  # noqa: E402
 
 CLASSES = tuple(f"class {i}" for i in range(1000))
 

@@ -40,32 +40,56 @@ class ModelSet:
         self._unavailable = dict(unavailable or {})
         self._loading: list[str] = []
         self._order = [*self._ready, *self._unavailable]
+        self._default = next(iter(self._ready))
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._done.set()
 
     @classmethod
-    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True) -> ModelSet:
-        """Loads the first model now and the others after it, in a background thread.
+    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True, fallback: bool = True) -> ModelSet:
+        """Loads models in order until one loads (the default), then the others after it.
+
+        A model that cannot be loaded (no weights offline, say) is marked
+        unavailable with its reason, and the next one is tried as the default:
+        the page is served as soon as one model is ready.
 
         Args:
             loaders: ``(title, load)`` pairs in page order; ``load`` builds the explainer.
-            background: load the others in a thread (False: all before returning).
+            background: load the models after the default in a thread (False: all before returning).
+            fallback: when the first model fails, try the next as the default (False: raise,
+            for a first model the operator configured explicitly, such as a weights file).
 
         Raises:
-            GradCAMError: when the first (default) model cannot be loaded.
+            GradCAMError: when no model can be loaded (the first model's error), or the
+                first cannot and ``fallback`` is False.
         """
-        (title, first), rest = loaders[0], list(loaders[1:])
-        models = cls({title: first()})
-        models._order = [title for title, _ in loaders]
-        models._loading = [title for title, _ in rest]
-        if rest:
-            models._done.clear()
-            if background:
-                threading.Thread(target=models._load_rest, args=(rest,), name="load-models", daemon=True).start()
-            else:
-                models._load_rest(rest)
-        return models
+        failed: dict[str, str] = {}
+        first_error: GradCAMError | None = None
+        for position, (title, load) in enumerate(loaders):
+            try:
+                explainer = load()
+            except GradCAMError as exc:
+                if position == 0 and not fallback:
+                    raise
+                log.warning("%s is unavailable: %s", title, exc)
+                failed[title] = getattr(exc, "reason", None) or "its weights could not be loaded"
+                first_error = first_error or exc
+                continue
+            models = cls({title: explainer}, failed)
+            models._order = [title for title, _ in loaders]
+            rest = list(loaders[position + 1 :])
+            models._loading = [title for title, _ in rest]
+            if rest:
+                models._done.clear()
+                if background:
+                    threading.Thread(target=models._load_rest, args=(rest,), name="load-models", daemon=True).start()
+                else:
+                    models._load_rest(rest)
+            if failed:
+                log.warning("serving with %s as the default model", title)
+            return models
+        assert first_error is not None
+        raise first_error
 
     def _load_rest(self, loaders: Sequence[tuple[str, Loader]]) -> None:
         for title, load in loaders:
@@ -95,8 +119,8 @@ class ModelSet:
 
     @property
     def default(self) -> str:
-        """The default model's title."""
-        return self._order[0]
+        """The default model's title: the first that loaded."""
+        return self._default
 
     @property
     def titles(self) -> list[str]:

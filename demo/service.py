@@ -12,38 +12,37 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import shutil
 import tempfile
-import threading
-import uuid
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from gradcam import Explainer, Explanation, load_image, views, words
+from gradcam import Explainer, Explanation, WeightsError, available_offline, describe_spec, load_backbone, load_image, views, words
 from gradcam.boxes import box_iou
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import InvalidImageError
 from gradcam.explanation import MaskingTest
 from gradcam.save import save_explanation
 
+from demo import guard
 from demo.cache import ExplanationCache
+from demo.files import OutputStore
+from demo.gpu import on_gpu
 from demo.errors import UserError
 from demo.models import ModelSet
 from demo.settings import CACHE_SIZE, MAX_SIDE
 from demo.text import TOP_PREDICTION, top_k_label
 
-__all__ = ["KEEP_OUTPUTS", "DemoService", "Rendered", "UserError"]
+__all__ = ["DemoService", "Rendered", "UserError"]
 
 log = logging.getLogger("demo")
 
-#: How many request folders are kept on disk.
-KEEP_OUTPUTS = 32
+#: Longest class or model name accepted (the echo in a message is shorter still).
+MAX_CLASS_NAME = 200
 #: Best classes kept with every explanation, for the class comparison.
 COMPARED_CLASSES = 3
 
@@ -70,6 +69,10 @@ class DemoService:
         workdir: where request folders are written (a new temporary folder by default;
             inside Gradio's cache folder, Gradio serves the files without copying them).
         cache_size: how many explanations are remembered for re-rendering.
+        store: where request files are kept (by default an :class:`OutputStore` on ``workdir``).
+
+    Every public method checks its settings first (:mod:`demo.guard`): a mistaken
+    value gets one sentence for the person, the same on the page and through the API.
     """
 
     def __init__(
@@ -78,16 +81,19 @@ class DemoService:
         unavailable: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         cache_size: int = CACHE_SIZE,
+        store: OutputStore | None = None,
     ) -> None:
         self.models = models if isinstance(models, ModelSet) else ModelSet(models, unavailable)
-        if workdir is None:
+        if store is not None:
+            self.workdir = store.root
+        elif workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
         else:
             self.workdir = Path(workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
+        self.store = store or OutputStore(self.workdir)
         self.cache = ExplanationCache(cache_size)
         self.model_runs = 0
-        self._prune_lock = threading.Lock()
 
     @property
     def default_model(self) -> str:
@@ -129,8 +135,9 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        panels, archive = self._write(explanation, alpha, colormap, name)
+        panels, archive = self.store.write_explanation(explanation, alpha, colormap, name)
         return Rendered(explanation, panels, archive, words.summary(explanation, asked).markdown, top_k_label(explanation))
 
     def explanation(
@@ -152,11 +159,13 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
-        title = model or self.default_model
+        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
+        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
+        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
         explainer = self.models.get(title)
         data = self._read(image)
         asked = target not in (None, "", TOP_PREDICTION)
-        index = explainer.class_index(target) if asked else None  # type: ignore[arg-type]
+        index = explainer.class_index(target) if asked else None
         key = (hashlib.sha256(data).hexdigest(), title, index)  # titles are unique; backbone names need not be
         explanation = self.cache.get(key)
         if explanation is not None and explanation.threshold != threshold:
@@ -164,8 +173,8 @@ class DemoService:
         missing = explanation is None or (masking and explanation.masking is None) or (guided and explanation.guided is None)
         if missing:
             rgb = load_image(data, max_side=MAX_SIDE)
-            explanation = explainer.explain(
-                rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
+            explanation = _run_engine(
+                explainer, rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
                 masking=masking, guided=guided or (explanation is not None and explanation.guided is not None),
                 progress=progress,
             )
@@ -192,6 +201,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """What speaks against the class: its heatmap, its overlay and a sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, _ = self.explanation(image, target, model)
         heat, over = views.counterfactual(explanation, alpha, colormap)
         return heat, over, words.counterfactual(explanation).markdown
@@ -206,6 +216,7 @@ class DemoService:
         top: int = COMPARED_CLASSES,
     ) -> list[tuple[np.ndarray, str]]:
         """The overlays of the best ``top`` classes, from the explanation's own pass, with captions."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, _ = self.explanation(image, None, model)
         return [(picture, _caption(caption)) for picture, caption in views.classes(explanation, alpha, colormap)[:top]]
 
@@ -214,6 +225,7 @@ class DemoService:
         alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> tuple[list[tuple[np.ndarray, str]], str]:
         """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
+        alpha, colormap = _look(alpha, colormap)
         results = {title: self.explanation(image, target, title, threshold)[0] for title in self.models.ready}
         pictures = [
             (views.boxed_overlay(e, alpha, colormap), f"{title}: {words.label(e.class_name, e.probability)}")
@@ -232,12 +244,14 @@ class DemoService:
         threshold: float = BOX_THRESHOLD, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
     ) -> Path:
         """One PNG for slides: the four panels, the top-5 and the sentence."""
+        alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        folder = self.workdir / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        path = folder / "gradcam-report.png"
-        Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
-        self._prune()
+        folder = self.store.folder()
+        try:
+            path = folder / "gradcam-report.png"
+            Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
+        finally:
+            self.store.done(folder)
         return path
 
     def forget(self) -> None:
@@ -255,26 +269,22 @@ class DemoService:
         except OSError as exc:
             raise InvalidImageError("The upload could not be read. Please try again.") from exc
 
-    def _write(self, explanation: Explanation, alpha: float, colormap: str, name: str) -> tuple[dict[str, Path], Path]:
-        folder = self.workdir / uuid.uuid4().hex
-        written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "image"
-        archive = folder / f"gradcam-{stem}.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
-            for path in written.values():
-                bundle.write(path, f"gradcam-{stem}/{path.name}")
-        self._prune()
-        return {k: written[k] for k in ("original", "heatmap", "overlay", "boxes")}, archive
-
-    def _prune(self) -> None:
-        with self._prune_lock:
-            folders = sorted((p for p in self.workdir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-            for old in folders[:-KEEP_OUTPUTS]:
-                shutil.rmtree(old, ignore_errors=True)
-
     def close(self) -> None:
         """Deletes every file the service wrote."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.store.close()
+
+
+def _look(alpha: object, colormap: object) -> tuple[float, str]:
+    """The overlay settings, checked: an opacity from 0 to 1 and a known colour map (None: the default)."""
+    return guard.number(alpha, "Heatmap opacity", 0.0, 1.0), guard.colormap(colormap)
+
+
+def _run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, **options: Any) -> Explanation:
+    """The one engine call of a request (on a ZeroGPU Space, with a GPU attached for its duration)."""
+    return explainer.explain(rgb, index, **options)
+
+
+_run_engine = on_gpu(_run_engine)
 
 
 def _caption(label: str) -> str:
@@ -293,34 +303,43 @@ def load_service(
     labels: str | None = None,
     layer: str | None = None,
     background: bool = False,
+    store: OutputStore | None = None,
 ) -> DemoService:
-    """Loads the models: the first now (it must load), the others after it, in the background if asked.
+    """Loads the models: the first that loads is the default, the others load after it.
 
     Args:
-        weights: for the first model: a state dict, "random" (tests), or None for pretrained.
-        models: model specs, the default first (see :func:`gradcam.load_backbone`).
+        weights: for the first model: a state dict, "random" (untrained, for tests:
+            then every model is untrained), or None for pretrained weights.
+        models: model specs in page order (see :func:`gradcam.load_backbone`).
         workdir: where request folders are written.
         compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
         device: where the models run ("cpu", "cuda").
         labels: class names for the first model (a fine-tuned one).
         layer: the first model's target layer.
-        background: serve while the other models load.
+        background: serve while the models after the default load.
+        store: where request files are kept (default: an :class:`OutputStore` on ``workdir``).
 
     Raises:
-        GradCAMError: when the first (default) model cannot be loaded.
+        GradCAMError: when no model can be loaded.
     """
-    from gradcam import load_backbone
-    from gradcam.models import BACKBONES
 
     def loader(spec: str, first: bool) -> Callable[[], Explainer]:
         def load() -> Explainer:
-            if first:
-                backbone = load_backbone(spec, weights, device=device, progress=True)
-            else:
-                backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+            try:
+                if first:
+                    backbone = load_backbone(spec, weights, labels, layer, device=device, progress=True)
+                else:
+                    backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+            except WeightsError as exc:
+                offline, reason = available_offline(spec)
+                exc.reason = "its weights could not be loaded" if offline else reason  # type: ignore[attr-defined]
+                raise
             return Explainer(backbone, compile=compile)
 
         return load
 
-    loaders = [(BACKBONES[spec].title if spec in BACKBONES else spec, loader(spec, i == 0)) for i, spec in enumerate(models)]
-    return DemoService(ModelSet.load(loaders, background=background), workdir=workdir)
+    loaders = [(describe_spec(spec), loader(spec, i == 0)) for i, spec in enumerate(models)]
+    # Weights, labels or a layer given for the first model are the operator's choice: if they
+    # fail, say so and stop, rather than serve another model.
+    chosen = (weights not in (None, "random")) or labels is not None or layer is not None
+    return DemoService(ModelSet.load(loaders, background=background, fallback=not chosen), workdir=workdir, store=store)

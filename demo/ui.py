@@ -16,7 +16,7 @@ from gradcam import GradCAMError
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
 from gradcam.plots import colorbar
 
-from demo import text
+from demo import guard, text
 from demo.service import DemoService, Rendered
 
 log = logging.getLogger("demo")
@@ -47,6 +47,10 @@ class ImageUpload(gr.Image):
             return None
         if payload.url and payload.url.startswith("data:"):
             try:
+                guard.data_url(payload.url)
+            except guard.InvalidInput as exc:
+                raise gr.Error(str(exc), title="Can't explain this image", print_exception=False) from exc
+            try:
                 return base64.b64decode(payload.url.split(",", 1)[1], validate=False)
             except (ValueError, IndexError) as exc:
                 raise gr.Error("The pasted image could not be read. Please try again.") from exc
@@ -58,6 +62,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
+        guard.drop_if_gone()  # a visitor who has left gets no model run
         try:
             return fn(*args)
         except gr.Error:
@@ -184,8 +189,18 @@ def build_demo(service: DemoService) -> gr.Blocks:
         for slider in (threshold, alpha):
             slider.release(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
         colormap.input(explain_if_ready, inputs, outputs, api_name=False, concurrency_id="model")
-        colormap.input(lambda name: colorbar(name, 900), colormap, scale, api_name=False, queue=False)
+        colormap.input(lambda name: colorbar(name, 900), colormap, scale, api_name=False, concurrency_id="colorbar")
+        _check_inputs(service, target, model, threshold, alpha, colormap)
     return demo
+
+
+def _check_inputs(service: DemoService, target: Any, model: Any, threshold: Any, alpha: Any, colormap: Any) -> None:
+    """Every setting is checked as it arrives, so the page and API callers get the same clear message."""
+    guard.checked(target, lambda v: guard.text(v, "Class to explain", 200, default=text.TOP_PREDICTION))
+    guard.checked(model, lambda v: guard.choice(v, "Model", service.model_titles, default=service.default_model))
+    guard.checked(threshold, lambda v: guard.number(v, "Box threshold", 0.05, 0.95))
+    guard.checked(alpha, lambda v: guard.number(v, "Heatmap opacity", 0.0, 1.0))
+    guard.checked(colormap, lambda v: guard.choice(v, "Colours", COLORMAPS, default=COLORMAP))
 
 
 def _picture(label: str, height: int) -> gr.Image:

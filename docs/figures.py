@@ -1,8 +1,9 @@
-"""Makes docs/localisation.png: Grad-CAM on the tiny CNN the tests train, on two-object scenes.
+"""Makes the README's pictures: Run: source scripts/env.sh; python docs/figures.py
 
-The pretrained ImageNet weights cannot be downloaded where this project is built,
-so this is the picture with a known right answer: a red square and a green disc,
-and the map for each class. Run: source scripts/env.sh; python docs/figures.py
+- docs/real-photos.png: EfficientNet-Lite0 (real ImageNet weights, shipped in a
+  pip package) on the example photos, and the class switch on cat-and-coffee.jpg.
+- docs/localisation.png: Grad-CAM on the tiny CNN the tests train, on two-object
+  scenes: the picture with a known right answer (a red square and a green disc).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gradcam import GradCAM, overlay  # noqa: E402
+from gradcam import Explainer, GradCAM, load_backbone, overlay, views, words  # noqa: E402
 from tests.conftest import SHAPES, TinyNet, make_scene, to_tensor  # noqa: E402
 
 
@@ -38,7 +39,28 @@ def train() -> TinyNet:
     return model.eval()
 
 
+def real_photos() -> None:
+    """EfficientNet-Lite0 on real photos: the top class of three, then two classes of one photo."""
+    explainer = Explainer(load_backbone("efficientnet_lite0"))
+    examples = ROOT / "demo" / "examples"
+    rows = [("chelsea.png", None), ("coffee.png", None), ("rocket.jpg", None), ("cat-and-coffee.jpg", "tabby"),
+            ("cat-and-coffee.jpg", "espresso")]
+    figure = Figure(figsize=(11, 5.2), dpi=100, layout="constrained")
+    axes = figure.subplots(2, 3 if len(rows) <= 6 else 4).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (name, target) in zip(axes, rows):
+        explanation = explainer.explain(examples / name, target)
+        ax.imshow(views.boxed_overlay(explanation, 0.5))
+        asked = "" if target is None else "asked: "
+        ax.set_title(f"{name}: {asked}{words.label(explanation.class_name, explanation.probability)}", fontsize=9)
+    axes[-1].text(0.0, 0.5, "EfficientNet-Lite0, real ImageNet weights\n(embedded in a pip package), layer bn2.\n"
+                  "Box: the map above 15% of its peak.", fontsize=9, va="center")
+    FigureCanvasAgg(figure).print_png(ROOT / "docs" / "real-photos.png")
+
+
 def main() -> None:
+    real_photos()
     torch.set_num_threads(1)
     model = train()
     scenes = [make_scene(np.random.default_rng(seed), (0, 1)) for seed in (3, 5, 8, 13)]

@@ -12,10 +12,9 @@ Example:
     >>> save_explanation(explanation, "out/cat", source="cat.jpg")
 """
 
-__version__ = "0.1.0"
-
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
+from gradcam.config import VERSION as __version__
 from gradcam.errors import (
     GradCAMError,
     ImageTooLargeError,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,16 +25,19 @@ from tqdm import tqdm
 
 from gradcam import views, words
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
-from gradcam.errors import GradCAMError
+from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
-from gradcam.models import BACKBONES, load_backbone
+from gradcam.registry import BUILTINS, Backbone, available_offline, load_backbone
 from gradcam.save import save_explanation
 
 log = logging.getLogger("gradcam")
 
 EXIT_FAILED_IMAGES = 1
 EXIT_USAGE = 2
+DEFAULT_MODEL = "vgg19"
+#: The model whose weights ship inside a package: used when the default one cannot be had.
+FALLBACK_MODEL = "efficientnet_lite0"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Show which regions of an image made a classifier decide what it decided (Grad-CAM).",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, or folders of images")
-    parser.add_argument("--model", choices=sorted(BACKBONES), default="vgg19", help="backbone (default: vgg19)")
+    parser.add_argument(
+        "--model",
+        metavar="SPEC",
+        help=f"the classifier: {', '.join(BUILTINS)}, torchvision:NAME or timm:NAME (default: vgg19; "
+        f"without its weights and without internet, the embedded {FALLBACK_MODEL})",
+    )
+    parser.add_argument("--labels", type=Path, help="class names of a fine-tuned model, one per line (with --weights)")
+    parser.add_argument("--layer", help="dotted name of the layer to explain (default: found automatically)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
     parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
     parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
@@ -145,6 +157,20 @@ def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str
     return pictures, entries, lines
 
 
+def _backbone(args: argparse.Namespace) -> Backbone:
+    """The asked model; without --model, the default, or the embedded one when the default's weights cannot be had."""
+    weights = args.weights if args.weights is not None else os.environ.get(WEIGHTS_ENV) or None
+    progress = sys.stderr.isatty()
+    spec = args.model or DEFAULT_MODEL
+    try:
+        return load_backbone(spec, weights, args.labels, args.layer, device=args.device, progress=progress)
+    except WeightsError:
+        if args.model is not None or weights is not None or available_offline(spec)[0]:
+            raise
+    print(f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead", file=sys.stderr)
+    return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -159,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --compare-classes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        explainer = Explainer(load_backbone(args.model, args.weights, progress=sys.stderr.isatty(), compile=args.compile))
+        explainer = Explainer(_backbone(args), compile=args.compile)
         if args.target is not None:
             explainer.class_index(args.target)  # fail before the first image
     except GradCAMError as exc:

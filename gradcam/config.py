@@ -2,6 +2,9 @@
 
 from typing import Final
 
+#: The package's version, recorded in every manifest.
+VERSION: Final = "0.1.0"
+
 #: Shorter image side fed to the network; the aspect ratio is kept, nothing is cropped.
 INPUT_SHORT_SIDE: Final = 224
 #: Longer side cap, so that an extreme aspect ratio cannot blow up the compute.

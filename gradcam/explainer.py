@@ -118,7 +118,7 @@ class Explainer:
             return
         eager = model.features_conv
         try:
-            model.features_conv = torch.compile(eager, dynamic=True)  # type: ignore[assignment]
+            model.features_conv = torch.compile(eager, dynamic=True)
             self._warm_up()  # compilation happens in the first call
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -285,8 +285,12 @@ class Explainer:
         result = self.cam.compute(
             x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual, extra_top=extra_top
         )
-        fields = (getattr(result, field.name) for field in dataclasses.fields(result))
-        return rgb, small, CAMResult(*(None if t is None else t.cpu() for t in fields))  # no copy when already there
+        counter_maps, counter_empty = result.counter_maps, result.counter_empty
+        on_cpu = CAMResult(  # .cpu() copies nothing when already there
+            result.logits.cpu(), result.classes.cpu(), result.maps.cpu(), result.empty.cpu(),
+            None if counter_maps is None else counter_maps.cpu(), None if counter_empty is None else counter_empty.cpu(),
+        )
+        return rgb, small, on_cpu
 
     def _explanations(
         self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, count: int, top_k: int, threshold: float

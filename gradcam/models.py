@@ -20,7 +20,6 @@ Which weights, labels and layer a spec string means is the registry's business
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -167,12 +166,3 @@ def efficientnet_lite0(num_classes: int = 1000) -> nn.Module:
 
 # Names that moved to gradcam.registry, still importable from here. Resolved on
 # first use, because the registry imports this module.
-_MOVED = {"BACKBONES", "Backbone", "BackboneSpec", "cached_weights_path", "load_backbone"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from gradcam import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

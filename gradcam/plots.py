@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
@@ -25,7 +26,7 @@ def _pixels(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _scale(axes, colormap: str, labels: tuple[str, ...]) -> None:
+def _scale(axes: Axes, colormap: str, labels: tuple[str, ...]) -> None:
     axes.imshow(heatmap(np.linspace(0.0, 1.0, 256)[None, :], colormap), aspect="auto")
     axes.set_yticks([])
     axes.set_xticks(np.linspace(0, 255, len(labels)), labels, fontsize=9)

@@ -653,8 +653,8 @@ def _build_torchvision(kind: str, name: str, weights: str | os.PathLike[str] | N
     return _Built(
         model=model,
         categories=categories if categories is not None else _numbered(classes),
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         weights=described,
         untrained=untrained,
         layer=builtin.target_layer if builtin is not None else None,
@@ -688,7 +688,7 @@ def _build_lite0(weights: str | os.PathLike[str] | None, labels: Path | None) ->
             described = str(file)
         state_dict = _lite0_from_reference(read_state_dict(file), model, str(file))
         _load_into(model, state_dict, str(file), "EfficientNet-Lite0", classes, labels)
-    return _Built(model, categories, _LITE_MEAN, _LITE_STD, described, untrained, layer=_LITE_LAYER)  # type: ignore[arg-type]
+    return _Built(model, categories, _LITE_MEAN, _LITE_STD, described, untrained, layer=_LITE_LAYER)
 
 
 def _timm_categories(model: nn.Module) -> tuple[str, ...]:
@@ -795,7 +795,7 @@ def load_backbone(
             known layer, or finds one with :func:`locate_layer`.
         channels_last: store convolution weights channels-last (faster on CPUs).
         progress: show download progress bars in the terminal.
-        device: where the model runs ("cpu", "cuda").
+        device: where the model runs: "cpu", "cuda", or "auto" (CUDA when present).
         compile: ask the :class:`gradcam.Explainer` that runs the backbone to
             compile it with ``torch.compile``.
 
@@ -817,6 +817,8 @@ def load_backbone(
         built = _build_lite0(weights, labels_path)
     else:
         built = _build_torchvision(kind, name, weights, labels_path, progress)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = built.model.eval().to(device)
     model.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

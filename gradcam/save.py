@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gradcam import __version__, words
-from gradcam.config import COLORMAP, OVERLAY_ALPHA
+from gradcam import words
+from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
 from gradcam.explanation import Explanation
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
@@ -36,7 +36,7 @@ def _installed_versions() -> tuple[tuple[str, str], ...]:
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape a result."""
-    return {"gradcam": __version__, "python": platform.python_version(), **dict(_installed_versions())}
+    return {"gradcam": VERSION, "python": platform.python_version(), **dict(_installed_versions())}
 
 
 def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:

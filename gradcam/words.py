@@ -20,9 +20,12 @@ from typing import Protocol
 class Ranked(Protocol):
     """A class with the model's probability for it (a :class:`gradcam.Prediction`)."""
 
-    index: int
-    name: str
-    probability: float
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
 
 
 class Described(Protocol):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 from .app_server import RunningApp
 
@@ -148,7 +150,7 @@ def tiny_backbone(trained_tiny: TinyNet) -> Backbone:
 @pytest.fixture(scope="session")
 def vgg19_random() -> Backbone:
     """Untrained VGG19 (seeded): the real architecture, built once per session."""
-    from gradcam.models import load_backbone
+    from gradcam.registry import load_backbone
 
     return load_backbone("vgg19", "random")
 
@@ -177,6 +179,27 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     finally:
         service.close()
         patch.undo()
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Empty torch and Hugging Face caches in tmp_path, hub offline, torchvision downloads failing."""
+    import huggingface_hub.constants
+
+    tried: list[str] = []
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        tried.append(url)
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    from gradcam.registry import cached_weights_path
+
+    assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
+    return tried
 
 
 @pytest.fixture

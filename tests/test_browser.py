@@ -60,7 +60,12 @@ def test_drop_an_image_pick_a_class_and_explain(app: RunningApp, browser):
     page.get_by_role("option", name="espresso", exact=True).click()
     page.click("#explain")
     page.wait_for_function("document.querySelector('#sentence').innerText.includes('You asked about espresso')", timeout=60_000)
-    page.wait_for_timeout(500)  # let the last images paint
+    page.wait_for_function(  # every panel has painted an image of the upload's size
+        "w => ['original', 'heatmap', 'overlay', 'boxes'].every(p => {"
+        " const img = document.querySelector(`#panel-${p} img`); return img && img.complete && img.naturalWidth === w; })",
+        arg=Image.open(PAIR).width,
+        timeout=60_000,
+    )
 
     for panel in ("original", "heatmap", "overlay", "boxes"):
         width = page.eval_on_selector(f"#panel-{panel} img", "img => img.complete ? img.naturalWidth : 0")

@@ -14,6 +14,7 @@ from torch import nn
 from gradcam import GradCAM, HookedVGG19
 
 from .conftest import TinyNet
+from .helpers import hook_count
 
 
 def reference_gradcam(model: HookedVGG19, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -105,18 +106,14 @@ def test_unknown_layer_is_refused(trained_tiny):
         GradCAM(trained_tiny, "features.99")
 
 
-def _hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-
-
 def test_hooks_are_removed_after_success_and_after_an_exception(trained_tiny):
     cam = GradCAM(trained_tiny, "features")
-    before = _hook_count(trained_tiny)
+    before = hook_count(trained_tiny)
     cam(torch.randn(1, 3, 32, 32))
-    assert _hook_count(trained_tiny) == before
+    assert hook_count(trained_tiny) == before
     with pytest.raises(RuntimeError):
         cam(torch.randn(1, 5, 32, 32))  # wrong channel count fails inside the forward pass
-    assert _hook_count(trained_tiny) == before
+    assert hook_count(trained_tiny) == before
 
 
 def test_the_callers_model_is_left_as_it_was():
@@ -167,7 +164,7 @@ def test_eight_threads_get_exactly_the_sequential_results(trained_tiny, vgg19_ra
         for alone, together in zip(sequential, concurrent):
             assert torch.equal(alone.classes, together.classes)
             assert torch.equal(alone.maps, together.maps), f"{layer}: a concurrent result differs"
-        assert _hook_count(model) == 0
+        assert hook_count(model) == 0
 
 
 class _BatchNormDropoutNet(nn.Module):

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from gradcam import Explainer, cli
 from gradcam.cli import main
 from gradcam.explanation import percent
-from gradcam.models import cached_weights_path
+from gradcam.registry import cached_weights_path
 
 from .conftest import make_scene
 
@@ -316,3 +317,37 @@ def test_help_names_the_files_each_view_writes(capsys):
                   '"masking_test" in manifest.json', "--guided", "guided_gradcam.png", "--report", "report.png",
                   "--compare-classes N", "class-<rank>-<name>.png (rank 1 = most likely)"):
         assert words in text, words
+
+
+def test_without_the_default_weights_offline_it_falls_back_to_the_embedded_model_in_one_line(tmp_path, capsys):
+    image = write_image(tmp_path / "in" / "photo.png")
+    assert cli.main([str(image), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == ["note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"]
+    manifest = json.loads((tmp_path / "out" / "photo" / "manifest.json").read_text())
+    assert manifest["model"] == "EfficientNet-Lite0" and manifest["layer"] == "bn2"
+
+
+def test_an_asked_model_that_cannot_be_had_fails_clearly_without_falling_back(tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png")
+    assert cli.main([str(image), "--model", "resnet50", "--out", str(tmp_path / "out")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "ResNet-50" in err and "efficientnet_lite0" not in err
+
+
+def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=3)
+    weights = tmp_path / "finetuned.pth"
+    torch.save(model.state_dict(), weights)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("healthy leaf\nrust\nblight\n")
+    image = write_image(tmp_path / "leaf.png")
+    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    manifest = json.loads((tmp_path / "out" / "leaf" / "manifest.json").read_text())
+    assert {p["name"] for p in manifest["top_k"]} == {"healthy leaf", "rust", "blight"}
+    assert manifest["layer"] == "layer4"
+    assert cli.main([*args, "--layer", "layer5"]) == cli.EXIT_USAGE
+    assert "layer5" in capsys.readouterr().err

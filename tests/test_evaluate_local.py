@@ -15,7 +15,7 @@ from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, 
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.evaluate.run import evaluate_dataset
 from gradcam.errors import GradCAMError
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 from .conftest import SHAPES
 from .evaluate_data import Dataset, make_dataset

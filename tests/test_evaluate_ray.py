@@ -12,7 +12,7 @@ import torch
 
 from gradcam.evaluate.local import read_results
 from gradcam.evaluate.run import evaluate_dataset
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 from .conftest import TinyNet
 from .evaluate_data import Dataset, make_dataset

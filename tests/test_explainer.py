@@ -317,7 +317,7 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     import torch
     from torchvision.models import VisionTransformer
 
-    from gradcam.models import Backbone
+    from gradcam.registry import Backbone
 
     torch.manual_seed(0)
     vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2).eval()
@@ -335,7 +335,7 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
-    from gradcam.models import load_backbone
+    from gradcam.registry import load_backbone
 
     monkeypatch.setattr(torch, "compile", no_compiler)
     explainer = Explainer(load_backbone("vgg19", "random"), compile=True)

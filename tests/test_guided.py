@@ -14,10 +14,7 @@ from gradcam import Explainer
 from gradcam.guided import guided_backprop, guided_gradcam
 
 from .conftest import make_scene, to_tensor
-
-
-def _hooks(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+from .helpers import hook_count
 
 
 def _plain_gradient(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -59,12 +56,12 @@ def test_returns_the_input_gradient_and_leaves_the_model_alone(trained_tiny, exp
     x = explainer.preprocess(scene.image)  # (1, 3, 224, 224)
     flags = [p.requires_grad for p in trained_tiny.parameters()]
     assert all(flags), "the test needs parameters that would receive a gradient"
-    hooks = _hooks(trained_tiny)
+    hooks = hook_count(trained_tiny)
     guided = guided_backprop(trained_tiny, x, 0)
     assert guided.shape == (3, 224, 224) and torch.isfinite(guided).all() and guided.abs().sum() > 0
     assert all(p.grad is None for p in trained_tiny.parameters()), "a parameter gradient was written"
     assert [p.requires_grad for p in trained_tiny.parameters()] == flags
-    assert not trained_tiny.training and _hooks(trained_tiny) == hooks
+    assert not trained_tiny.training and hook_count(trained_tiny) == hooks
     assert not x.requires_grad
 
 
@@ -77,16 +74,16 @@ def test_no_hook_is_left_behind_after_an_error():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.ReLU(inplace=True), _Boom())
     with pytest.raises(RuntimeError, match="boom"):
         guided_backprop(model, torch.randn(1, 3, 8, 8), 0)
-    assert _hooks(model) == 0
+    assert hook_count(model) == 0
 
 
 def test_works_on_vgg19_with_its_inplace_relus(vgg19_random):
     model = vgg19_random.model
-    hooks = _hooks(model)
+    hooks = hook_count(model)
     x = torch.randn(1, 3, 32, 32)
     guided = guided_backprop(model, x, 281)
     assert guided.shape == (3, 32, 32) and torch.isfinite(guided).all() and guided.abs().sum() > 0
-    assert _hooks(model) == hooks
+    assert hook_count(model) == hooks
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -142,7 +139,7 @@ def test_threads_get_what_they_would_get_alone(trained_tiny):
     inputs = [to_tensor([make_scene(rng, (i % 2,)).image]) for i in range(8)]  # (1, 3, 64, 64) each
     jobs = [(guided_backprop if i < 4 else _plain_gradient, x, i % 2) for i, x in enumerate(inputs)]
     alone = [job(trained_tiny, x, target) for job, x, target in jobs]
-    hooks = _hooks(trained_tiny)
+    hooks = hook_count(trained_tiny)
     start = threading.Barrier(len(jobs))
     together: list[list[torch.Tensor]] = [[] for _ in jobs]
     errors: list[BaseException] = []
@@ -165,7 +162,7 @@ def test_threads_get_what_they_would_get_alone(trained_tiny):
     for i, results in enumerate(together):
         for result in results:
             torch.testing.assert_close(result, alone[i], msg=f"thread {i} ({jobs[i][0].__name__})")
-    assert _hooks(trained_tiny) == hooks
+    assert hook_count(trained_tiny) == hooks
     plain = _plain_gradient(trained_tiny, inputs[0], 0)
     assert not torch.allclose(alone[0], plain), "guided and plain agree: the test shows nothing"
 
@@ -180,12 +177,6 @@ def test_relu6_is_guided_like_relu():
     x = torch.randn(1, 3, 8, 8) * 0.5  # activations stay below 6: both rectifiers agree
     assert torch.allclose(guided_backprop(six, x, 1), guided_backprop(relu, x, 1))
     assert not torch.equal(guided_backprop(six, x, 1), _plain_gradient(six, x, 1))
-
-
-def _plain_gradient(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
-    x = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model(x)[0, target], x)
-    return grad[0]
 
 
 @pytest.mark.parametrize("activation", [nn.SiLU, nn.GELU, nn.Hardswish])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import urllib.error
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 from torchvision import models
 
 from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
-from gradcam.models import cached_weights_path
+from gradcam.registry import cached_weights_path
 
 # What each name is expected to be built from; written out here rather than read
 # from gradcam.models, so that a test fails if the module picks other weights.
@@ -64,21 +63,6 @@ def assert_holds(backbone_model: nn.Module, state_dict: dict[str, Tensor], keys:
     loaded = backbone_model.state_dict()
     for key in keys:
         assert torch.equal(loaded[key], state_dict[key]), f"{key} was not loaded from the file"
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
-    """An empty torch cache in tmp_path and every download failing; returns the URLs tried."""
-    tried: list[str] = []
-
-    def no_network(url: str, *args: object, **kwargs: object) -> None:
-        tried.append(url)
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
-    return tried
 
 
 @pytest.fixture(scope="module")

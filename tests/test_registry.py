@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import urllib.error
 from pathlib import Path
 
 import cv2
@@ -24,24 +23,6 @@ def seeded_state_dict(model: nn.Module, seed: int) -> dict[str, Tensor]:
     """Random tensors with the model's key names and shapes, different from load_backbone's seed."""
     generator = torch.Generator().manual_seed(seed)
     return {key: torch.randn(value.shape, generator=generator).to(value.dtype) for key, value in model.state_dict().items()}
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
-    """Empty torch and Hugging Face caches in tmp_path, hub offline, torchvision downloads failing."""
-    import huggingface_hub.constants
-
-    tried: list[str] = []
-
-    def no_network(url: str, *args: object, **kwargs: object) -> None:
-        tried.append(url)
-        raise urllib.error.URLError("no network in tests")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return tried
 
 
 def put_in_hf_cache(root: Path, repo: str, state_dict: dict[str, Tensor]) -> Path:

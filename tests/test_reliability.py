@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,8 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.service import KEEP_OUTPUTS, MAX_SIDE, DemoService
+from demo.settings import QUEUE_SIZE
+from demo.service import MAX_SIDE, DemoService
 from demo.text import TOP_PREDICTION
 from gradcam import Explainer, WeightsError, load_backbone
 
@@ -45,9 +47,9 @@ def _upload(tmp_path: Path, name: str, data: bytes):
     return handle_file(str(path))
 
 
-def _answered(client: Client, tmp_path: Path, seed: int) -> None:
+def _answered(client: Client, tmp_path: Path, seed: int, classes: int = 5) -> None:
     *panels, label, sentence, archive = client.predict(_upload(tmp_path, f"fresh-{seed}.png", _photo(seed)), api_name="/explain")
-    assert "sure this is" in sentence and len(label["confidences"]) == 5
+    assert "sure this is" in sentence and len(label["confidences"]) == classes
 
 
 @pytest.fixture(scope="module")
@@ -214,12 +216,13 @@ def test_soak_300_explanations(tiny_backbone, tmp_path, monkeypatch):
         growth = _rss_mb() - before
         runs += service.model_runs
         folders = [p for p in workdir.iterdir() if p.is_dir()]
+        used = service.store.used_bytes
     service.close()
     assert runs == 300
     assert growth < 50, f"resident memory grew by {growth:.1f} MB over 250 explanations"
     assert _hooks(tiny_backbone.model) == hooks
-    assert len(folders) <= KEEP_OUTPUTS
-    print(f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; {len(folders)} output folders kept")
+    assert len(folders) >= 300, "a result younger than 15 minutes was deleted"  # 300 requests, plus the cached examples
+    print(f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; {len(folders)} output folders kept, {used / 1e6:.1f} MB")
 
 
 # 5. Weights safety ------------------------------------------------------------------------------
@@ -299,3 +302,204 @@ def test_the_examples_and_the_outputs_are_served(app, client, tmp_path):
 def test_no_share_link_unless_asked(app):
     assert app.demo.share_url is None
     assert app.demo.share is False
+
+
+# 7. Attack surface: the queue, bounded requests, results that stay, mistakes answered ----------
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tiny_backbone, tmp_path_factory):
+    """The app with the tiny model: cheap enough to flood on two cores."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("tiny-examples")))
+    service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=gradio_workdir())
+    try:
+        with running_app(service) as running:
+            yield running
+    finally:
+        service.close()
+        patch.undo()
+
+
+META = {"_type": "gradio.FileData"}
+
+
+def _uploaded(app: RunningApp, seed: int) -> dict:
+    response = httpx.post(app.url + "gradio_api/upload", files=[("files", (f"u{seed}.png", _photo(seed, (64, 64)), "image/png"))], timeout=30)
+    response.raise_for_status()
+    return {"path": response.json()[0], "meta": META}
+
+
+def _inputs(app: RunningApp, fn, image: dict) -> list:
+    """Valid values for an event's inputs, by component."""
+    values = []
+    for block in fn.inputs:
+        elem = getattr(block, "elem_id", None)
+        if elem == "input-image":
+            values.append(image)
+        elif elem == "target":
+            values.append(TOP_PREDICTION)
+        elif elem == "model":
+            values.append("TinyNet")
+        elif elem == "colormap":
+            values.append("jet")
+        else:
+            values.append(block.value)
+    return values
+
+
+def _join(app: RunningApp, fn_index: int, data: list | str, session: str, listen: bool = True) -> tuple[int, dict | str]:
+    """Joins the queue as a client does, raw; with ``listen``, reads the event stream to the answer."""
+    body = data if isinstance(data, str) else json.dumps({"data": data, "fn_index": fn_index, "session_hash": session})
+    with httpx.Client(timeout=120) as http:
+        joined = http.post(app.url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
+        if joined.status_code != 200 or not listen:
+            return joined.status_code, joined.text
+        with http.stream("GET", app.url + "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
+                    return 200, json.loads(line[5:])
+    raise AssertionError("the stream ended without an answer")
+
+
+def _model_fns(app: RunningApp) -> dict[int, object]:
+    return {i: fn for i, fn in app.demo.fns.items() if any(getattr(b, "elem_id", None) == "input-image" for b in fn.inputs)}
+
+
+def test_the_rest_routes_that_skip_the_queue_are_closed(tiny_app):
+    data = [None, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"]
+    runs = tiny_app.service.model_runs
+    for route in ("run/explain", "api/explain", "run/explain/", "api/explain/"):
+        response = httpx.post(tiny_app.url + "gradio_api/" + route, json={"data": data}, timeout=10)
+        assert response.status_code == 404 and "join the queue" in response.text, route
+    direct = []
+    for index, fn in tiny_app.demo.fns.items():
+        response = httpx.post(tiny_app.url + "gradio_api/run/predict", json={"data": [0], "fn_index": index}, timeout=10)
+        if response.status_code != 404:
+            direct.append(fn.name)
+    assert direct == ["load_example_input"], direct  # Gradio's own example lookup: no model
+    assert tiny_app.service.model_runs == runs
+
+
+def test_every_model_event_waits_for_the_one_model_slot(tiny_app):
+    fns = _model_fns(tiny_app)
+    assert len(fns) >= 10
+    for fn in fns.values():
+        assert fn.queue and fn.concurrency_id == "model" and fn.concurrency_limit in (1, "default"), fn.name
+    assert tiny_app.demo._queue.max_size == QUEUE_SIZE
+
+
+def test_a_flood_of_every_endpoint_is_bounded_and_abandoned_requests_are_dropped(tiny_app, tmp_path):
+    from demo.guard import LISTENERS
+
+    image = _uploaded(tiny_app, 40)
+    fns = list(_model_fns(tiny_app).items())
+    runs, dropped = tiny_app.service.model_runs, LISTENERS.dropped
+
+    def join(n: int) -> int:  # a visitor who never listens for the answer
+        index, fn = fns[n % len(fns)]
+        return _join(tiny_app, index, _inputs(tiny_app, fn, image), f"flood{n}", listen=False)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(join, range(40)))
+    assert set(answers) == {200, 503}, answers
+    assert answers.count(200) <= QUEUE_SIZE + 2  # waiting, plus one running and one just dropped
+    for _ in range(1200):  # the abandoned requests are dropped, none runs the model (bounded wait on the condition)
+        if LISTENERS.dropped - dropped == answers.count(200):
+            break
+        time.sleep(0.1)
+    assert LISTENERS.dropped - dropped == answers.count(200), "an abandoned request ran or was never dropped"
+    _answered(Client(tiny_app.url, verbose=False), tmp_path, seed=41, classes=2)  # a normal visitor is served again
+    assert tiny_app.service.model_runs - runs == 1
+
+
+def test_a_body_over_the_limit_is_refused_before_parsing(tiny_app):
+    big = b"{" + b" " * (15 * 1024 * 1024) + b"}"
+    response = httpx.post(tiny_app.url + "gradio_api/queue/join", content=big, headers={"content-type": "application/json"}, timeout=60)
+    assert response.status_code == 413 and "too large" in response.text
+
+    def chunks():
+        for _ in range(15):
+            yield b" " * (1024 * 1024)
+
+    response = httpx.post(tiny_app.url + "gradio_api/queue/join", content=chunks(), headers={"content-type": "application/json"}, timeout=60)
+    assert response.status_code == 413
+
+
+def test_twenty_files_in_one_upload_are_refused(tiny_app):
+    files = [("files", (f"f{i}.png", _photo(i, (16, 16)), "image/png")) for i in range(20)]
+    response = httpx.post(tiny_app.url + "gradio_api/upload", files=files, timeout=60)
+    assert response.status_code == 413 and "Too many files" in response.text
+    assert httpx.post(tiny_app.url + "gradio_api/upload", files=files[:1], timeout=60).status_code == 200
+
+
+def test_a_data_url_over_the_upload_limit_is_refused(tiny_app):
+    import base64
+
+    image = _uploaded(tiny_app, 42)
+    payload = base64.b64encode(_photo(43, (64, 64)) + bytes(10 * 1024 * 1024 + 100)).decode()
+    image["url"] = "data:image/png;base64," + payload
+    status, answer = _join(tiny_app, 8, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "dataurl")
+    assert status == 200
+    if answer["success"]:  # Gradio replaced the URL by the uploaded file's: the data URL was never decoded
+        with Image.open(answer["output"]["data"][0]["path"]) as original:
+            assert original.size == (64, 64)
+    else:
+        assert "too large" in answer["output"]["error"]
+
+
+def test_results_stay_downloadable_while_others_use_the_app(tiny_app, tmp_path):
+    client = Client(tiny_app.url, verbose=False, download_files=False)
+    *_, first = client.predict(_upload(tmp_path, "first.png", _photo(60, (64, 64))), api_name="/explain")
+    for i in range(40):
+        client.predict(_upload(tmp_path, f"n{i}.png", _photo(61 + i, (48, 48))), api_name="/explain")
+    response = httpx.get(first["url"], timeout=30)
+    assert response.status_code == 200 and response.content[:2] == b"PK"
+
+
+BAD_SETTINGS = [
+    ("nan-threshold", '[IMAGE, "Top prediction", "TinyNet", NaN, 0.5, "jet"]', "Box threshold must be a number"),
+    ("inf-opacity", '[IMAGE, "Top prediction", "TinyNet", 0.15, Infinity, "jet"]', "Heatmap opacity must be a number"),
+    ("huge-number", '[IMAGE, "Top prediction", "TinyNet", 1e308, 0.5, "jet"]', "Box threshold must be a number"),
+    ("digits", '[IMAGE, "Top prediction", "TinyNet", 1' + "0" * 5000 + ', 0.5, "jet"]', "Box threshold must be a number"),
+    ("long-target", '[IMAGE, "' + "9" * 5000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
+    ("huge-class-name", '[IMAGE, "' + "a" * 5_000_000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
+    ("text-threshold", '[IMAGE, "Top prediction", "TinyNet", "abc", 0.5, "jet"]', "Box threshold must be a number"),
+    ("number-target", '[IMAGE, 5, "TinyNet", 0.15, 0.5, "jet"]', "Class to explain must be text"),
+    ("list-model", '[IMAGE, "Top prediction", ["x"], 0.15, 0.5, "jet"]', "Model must be one of: TinyNet"),
+    ("unknown-colours", '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "' + "x" * 5000 + '"]', "Colours must be one of"),
+    ("unknown-class", '[IMAGE, "' + "zebra" * 1000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), BAD_SETTINGS, ids=[case[0] for case in BAD_SETTINGS])
+def test_mistaken_settings_get_a_clear_short_message_and_no_traceback(tiny_app, monkeypatch, tmp_path, name, data, message):
+    from demo.guard import LOG_LIMIT, TruncatingStream
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", TruncatingStream(log))
+    image = json.dumps(_uploaded(tiny_app, 50))
+    body = '{"fn_index": 8, "session_hash": "bad-' + name + '", "data": ' + data.replace("IMAGE", image) + "}"
+    status, answer = _join(tiny_app, 8, body, f"bad-{name}")
+    if name == "digits" and status == 400:  # Python's JSON parser refuses numbers of over 4,300 digits itself
+        assert "parsing the body" in str(answer)
+    else:
+        assert status == 200 and not answer["success"]
+        error = answer["output"]["error"]
+        assert error.startswith(message) and len(error) < 300, error
+    assert "Traceback" not in log.getvalue() and all(len(line) <= LOG_LIMIT + 60 for line in log.getvalue().splitlines())
+    _answered(Client(tiny_app.url, verbose=False), tmp_path, seed=51, classes=2)
+
+
+@pytest.mark.parametrize(("target", "model", "colormap"), [(None, "TinyNet", "jet"), (TOP_PREDICTION, None, "jet"), (TOP_PREDICTION, "TinyNet", None)])
+def test_missing_settings_take_their_defaults(tiny_app, tmp_path, target, model, colormap):
+    client = Client(tiny_app.url, verbose=False)
+    *_, label, sentence, _ = client.predict(_upload(tmp_path, "d.png", _photo(70)), target, model, 0.15, 0.5, colormap, api_name="/explain")
+    assert "sure this is" in sentence
+
+
+def test_the_page_and_api_callers_get_the_same_clear_message(tiny_app, tmp_path):
+    client = Client(tiny_app.url, verbose=False)
+    with pytest.raises(Exception, match=r"Class to explain is too long \(5,000,000 characters; at most 200\): a{40}…") as info:
+        client.predict(_upload(tmp_path, "c.png", _photo(71)), "a" * 5_000_000, api_name="/explain")
+    assert len(str(info.value)) < 300

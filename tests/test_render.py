@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import matplotlib
 import numpy as np
 import pytest
 
-from gradcam import PANELS, Explanation, Prediction, cam_to_boxes, draw_boxes, heatmap, overlay
+from gradcam import cam_to_boxes, draw_boxes, heatmap, overlay
 from gradcam.config import OVERLAY_ALPHA
 
 HEIGHT, WIDTH = 60, 90  # not square, so a swapped height / width shows
@@ -222,91 +220,3 @@ def test_boxes_from_cam_to_boxes_draw_where_the_map_is_hot(gray: np.ndarray) -> 
     (box,) = cam_to_boxes(cam)
     assert box == BOX
     assert changed(gray, draw_boxes(gray, [box]))[BOX[1], 50]
-
-
-# --- Explanation: what the UI shows comes from here (tests/test_explanation.py would be its home) ---
-
-
-def make_explanation(image: np.ndarray, cam: np.ndarray, **changes: object) -> Explanation:
-    fields: dict[str, object] = {
-        "image": image,
-        "cam": cam,
-        "class_index": 1,
-        "class_name": "disc",
-        "probability": 0.87,
-        "top_k": (Prediction(1, "disc", 0.87), Prediction(0, "square", 0.13)),
-        "boxes": tuple(cam_to_boxes(cam)),
-        "threshold": 0.15,
-        "model_name": "TinyNet",
-        "layer_name": "features",
-        "weights": "trained in the test",
-        "untrained": False,
-        "cam_empty": False,
-    }
-    fields.update(changes)
-    return Explanation(**fields)  # type: ignore[arg-type]
-
-
-def test_explanation_arrays_are_read_only(image: np.ndarray, cam: np.ndarray) -> None:
-    explanation = make_explanation(image.copy(), cam.copy())
-    with pytest.raises(ValueError, match="read-only"):
-        explanation.image[0, 0] = 0
-    with pytest.raises(ValueError, match="read-only"):
-        explanation.cam[0, 0] = 0.5
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        explanation.boxes = ()  # type: ignore[misc]
-
-
-def test_explanation_refuses_a_map_of_another_size(image: np.ndarray) -> None:
-    with pytest.raises(ValueError, match=r"The map \(90, 60\) does not match the image \(60, 90\)"):
-        make_explanation(image, np.zeros((WIDTH, HEIGHT), np.float32), boxes=())
-
-
-def test_with_threshold_returns_a_new_explanation_with_new_boxes(image: np.ndarray, cam: np.ndarray) -> None:
-    explanation = make_explanation(image, cam, threshold=0.9, boxes=tuple(cam_to_boxes(cam, 0.9)))
-    assert explanation.boxes == ((50, 20, 69, 39),)  # only the blob
-    wider = explanation.with_threshold(0.5)
-    assert wider is not explanation
-    assert wider.threshold == 0.5
-    assert wider.boxes == tuple(cam_to_boxes(cam, 0.5)) != explanation.boxes
-    assert explanation.boxes == ((50, 20, 69, 39),) and explanation.threshold == 0.9, "the original is unchanged"
-    assert wider.class_name == explanation.class_name and wider.top_k == explanation.top_k
-    np.testing.assert_array_equal(wider.cam, explanation.cam)
-    assert not wider.image.flags.writeable
-
-
-def test_with_threshold_all_regions_boxes_every_region(image: np.ndarray) -> None:
-    cam = np.zeros((HEIGHT, WIDTH), np.float32)
-    cam[5:10, 5:10] = 1.0
-    cam[30:50, 40:80] = 1.0
-    explanation = make_explanation(image, cam)
-    assert len(explanation.boxes) == 1
-    assert explanation.with_threshold(0.15, all_regions=True).boxes == ((40, 30, 79, 49), (5, 5, 9, 9))
-
-
-def test_panels_are_the_four_pictures_in_order(image: np.ndarray, cam: np.ndarray) -> None:
-    explanation = make_explanation(image, cam)
-    panels = explanation.panels()
-    assert list(panels) == ["original", "heatmap", "overlay", "boxes"] == list(PANELS)
-    for name, picture in panels.items():
-        assert picture.shape == (HEIGHT, WIDTH, 3) and picture.dtype == np.uint8, name
-    np.testing.assert_array_equal(panels["original"], image)
-    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam))
-    np.testing.assert_array_equal(panels["overlay"], overlay(image, cam))
-    np.testing.assert_array_equal(panels["boxes"], draw_boxes(image, explanation.boxes, "disc 87%"))
-
-
-def test_panels_follow_alpha_and_colormap(image: np.ndarray, cam: np.ndarray) -> None:
-    panels = make_explanation(image, cam).panels(alpha=0.0, colormap="viridis")
-    np.testing.assert_array_equal(panels["overlay"], image)
-    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam, "viridis"))
-
-
-@pytest.mark.parametrize(
-    ("probability", "untrained", "label"),
-    [(0.87, False, "disc 87%"), (0.004, False, "disc 0.4%"), (0.5, True, "disc 50% (untrained)")],
-)
-def test_the_box_label_names_the_class_and_its_probability(
-    image: np.ndarray, cam: np.ndarray, probability: float, untrained: bool, label: str
-) -> None:
-    assert make_explanation(image, cam, probability=probability, untrained=untrained).label == label

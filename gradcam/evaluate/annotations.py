@@ -210,6 +210,7 @@ def read_annotations(source: str | os.PathLike[str], images: str | os.PathLike[s
     source, root = Path(source), Path(images)
     resolver = LabelResolver(categories)
     problems = _Problems()
+    rows: Iterable[tuple[str, str, str, str, Sequence[str]]]
     if source.is_dir():
         files = sorted(source.rglob("*.xml"))
         if not files:
@@ -341,7 +342,7 @@ def _collect(rows: Iterable[_Row], root: Path, resolver: LabelResolver, problems
         try:
             entries.append(GroundTruth(resolver(label), (x0, y0, x1, y1)))
         except ValueError as exc:
-            problems.add(source, where, image, f"label {label!r}: {exc}; box skipped")
+            problems.add(source, where, image, f"label {label!r}: {str(exc).rstrip('.')}; box skipped")
     samples = []
     for image, found in objects.items():
         source, where = first[image]

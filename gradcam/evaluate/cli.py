@@ -18,7 +18,7 @@ from typing import Any
 from gradcam.config import BOX_THRESHOLD
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.run import ENGINES, evaluate_dataset
-from gradcam.models import load_backbone
+from gradcam.registry import load_backbone
 
 EXIT_USAGE = 2
 

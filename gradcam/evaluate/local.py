@@ -131,7 +131,7 @@ class BatchEvaluator:
             annotated class, by class index.
         """
         size = items[0].size
-        x = torch.cat([item.x for item in items])  # (N, 3, h, w); one original size, one input size
+        x = torch.cat([item.x for item in items if item.x is not None])  # (N, 3, h, w); one original size, one input size
         best = self.explainer.cam.compute(x, top=min(TOP, len(self.categories)), size=size)
         maps, classes = best.maps.cpu(), best.classes.cpu()  # (N, K, H, W), (N, K)
         by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]

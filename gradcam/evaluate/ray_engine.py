@@ -32,7 +32,7 @@ from gradcam.evaluate.annotations import Sample
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, as_arrays
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.explainer import Explainer
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 INSTALL_HINT = "The Ray engine needs Ray: pip install -r requirements-ray.txt"
 

@@ -19,7 +19,7 @@ from gradcam.evaluate.annotations import Annotations, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, BatchHook, ResultsWriter, plan_batches, read_results, run_local
 from gradcam.evaluate.report import summary, write_report
 from gradcam.explainer import Explainer
-from gradcam.models import Backbone
+from gradcam.registry import Backbone
 
 ENGINES = ("local", "ray")
 #: Settings that must match for a run to resume in the same folder.

@@ -1,0 +1,190 @@
+"""Where the app keeps each request's files, and for how long.
+
+A visitor's download links must keep working while they read the page, whoever
+else uses the app meanwhile: :class:`OutputStore` gives each request its own
+folder, keeps every folder for at least ``keep_for`` seconds (15 minutes), drops
+older ones first, and caps the total disk it uses. When the cap is reached even
+after dropping everything old enough, it refuses new work with a "busy" message
+rather than delete a result someone may still be downloading.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+import uuid
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from gradcam import GradCAMError
+from gradcam.config import COLORMAP, OVERLAY_ALPHA
+from gradcam.explanation import Explanation
+from gradcam.save import save_explanation
+
+#: How long a request's files stay downloadable, at least (seconds).
+KEEP_FOR = 15 * 60
+#: The most disk all kept request folders may use together (bytes).
+MAX_BYTES = 2 * 1024**3
+#: Panels returned to the page, in display order.
+PANELS = ("original", "heatmap", "overlay", "boxes")
+
+
+class StoreFullError(GradCAMError):
+    """Every kept result is still young and the disk cap is reached: the app is busy."""
+
+
+class OutputStore:
+    """Per-request folders under ``root``, kept ``keep_for`` seconds, ``max_bytes`` in all.
+
+    Safe to use from several threads. Sizes are counted as folders are written, so
+    a request does not walk the disk.
+
+    Args:
+        root: the folder that holds the request folders (created if missing).
+        keep_for: seconds every folder is kept at least.
+        max_bytes: the total size beyond which new requests are refused until old
+            folders expire (one request in flight may go past it).
+        uploads: a folder (Gradio's upload folder) whose empty sub-folders older
+            than ``keep_for`` are removed too: Gradio deletes old uploads but leaves
+            their folders behind.
+        clock: seconds since the epoch; tests pass a fake one.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        keep_for: float = KEEP_FOR,
+        max_bytes: int = MAX_BYTES,
+        uploads: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if keep_for <= 0 or max_bytes <= 0:
+            raise ValueError("keep_for and max_bytes must be positive.")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep_for = keep_for
+        self.max_bytes = max_bytes
+        self.uploads = uploads
+        self._clock = clock
+        self._folders: OrderedDict[Path, tuple[float, int]] = OrderedDict()  # oldest first: (created, bytes)
+        self._lock = threading.Lock()
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes held by the kept folders."""
+        with self._lock:
+            return sum(size for _, size in self._folders.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._folders)
+
+    def folder(self) -> Path:
+        """A new, empty folder for one request; old folders are dropped first.
+
+        Call :meth:`done` with it once its files are written, so that they count.
+
+        Raises:
+            StoreFullError: when the kept folders, all younger than ``keep_for``, fill the cap.
+        """
+        self.sweep()
+        with self._lock:
+            if sum(size for _, size in self._folders.values()) >= self.max_bytes:
+                raise StoreFullError(
+                    "The app is busy right now: many people are using it. Please try again in a few minutes."
+                )
+            path = self.root / uuid.uuid4().hex
+            path.mkdir()
+            self._folders[path] = (self._clock(), 0)
+        return path
+
+    def done(self, path: Path) -> None:
+        """Counts the files written into ``path`` (a folder from :meth:`folder`)."""
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        with self._lock:
+            if path in self._folders:
+                created, _ = self._folders[path]
+                self._folders[path] = (created, size)
+
+    def sweep(self) -> None:
+        """Removes folders older than ``keep_for``, oldest first, and empty old upload folders."""
+        cutoff = self._clock() - self.keep_for
+        with self._lock:
+            expired = [path for path, (created, _) in self._folders.items() if created < cutoff]
+            for path in expired:
+                del self._folders[path]
+        for path in expired:
+            shutil.rmtree(path, ignore_errors=True)
+        if self.uploads is not None:
+            remove_empty_folders(self.uploads, cutoff, keep=self.root)
+
+    def write_explanation(
+        self, explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, name: str = "image"
+    ) -> tuple[dict[str, Path], Path]:
+        """Writes the four panels, the raw map, the manifest and a zip of them all.
+
+        Args:
+            explanation: the result to save.
+            alpha: overlay opacity.
+            colormap: heatmap colormap.
+            name: the upload's file name; the zip is called ``gradcam-<stem>.zip``.
+
+        Returns:
+            The panel paths keyed by panel name, and the zip's path.
+
+        Raises:
+            StoreFullError: when the disk cap is reached.
+        """
+        folder = self.folder()
+        try:
+            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
+            stem = download_stem(name)
+            archive = folder / f"gradcam-{stem}.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
+                for path in written.values():
+                    bundle.write(path, f"gradcam-{stem}/{path.name}")
+        finally:
+            self.done(folder)
+        return {key: written[key] for key in PANELS}, archive
+
+    def close(self) -> None:
+        """Deletes every folder the store holds."""
+        with self._lock:
+            self._folders.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def download_stem(name: str, limit: int = 40) -> str:
+    """A safe file-name stem from an upload's name: letters, digits, ``-`` and ``_`` only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:limit] or "image"
+
+
+def remove_empty_folders(root: Path, older_than: float, keep: Path | None = None) -> int:
+    """Removes the empty folders directly under ``root`` last changed before ``older_than``.
+
+    Args:
+        root: the folder to tidy.
+        older_than: seconds since the epoch.
+        keep: a folder never removed, even when empty.
+
+    Returns:
+        How many folders were removed.
+    """
+    removed = 0
+    try:
+        children = list(Path(root).iterdir())
+    except OSError:
+        return 0
+    for child in children:
+        try:
+            if child == keep or not child.is_dir() or child.stat().st_mtime >= older_than or any(child.iterdir()):
+                continue
+            child.rmdir()
+            removed += 1
+        except OSError:
+            continue  # filled or removed meanwhile
+    return removed

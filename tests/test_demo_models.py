@@ -1,0 +1,79 @@
+"""The app's model set: the first model that loads is the default, the others load in the background."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from demo.errors import UserError
+from demo.models import ModelSet
+from gradcam import Explainer, WeightsError
+
+
+def _failing(reason: str | None = None):
+    def load() -> Explainer:
+        error = WeightsError("Could not download the weights (no network).")
+        if reason:
+            error.reason = reason  # type: ignore[attr-defined]
+        raise error
+
+    return load
+
+
+def test_the_first_model_that_loads_is_the_default_and_the_others_say_why_not(tiny_backbone):
+    explainer = Explainer(tiny_backbone)
+    models = ModelSet.load(
+        [("VGG19", _failing("its weights (548 MB) are not on this server")), ("TinyNet", lambda: explainer), ("Broken", _failing())],
+        background=False,
+    )
+    assert models.default == "TinyNet" and models.titles == ["VGG19", "TinyNet", "Broken"]
+    assert models.status() == {
+        "VGG19": "its weights (548 MB) are not on this server",
+        "TinyNet": "ready",
+        "Broken": "its weights could not be loaded",
+    }
+    assert models.get(None) is explainer and models.get("TinyNet") is explainer
+    with pytest.raises(UserError, match=r"^VGG19 is not available on this server right now \(its weights \(548 MB\) are not on this server\)"):
+        models.get("VGG19")
+    with pytest.raises(UserError, match=r"^Unknown model 'x{39}…'; choose one of: TinyNet\.$"):
+        models.get("x" * 5000)
+
+
+def test_no_model_at_all_raises_the_first_error():
+    with pytest.raises(WeightsError, match="no network"):
+        ModelSet.load([("A", _failing()), ("B", _failing())], background=False)
+
+
+def test_the_page_is_served_while_the_others_load_and_says_which_are_loading(tiny_backbone):
+    release = threading.Event()
+    explainer = Explainer(tiny_backbone)
+
+    def slow() -> Explainer:
+        release.wait(10)
+        return explainer
+
+    models = ModelSet.load([("TinyNet", lambda: explainer), ("Slow", slow)], background=True)
+    try:
+        assert models.status()["Slow"] == "still loading"
+        with pytest.raises(UserError, match="Slow is still loading. Please try again in a minute"):
+            models.get("Slow")
+        assert list(models.ready) == ["TinyNet"]
+    finally:
+        release.set()
+    assert models.wait(10)
+    assert models.status()["Slow"] == "ready" and list(models.ready) == ["TinyNet", "Slow"]
+
+
+def test_an_unexpected_failure_of_an_extra_model_does_not_take_the_page_down(tiny_backbone, caplog):
+    def broken() -> Explainer:
+        raise RuntimeError("CUDA out of memory")
+
+    models = ModelSet.load([("TinyNet", lambda: Explainer(tiny_backbone)), ("Big", broken)], background=False)
+    assert models.status()["Big"] == "it failed to load"
+    assert "CUDA out of memory" in caplog.text
+
+
+def test_a_first_model_the_operator_configured_fails_loudly_instead_of_falling_back(tiny_backbone):
+    with pytest.raises(WeightsError, match="no network"):
+        ModelSet.load([("Mine", _failing()), ("TinyNet", lambda: Explainer(tiny_backbone))], background=False, fallback=False)
