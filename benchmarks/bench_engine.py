@@ -7,6 +7,7 @@ For each backbone, in the layout :func:`gradcam.load_backbone` gives it
 * a plain forward pass in inference mode: the limit;
 * :meth:`gradcam.GradCAM.compute` for the top class and for the top 5;
 * :meth:`gradcam.Explainer.explain` end to end (uint8 photo in, boxes out);
+* with ``--compile``, VGG19 with its trunk compiled (``Explainer(..., compile=True)``);
 
 then, each in a fresh process, the peak memory of the forward pass and of the
 two Grad-CAM calls. Targets (issue 9): EfficientNet-Lite0, one explanation
@@ -86,11 +87,26 @@ def methods(case: Case) -> dict[str, Run]:
     }
 
 
+def compiled_methods(spec: str) -> dict[str, Run]:
+    """VGG19 with its trunk compiled by ``Explainer(..., compile=True)`` (a separate copy of the model)."""
+    explainer = Explainer(load_backbone(spec, BACKBONES[spec]), compile=True)
+    x = explainer.preprocess(harness.example_photo(PHOTO))
+    model, cam = explainer.backbone.model, explainer.cam
+
+    def forward() -> object:
+        with torch.no_grad():  # the grad mode the exact path runs the trunk in: the same compiled graph
+            return model(x)
+
+    return {"forward_compiled": forward, "top1_compiled": lambda: cam.compute(x)}
+
+
 LABELS = {
     "forward": "plain forward, inference mode",
     "top1": "GradCAM.compute, top class",
     "top5": f"GradCAM.compute, top {TOP}",
     "explain": "Explainer.explain (uint8 photo in, boxes)",
+    "forward_compiled": "forward, trunk compiled (torch.compile), no_grad",
+    "top1_compiled": "GradCAM.compute, top class, trunk compiled",
 }
 
 
@@ -107,6 +123,7 @@ def main() -> int:
     p = harness.parser(__doc__.splitlines()[0])
     p.add_argument("--models", default=None, help="comma-separated specs (default: all; --quick: vgg19,efficientnet_lite0)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--compile", action="store_true", help="also time VGG19 with its trunk compiled by torch.compile")
     args = p.parse_args()
     harness.apply_threads(args)
     specs = tuple(args.models.split(",")) if args.models else (QUICK if args.quick else tuple(BACKBONES))
@@ -131,10 +148,16 @@ def main() -> int:
         x = case.explainer.preprocess(image)
         rounds = reps * ROUNDS.get(spec, 1)
         harness.log(f"{case.title}: {rounds} interleaved rounds after {args.warmup} warm-up ...")
-        timings = harness.time_interleaved(methods(case), rounds, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
+        runs = methods(case)
+        if args.compile and spec == "vgg19":
+            harness.log("compiling a second VGG19's trunk (a minute or more) ...")
+            runs.update(compiled_methods(spec))
+        timings = harness.time_interleaved(runs, rounds, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
         contention.append(f"{case.title}: {timings['forward'].rounds.summary()}")
         weights = "untrained (seeded), timing only" if case.explainer.backbone.untrained else "pretrained"
         for name, label in LABELS.items():
+            if name not in timings:
+                continue
             t = timings[name]
             q1, q3 = t.quartiles
             med, best = harness.ratios(timings, name, "forward")
