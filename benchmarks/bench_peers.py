@@ -121,7 +121,7 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
 
 
 def _captum(setup: Setup, layout: str, top: int) -> Run:
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerAttribution, LayerGradCam  # type: ignore[import-untyped]
 
     model, x, classes = setup.plain(layout), setup.x(layout).clone(), setup.classes[:top]
     layer_gc = LayerGradCam(model, model.get_submodule(f"features.{LAYER}"))
@@ -191,7 +191,7 @@ def maps_of(run: Run) -> Tensor | np.ndarray:
 def peers_available() -> str:
     """Empty when the three peers import, else why not."""
     try:
-        import captum.attr  # noqa: F401
+        import captum.attr  # type: ignore[import-untyped]  # noqa: F401
         import pytorch_grad_cam  # noqa: F401
         import torchcam.methods  # noqa: F401
     except ImportError as exc:
