@@ -1,131 +1,160 @@
-"""What the web app adds over the engine, per request, measured in one run.
+"""What the web app adds over the engine per request, through ``gradio_client``, measured in one run.
 
-Times, on the same image and the same untrained VGG19:
-  engine    Explainer.explain on the decoded image (the model and Grad-CAM);
-  service   DemoService.explain: decoding, the engine, rendering, the PNGs and the zip;
-  app       one `explain` call through gradio_client against the app on a local port,
-            without and with the client downloading the seven outputs;
-  floor     the same call against a Gradio endpoint of the same shape that does nothing,
-            which is what Gradio and its client cost before any of our code runs.
-The service remembers nothing between calls here (cache_size=0): every call runs the model.
+On one model and one photo (every request a new image, so every request runs the
+model), interleaved:
 
-Run: bash benchmarks/run.sh app   (or: source scripts/env.sh; python benchmarks/bench_app.py)
+* engine: ``Explainer.explain`` on the decoded photo, in this process;
+* app: one ``explain`` call through ``gradio_client`` against the app served on
+  127.0.0.1, without and with the client downloading the seven outputs; the
+  server records when the handler and the engine ran, so each call splits into
+  Gradio, our code (decoding, rendering, PNGs, zip) and the engine;
+* floor: the same call against a Gradio endpoint of the same shape that does
+  nothing, which is what Gradio and its client cost before any of our code runs.
+
+It also times the app's very first request after start-up (issue 9: within 1 s
+with EfficientNet-Lite0 on 2 CPU cores).
+
+Run: ``bash benchmarks/run.sh app [--quick] [--model efficientnet_lite0]``.
 """
 
 from __future__ import annotations
 
-import argparse
+import itertools
+from collections.abc import Iterator
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-from gradio.utils import get_upload_folder  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
-from demo.launch import create_app, launch_options  # noqa: E402
-from demo.service import DemoService, load_service  # noqa: E402
+import harness  # noqa: E402
+import reporting  # noqa: E402
+from app_probe import RunningApp, free_port, running_app, variants  # noqa: E402
+from harness import Run  # noqa: E402
+
 from gradcam import load_image  # noqa: E402
 
-
-def timed(steps: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float, float]]:
-    """Median, min and max in milliseconds of each step after a warm-up, the steps interleaved round by round."""
-    for fn in steps.values():
-        fn()
-    samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(reps):
-        for name, fn in steps.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: (statistics.median(v), min(v), max(v)) for name, v in samples.items()}
+FIRST_REQUEST_LIMIT_S = 1.0
+PHOTO = "chelsea.png"
 
 
-def floor_app(outputs: list[str]) -> gr.Blocks:
+def floor_app(outputs: list[object]) -> gr.Blocks:
     """A Gradio endpoint with the app's inputs and outputs that returns precomputed files at once."""
     with gr.Blocks() as demo:
-        inputs = [gr.Image(type="filepath"), gr.Dropdown(["Top prediction"], allow_custom_value=True), gr.Radio(["VGG19"]),
-                  gr.Slider(0, 1), gr.Slider(0, 1), gr.Dropdown(["jet"])]
+        inputs = [
+            gr.Image(type="filepath"), gr.Dropdown(["Top prediction"], allow_custom_value=True), gr.Textbox(),
+            gr.Slider(0, 1), gr.Slider(0, 1), gr.Dropdown(["jet"]),
+        ]
         results = [gr.Image(type="filepath", format="png") for _ in range(4)] + [gr.Label(), gr.Markdown(), gr.File()]
         gr.Button().click(lambda *args: outputs, inputs, results, api_name="explain")
     return demo
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--image", default=str(ROOT / "demo" / "examples" / "chelsea.png"))
-    args = parser.parse_args()
+def caller(client: Client, photos: Iterator[Path], title: str) -> Run:
+    """One ``explain`` call per run, each with the next photo."""
+    return lambda: client.predict(handle_file(str(next(photos))), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
 
-    workdir = Path(get_upload_folder()) / "gradcam-bench"
-    base = load_service("random", models=("vgg19",), workdir=workdir)
-    service = DemoService(base.explainers, workdir=workdir, cache_size=0)
-    explainer = service.explainers["VGG19"]
-    rgb = load_image(args.image)
-    image = args.image
 
-    rendered = service.explain(image)
-    # The floor returns copies: the service prunes its own folders as requests come in.
-    kept = Path(get_upload_folder()) / "gradcam-bench-floor"
-    kept.mkdir(parents=True, exist_ok=True)
-    files = [Path(shutil.copy(p, kept / p.name)) for p in (*rendered.panels.values(), rendered.archive)]
-    outputs = [*(str(p) for p in files[:4]), rendered.label, rendered.sentence, str(files[4])]
+def split(app: RunningApp, run: Run, calls: int) -> dict[str, float]:
+    """Median ms of a call, of its handler and of its engine work, from ``calls`` calls of ``run``."""
+    totals, handlers, engines, pngs = [], [], [], []
+    for _ in range(calls):
+        start = time.time()
+        run()
+        end = time.time()
+        handler = app.spans.between("handler", start, end)
+        engine = app.spans.between("engine", start, end)
+        png = app.spans.between("png", start, end)
+        totals.append(end - start)
+        handlers.append(sum(e - s for s, e in handler))
+        engines.append(sum(e - s for s, e in engine))
+        pngs.append(max((e for _, e in png), default=0) - min((s for s, _ in png), default=0))
+    return {k: statistics.median(v) * 1000 for k, v in
+            (("call", totals), ("handler", handlers), ("engine", engines), ("png", pngs))}
 
-    with tempfile.TemporaryDirectory() as cache:
-        import os
 
-        os.environ["GRADIO_EXAMPLES_CACHE"] = cache
-        app = create_app(service)
-        app.launch(server_name="127.0.0.1", server_port=0 or None, prevent_thread_lock=True, quiet=True, **launch_options())
-        floor = floor_app(outputs)
-        floor.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=True)
-        try:
-            clients = {
-                (name, download): Client(url, verbose=False, download_files=download)
-                for name, url in (("app", app.local_url), ("floor", floor.local_url))
-                for download in (False, True)
-            }
+def main() -> int:
+    p = harness.parser(__doc__.splitlines()[0], reps=15)
+    p.add_argument("--model", default="vgg19", help="backbone spec (default: %(default)s)")
+    p.add_argument("--weights", default="random", help="as for load_backbone; 'pretrained' for its default weights")
+    args = p.parse_args()
+    harness.apply_threads(args)
+    reps = min(args.reps, 5) if args.quick else args.reps
+    weights = None if args.weights == "pretrained" else args.weights
+    folder = Path(tempfile.mkdtemp(prefix="gradcam-bench-app-"))
+    # More photos than the app's cache holds, none sent twice: every request runs the model.
+    photos = variants(harness.EXAMPLES / PHOTO, 3 * (reps + args.warmup) + 12, folder)
+    rgb = load_image(photos[0])
+    fresh = itertools.cycle(photos[2:])
+    try:
+        with running_app(args.model, weights) as app:
+            title = app.explainer.backbone.title
+            started = time.perf_counter()
+            first = Client(app.url, verbose=False, download_files=False)
+            first.predict(handle_file(str(photos[0])), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
+            first_s = time.perf_counter() - started
+            outputs = Client(app.url, verbose=False).predict(handle_file(str(photos[1])), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
+            kept = folder / "floor"
+            kept.mkdir()
+            files = [str(shutil.copy(path, kept)) for path in (*outputs[:4], outputs[6])]  # the app prunes its own
+            label = {c["label"]: c["confidence"] for c in outputs[4]["confidences"]}
+            floor = floor_app([*files[:4], label, outputs[5], files[4]])
+            floor.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+            try:
+                clients = {
+                    (name, download): Client(url, verbose=False, download_files=download)
+                    for name, url in (("app", app.url), ("floor", floor.local_url)) for download in (False, True)
+                }
+                runs: dict[str, Run] = {"engine": lambda: app.explainer.explain(rgb)}
+                for (name, download), client in clients.items():
+                    runs[f"{name}{'+download' if download else ''}"] = caller(client, fresh, title)
+                timings = harness.time_interleaved(runs, reps, args.warmup, wait_quiet_s=args.wait_quiet)
+                parts = split(app, caller(clients["app", False], fresh, title), max(3, reps // 2))
+            finally:
+                floor.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
-            def call(client: Client) -> Callable[[], object]:
-                arguments = (handle_file(image), "Top prediction", "VGG19", 0.15, 0.5, "jet")
-                return lambda: client.predict(*arguments, api_name="/explain")
-
-            steps = {"engine": lambda: explainer.explain(rgb), "service": lambda: service.explain(image)}
-            steps.update({key: call(client) for key, client in clients.items()})
-            results = timed(steps, args.reps)
-        finally:
-            app.close()
-            floor.close()
-    service.close()
-    shutil.rmtree(workdir, ignore_errors=True)
-    shutil.rmtree(kept, ignore_errors=True)
-
-    print(f"image {Path(image).name} {rgb.shape[1]}x{rgb.shape[0]}, torch threads {torch.get_num_threads()}, {args.reps} reps, median [min-max] ms")
-    rows = [
-        ("engine (Explainer.explain)", results["engine"]),
-        ("service (engine + rendering + files)", results["service"]),
-        ("app via gradio_client, no download", results["app", False]),
-        ("app via gradio_client, downloads", results["app", True]),
-        ("Gradio floor (no-op, same shape), no download", results["floor", False]),
-        ("Gradio floor (no-op, same shape), downloads", results["floor", True]),
+    med = {k: t.median * 1000 for k, t in timings.items()}
+    labels = {
+        "engine": "engine (Explainer.explain, in process)",
+        "app": "app via gradio_client, no download",
+        "app+download": "app via gradio_client, downloads the 7 outputs",
+        "floor": "Gradio floor (no-op endpoint, same shape), no download",
+        "floor+download": "Gradio floor, downloads",
+    }
+    rows: list[list[object]] = [
+        [label, timings[k].ms(), f"{timings[k].best * 1000:.0f}", f"{max(timings[k].samples) * 1000:.0f}"]
+        for k, label in labels.items()
     ]
-    print("| step | median ms | min | max |\n|---|---:|---:|---:|")
-    for name, (median, low, high) in rows:
-        print(f"| {name} | {median:.0f} | {low:.0f} | {high:.0f} |")
-    engine, served = results["engine"], results["service"]
-    ours = results["app", False][0] - results["floor", False][0] - engine[0]
-    print(f"\nOur code's cost over the engine (service - engine): {served[0] - engine[0]:.0f} ms")
-    print(f"App over the engine, Gradio floor subtracted (no download): {ours:.0f} ms")
-    print(f"App over the engine, end to end with Gradio (no download): {results['app', False][0] - engine[0]:.0f} ms")
+    report = reporting.Report("The web app over the engine (bench_app.py)")
+    report.add(
+        reporting.conditions(
+            model=f"{title} ({'untrained, timing only' if app.explainer.backbone.untrained else 'pretrained'})",
+            photo=f"demo/examples/{PHOTO} ({rgb.shape[1]}x{rgb.shape[0]}), a new image every request",
+            layout="channels_last", rounds=f"{reps} interleaved after {args.warmup} warm-up",
+        ),
+        reporting.table(["step", "median ms", "best ms", "max ms"], rows),
+        f"One call through the app, split by the server's timestamps (median of {max(3, reps // 2)} calls, ms): "
+        f"call {parts['call']:.0f} = engine {parts['engine']:.0f} + our code around it {parts['handler'] - parts['engine']:.0f} "
+        f"(of which PNG encoding, wall time, {parts['png']:.0f}) + Gradio and its client {parts['call'] - parts['handler']:.0f}.",
+        f"App over the engine, end to end (no download): **{med['app'] - med['engine']:.0f} ms**; the no-op floor "
+        f"alone is {med['floor']:.0f} ms, so our code adds {med['app'] - med['floor'] - med['engine']:.0f} ms. Downloading "
+        f"the outputs adds {med['app+download'] - med['app']:.0f} ms (floor: {med['floor+download'] - med['floor']:.0f} ms).",
+        f"First request after start-up: {first_s:.2f} s (target for EfficientNet-Lite0: within "
+        f"{FIRST_REQUEST_LIMIT_S:.0f} s, " + (reporting.verdict(first_s, FIRST_REQUEST_LIMIT_S) if args.model ==
+        "efficientnet_lite0" else f"n/a for {title}") + "); it includes the client's connection.",
+        "Contention: " + timings["engine"].rounds.summary() + ".",
+    )
+    report.emit(args.markdown)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

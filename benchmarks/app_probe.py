@@ -1,0 +1,145 @@
+"""The web app, started in this process on 127.0.0.1, with server-side timestamps for the benchmarks.
+
+Shared by ``bench_app.py`` and ``bench_page.py``. The app is built the way
+``python app.py`` builds it (``demo.launch``), on a free port; the only coupling
+to the demo's internals is :func:`running_app`. While it runs, every event
+handler of the page and the engine's ``Explainer.explain`` (the model work of a
+request, whatever part of the demo calls it) and ``gradcam.save.write_png``
+(PNG encoding) record their start and end times (``time.time()``, the clock the
+browser's ``performance.timeOrigin + performance.now()`` also follows), so a
+request's time can be split between Gradio, our code and the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+import gradcam.save
+from gradcam import Explainer, load_backbone
+
+
+@dataclass
+class Spans:
+    """(start, end) wall-clock times of each instrumented kind of work, in the order they ended."""
+
+    spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, start: float, end: float) -> None:
+        with self.lock:
+            self.spans.setdefault(kind, []).append((start, end))
+
+    def between(self, kind: str, start: float, end: float) -> list[tuple[float, float]]:
+        """The spans of ``kind`` that lie within ``[start, end]``."""
+        with self.lock:
+            return [s for s in self.spans.get(kind, []) if s[0] >= start and s[1] <= end]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.spans.clear()
+
+
+def _timed(fn: Callable[..., Any], kind: str, spans: Spans) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spans.add(kind, start, time.time())
+
+    return wrapper
+
+
+@contextmanager
+def instrumented(spans: Spans) -> Iterator[None]:
+    """Records engine calls and PNG encodings in ``spans`` while the block runs; restores them after."""
+    explain = Explainer.explain
+    write_png = gradcam.save.write_png
+    setattr(Explainer, "explain", _timed(explain, "engine", spans))  # noqa: B010 - patching a method on purpose
+    gradcam.save.write_png = _timed(write_png, "png", spans)
+    try:
+        yield
+    finally:
+        setattr(Explainer, "explain", explain)  # noqa: B010
+        gradcam.save.write_png = write_png
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """The app being served: its address and the server-side spans it records."""
+
+    url: str
+    blocks: gr.Blocks
+    spans: Spans
+    explainer: Explainer
+
+
+@contextmanager
+def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
+    """Serves the app with one model on a free local port; every handler call is recorded as a "handler" span.
+
+    The service remembers no explanations (every request runs the model) unless
+    the page asks for a re-render of the same image, which is what a slider does.
+    """
+    from demo.launch import create_app, launch_options
+    from demo.service import DemoService
+
+    workdir = Path(get_upload_folder()) / f"gradcam-bench-{free_port()}"
+    explainer = Explainer(load_backbone(model, weights))
+    service = DemoService({explainer.backbone.title: explainer}, workdir=workdir)
+    spans = Spans()
+    blocks = create_app(service)
+    for block_fn in blocks.fns.values():
+        if block_fn.fn is not None:
+            block_fn.fn = _timed(block_fn.fn, "handler", spans)
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        with instrumented(spans):
+            yield RunningApp(f"http://127.0.0.1:{port}/", blocks, spans, explainer)
+    finally:
+        blocks.close()
+        service.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def variants(source: Path, count: int, folder: Path, size: tuple[int, int] | None = None) -> list[Path]:
+    """``count`` copies of a photo (resized to ``size`` = (height, width) if given), each one pixel different.
+
+    Different bytes make every upload a new image to the app's cache, so every
+    request runs the model, as a new visitor's photo would.
+    """
+    import cv2
+
+    from harness import example_photo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = example_photo(source.name, size)
+    paths = []
+    for i in range(count):
+        copy = rgb.copy()
+        copy[0, 0] = (i * 37 % 256, i * 11 % 256, i % 256)
+        path = folder / f"{source.stem}-{i}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(copy, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        paths.append(path)
+    return paths
