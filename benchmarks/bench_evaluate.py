@@ -41,14 +41,14 @@ from gradcam.registry import Backbone  # noqa: E402
 CLASSES = tuple(f"class {i}" for i in range(1000))
 
 
-def efficientnet() -> Backbone:
+def efficientnet(device: str = "cpu") -> Backbone:
     """EfficientNet-Lite0's architecture (timm), untrained, at its last convolutional block."""
     import timm
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval().requires_grad_(False)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     return Backbone("efficientnet", "EfficientNet-Lite0 (untrained)", model, "bn2", CLASSES, (0.5,) * 3, (0.5,) * 3, "random", True)
 
 
@@ -102,19 +102,27 @@ def time_forward(backbone: Backbone, folder: Path, annotations: Path, batch_size
     samples = read_annotations(annotations, folder, backbone.categories).samples
     forward = 0.0
     start = time.perf_counter()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradcam.evaluate.local import WORKERS
+
+    pool = ThreadPoolExecutor(WORKERS)  # decoded with as many threads as the engine uses: like with like
     for batch in plan_batches(samples, batch_size):
-        x = torch.cat([explainer.preprocess(load_image(s.path)) for s in batch])
+        x = torch.cat(list(pool.map(lambda s: explainer.preprocess(load_image(s.path)), batch)))
         begin = time.perf_counter()
         with torch.no_grad():
             backbone.model(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
         forward += time.perf_counter() - begin
+    pool.shutdown()
     return time.perf_counter() - start, forward
 
 
 def throughput(args: argparse.Namespace, work: Path) -> None:
     folder = work / "photos"
     annotations = make_images(folder, args.images, (args.height, args.width))
-    backbone = efficientnet()
+    backbone = efficientnet(args.device)
     for _ in range(1):  # warm both paths up once
         time_forward(backbone, folder, annotations, args.batch_size)
     local = []
@@ -131,7 +139,7 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
 
     h, w = input_size(args.height, args.width)
     print(f"[1] EfficientNet-Lite0 arch, {n} images {args.width}x{args.height} JPEG (input {w}x{h}), batch {args.batch_size}, "
-          f"{torch.get_num_threads()} torch threads, median of {args.rounds}")
+          f"{torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")
     print(f"    forward passes alone (pre-decoded):                  {n / t_forward:7.1f} images/s")
     print(f"    local engine (Grad-CAM top-5 + metrics):             {n / t_local:7.1f} images/s")
@@ -173,13 +181,20 @@ def memory_child(count: int, work: Path) -> None:
     backbone = small()
     explainer = Explainer(backbone, short_side=32)
     samples = read_annotations(annotations, folder, backbone.categories).samples
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss would carry the parent's peak across fork and exec: read this process's own
+    # high-water mark (VmHWM), reset once everything is built.
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _vm_hwm_kb()
     with ResultsWriter(folder / "results.csv") as writer:
         run_local(BatchEvaluator(explainer, 0.15), plan_batches(samples, 32), writer, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _vm_hwm_kb()
     print(json.dumps({"before_kb": before, "peak_kb": peak}))
+
+
+def _vm_hwm_kb() -> int:
+    """This process's peak resident memory since the last reset, in KiB (Linux)."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1])
 
 
 def memory(args: argparse.Namespace, work: Path) -> None:
@@ -189,7 +204,7 @@ def memory(args: argparse.Namespace, work: Path) -> None:
                              capture_output=True, text=True, check=True)
         peaks[count] = json.loads(out.stdout.strip().splitlines()[-1])
     a, b = peaks[1000], peaks[10000]
-    print("[3] Peak memory, local engine, small CNN, 32x32 JPEGs, batch 32, fresh processes (maxrss; annotations held in memory)")
+    print("[3] Peak memory, local engine, small CNN, 32x32 JPEGs, batch 32, fresh processes (VmHWM; annotations held in memory)")
     print(f"    1,000 images: {a['peak_kb'] / 1024:.0f} MiB (before the run {a['before_kb'] / 1024:.0f} MiB); "
           f"10,000 images: {b['peak_kb'] / 1024:.0f} MiB (before {b['before_kb'] / 1024:.0f} MiB)")
     print(f"    ratio 10,000 / 1,000 = {b['peak_kb'] / a['peak_kb']:.3f}x; "
@@ -203,6 +218,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the model and Grad-CAM run there)")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")

@@ -84,13 +84,18 @@ class CAMResult:
 
 
 def _normalise(cams: Tensor) -> tuple[Tensor, Tensor]:
-    """Min-max normalises each map of ``(..., H, W)`` to [0, 1]; returns maps and empty flags."""
-    flat = cams.flatten(-2)
-    low = flat.amin(-1)[..., None, None]
-    high = flat.amax(-1)[..., None, None]
+    """Min-max normalises each map of ``(..., H, W)`` to [0, 1], in place; returns maps and empty flags.
+
+    ``cams`` must be a tensor of the caller's own (the interpolation's output): it is overwritten.
+    """
+    low, high = torch.aminmax(cams.flatten(-2), dim=-1)
+    low, high = low[..., None, None], high[..., None, None]
     span = high - low
     empty = high[..., 0, 0] <= 0
-    scaled = torch.where(span > 0, (cams - low) / span.clamp_min(torch.finfo(cams.dtype).tiny), (high > 0).to(cams.dtype))
+    scaled = cams.sub_(low).div_(span.clamp_min(torch.finfo(cams.dtype).tiny))
+    flat = span <= 0
+    if bool(flat.any()):  # a constant map: 1 where it is positive, else 0
+        scaled = torch.where(flat, (high > 0).to(cams.dtype), scaled)
     return scaled.to(torch.float32), empty
 
 

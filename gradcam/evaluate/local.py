@@ -37,6 +37,8 @@ from gradcam.images import load_image
 
 #: Batches decoded ahead of the model.
 PREFETCH = 2
+#: Threads that decode images and score maps beside the model (OpenCV and NumPy release the GIL).
+WORKERS = min(8, os.cpu_count() or 1)
 
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -119,7 +121,7 @@ class BatchEvaluator:
         return self.evaluate([self.decode(s) for s in samples])
 
     def class_maps(self, items: Sequence[Decoded], objects: Sequence[Sequence[GroundTruth]]) -> tuple[np.ndarray, list[dict[int, np.ndarray]]]:
-        """Class probabilities and maps for decoded images of one size, in one or two forward passes.
+        """Class probabilities and maps for decoded images of one size, in one forward pass.
 
         Args:
             items: decoded images, all of one original size.
@@ -132,31 +134,29 @@ class BatchEvaluator:
         """
         size = items[0].size
         x = torch.cat([item.x for item in items if item.x is not None])  # (N, 3, h, w); one original size, one input size
-        best = self.explainer.cam.compute(x, top=min(TOP, len(self.categories)), size=size)
-        maps, classes = best.maps.cpu(), best.classes.cpu()  # (N, K, H, W), (N, K)
+        # The annotated classes and the best ones share the pass: one forward, one batched backward.
+        asked: list[list[int | None]] = [list(dict.fromkeys(o.label for o in found)) or [None] for found in objects]
+        width = max(len(labels) for labels in asked)
+        targets = [labels + [labels[0]] * (width - len(labels)) for labels in asked]
+        result = self.explainer.cam.compute(x, targets, size=size, extra_top=min(TOP, len(self.categories)))
+        maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
         by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]
-        # Annotated classes outside the best ones: one more pass, for those images only.
-        missing = [list(dict.fromkeys(o.label for o in found if o.label not in by_image[n])) for n, found in enumerate(objects)]
-        needy = [n for n, labels in enumerate(missing) if labels]
-        if needy:
-            width = max(len(missing[n]) for n in needy)
-            targets = [missing[n] + [missing[n][0]] * (width - len(missing[n])) for n in needy]
-            extra = self.explainer.cam.compute(x[needy], targets, size=size).maps.cpu()
-            for row, n in enumerate(needy):
-                for k, c in enumerate(targets[row]):
-                    by_image[n].setdefault(c, extra[row, k].numpy())
-        return torch.softmax(best.logits.cpu().double(), dim=1).numpy(), by_image
+        return torch.softmax(result.logits.cpu().double(), dim=1).numpy(), by_image
 
     def _evaluate_group(self, items: Sequence[Decoded], size: tuple[int, int]) -> list[ImageResult]:
         clipped = [_clip_objects(item.sample, *size) for item in items]
         probabilities, maps = self.class_maps(items, [objects for objects, _ in clipped])
-        results = []
-        for n, (item, (objects, notes)) in enumerate(zip(items, clipped)):
+
+        def score(n: int) -> ImageResult:
+            item, (objects, notes) = items[n], clipped[n]
             if not objects:
-                results.append(ImageResult(item.sample.image, notes=notes, error="no annotated box lies inside the image"))
-            else:
-                results.append(score_image(item.sample.image, objects, self.categories, probabilities[n], maps[n], self.threshold, notes))
-        return results
+                return ImageResult(item.sample.image, notes=notes, error="no annotated box lies inside the image")
+            return score_image(item.sample.image, objects, self.categories, probabilities[n], maps[n], self.threshold, notes)
+
+        if len(items) == 1 or WORKERS == 1:
+            return [score(0)] if len(items) == 1 else [score(n) for n in range(len(items))]
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="score") as pool:  # the maps' boxes and metrics, side by side
+            return list(pool.map(score, range(len(items))))
 
 
 def _clip_objects(sample: Sample, height: int, width: int) -> tuple[list[GroundTruth], str]:
@@ -253,7 +253,7 @@ def run_local(
     batches: Sequence[Sequence[Sample]],
     writer: ResultsWriter,
     *,
-    workers: int = 2,
+    workers: int = WORKERS,
     progress: bool = True,
     on_batch: BatchHook | None = None,
 ) -> int:
