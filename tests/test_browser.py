@@ -222,6 +222,8 @@ def test_the_result_fits_the_first_screen_at_1280x720(light_app, browser):
     # The page shows light copies, at most DISPLAY_SIDE wide; the download keeps the full size.
     assert widths == [min(DISPLAY_SIDE, Image.open(PAIR).width)] * 4
     _shot(page, "result-1280x720.png")
+    # The full-quality download follows the pictures: a zip link appears in the download box.
+    page.wait_for_function("[...document.querySelectorAll('#archive a')].some(a => a.href.endsWith('.zip'))", timeout=60_000)
     page.close()
 
 
