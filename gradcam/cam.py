@@ -94,7 +94,8 @@ def _normalise(cams: Tensor) -> tuple[Tensor, Tensor]:
     empty = high[..., 0, 0] <= 0
     scaled = cams.sub_(low).div_(span.clamp_min(torch.finfo(cams.dtype).tiny))
     flat = span <= 0
-    if bool(flat.any()):  # a constant map: 1 where it is positive, else 0
+    # A constant map: 1 where it is positive, else 0. On a GPU, asking first would wait for the device.
+    if cams.is_cuda or bool(flat.any()):
         scaled = torch.where(flat, (high > 0).to(cams.dtype), scaled)
     return scaled.to(torch.float32), empty
 
