@@ -442,6 +442,7 @@ def build_demo(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
     ) -> Any:
         """The full-quality files of what the page shows, written after it is shown (no model run)."""
+        guard.drop_if_gone()  # a visitor who has left needs no files
         if image is None or _unknown(target):
             return gr.skip()
         try:
@@ -561,7 +562,8 @@ def build_demo(
         # Page-only steps that run no model: queued too (no REST route skips the queue), never waiting for a model run.
         light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
         # Each explanation shows its pictures first; the full-quality download follows in a second step.
-        files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "files"}
+        # On the model's slot too: a request the cache has forgotten would run the model again.
+        files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
         shown = button.click(page_explain, inputs, page_outputs, **page)
         shown.then(None, js=SCROLL_JS)
         shown.success(page_download, inputs, archive, **files)
