@@ -195,14 +195,18 @@ class DemoService:
         model: str | None = None,
         threshold: float = BOX_THRESHOLD,
         *,
+        counterfactual: bool = False,
+        compare: bool = False,
         masking: bool = False,
         guided: bool = False,
         progress: Progress | None = None,
     ) -> tuple[Explanation, bool]:
         """The explanation of a request, remembered or computed; and whether the class was asked for.
 
-        One engine call gives the maps, the counterfactual map and the best classes'
-        maps; the masking test and the guided gradient are added when asked.
+        One engine call gives the map and what the Explore views asked for so far:
+        the counterfactual map, the best classes' maps, the masking test, the guided
+        gradient. A view asking for something the remembered explanation lacks gets
+        one new engine call that keeps everything it had.
 
         Raises:
             UserError, GradCAMError: with a message for the person.
@@ -218,14 +222,20 @@ class DemoService:
         explanation = self.cache.get(key)
         if explanation is not None and explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
-        missing = explanation is None or (masking and explanation.masking is None) or (guided and explanation.guided is None)
-        if missing:
+        had = explanation
+        asks = {
+            "counterfactual": counterfactual or (had is not None and had.counter_cam is not None),
+            "compare": COMPARED_CLASSES if compare or (had is not None and had.classes) else 0,
+            "masking": masking,  # only for the threshold it was made at: not kept
+            "guided": guided or (had is not None and had.guided is not None),
+        }
+        lacking = had is None or (
+            (counterfactual and had.counter_cam is None) or (compare and not had.classes)
+            or (masking and had.masking is None) or (guided and had.guided is None)
+        )
+        if lacking:
             rgb = load_image(data, max_side=MAX_SIDE)
-            explanation = _run_engine(
-                explainer, rgb, index, threshold=threshold, counterfactual=True, compare=COMPARED_CLASSES,
-                masking=masking, guided=guided or (explanation is not None and explanation.guided is not None),
-                progress=progress,
-            )
+            explanation = _run_engine(explainer, rgb, index, threshold=threshold, progress=progress, **asks)
             self.model_runs += 1
             self.cache.put(key, explanation)
         assert explanation is not None
@@ -250,7 +260,7 @@ class DemoService:
     ) -> tuple[np.ndarray, np.ndarray, str]:
         """What speaks against the class: its heatmap, its overlay and a sentence."""
         alpha, colormap = _look(alpha, colormap)
-        explanation, _ = self.explanation(image, target, model)
+        explanation, _ = self.explanation(image, target, model, counterfactual=True)
         heat, over = views.counterfactual(explanation, alpha, colormap)
         return heat, over, words.counterfactual(explanation).markdown
 
@@ -265,7 +275,7 @@ class DemoService:
     ) -> list[tuple[np.ndarray, str]]:
         """The overlays of the best ``top`` classes, from the explanation's own pass, with captions."""
         alpha, colormap = _look(alpha, colormap)
-        explanation, _ = self.explanation(image, None, model)
+        explanation, _ = self.explanation(image, None, model, compare=True)
         return [(picture, _caption(caption)) for picture, caption in views.classes(explanation, alpha, colormap)[:top]]
 
     def compare_models(

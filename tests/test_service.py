@@ -243,3 +243,16 @@ def test_the_page_shows_light_copies_first_and_the_download_follows_without_a_mo
     assert names == ["boxes.png", "cam.npy", "heatmap.png", "manifest.json", "original.png", "overlay.png"]
     assert Image.open(shown.display["overlay"]).size == Image.open(io.BytesIO(zipfile.ZipFile(archive).read(
         next(n for n in zipfile.ZipFile(archive).namelist() if n.endswith("overlay.png"))))).size == scene.image.shape[1::-1]
+
+
+def test_the_page_pays_only_for_the_map_and_each_explore_view_adds_what_it_needs(service, upload):
+    explanation, _ = service.explanation(upload, "square")
+    assert explanation.counter_cam is None and explanation.classes == () and service.model_runs == 1
+    service.counterfactual(upload, "square")
+    assert service.model_runs == 2
+    service.guided(upload, "square")
+    kept, _ = service.explanation(upload, "square")
+    assert kept.counter_cam is not None and kept.guided is not None and service.model_runs == 3  # nothing lost
+    service.counterfactual(upload, "square")
+    service.explain(upload, "square", alpha=0.2)
+    assert service.model_runs == 3
