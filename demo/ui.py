@@ -453,8 +453,12 @@ def build_demo(
     def new_photo(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
     ) -> tuple[Any, ...]:
-        """A new photo is explained; no photo ("remove image") clears what belonged to the old one."""
-        return cleared() if image is None else page_explain(image, target, model, threshold, alpha, colormap)
+        """A new photo is explained; no photo ("remove image") clears what belonged to the old one.
+
+        The Explore answers about the old photo go in the same step (one round trip, not two).
+        """
+        shown = cleared() if image is None else page_explain(image, target, model, threshold, alpha, colormap)
+        return (*shown, *(None for _ in explore_outputs))
 
     def cleared() -> tuple[Any, ...]:
         """The page without a photo: no panels, the waiting sentence, no download."""
@@ -568,9 +572,8 @@ def build_demo(
         shown.then(None, js=SCROLL_JS)
         shown.success(page_download, inputs, archive, **files)
         # A new photo, an example or "remove image": the old results go, the new ones come.
-        image.change(lambda: tuple(None for _ in explore_outputs), None, explore_outputs, **light)
         # The old results are dimmed in the browser at once (no round trip), replaced when the new ones come.
-        shown = image.change(new_photo, inputs, page_outputs, js=DIM_JS, **page)
+        shown = image.change(new_photo, inputs, [*page_outputs, *explore_outputs], js=DIM_JS, **page)
         shown.then(None, js=SCROLL_JS)
         shown.success(page_download, inputs, archive, **files)
         shown = target.input(page_explain, inputs, page_outputs, **page)
