@@ -23,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,16 @@ def slider_once(app: RunningApp, browser: Any, photo: Path, positions: list[floa
         slider = page.locator("#opacity input[type=range]")
         slider.first.wait_for(state="visible", timeout=30_000)
         box = slider.first.bounding_box()
+        srcs = "() => ['original', 'heatmap', 'overlay', 'boxes'].map(k => document.querySelector(`#panel-${k} img`))"
         for position in positions:
-            page.evaluate("() => window.__arm('pointerup')")
+            before = page.evaluate(f"() => ({srcs})().map(i => i.src)")
+            start = time.perf_counter()
             page.mouse.click(box["x"] + box["width"] * position, box["y"] + box["height"] / 2)
-            page.wait_for_function("() => window.__marks.t1", timeout=60_000, polling=20)
-            marks = page.evaluate("() => window.__marks")
-            times.append(marks["t1"] - marks["t0"])
+            page.wait_for_function(
+                f"(before) => ({srcs})().every((i, k) => i.src !== before[k] && i.complete && i.naturalWidth > 0)",
+                arg=before, timeout=60_000, polling="raf",
+            )
+            times.append(1000 * (time.perf_counter() - start))
     finally:
         page.close()
     return times

@@ -68,6 +68,7 @@ class Shown:
     explanation: Explanation
     asked: bool
     display: dict[str, Path]
+    key: tuple[str, str, int | None]
 
 
 class DemoService:
@@ -169,7 +170,19 @@ class DemoService:
         """
         alpha, colormap = _look(alpha, colormap)
         explanation, asked = self.explanation(image, target, model, threshold)
-        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap))
+        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap), self._key_of(image, target, model)[0])
+
+    def files(self, key: tuple[str, str, int | None], threshold: float, alpha: float, colormap: str, name: str = "image") -> Path | None:
+        """The zip of a remembered explanation (see :meth:`show`'s ``key``); None once it is forgotten.
+
+        Never runs the model, so the page can write the files beside the next explanation.
+        """
+        explanation = self.cache.get(key)
+        if explanation is None:
+            return None
+        if explanation.threshold != threshold:
+            explanation = explanation.with_threshold(threshold)
+        return self.store.write_explanation(explanation, alpha, colormap, name).archive
 
     def download(
         self,
@@ -211,14 +224,10 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
-        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
         threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
-        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
-        explainer = self.models.get(title)
-        data = self._read(image)
-        asked = target not in (None, "", TOP_PREDICTION)
-        index = explainer.class_index(target) if asked else None
-        key = (hashlib.sha256(data).hexdigest(), title, index)  # titles are unique; backbone names need not be
+        key, data = self._key_of(image, target, model)
+        explainer, index = self.models.get(key[1]), key[2]
+        asked = index is not None
         explanation = self.cache.get(key)
         if explanation is not None and explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
@@ -315,6 +324,20 @@ class DemoService:
     def forget(self) -> None:
         """Drops the remembered explanations: the next requests run the model."""
         self.cache.clear()
+
+    def _key_of(self, image: str | bytes | None, target: str | None, model: str | None) -> tuple[tuple[str, str, int | None], bytes]:
+        """What a request's explanation is remembered by (the upload's SHA-256, the model's title, the class), and the upload.
+
+        Raises:
+            UserError, GradCAMError: with a message for the person.
+        """
+        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
+        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
+        explainer = self.models.get(title)
+        asked = target not in (None, "", TOP_PREDICTION)
+        index = explainer.class_index(target) if asked else None
+        data = self._read(image)
+        return (hashlib.sha256(data).hexdigest(), title, index), data  # titles are unique; backbone names need not be
 
     @staticmethod
     def _read(image: str | bytes | None) -> bytes:

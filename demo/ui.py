@@ -434,21 +434,25 @@ def build_demo(
             text.top_k_html(result.explanation),
             text.describe(result.explanation, result.asked, colormap),
             None,  # the download follows in its own step (page_download), after the pictures are painted
+            (result.key, threshold, alpha, colormap, _name_of(image)),  # what that step writes
             gr.update(visible=True),
             gr.update(value="", visible=False),
         )
 
-    def page_download(
-        image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
-    ) -> Any:
-        """The full-quality files of what the page shows, written after it is shown (no model run)."""
+    def page_download(shown: tuple[Any, ...] | None) -> Any:
+        """The full-quality files of what the page shows, written after it is shown.
+
+        It takes what the page shows (no image), never runs the model, and so needs no model slot.
+        """
         guard.drop_if_gone()  # a visitor who has left needs no files
-        if image is None or _unknown(target):
+        if not shown:
             return gr.skip()
+        key, threshold, alpha, colormap, name = shown
         try:
-            return str(service.download(image, target, model, threshold, alpha, colormap, name=_name_of(image)))
+            archive = service.files(tuple(key), threshold, alpha, colormap, name)
         except GradCAMError:
-            return None  # the sentence already says what went wrong
+            return None  # the store is full: the sentence already carries the page's words for that
+        return None if archive is None else str(archive)
 
     def new_photo(
         image: str | bytes | None, target: str, model: str, threshold: float, alpha: float, colormap: str
@@ -463,7 +467,7 @@ def build_demo(
     def cleared() -> tuple[Any, ...]:
         """The page without a photo: no panels, the waiting sentence, no download."""
         return (
-            *(None for _ in PANEL_TITLES), "", text.WAITING, None, gr.update(visible=False), gr.update(value="", visible=False),
+            *(None for _ in PANEL_TITLES), "", text.WAITING, None, None, gr.update(visible=False), gr.update(value="", visible=False),
         )
 
     with warnings.catch_warnings():
@@ -542,7 +546,8 @@ def build_demo(
                 )
                 alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity")
         inputs = [image, target, model, threshold, alpha, colormap]
-        page_outputs = [*panels, top5, sentence, archive, results, hint]
+        request = gr.State(None)  # what the page shows: the download step writes its files
+        page_outputs = [*panels, top5, sentence, archive, request, results, hint]
         with examples_slot:
             examples = gr.Examples(
                 examples=[[str(path)] for _, path in _examples()],
@@ -566,26 +571,26 @@ def build_demo(
         # Page-only steps that run no model: queued too (no REST route skips the queue), never waiting for a model run.
         light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
         # Each explanation shows its pictures first; the full-quality download follows in a second step.
-        # On the model's slot too: a request the cache has forgotten would run the model again.
-        files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
+        # Its own slot: it never runs the model (what the cache has forgotten gets no files).
+        files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "files"}
         shown = button.click(page_explain, inputs, page_outputs, **page)
         shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, inputs, archive, **files)
+        shown.success(page_download, request, archive, **files)
         # A new photo, an example or "remove image": the old results go, the new ones come.
         # The old results are dimmed in the browser at once (no round trip), replaced when the new ones come.
         shown = image.change(new_photo, inputs, [*page_outputs, *explore_outputs], js=DIM_JS, **page)
         shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, inputs, archive, **files)
+        shown.success(page_download, request, archive, **files)
         shown = target.input(page_explain, inputs, page_outputs, **page)
         shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, inputs, archive, **files)
-        model.input(page_explain, inputs, page_outputs, **page).success(page_download, inputs, archive, **files)
+        shown.success(page_download, request, archive, **files)
+        model.input(page_explain, inputs, page_outputs, **page).success(page_download, request, archive, **files)
         for slider in (threshold, alpha):
             # .change also follows a number typed into the slider's field; only the last value runs.
             slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page).success(
-                page_download, inputs, archive, **files
+                page_download, request, archive, **files
             )
-        colormap.input(page_explain, inputs, page_outputs, **page).success(page_download, inputs, archive, **files)
+        colormap.input(page_explain, inputs, page_outputs, **page).success(page_download, request, archive, **files)
         colormap.input(legend_html, colormap, legend, **light)
         _check_inputs(service, target, model, threshold, alpha, colormap)
         del examples, upload_hint
