@@ -142,10 +142,11 @@ def slider_once(app: RunningApp, browser: Any, photo: Path, positions: list[floa
         page.click("#settings button, #settings .label-wrap")  # the settings fold away until opened
         slider = page.locator("#opacity input[type=range]")
         slider.first.wait_for(state="visible", timeout=30_000)
-        box = slider.first.bounding_box()
         srcs = "() => ['original', 'heatmap', 'overlay', 'boxes'].map(k => document.querySelector(`#panel-${k} img`))"
         for position in positions:
             before = page.evaluate(f"() => ({srcs})().map(i => i.src)")
+            box = slider.first.bounding_box()  # the download box above may have grown meanwhile
+            assert box is not None
             start = time.perf_counter()
             page.mouse.click(box["x"] + box["width"] * position, box["y"] + box["height"] / 2)
             page.wait_for_function(

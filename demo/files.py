@@ -10,6 +10,7 @@ rather than delete a result someone may still be downloading.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import threading
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
+
+import cv2
 
 from gradcam import GradCAMError
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
@@ -176,10 +179,10 @@ class OutputStore:
         """
         folder = self.folder()
         try:
-            pictures = explanation.panels(alpha, colormap)
+            pictures = shrunk(explanation, display_side).panels(alpha, colormap)  # drawn at the size shown
             shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
             with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
-                list(pool.map(lambda key: write_jpeg(shown[key], pictures[key], display_side), PANELS))
+                list(pool.map(lambda key: write_jpeg(shown[key], pictures[key]), PANELS))
         finally:
             self.done(folder)
         return shown
@@ -189,6 +192,33 @@ class OutputStore:
         with self._lock:
             self._folders.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def shrunk(explanation: Explanation, max_side: int) -> Explanation:
+    """The explanation at most ``max_side`` pixels on its longer side: image, map and boxes scaled together.
+
+    The pictures drawn from it are those of the full-size explanation, shrunk, up to the boxes' rounding.
+    """
+    height, width = explanation.image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return explanation
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small_h, small_w = size[1], size[0]
+    boxes = tuple(
+        (min(small_w - 1, int(x0 * scale)), min(small_h - 1, int(y0 * scale)), min(small_w - 1, int(x1 * scale)), min(small_h - 1, int(y1 * scale)))
+        for x0, y0, x1, y1 in explanation.boxes
+    )
+    return dataclasses.replace(
+        explanation,
+        image=cv2.resize(explanation.image, size, interpolation=cv2.INTER_AREA),
+        cam=cv2.resize(explanation.cam, size, interpolation=cv2.INTER_AREA),
+        boxes=boxes,
+        counter_cam=None,
+        guided=None,
+        masking=None,
+        classes=(),
+    )
 
 
 class Written(NamedTuple):

@@ -102,3 +102,24 @@ def test_download_names_are_safe(name, stem):
 def test_limits_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="positive"):
         OutputStore(tmp_path, keep_for=0)
+
+
+def test_the_page_copies_are_drawn_small_and_look_like_the_full_pictures_shrunk(tmp_path, tiny_backbone):
+    import cv2
+    import numpy as np
+
+    from demo.files import shrunk
+
+    scene = np.kron(_scene(), np.ones((20, 20, 1), np.uint8))  # a large photo: 1280 pixels and more
+    explanation = Explainer(tiny_backbone).explain(scene)
+    small = shrunk(explanation, 800)
+    assert max(small.image.shape[:2]) == 800 and small.cam.shape == small.image.shape[:2]
+    scale = 800 / max(scene.shape[:2])
+    for (x0, y0, x1, y1), (a0, b0, a1, b1) in zip(explanation.boxes, small.boxes):
+        assert abs(a0 - x0 * scale) <= 1 and abs(b1 - y1 * scale) <= 1
+    full = explanation.panels()["overlay"]
+    shrunk_full = cv2.resize(full, small.image.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(small.panels()["overlay"].astype(int) - shrunk_full).mean() < 3
+    shown = OutputStore(tmp_path).write_display(explanation)
+    assert max(cv2.imread(str(shown["boxes"])).shape[:2]) == 800
+    assert shrunk(small, 800) is small  # already small enough: unchanged
