@@ -38,6 +38,18 @@ UPLOAD_TOO_BIG = (
 )
 
 
+def models_note(status: dict[str, str]) -> str:
+    """Which models a visitor cannot pick right now, and why: "" when all are ready."""
+    loading = [title for title, state in status.items() if state == "still loading"]
+    missing = [f"{title} ({state})" for title, state in status.items() if state not in ("ready", "still loading")]
+    parts = []
+    if loading:
+        parts.append(f"Still loading: {', '.join(loading)} (reload the page in a minute).")
+    if missing:
+        parts.append(f"Not available on this server: {'; '.join(missing)}.")
+    return " ".join(parts)
+
+
 def cannot_explain(message: str) -> str:
     """What the sentence says when an upload cannot be explained (the engine's message for people)."""
     return f"**Can't explain this image.** {html.escape(message)}"

@@ -533,7 +533,10 @@ def build_demo(
                     archive = gr.File(label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive")
         with gr.Accordion(text.SETTINGS, open=False, elem_id="settings"):
             with gr.Row():
-                model = gr.Radio(service.model_titles, value=service.default_model, label="Model", elem_id="model")
+                model = gr.Radio(
+                    service.model_titles, value=service.default_model, label="Model", elem_id="model",
+                    info=text.models_note(service.models.status()) or None,
+                )
                 colormap = gr.Radio(
                     list(COLORMAPS), value=COLORMAP, label="Colours",
                     info="viridis and cividis read well with colour blindness and in greyscale.",
@@ -592,6 +595,8 @@ def build_demo(
             )
         colormap.input(page_explain, inputs, page_outputs, **page).success(page_download, request, archive, **files)
         colormap.input(legend_html, colormap, legend, **light)
+        # Each visitor's page says which models are still loading or unavailable, as it is when they arrive.
+        demo.load(lambda: gr.update(info=text.models_note(service.models.status()) or None), None, model, **light)
         _check_inputs(service, target, model, threshold, alpha, colormap)
         del examples, upload_hint
     return demo

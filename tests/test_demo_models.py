@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,23 @@ def test_an_unexpected_failure_of_an_extra_model_does_not_take_the_page_down(tin
 def test_a_first_model_the_operator_configured_fails_loudly_instead_of_falling_back(tiny_backbone):
     with pytest.raises(WeightsError, match="no network"):
         ModelSet.load([("Mine", _failing()), ("TinyNet", lambda: Explainer(tiny_backbone))], background=False, fallback=False)
+
+
+def test_offline_with_nothing_cached_the_app_serves_the_embedded_model_and_says_why_not_the_others(offline, tmp_path):
+    from demo.service import load_service
+    from demo.settings import DEFAULT_MODELS
+    from demo.text import models_note
+
+    service = load_service(None, DEFAULT_MODELS, workdir=tmp_path / "work", background=False)
+    try:
+        assert service.default_model == "EfficientNet-Lite0"
+        status = service.models.status()
+        assert status["EfficientNet-Lite0"] == "ready"
+        for title in ("VGG19", "ResNet-50", "DenseNet-121"):
+            assert "not on this server" in status[title] and "download" in status[title], status[title]
+        assert models_note(status).startswith("Not available on this server: VGG19 (its weights")
+        result = service.explain(str(Path(__file__).parents[1] / "demo" / "examples" / "chelsea.png"))
+        assert "cat" in result.explanation.class_name and not result.explanation.untrained
+    finally:
+        service.close()
+    assert offline, "the pretrained weights were not even tried"

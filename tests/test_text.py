@@ -80,3 +80,14 @@ def test_an_unknown_name_gets_one_hint_with_close_names():
 
 def test_the_banner_speaks_to_visitors():
     assert "GRADCAM_WEIGHTS" not in text.UNTRAINED_BANNER and "untrained" in text.UNTRAINED_BANNER
+
+
+def test_the_models_a_visitor_cannot_pick_are_named_with_the_reason():
+    from demo.text import models_note
+
+    assert models_note({"EfficientNet-Lite0": "ready"}) == ""
+    note = models_note({"VGG19": "its weights (548 MB) are not on this server", "ResNet-50": "still loading", "EfficientNet-Lite0": "ready"})
+    assert note == (
+        "Still loading: ResNet-50 (reload the page in a minute). "
+        "Not available on this server: VGG19 (its weights (548 MB) are not on this server)."
+    )
