@@ -47,6 +47,8 @@ MAX_CLASS_NAME = 200
 COMPARED_CLASSES = 3
 
 Progress = Callable[[float], None]
+#: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one).
+Key = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Shown:
     explanation: Explanation
     asked: bool
     display: dict[str, Path]
-    key: tuple[str, str, int | None]
+    key: Key
 
 
 class DemoService:
@@ -163,16 +165,16 @@ class DemoService:
     ) -> Shown:
         """What the page shows first: the explanation and light copies of the four panels.
 
-        The full-quality files come after, from :meth:`download`, without running the model again.
+        The full-quality files come after, from :meth:`files` with the returned key, without running the model again.
 
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
         alpha, colormap = _look(alpha, colormap)
-        explanation, asked = self.explanation(image, target, model, threshold)
-        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap), self._key_of(image, target, model)[0])
+        explanation, asked, key = self._explanation(image, target, model, threshold)
+        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap), key)
 
-    def files(self, key: tuple[str, str, int | None], threshold: float, alpha: float, colormap: str, name: str = "image") -> Path | None:
+    def files(self, key: Key, threshold: float, alpha: float, colormap: str, name: str = "image") -> Path | None:
         """The zip of a remembered explanation (see :meth:`show`'s ``key``); None once it is forgotten.
 
         Never runs the model, so the page can write the files beside the next explanation.
@@ -224,6 +226,26 @@ class DemoService:
         Raises:
             UserError, GradCAMError: with a message for the person.
         """
+        explanation, asked, _ = self._explanation(
+            image, target, model, threshold, counterfactual=counterfactual, compare=compare, masking=masking,
+            guided=guided, progress=progress,
+        )
+        return explanation, asked
+
+    def _explanation(
+        self,
+        image: str | bytes | None,
+        target: str | None = TOP_PREDICTION,
+        model: str | None = None,
+        threshold: float = BOX_THRESHOLD,
+        *,
+        counterfactual: bool = False,
+        compare: bool = False,
+        masking: bool = False,
+        guided: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[Explanation, bool, Key]:
+        """:meth:`explanation`, and the key it is remembered by."""
         threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
         key, data = self._key_of(image, target, model)
         explainer, index = self.models.get(key[1]), key[2]
@@ -248,7 +270,7 @@ class DemoService:
             self.model_runs += 1
             self.cache.put(key, explanation)
         assert explanation is not None
-        return explanation, asked
+        return explanation, asked, key
 
     def masking(
         self,
@@ -325,7 +347,7 @@ class DemoService:
         """Drops the remembered explanations: the next requests run the model."""
         self.cache.clear()
 
-    def _key_of(self, image: str | bytes | None, target: str | None, model: str | None) -> tuple[tuple[str, str, int | None], bytes]:
+    def _key_of(self, image: str | bytes | None, target: str | None, model: str | None) -> tuple[Key, bytes]:
         """What a request's explanation is remembered by (the upload's SHA-256, the model's title, the class), and the upload.
 
         Raises:
