@@ -135,39 +135,32 @@ class OutputStore:
         alpha: float = OVERLAY_ALPHA,
         colormap: str = COLORMAP,
         name: str = "image",
-        *,
-        display_side: int = DISPLAY_SIDE,
     ) -> Written:
-        """Writes the four panels, the raw map, the manifest, a zip of them all, and light copies to show.
+        """Writes the four panels, the raw map, the manifest and a zip of them all (the page's copies: :meth:`write_display`).
 
         Args:
             explanation: the result to save.
             alpha: overlay opacity.
             colormap: heatmap colormap.
             name: the upload's file name; the zip is called ``gradcam-<stem>.zip``.
-            display_side: longer side of the JPEG copies the page shows.
 
         Returns:
-            The panel PNGs keyed by panel name, the zip's path, and the light JPEG copies.
+            The panel PNGs keyed by panel name, and the zip's path.
 
         Raises:
             StoreFullError: when the disk cap is reached.
         """
         folder = self.folder()
         try:
-            pictures = explanation.panels(alpha, colormap)  # drawn once, for the files and the copies
-            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap, panels=pictures)
+            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
             stem = download_stem(name)
             archive = folder / f"gradcam-{stem}.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
                 for path in written.values():
                     bundle.write(path, f"gradcam-{stem}/{path.name}")
-            shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
-            with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
-                list(pool.map(lambda key: write_jpeg(shown[key], pictures[key], display_side), PANELS))
         finally:
             self.done(folder)
-        return Written({key: written[key] for key in PANELS}, archive, shown)
+        return Written({key: written[key] for key in PANELS}, archive)
 
     def write_display(
         self, explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, display_side: int = DISPLAY_SIDE
@@ -222,11 +215,10 @@ def shrunk(explanation: Explanation, max_side: int) -> Explanation:
 
 
 class Written(NamedTuple):
-    """What one request wrote: full-quality panel PNGs, the zip, and light JPEG copies for the page."""
+    """What one request wrote: the full-quality panel PNGs and the zip."""
 
     panels: dict[str, Path]
     archive: Path
-    display: dict[str, Path]
 
 
 def download_stem(name: str, limit: int = 40) -> str:

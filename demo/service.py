@@ -60,7 +60,6 @@ class Rendered:
     archive: Path
     sentence: str
     label: dict[str, float]
-    display: dict[str, Path]
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class DemoService:
         explanation, asked = self.explanation(image, target, model, threshold)
         written = self.store.write_explanation(explanation, alpha, colormap, name)
         sentence = words.summary(explanation, asked, colormap).markdown
-        return Rendered(explanation, written.panels, written.archive, sentence, top_k_label(explanation), written.display)
+        return Rendered(explanation, written.panels, written.archive, sentence, top_k_label(explanation))
 
     def show(
         self,
@@ -178,30 +177,18 @@ class DemoService:
         """The zip of a remembered explanation (see :meth:`show`'s ``key``); None once it is forgotten.
 
         Never runs the model, so the page can write the files beside the next explanation.
+
+        Raises:
+            UserError, GradCAMError: a setting that is not one (checked as :meth:`show` checks it), or a full store.
         """
+        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
+        alpha, colormap = _look(alpha, colormap)
         explanation = self.cache.get(key)
         if explanation is None:
             return None
         if explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
         return self.store.write_explanation(explanation, alpha, colormap, name).archive
-
-    def download(
-        self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        alpha: float = OVERLAY_ALPHA,
-        colormap: str = COLORMAP,
-        name: str = "image",
-    ) -> Path:
-        """The zip of the four PNGs, the raw map and the manifest of a request (remembered: no model run).
-
-        Raises:
-            UserError, GradCAMError: with a message for the person.
-        """
-        return self.explain(image, target, model, threshold, alpha, colormap, name).archive
 
     def explanation(
         self,

@@ -55,17 +55,12 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
     Path(path).write_bytes(encoded.tobytes())
 
 
-def write_jpeg(path: str | os.PathLike[str], image: np.ndarray, max_side: int | None = None, quality: int = 88) -> None:
-    """Writes an RGB uint8 image as a JPEG, shrunk to ``max_side`` on its longer side: a light picture to show.
+def write_jpeg(path: str | os.PathLike[str], image: np.ndarray, quality: int = 88) -> None:
+    """Writes an RGB uint8 image as a JPEG: a light picture to show.
 
     Raises:
         OSError: when the file cannot be written.
     """
-    height, width = image.shape[:2]
-    if max_side is not None and max(height, width) > max_side:
-        scale = max_side / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"Could not encode {path} as JPEG.")
@@ -111,7 +106,6 @@ def save_explanation(
     alpha: float = OVERLAY_ALPHA,
     colormap: str = COLORMAP,
     extra: dict[str, Any] | None = None,
-    panels: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Writes ``original.png``, ``heatmap.png``, ``overlay.png``, ``boxes.png``,
     ``cam.npy`` and ``manifest.json`` into ``out_dir`` (created if missing).
@@ -124,8 +118,6 @@ def save_explanation(
         colormap: heatmap colormap.
         extra: more JSON-ready entries for the manifest, such as the masking
             test's numbers (``{"masking_test": test.as_dict()}``).
-        panels: the four pictures when the caller has drawn them already
-            (``explanation.panels(alpha, colormap)``), so they are not drawn twice.
 
     Returns:
         The written paths, keyed by panel name, "cam" and "manifest".
@@ -141,7 +133,7 @@ def save_explanation(
         raise ValueError(f"extra cannot replace the manifest's own entries: {', '.join(clashes)}.")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    panels = panels if panels is not None else explanation.panels(alpha, colormap)
+    panels = explanation.panels(alpha, colormap)
     written: dict[str, Path] = {name: folder / f"{name}.png" for name in panels}
     # zlib releases the GIL: the four pictures are encoded side by side.
     with ThreadPoolExecutor(len(panels)) as pool:

@@ -57,7 +57,7 @@ def test_a_full_store_refuses_new_work_but_keeps_young_results(tmp_path):
 def test_many_requests_keep_every_young_result(tmp_path, tiny_backbone):
     store = OutputStore(tmp_path / "out")
     explanation = Explainer(tiny_backbone).explain(_scene(), None)
-    first_panels, first_archive, _ = store.write_explanation(explanation, name="../../evil name!.png")
+    first_panels, first_archive = store.write_explanation(explanation, name="../../evil name!.png")
     for _ in range(40):
         store.write_explanation(explanation)
     assert first_archive.name == "gradcam-evil-name.zip" and first_archive.is_file()

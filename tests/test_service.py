@@ -236,7 +236,8 @@ def test_the_page_shows_light_copies_first_and_the_download_follows_without_a_mo
     shown = service.show(upload, "square", alpha=0.4, colormap="viridis")
     assert set(shown.display) == {"original", "heatmap", "overlay", "boxes"} and shown.asked
     assert all(path.suffix == ".jpg" and path.stat().st_size > 0 for path in shown.display.values())
-    archive = service.download(upload, "square", alpha=0.4, colormap="viridis", name="scene.png")
+    archive = service.files(shown.key, 0.15, 0.4, "viridis", "scene.png")
+    assert archive is not None and archive.name == "gradcam-scene.zip"
     assert service.model_runs == 1
     with zipfile.ZipFile(archive) as bundle:
         names = sorted(Path(n).name for n in bundle.namelist())
