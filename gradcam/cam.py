@@ -260,7 +260,7 @@ class GradCAM:
         handle = self.layer.register_forward_hook(capture)
         try:
             with torch.no_grad():  # restores the grad mode the hook switched on
-                logits = _logits_of(self.model(x))
+                logits = logits_of(self.model(x))
         finally:
             handle.remove()
         if not captured:
@@ -337,7 +337,7 @@ def predict(model: nn.Module, x: Tensor) -> Tensor:
     """
     dtype = _floating_dtype(model)
     with torch.no_grad(), _as_in_inference(model):
-        return _logits_of(model(x if dtype is None else x.to(dtype))).float()
+        return logits_of(model(x if dtype is None else x.to(dtype))).float()
 
 
 def _plain(targets: Any) -> Any:
@@ -380,7 +380,7 @@ def _floating_dtype(model: nn.Module) -> torch.dtype | None:
     return None
 
 
-def _logits_of(output: object) -> Tensor:
+def logits_of(output: object) -> Tensor:
     """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``."""
     if isinstance(output, Tensor):
         logits = output

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from torchvision import models as tv_models
 from torchvision.models import WeightsEnum
 
+from gradcam.cam import logits_of
 from gradcam.config import INPUT_SHORT_SIDE, RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import UnknownLayerError, UnknownModelError, WeightsError
 from gradcam.models import HookedVGG19, efficientnet_lite0
@@ -402,16 +403,6 @@ def _prefix_tokens(model: nn.Module, count: int, height: int, width: int) -> int
     return 0
 
 
-def _logits_of(output: Any) -> Tensor:
-    if isinstance(output, Tensor):
-        return output
-    if isinstance(getattr(output, "logits", None), Tensor):
-        return output.logits
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        return output[0]
-    raise TypeError(f"the model returns {type(output).__name__}, not a tensor of logits")
-
-
 def _trace(model: nn.Module, size: tuple[int, int], only: str | None = None) -> tuple[list[tuple[str, Tensor]], dict[str, int], Tensor]:
     """One dry forward pass with grad: module outputs in completion order, call counts, and a scalar score."""
     outputs: list[tuple[str, Tensor]] = []
@@ -441,7 +432,7 @@ def _trace(model: nn.Module, size: tuple[int, int], only: str | None = None) -> 
     x = torch.randn(1, 3, *size, generator=generator).to(device=device, dtype=dtype).requires_grad_(True)
     try:
         with torch.enable_grad():
-            logits = _logits_of(model(x))
+            logits = logits_of(model(x))
             # A random mix of classes, so that no gradient cancels by symmetry, and of
             # the classifier's input features, so that a head initialised to zero
             # (torchvision's ViT) still lets the gradient through.
