@@ -12,6 +12,8 @@ request's time can be split between Gradio, our code and the model.
 
 from __future__ import annotations
 
+import argparse
+
 import functools
 import shutil
 import socket
@@ -94,9 +96,17 @@ class RunningApp:
     explainer: Explainer
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The app benchmarks' ``--model`` and ``--weights`` options (see :func:`running_app`)."""
+    p.add_argument("--model", default="vgg19", help="backbone spec (default: %(default)s)")
+    p.add_argument("--weights", default="random", help="as for load_backbone; 'pretrained' for its default weights")
+
+
 @contextmanager
 def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
     """Serves the app with one model on a free local port; every handler call is recorded as a "handler" span.
+
+    ``weights`` is as for :func:`gradcam.load_backbone`, or "pretrained" for the model's default weights.
 
     The service remembers no explanations (every request runs the model) unless
     the page asks for a re-render of the same image, which is what a slider does.
@@ -105,7 +115,7 @@ def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
     from demo.service import DemoService
 
     workdir = Path(get_upload_folder()) / f"gradcam-bench-{free_port()}"
-    explainer = Explainer(load_backbone(model, weights))
+    explainer = Explainer(load_backbone(model, None if weights == "pretrained" else weights))
     service = DemoService({explainer.backbone.title: explainer}, workdir=workdir)
     spans = Spans()
     blocks = create_app(service)

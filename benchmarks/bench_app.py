@@ -35,7 +35,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import harness  # noqa: E402
 import reporting  # noqa: E402
-from app_probe import RunningApp, free_port, running_app, variants  # noqa: E402
+from app_probe import RunningApp, add_model_options, free_port, running_app, variants  # noqa: E402
 from harness import Run  # noqa: E402
 
 from gradcam import load_image  # noqa: E402
@@ -81,19 +81,17 @@ def split(app: RunningApp, run: Run, calls: int) -> dict[str, float]:
 
 def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=15)
-    p.add_argument("--model", default="vgg19", help="backbone spec (default: %(default)s)")
-    p.add_argument("--weights", default="random", help="as for load_backbone; 'pretrained' for its default weights")
+    add_model_options(p)
     args = p.parse_args()
     harness.apply_threads(args)
     reps = min(args.reps, 5) if args.quick else args.reps
-    weights = None if args.weights == "pretrained" else args.weights
     folder = Path(tempfile.mkdtemp(prefix="gradcam-bench-app-"))
     # More photos than the app's cache holds, none sent twice: every request runs the model.
     photos = variants(harness.EXAMPLES / PHOTO, 3 * (reps + args.warmup) + 12, folder)
     rgb = load_image(photos[0])
     fresh = itertools.cycle(photos[2:])
     try:
-        with running_app(args.model, weights) as app:
+        with running_app(args.model, args.weights) as app:
             title = app.explainer.backbone.title
             started = time.perf_counter()
             first = Client(app.url, verbose=False, download_files=False)

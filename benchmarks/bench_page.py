@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 import reporting  # noqa: E402
-from app_probe import RunningApp, running_app, variants  # noqa: E402
+from app_probe import RunningApp, add_model_options, running_app, variants  # noqa: E402
 
 from gradcam import load_image  # noqa: E402
 
@@ -84,16 +84,21 @@ def _span(entries: list[dict[str, Any]], wanted: Callable[[str], bool]) -> tuple
     return min(e["start"] for e in hits), max(e["end"] for e in hits), sum(e["bytes"] for e in hits)
 
 
+def _upload(page: Any, app: RunningApp, photo: Path) -> None:
+    """Opens the app in ``page``, chooses ``photo`` and waits until the four panels show it (marks t0, t1)."""
+    page.goto(app.url)
+    page.wait_for_selector("#input-image input[type=file]", state="attached", timeout=60_000)
+    page.evaluate(WATCH)
+    page.evaluate("() => window.__arm('change')")
+    page.set_input_files("#input-image input[type=file]", str(photo))
+    page.wait_for_function("() => window.__marks.t1", timeout=120_000, polling=50)
+
+
 def upload_once(app: RunningApp, browser: Any, photo: Path) -> dict[str, float]:
     """One upload on a fresh page: the total and its parts, in ms."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     try:
-        page.goto(app.url)
-        page.wait_for_selector("#input-image input[type=file]", state="attached", timeout=60_000)
-        page.evaluate(WATCH)
-        page.evaluate("() => window.__arm('change')")
-        page.set_input_files("#input-image input[type=file]", str(photo))
-        page.wait_for_function("() => window.__marks.t1", timeout=120_000, polling=50)
+        _upload(page, app, photo)
         marks = page.evaluate("() => window.__marks")
         origin = page.evaluate("() => performance.timeOrigin")
         entries = [e for e in page.evaluate(ENTRIES) if e["start"] >= marks["t0"] - 1]
@@ -133,12 +138,7 @@ def slider_once(app: RunningApp, browser: Any, photo: Path, positions: list[floa
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     times = []
     try:
-        page.goto(app.url)
-        page.wait_for_selector("#input-image input[type=file]", state="attached", timeout=60_000)
-        page.evaluate(WATCH)
-        page.evaluate("() => window.__arm('change')")
-        page.set_input_files("#input-image input[type=file]", str(photo))
-        page.wait_for_function("() => window.__marks.t1", timeout=120_000, polling=50)
+        _upload(page, app, photo)
         page.click("#settings button, #settings .label-wrap")  # the settings fold away until opened
         slider = page.locator("#opacity input[type=range]")
         slider.first.wait_for(state="visible", timeout=30_000)
@@ -161,12 +161,10 @@ def slider_once(app: RunningApp, browser: Any, photo: Path, positions: list[floa
 
 def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=7)
-    p.add_argument("--model", default="vgg19", help="backbone spec (default: %(default)s)")
-    p.add_argument("--weights", default="random", help="as for load_backbone; 'pretrained' for its default weights")
+    add_model_options(p)
     args = p.parse_args()
     harness.apply_threads(args)
     reps = min(args.reps, 3) if args.quick else args.reps
-    weights = None if args.weights == "pretrained" else args.weights
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -175,7 +173,7 @@ def main() -> int:
     try:
         photos = variants(harness.EXAMPLES / PHOTO, reps + args.warmup + 1, folder, PHOTO_SIZE)
         rgb = load_image(photos[0])
-        with running_app(args.model, weights) as app, sync_playwright() as playwright:
+        with running_app(args.model, args.weights) as app, sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM),
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync"],
