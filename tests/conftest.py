@@ -202,6 +202,23 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     return tried
 
 
+#: The picture the rendering and result tests draw on (``image``, ``cam``).
+HEIGHT, WIDTH = 60, 90  # not square, so a swapped height / width shows
+
+
+@pytest.fixture
+def image(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(40, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cam() -> np.ndarray:
+    """A float32 map in [0, 1]: a horizontal ramp with a bright blob."""
+    ramp = np.tile(np.linspace(0.0, 0.6, WIDTH, dtype=np.float32), (HEIGHT, 1))
+    ramp[20:40, 50:70] = 1.0
+    return ramp
+
+
 @pytest.fixture
 def rng() -> Iterator[np.random.Generator]:
     yield np.random.default_rng(1234)

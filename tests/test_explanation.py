@@ -10,22 +10,8 @@ import pytest
 from gradcam import PANELS, Explainer, Explanation, Prediction, cam_to_boxes, draw_boxes, heatmap, overlay
 from gradcam.explanation import ClassMap, MaskingTest
 
-from .conftest import make_scene
+from .conftest import HEIGHT, WIDTH, make_scene
 
-HEIGHT, WIDTH = 60, 90  # not square, so a swapped height / width shows
-
-
-@pytest.fixture
-def image(rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(40, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def cam() -> np.ndarray:
-    """A float32 map in [0, 1]: a horizontal ramp with a bright blob."""
-    ramp = np.tile(np.linspace(0.0, 0.6, WIDTH, dtype=np.float32), (HEIGHT, 1))
-    ramp[20:40, 50:70] = 1.0
-    return ramp
 
 
 def _explanation(**changes: object) -> Explanation:
