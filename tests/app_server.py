@@ -6,11 +6,12 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import gradio as gr
+import pytest
 from gradio.utils import get_upload_folder
 
 from demo.launch import create_app, launch_options
@@ -51,3 +52,16 @@ def running_app(service: DemoService) -> Iterator[RunningApp]:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
     finally:
         demo.close()
+
+
+@contextmanager
+def served(service: DemoService, env: Mapping[str, str] | None = None) -> Iterator[RunningApp]:
+    """:func:`running_app` with ``env`` set while it runs; the service is closed (its files deleted) afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        try:
+            with running_app(service) as running:
+                yield running
+        finally:
+            service.close()

@@ -168,17 +168,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """The web app with untrained weights, served on a free local port for the whole session."""
     from demo.service import load_service
 
-    from .app_server import gradio_workdir, running_app
+    from .app_server import gradio_workdir, served
 
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples-cache")))
-    service = load_service("random", workdir=gradio_workdir())
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
-        patch.undo()
+    examples = str(tmp_path_factory.mktemp("examples-cache"))
+    with served(load_service("random", workdir=gradio_workdir()), {"GRADIO_EXAMPLES_CACHE": examples}) as running:
+        yield running
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from PIL import Image
 
 from demo.files import DISPLAY_SIDE
 
-from .app_server import RunningApp, running_app
+from .app_server import RunningApp, served
 from .light_app import light_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,12 +93,8 @@ def browser():
 @pytest.fixture(scope="module")
 def light_app() -> Iterator[RunningApp]:
     """The page with a tiny untrained network that knows the 1000 ImageNet names (fast on 2 cores)."""
-    service = light_service()
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
+    with served(light_service()) as running:
+        yield running
 
 
 def _open(browser, app: RunningApp, viewport: dict[str, int]):
@@ -416,12 +412,8 @@ def real_app() -> Iterator[RunningApp]:
     usable, reason = available_offline("efficientnet_lite0")
     if not usable:
         pytest.skip(f"EfficientNet-Lite0's weights are not installed: {reason}")
-    service = load_service(None, ("efficientnet_lite0",), workdir=gradio_workdir())
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
+    with served(load_service(None, ("efficientnet_lite0",), workdir=gradio_workdir())) as running:
+        yield running
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x720", "390x844"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .app_server import RunningApp, running_app
+from .app_server import RunningApp, served
 from .light_app import light_service
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
@@ -30,15 +30,8 @@ _client = getattr(streamable_http, "streamable_http_client", None) or streamable
 @pytest.fixture(scope="module")
 def mcp_app() -> Iterator[RunningApp]:
     """The light page served with its MCP server on, the way ``python app.py`` turns it on."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GRADIO_MCP_SERVER", "True")
-    service = light_service()
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
-        patch.undo()
+    with served(light_service(), {"GRADIO_MCP_SERVER": "True"}) as running:
+        yield running
 
 
 async def _session(url: str, work) -> Any:

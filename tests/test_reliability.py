@@ -25,7 +25,8 @@ from demo.service import MAX_SIDE, DemoService
 from demo.text import TOP_PREDICTION
 from gradcam import Explainer, WeightsError, load_backbone
 
-from .app_server import RunningApp, gradio_workdir, running_app
+from .app_server import RunningApp, gradio_workdir, running_app, served
+from .helpers import hook_count, resident_mib
 from .hostile import JARGON, hostile_cases, write_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,39 +189,28 @@ def test_more_requests_than_the_queue_holds_get_a_busy_answer_then_service_resum
 # 4. Soak ----------------------------------------------------------------------------------------
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def _hooks(model: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-
-
 def test_soak_300_explanations(tiny_backbone, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples"))
     workdir = gradio_workdir()
     service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=workdir, cache_size=0)
     images = [_upload(tmp_path, f"s{i}.png", _photo(900 + i, (64, 64))) for i in range(3)]
-    hooks = _hooks(tiny_backbone.model)
+    hooks = hook_count(tiny_backbone.model)
     with running_app(service) as running:
         client = Client(running.url, verbose=False, download_files=False)  # the server's side is what is soaked
         runs = -service.model_runs  # the cached examples ran the model too
         for i in range(50):  # warm-up
             client.predict(images[i % 3], TOP_PREDICTION, "TinyNet", api_name="/explain")
-        before = _rss_mb()
+        before = resident_mib()
         for i in range(250):
             client.predict(images[i % 3], TOP_PREDICTION, "TinyNet", api_name="/explain")
-        growth = _rss_mb() - before
+        growth = resident_mib() - before
         runs += service.model_runs
         folders = [p for p in workdir.iterdir() if p.is_dir()]
         used = service.store.used_bytes
     service.close()
     assert runs == 300
     assert growth < 50, f"resident memory grew by {growth:.1f} MB over 250 explanations"
-    assert _hooks(tiny_backbone.model) == hooks
+    assert hook_count(tiny_backbone.model) == hooks
     assert len(folders) >= 300, "a result younger than 15 minutes was deleted"  # 300 requests, plus the cached examples
     print(f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; {len(folders)} output folders kept, {used / 1e6:.1f} MB")
 
@@ -310,15 +300,10 @@ def test_no_share_link_unless_asked(app):
 @pytest.fixture(scope="module")
 def tiny_app(tiny_backbone, tmp_path_factory):
     """The app with the tiny model: cheap enough to flood on two cores."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("tiny-examples")))
+    examples = str(tmp_path_factory.mktemp("tiny-examples"))
     service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=gradio_workdir())
-    try:
-        with running_app(service) as running:
-            yield running
-    finally:
-        service.close()
-        patch.undo()
+    with served(service, {"GRADIO_EXAMPLES_CACHE": examples}) as running:
+        yield running
 
 
 META = {"_type": "gradio.FileData"}
