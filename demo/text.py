@@ -105,7 +105,7 @@ GUIDED_HELP = (
 CLASSES_HELP = "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
 
 MODELS_HELP = (
-    "The same photo through VGG19, ResNet-50 and DenseNet-121: do three different networks look at the same place? "
+    "The same photo through every model this server has loaded: do different networks look at the same place? "
     "The overlap of their boxes is given as a percentage (100% means the same box)."
 )
 
