@@ -69,7 +69,7 @@ CSS = f"""
 #explain {{ max-height: 46px; margin-bottom: 2px; }}
 #target-hint, #upload-hint {{ color: #8a1c1c; font-weight: 600; }}
 .panel label[data-testid="block-label"] {{ position: static; box-shadow: none; border: none; }}
-.panel {{ display: flex; flex-direction: column; }}
+.panel {{ display: flex; flex-direction: column; flex-wrap: nowrap; }}
 .panel .image-container {{ flex: 1 1 auto; min-height: 0; height: auto !important; }}
 .gallery .caption-label, .gallery-item .caption-label {{ color: #27272a !important; opacity: 1 !important; }}
 .tab-container button[role="tab"] {{ color: #3f3f46; }}
@@ -88,8 +88,14 @@ CSS = f"""
   .panel .image-container, .panel .image-frame {{ height: auto !important; }}
   .panel img {{ max-height: 50vh; width: 100%; object-fit: contain; }}
   .panel .icon-button-wrapper {{ position: static; justify-content: flex-end; margin: 0 0 4px auto; width: fit-content; }}
+  #classes-gallery .grid-container, #models-gallery .grid-container {{ --grid-cols: 1 !important; }}
+  #classes-gallery .grid-wrap, #models-gallery .grid-wrap {{ height: auto !important; max-height: none !important; }}
 }}
 #examples .gallery-item img, #examples button img {{ object-fit: cover; }}
+/* No empty boxes: results, download and Explore answers show once they have something, or while it is on its way. */
+#results:not(:has(#panel-original img)) {{ display: none; }}
+.explore-out:not(:has(img)):not(:has(.wrap:not(.hide))) {{ display: none; }}
+#archive:not(:has(a)):not(:has(.wrap:not(.hide))), #report-file:not(:has(a)):not(:has(.wrap:not(.hide))) {{ display: none; }}
 """
 
 #: Page script, run once at load: the class picker selects its text when entered (typing
@@ -158,6 +164,25 @@ DIM_JS = """
   if (results) results.style.opacity = '0.3';
   return inputs;
 }
+"""
+
+#: Resolves once the four panels have painted their pictures (or after 3 s). The download step waits for it, so
+#: writing the full-quality files never takes the CPU from the browser while it shows the result.
+PAINTED_JS = """
+() => new Promise(resolve => {
+  const start = performance.now();
+  const frame = () => new Promise(next => requestAnimationFrame(next));
+  const images = () => [...document.querySelectorAll('#results .panel img')];
+  const wait = async () => {
+    await frame();  // the new pictures are in the page
+    while (!images().every(img => img.complete) && performance.now() - start < 3000) await frame();
+    await Promise.all(images().map(img => img.decode().catch(() => null)));
+    await frame();
+    await frame();  // a frame with them has been painted
+    resolve([]);
+  };
+  wait();
+})
 """
 
 #: After a new result: full colour again, and on a narrow screen the sentence and panels brought into view.
@@ -417,9 +442,9 @@ def build_demo(
         """The page's explanation: an unknown class or no photo leaves the results as they are."""
         if _unknown(target):
             hint = text.unknown_class(str(target), close_names(str(target), categories))
-            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value=hint, visible=True),)
+            return unchanged(gr.update(value=hint, visible=True))
         if image is None:  # a class picked before any photo: nothing to explain yet, and no mistake
-            return tuple(gr.skip() for _ in page_outputs[:-1]) + (gr.update(value="", visible=False),)
+            return unchanged(gr.update(value="", visible=False))
         try:
             result = _friendly(service.show)(image, target, model, threshold, alpha, colormap)
         except gr.Error as exc:
@@ -435,7 +460,6 @@ def build_demo(
             text.describe(result.explanation, result.asked, colormap),
             None,  # the download follows in its own step (page_download), after the pictures are painted
             (result.key, threshold, alpha, colormap, _name_of(image)),  # what that step writes
-            gr.update(visible=True),
             gr.update(value="", visible=False),
         )
 
@@ -464,10 +488,14 @@ def build_demo(
         shown = cleared() if image is None else page_explain(image, target, model, threshold, alpha, colormap)
         return (*shown, *(None for _ in explore_outputs))
 
+    def unchanged(hint: Any) -> tuple[Any, ...]:
+        """The results as they are, with ``hint``; nothing new for the download step to write."""
+        return (*(gr.skip() for _ in PANEL_TITLES), gr.skip(), gr.skip(), gr.skip(), None, hint)
+
     def cleared() -> tuple[Any, ...]:
         """The page without a photo: no panels, the waiting sentence, no download."""
         return (
-            *(None for _ in PANEL_TITLES), "", text.WAITING, None, None, gr.update(visible=False), gr.update(value="", visible=False),
+            *(None for _ in PANEL_TITLES), "", text.WAITING, None, None, gr.update(value="", visible=False),
         )
 
     with warnings.catch_warnings():
@@ -509,7 +537,8 @@ def build_demo(
                 hint = gr.Markdown("", visible=False, elem_id="target-hint")
                 examples_slot = gr.Column()
         sentence = gr.Markdown(text.WAITING, elem_id="sentence", label="Sentence")
-        with gr.Column(visible=False, elem_id="results") as results:
+        # Built with the page and hidden by CSS while the panels are empty: a result only fills it in.
+        with gr.Column(elem_id="results"):
             with gr.Row(equal_height=True):
                 panels = [
                     gr.Image(
@@ -550,7 +579,7 @@ def build_demo(
                 alpha = gr.Slider(0.0, 1.0, value=OVERLAY_ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity")
         inputs = [image, target, model, threshold, alpha, colormap]
         request = gr.State(None)  # what the page shows: the download step writes its files
-        page_outputs = [*panels, top5, sentence, archive, request, results, hint]
+        page_outputs = [*panels, top5, sentence, archive, request, hint]
         with examples_slot:
             examples = gr.Examples(
                 examples=[[str(path)] for _, path in _examples()],
@@ -570,30 +599,31 @@ def build_demo(
             explain, inputs, [*panels, api_label, sentence, archive], api_name="explain", concurrency_id="model",
         )
 
-        page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
+        page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model", "show_progress_on": [sentence]}
         # Page-only steps that run no model: queued too (no REST route skips the queue), never waiting for a model run.
         light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
         # Each explanation shows its pictures first; the full-quality download follows in a second step.
         # Its own slot: it never runs the model (what the cache has forgotten gets no files).
         files: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "files"}
-        shown = button.click(page_explain, inputs, page_outputs, **page)
-        shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, request, archive, **files)
-        # A new photo, an example or "remove image": the old results go, the new ones come.
-        # The old results are dimmed in the browser at once (no round trip), replaced when the new ones come.
-        shown = image.change(new_photo, inputs, [*page_outputs, *explore_outputs], js=DIM_JS, **page)
-        shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, request, archive, **files)
-        shown = target.input(page_explain, inputs, page_outputs, **page)
-        shown.then(None, js=SCROLL_JS)
-        shown.success(page_download, request, archive, **files)
-        model.input(page_explain, inputs, page_outputs, **page).success(page_download, request, archive, **files)
+
+        def then_download(shown: Any) -> None:
+            """Once the new pictures are painted, the full-quality files, so that writing them never slows the painting."""
+            shown.success(None, js=PAINTED_JS).success(page_download, request, archive, **files)
+
+        # The button, a new photo (an example, "remove image") and a picked class bring the result into view. On a new
+        # photo the old results are dimmed in the browser at once (no round trip) and replaced when the new ones come.
+        for shown in (
+            button.click(page_explain, inputs, page_outputs, **page),
+            image.change(new_photo, inputs, [*page_outputs, *explore_outputs], js=DIM_JS, **page),
+            target.input(page_explain, inputs, page_outputs, **page),
+        ):
+            shown.then(None, js=SCROLL_JS)
+            then_download(shown)
+        then_download(model.input(page_explain, inputs, page_outputs, **page))
         for slider in (threshold, alpha):
             # .change also follows a number typed into the slider's field; only the last value runs.
-            slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page).success(
-                page_download, request, archive, **files
-            )
-        colormap.input(page_explain, inputs, page_outputs, **page).success(page_download, request, archive, **files)
+            then_download(slider.change(page_explain, inputs, page_outputs, trigger_mode="always_last", **page))
+        then_download(colormap.input(page_explain, inputs, page_outputs, **page))
         colormap.input(legend_html, colormap, legend, **light)
         # Each visitor's page says which models are still loading or unavailable, as it is when they arrive.
         demo.load(lambda: gr.update(info=text.models_note(service.models.status()) or None), None, model, **light)
@@ -621,7 +651,7 @@ def _picture(label: str, height: int, elem_id: str, buttons: list[Any]) -> gr.Im
     """An output picture of the Explore area, sent as PNG, its label above it."""
     return gr.Image(
         label=label, type="numpy", format="png", interactive=False, height=height, elem_id=elem_id,
-        elem_classes="panel", buttons=buttons, alt_text=label,
+        elem_classes=["panel", "explore-out"], buttons=buttons, alt_text=label,
     )
 
 
@@ -634,7 +664,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
     image, target, model, threshold, alpha, colormap = inputs
     buttons: list[Any] = ["download", "fullscreen", *(["share"] if on_spaces else [])]
     with gr.Accordion("Explore: is it really looking there? What speaks against it? Would another model agree?", open=True):
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone the questions wrap onto two lines, none hidden in a menu
             with gr.Tab("Is it really looking there?"):
                 gr.Markdown(text.MASKING_HELP)
                 masking_button = gr.Button("Run the masking test", elem_id="masking-run")
@@ -660,7 +690,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
                 classes_words = gr.Markdown(elem_id="classes-sentence")
                 classes_gallery = gr.Gallery(
-                    label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery",
+                    label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery", elem_classes="explore-out",
                     allow_preview=True,
                 )
             with gr.Tab("Compare models"):
@@ -668,7 +698,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 models_button = gr.Button("Compare the models", elem_id="models-run")
                 models_words = gr.Markdown(elem_id="models-sentence")
                 models_gallery = gr.Gallery(
-                    label="Each model's view", columns=3, height="auto", object_fit="contain", elem_id="models-gallery",
+                    label="Each model's view", columns=3, height="auto", object_fit="contain", elem_id="models-gallery", elem_classes="explore-out",
                 )
             with gr.Tab("One-picture report"):
                 gr.Markdown(text.REPORT_HELP)
@@ -677,7 +707,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 report_file = gr.File(label="Report (PNG)", elem_id="report-file")
                 report_image = gr.Image(
                     label="Report", type="filepath", format="png", interactive=False, height=300, elem_id="report-image",
-                    elem_classes="panel", buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
+                    elem_classes=["panel", "explore-out"], buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
                 )
 
     @_in_words(4)

@@ -375,11 +375,19 @@ def test_explore_pictures_are_shareable(light_app, browser):
     _wait_painted(page)
     assert page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
 
+    for question in ("#masking-hidden", "#masking-kept", "#masking-curve", "#classes-gallery", "#report-image"):
+        assert not page.locator(question).is_visible(), f"{question} is an empty box before it is asked for"
     page.click("#masking-run")
     bar = page.locator("#masking-curve .progress-level", has_text="Hiding parts of the photo")
     bar.wait_for(state="visible", timeout=30_000)  # a real progress bar with words, not only a timer
     page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000)
     page.wait_for_selector("#masking-curve img")
+    for picture in ("#masking-hidden", "#masking-kept", "#masking-curve"):
+        label, frame = (page.locator(f"{picture} {part}").bounding_box() for part in ("label", ".image-container"))
+        block = page.locator(picture).bounding_box()
+        assert label and frame and block
+        assert frame["y"] >= label["y"] + label["height"] - 1, f"{picture}: the picture sits beside its label"
+        assert frame["x"] + frame["width"] <= block["x"] + block["width"] + 1, f"{picture}: the picture is cut off"
     page.locator("#masking-curve").scroll_into_view_if_needed()
     _shot(page, "explore-masking.png")
 
@@ -397,6 +405,28 @@ def test_explore_pictures_are_shareable(light_app, browser):
     page.wait_for_selector("#report-image img", timeout=60_000)
     page.locator("#report-image").scroll_into_view_if_needed()
     _shot(page, "explore-report.png")
+    page.close()
+
+
+def test_on_a_phone_every_explore_question_is_in_view_and_answers_fit_the_screen(light_app, browser):
+    page = _open(browser, light_app, PHONE)
+    page.locator("#examples img").first.click()
+    _wait_painted(page)
+    tabs = page.locator("button[role=tab]")
+    assert tabs.count() == 6
+    for tab in tabs.all():  # none hidden in an overflow menu
+        tab.scroll_into_view_if_needed()
+        assert tab.is_visible(), f"{tab.inner_text()} is hidden"
+    page.get_by_role("tab", name="Compare classes").click()
+    page.click("#classes-run")
+    page.wait_for_function("document.querySelectorAll('#classes-gallery img').length >= 3", timeout=60_000)
+    for item in page.locator("#classes-gallery .gallery-item").all()[:3]:
+        box = item.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], "a class is cut off at the edge"
+    for caption in page.locator("#classes-gallery .caption-label").all()[:3]:
+        assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), f"the class name is cut: {caption.inner_text()}"
+    page.locator("#classes-gallery").scroll_into_view_if_needed()
+    _shot(page, "explore-classes-390x844.png")
     page.close()
 
 
