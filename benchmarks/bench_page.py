@@ -7,7 +7,8 @@ Chromium. For each repetition a fresh page chooses a new 1-megapixel photo on
 ``change`` event to the first animation frame in which ``#panel-original``,
 ``#panel-heatmap``, ``#panel-overlay`` and ``#panel-boxes`` all show a loaded new
 image. The browser's resource timings (upload, queue, file downloads) and the
-server's timestamps (same wall clock) split that time into: upload, queue wait,
+server's timestamps (same wall clock) split that time into: upload, the page's
+own script until it sends the request, request and queue wait,
 our code before the model, the model, rendering and PNG encoding, delivery of the
 result, downloads and paint. Then a change of the opacity slider, to all four
 panels repainted; and the engine's own time for the same photo and model, in the
@@ -110,10 +111,11 @@ def upload_once(app: RunningApp, browser: Any, photo: Path) -> dict[str, float]:
     handler = app.spans.between("handler", *window)
     engine = app.spans.between("engine", *window)
     pngs = app.spans.between("png", *window)
-    upload = _span(entries, lambda url: "/upload" in url)
+    upload = _span(entries, lambda url: "/upload?" in url)  # the file's POST (not its progress stream)
+    join = _span(entries, lambda url: "/queue/join" in url)
     files = _span(entries, lambda url: url in marks["srcs"])  # the four panels' pictures
-    if not (handler and engine and upload and files):
-        raise RuntimeError(f"a part is missing: handler {handler}, engine {engine}, upload {upload}, files {files}")
+    if not (handler and engine and upload and join and files):
+        raise RuntimeError(f"a part is missing: handler {handler}, engine {engine}, upload {upload}, join {join}, files {files}")
     local = lambda s: s * 1000 - origin  # noqa: E731 - server epoch seconds -> page ms
     h0, h1 = local(handler[-1][0]), local(handler[-1][1])
     e0, e1 = local(engine[-1][0]), local(engine[-1][1])
@@ -121,7 +123,8 @@ def upload_once(app: RunningApp, browser: Any, photo: Path) -> dict[str, float]:
     return {
         "total": t1 - t0,
         "upload": upload[1] - t0,
-        "queue": h0 - upload[1],
+        "page script until the request": join[0] - upload[1],
+        "request and queue": h0 - join[0],
         "before model": e0 - h0,
         "model": e1 - e0,
         "render + PNGs + zip": h1 - e1,
