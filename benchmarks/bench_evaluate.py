@@ -142,7 +142,7 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
           f"{torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")
     print(f"    forward passes alone (pre-decoded):                  {n / t_forward:7.1f} images/s")
-    print(f"    local engine (Grad-CAM top-5 + metrics):             {n / t_local:7.1f} images/s")
+    print(f"    local engine (Grad-CAM + metrics):                   {n / t_local:7.1f} images/s")
     print(f"    ratio local / plain inference = {t_plain / t_local:.2f}x  (target >= 0.85)")
     print(f"    ratio local / forward alone   = {t_forward / t_local:.2f}x")
     print(f"    images/s/core (local)         = {n / t_local / (os.cpu_count() or 1):.2f}")
