@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gradcam import Explainer
-from gradcam.evaluate.annotations import read_annotations
+from gradcam.evaluate.annotations import GroundTruth, Sample, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, read_results
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.evaluate.run import evaluate_dataset
 from gradcam.errors import GradCAMError
 from gradcam.registry import Backbone
 
-from .conftest import SHAPES
+from .conftest import SHAPES, make_scene
 from .evaluate_data import Dataset, make_dataset
 
 HEADER = "image,label,x0,y0,x1,y1\n"
@@ -39,10 +40,27 @@ def test_batched_maps_equal_single_explanations(dataset: Dataset, tiny_backbone:
         group = [d for d in decoded if d.size == size]
         _, maps = evaluator.class_maps(group, [d.sample.objects for d in group])
         for item, by_class in zip(group, maps):
-            assert set(by_class) == {0, 1}
+            assert set(by_class) == {o.label for o in item.sample.objects}  # the annotated classes only
             for label, cam in by_class.items():
                 alone = explainer.explain(item.sample.path, label).cam
                 np.testing.assert_allclose(cam, alone, atol=1e-5)
+
+
+def test_images_with_several_classes_get_each_annotated_map(tiny_backbone: Backbone, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    evaluator = BatchEvaluator(Explainer(tiny_backbone), 0.15)
+    samples = []
+    for i, shapes in enumerate([(0, 1), (1,), (1, 0), (0,)]):  # two classes, one, two, one: padded to one width
+        scene = make_scene(rng, shapes)
+        path = tmp_path / f"two{i}.png"
+        Image.fromarray(scene.image).save(path)
+        samples.append(Sample(path.name, str(path), tuple(GroundTruth(c, scene.objects[c]) for c in shapes)))
+    decoded = [evaluator.decode(s) for s in samples]
+    _, maps = evaluator.class_maps(decoded, [s.objects for s in samples])
+    for sample, by_class in zip(samples, maps):
+        assert set(by_class) == {o.label for o in sample.objects}
+        for label, cam in by_class.items():
+            np.testing.assert_allclose(cam, evaluator.explainer.explain(sample.path, label).cam, atol=1e-5)
 
 
 def test_known_answers_and_outputs(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:

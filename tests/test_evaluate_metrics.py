@@ -63,6 +63,8 @@ def test_score_image_by_hand() -> None:
     assert result.energy_in_box == pytest.approx(100 / 120)
     assert result.iou == pytest.approx(100 / 120)
     assert result.gradcam_box == "10 10 19 21" and result.truth_box == "10 10 19 19"
+    # Only the annotated class's map is read: the best classes need none.
+    assert score_image("x.png", truth, categories, probabilities, {2: maps[2]}, 0.15) == result
     # Right class, box too large: IoU 100/400 < 0.5.
     maps[2] = blob(10, 10, 29, 29)
     wide = score_image("x.png", truth, categories, np.array([0.05, 0.1, 0.6, 0.1, 0.1, 0.05]), maps, 0.15)

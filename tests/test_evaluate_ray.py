@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gradcam.evaluate.local import read_results
+from gradcam.evaluate.ray_engine import start_local_ray
 from gradcam.evaluate.run import evaluate_dataset
 from gradcam.registry import Backbone
 
@@ -18,12 +19,11 @@ from .conftest import TinyNet
 from .evaluate_data import Dataset, make_dataset
 
 ray = pytest.importorskip("ray", reason="Ray is installed by requirements-test.txt")
-ROOT = str(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": ROOT}}, log_to_driver=False)
+    start_local_ray(num_cpus=2, log_to_driver=False)
     try:
         yield
     finally:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import GroundTruth, Sample
-from gradcam.evaluate.metrics import TOP, ImageResult, clip_box, score_image
+from gradcam.evaluate.metrics import ImageResult, clip_box, score_image
 from gradcam.explainer import Explainer
 from gradcam.images import load_image
 
@@ -123,22 +123,26 @@ class BatchEvaluator:
     def class_maps(self, items: Sequence[Decoded], objects: Sequence[Sequence[GroundTruth]]) -> tuple[np.ndarray, list[dict[int, np.ndarray]]]:
         """Class probabilities and maps for decoded images of one size, in one forward pass.
 
+        Only the annotated classes are explained: every figure of a row that
+        uses a map (localisation, pointing, energy, the best box) uses the map
+        of an annotated class; the best classes come from the probabilities.
+
         Args:
             items: decoded images, all of one original size.
             objects: each image's annotated objects.
 
         Returns:
             Probabilities ``(N, num_classes)``, and for each image the map
-            ``(height, width)`` of each of its best ``TOP`` classes and of each
-            annotated class, by class index.
+            ``(height, width)`` of each of its annotated classes, by class index
+            (of its best class for an image without objects).
         """
         size = items[0].size
         x = torch.cat([item.x for item in items if item.x is not None])  # (N, 3, h, w); one original size, one input size
-        # The annotated classes and the best ones share the pass: one forward, one batched backward.
+        # Each image's annotated classes, padded with its first to one width: one forward, one batched backward.
         asked: list[list[int | None]] = [list(dict.fromkeys(o.label for o in found)) or [None] for found in objects]
         width = max(len(labels) for labels in asked)
         targets = [labels + [labels[0]] * (width - len(labels)) for labels in asked]
-        result = self.explainer.cam.compute(x, targets, size=size, extra_top=min(TOP, len(self.categories)))
+        result = self.explainer.cam.compute(x, targets, size=size)
         maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
         by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]
         return torch.softmax(result.logits.cpu().double(), dim=1).numpy(), by_image

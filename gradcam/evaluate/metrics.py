@@ -8,7 +8,8 @@ Follows the evaluation of Selvaraju et al. (ICCV 2017), Sec. 4.1 and 4.2:
   segment boxed (:func:`gradcam.cam_to_boxes`); the image counts as localised
   when one of these classes is annotated and its box overlaps a box of that class
   with an intersection over union of at least 0.5. The error is the share of
-  images not localised.
+  images not localised. Only an annotated class can count, so only the maps of
+  the annotated classes are needed.
 * **Pointing game** (Zhang et al., ECCV 2016, as used by the paper): the map of
   each annotated class, explained for that class, has its maximum within 15
   pixels of a box of that class.
@@ -166,8 +167,9 @@ def score_image(
         objects: its annotated objects, boxes already inside the image.
         categories: the model's class names.
         probabilities: class probabilities, ``(num_classes,)``.
-        maps: the map ``(height, width)`` of each of the best ``TOP`` classes
-            and of each annotated class, by class index.
+        maps: the map ``(height, width)`` of each annotated class, by class
+            index (the best classes need none: a class that is not annotated
+            cannot count as localised).
         threshold: box threshold, a fraction of the map's maximum.
         notes: what was done to the annotations, reported with the row.
 
@@ -179,7 +181,7 @@ def score_image(
         truths.setdefault(obj.label, []).append(obj.box)
     order = np.argsort(-probabilities, kind="stable")[: min(TOP, len(probabilities))]
     top = [int(c) for c in order]
-    boxes = {c: gradcam_box(maps[c], threshold) for c in set(top) | set(truths)}
+    boxes = {c: gradcam_box(maps[c], threshold) for c in truths}
     localized = [c in truths and best_iou(boxes[c], truths[c]) >= IOU_THRESHOLD for c in top]
     hits = [pointing_hit(maps[c], truths[c]) for c in truths]
     energies = [energy_in_boxes(maps[c], truths[c]) for c in truths]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +48,34 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise GradCAMError(INSTALL_HINT) from exc
     return ray
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def start_local_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None:
+    """Starts a Ray on this machine whose workers import ``gradcam`` from where this process does.
+
+    Workers inherit this process's environment, and Ray adds the working
+    directory to their ``sys.path``: when ``gradcam`` is found through either
+    (or is installed), no job-wide ``runtime_env`` is set. That matters for
+    start-up: the workers Ray starts ahead of time, with Ray itself, serve only
+    jobs without one, so the actors do not wait for new processes (about
+    1.5 s less on 2 cores). Otherwise ``PYTHONPATH`` is extended for the workers.
+
+    Args:
+        num_cpus: CPUs Ray may use (default: all).
+        log_to_driver: print the workers' output here.
+    """
+    ray = import_ray()
+    root = _PACKAGE.parent
+    inherited = [Path.cwd(), *(Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    inherited += [Path(p) for p in site.getsitepackages()]
+    options: dict[str, Any] = {}
+    if not any(p.resolve() == root for p in inherited):
+        paths = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+        options["runtime_env"] = {"env_vars": {"PYTHONPATH": paths}}
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, **options)
 
 
 class EvaluatorActor:
@@ -112,14 +141,10 @@ def run_ray(
         return 0
     started = False
     if ray_init and not ray.is_initialized():
-        package = str(Path(__file__).resolve().parents[1])
         if address is None:
-            # Local workers import gradcam from this checkout.
-            root = str(Path(package).parent)
-            paths = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": paths}})
+            start_local_ray(num_cpus)
         else:
-            ray.init(address=address, runtime_env={"py_modules": [package]})  # ships gradcam to the cluster
+            ray.init(address=address, runtime_env={"py_modules": [str(_PACKAGE)]})  # ships gradcam to the cluster
         started = True
     try:
         gpus = 1.0 if device.startswith("cuda") else 0.0
