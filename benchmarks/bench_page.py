@@ -148,6 +148,7 @@ def slider_once(app: RunningApp, browser: Any, photo: Path, positions: list[floa
         srcs = "() => ['original', 'heatmap', 'overlay', 'boxes'].map(k => document.querySelector(`#panel-${k} img`))"
         for position in positions:
             before = page.evaluate(f"() => ({srcs})().map(i => i.src)")
+            slider.first.scroll_into_view_if_needed()  # as a person would: the settings open below the fold
             box = slider.first.bounding_box()  # the download box above may have grown meanwhile
             assert box is not None
             start = time.perf_counter()
