@@ -135,6 +135,8 @@ class OutputStore:
         alpha: float = OVERLAY_ALPHA,
         colormap: str = COLORMAP,
         name: str = "image",
+        *,
+        workers: int | None = None,
     ) -> Written:
         """Writes the four panels, the raw map, the manifest and a zip of them all (the page's copies: :meth:`write_display`).
 
@@ -143,6 +145,7 @@ class OutputStore:
             alpha: overlay opacity.
             colormap: heatmap colormap.
             name: the upload's file name; the zip is called ``gradcam-<stem>.zip``.
+            workers: threads encoding the PNGs (see :func:`gradcam.save_explanation`).
 
         Returns:
             The panel PNGs keyed by panel name, and the zip's path.
@@ -152,7 +155,7 @@ class OutputStore:
         """
         folder = self.folder()
         try:
-            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap)
+            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap, workers=workers)
             stem = download_stem(name)
             archive = folder / f"gradcam-{stem}.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:

@@ -188,7 +188,9 @@ class DemoService:
             return None
         if explanation.threshold != threshold:
             explanation = explanation.with_threshold(threshold)
-        return self.store.write_explanation(explanation, alpha, colormap, name).archive
+        # One thread: the files are written while the person looks at the pictures, perhaps already moving a
+        # slider; the browser and the next explanation keep the other cores.
+        return self.store.write_explanation(explanation, alpha, colormap, name, workers=1).archive
 
     def explanation(
         self,

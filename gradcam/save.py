@@ -106,6 +106,7 @@ def save_explanation(
     alpha: float = OVERLAY_ALPHA,
     colormap: str = COLORMAP,
     extra: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Path]:
     """Writes ``original.png``, ``heatmap.png``, ``overlay.png``, ``boxes.png``,
     ``cam.npy`` and ``manifest.json`` into ``out_dir`` (created if missing).
@@ -118,6 +119,8 @@ def save_explanation(
         colormap: heatmap colormap.
         extra: more JSON-ready entries for the manifest, such as the masking
             test's numbers (``{"masking_test": test.as_dict()}``).
+        workers: threads encoding the four PNGs (default: one each, the fastest;
+            one leaves the other cores to whatever runs beside it).
 
     Returns:
         The written paths, keyed by panel name, "cam" and "manifest".
@@ -136,7 +139,7 @@ def save_explanation(
     panels = explanation.panels(alpha, colormap)
     written: dict[str, Path] = {name: folder / f"{name}.png" for name in panels}
     # zlib releases the GIL: the four pictures are encoded side by side.
-    with ThreadPoolExecutor(len(panels)) as pool:
+    with ThreadPoolExecutor(max(1, workers or len(panels))) as pool:
         list(pool.map(write_png, written.values(), panels.values()))
     written["cam"] = folder / "cam.npy"
     np.save(written["cam"], explanation.cam)

@@ -61,6 +61,13 @@ def test_pictures_decode_to_the_panels(explanation, source, tmp_path):
     assert not np.array_equal(panels["boxes"], panels["original"]), "no box was drawn"
 
 
+def test_one_encoding_thread_writes_the_same_files(explanation, tmp_path):
+    together = save_explanation(explanation, tmp_path / "together")
+    alone = save_explanation(explanation, tmp_path / "alone", workers=1)
+    for name in PANELS:
+        assert alone[name].read_bytes() == together[name].read_bytes()
+
+
 def test_cam_npy_is_the_map(explanation, tmp_path):
     written = save_explanation(explanation, tmp_path / "out")
     cam = np.load(written["cam"])
