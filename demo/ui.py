@@ -166,10 +166,12 @@ DIM_JS = """
 }
 """
 
-#: Resolves once the four panels have painted their pictures (or after 3 s). The download step waits for it, so
-#: writing the full-quality files never takes the CPU from the browser while it shows the result.
+#: Resolves once the four panels have painted their pictures (or after 3 s, also in a background tab, where no
+#: frames come). The download step waits for it, so writing the full-quality files never takes the CPU from the
+#: browser while it shows the result.
 PAINTED_JS = """
 () => new Promise(resolve => {
+  setTimeout(() => resolve([]), 3000);
   const start = performance.now();
   const frame = () => new Promise(next => requestAnimationFrame(next));
   const images = () => [...document.querySelectorAll('#results .panel img')];
