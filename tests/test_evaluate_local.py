@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,7 @@ def test_known_answers_and_outputs(dataset: Dataset, tiny_backbone: Backbone, tm
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 8  # four best, four worst
     assert "first guess was right for" in page and "green box" in page
+    assert re.search(r"<td>mean_iou</td><td>0\.\d{1,4}</td>", page), "the figures table shows raw floats"
 
 
 def test_csv_and_xml_runs_write_the_same_rows(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:

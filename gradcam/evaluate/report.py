@@ -139,11 +139,12 @@ def write_report(
     listed = "".join(f"<li>{html.escape(p.text())}</li>" for p in problems[:50])
     more = f"<p>... and {len(problems) - 50:,} more in problems.txt.</p>" if len(problems) > 50 else ""
     table = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items()
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
+        for k, v in figures.items()
     )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {html.escape(str(figures.get('model', '')))}</title>
-<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.5}}
+<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1.5em;line-height:1.5}}
 .cases{{display:flex;flex-wrap:wrap;gap:1em}} figure{{margin:0;max-width:330px}} figcaption{{font-size:90%}}
 td{{padding:0 1em 0 0}}</style></head><body>
 <h1>Does {html.escape(str(figures.get('model', 'the model')))} look at the object?</h1>
