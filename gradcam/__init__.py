@@ -28,8 +28,9 @@ from gradcam.errors import (
 from gradcam.explainer import Explainer, resolve_class
 from gradcam.explanation import PANELS, Explanation, Prediction
 from gradcam.images import load_image
+from gradcam.layers import locate_layer
 from gradcam.models import HookedVGG19
-from gradcam.registry import BACKBONES, BUILTINS, Backbone, available_offline, describe_spec, load_backbone, locate_layer
+from gradcam.registry import BACKBONES, BUILTINS, Backbone, available_offline, describe_spec, load_backbone
 from gradcam.render import draw_boxes, heatmap, overlay
 from gradcam.save import manifest, save_explanation
 

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torchvision import models
 
 from gradcam import BUILTINS, UnknownLayerError, UnknownModelError, WeightsError, load_image
-from gradcam.registry import available_offline, cached_weights_path, describe_spec, load_backbone, locate_layer
+from gradcam.layers import locate_layer
+from gradcam.registry import available_offline, cached_weights_path, describe_spec, load_backbone
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 
@@ -260,36 +261,3 @@ def test_a_layer_without_a_map(tmp_path):
         load_backbone("torchvision:resnet18", "random", layer="fc")
     with pytest.raises(UnknownLayerError, match=r"Layer 'layer4.0.relu' cannot be explained: it runs 2 times"):
         load_backbone("torchvision:resnet18", "random", layer="layer4.0.relu")
-
-
-def _tiny_torchvision_vit() -> nn.Module:
-    return models.VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64)
-
-
-@pytest.mark.parametrize(
-    ("build", "expected"),
-    [
-        (models.resnet18, "layer4"),
-        (models.convnext_tiny, "features"),
-        (models.densenet121, "features"),
-        (models.mobilenet_v3_small, "features"),
-        (lambda: timm.create_model("convnext_atto"), "stages"),
-        (_tiny_torchvision_vit, "encoder.layers.encoder_layer_1.ln_1"),
-        (lambda: timm.create_model("vit_tiny_patch16_224", img_size=64), "blocks.11.norm1"),
-    ],
-    ids=["resnet18", "convnext_tiny", "densenet121", "mobilenet_v3_small", "timm-convnext_atto", "torchvision-vit", "timm-vit"],
-)
-def test_locate_layer(build, expected):
-    model = build().eval().requires_grad_(False)
-    assert locate_layer(model, (64, 64)) == expected
-
-
-def test_token_layers_report_their_prefix_tokens():
-    from gradcam.registry import _find_layer
-
-    deit = timm.create_model("deit_tiny_distilled_patch16_224", img_size=64).eval().requires_grad_(False)
-    assert _find_layer(deit, (64, 64)) == _find_layer(deit, (64, 64), "blocks.11.norm1")
-    found = _find_layer(deit, (64, 64))
-    assert (found.name, found.tokens, found.prefix_tokens) == ("blocks.11.norm1", True, 2)
-    vit = _tiny_torchvision_vit().eval().requires_grad_(False)
-    assert _find_layer(vit, (64, 64)).prefix_tokens == 1
