@@ -94,8 +94,7 @@ CSS = f"""
 #examples .gallery-item img, #examples button img {{ object-fit: cover; }}
 /* No empty boxes: results, download and Explore answers show once they have something, or while it is on its way. */
 #results:not(:has(#panel-original img)) {{ display: none; }}
-.explore-out:not(:has(img)):not(:has(.wrap:not(.hide))) {{ display: none; }}
-#archive:not(:has(a)):not(:has(.wrap:not(.hide))), #report-file:not(:has(a)):not(:has(.wrap:not(.hide))) {{ display: none; }}
+.until-filled:not(:has(img, a)):not(:has(.wrap:not(.hide))) {{ display: none; }}
 """
 
 #: Page script, run once at load: the class picker selects its text when entered (typing
@@ -561,7 +560,10 @@ def build_demo(
                 with gr.Column(scale=2):
                     top5 = gr.HTML("", label="Top 5 guesses", elem_id="top5")
                 with gr.Column(scale=2):
-                    archive = gr.File(label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive")
+                    archive = gr.File(
+                        label="Download everything (4 PNGs, the raw map, a JSON manifest)", elem_id="archive",
+                        elem_classes="until-filled",
+                    )
         with gr.Accordion(text.SETTINGS, open=False, elem_id="settings"):
             with gr.Row():
                 model = gr.Radio(
@@ -653,7 +655,7 @@ def _picture(label: str, height: int, elem_id: str, buttons: list[Any]) -> gr.Im
     """An output picture of the Explore area, sent as PNG, its label above it."""
     return gr.Image(
         label=label, type="numpy", format="png", interactive=False, height=height, elem_id=elem_id,
-        elem_classes=["panel", "explore-out"], buttons=buttons, alt_text=label,
+        elem_classes=["panel", "until-filled"], buttons=buttons, alt_text=label,
     )
 
 
@@ -692,7 +694,7 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 classes_button = gr.Button("Compare the top 3 classes", elem_id="classes-run")
                 classes_words = gr.Markdown(elem_id="classes-sentence")
                 classes_gallery = gr.Gallery(
-                    label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery", elem_classes="explore-out",
+                    label="Top 3 classes", columns=3, height="auto", object_fit="contain", elem_id="classes-gallery", elem_classes="until-filled",
                     allow_preview=True,
                 )
             with gr.Tab("Compare models"):
@@ -700,16 +702,16 @@ def _explore(service: DemoService, inputs: list[Any], on_spaces: bool) -> list[A
                 models_button = gr.Button("Compare the models", elem_id="models-run")
                 models_words = gr.Markdown(elem_id="models-sentence")
                 models_gallery = gr.Gallery(
-                    label="Each model's view", columns=3, height="auto", object_fit="contain", elem_id="models-gallery", elem_classes="explore-out",
+                    label="Each model's view", columns=3, height="auto", object_fit="contain", elem_id="models-gallery", elem_classes="until-filled",
                 )
             with gr.Tab("One-picture report"):
                 gr.Markdown(text.REPORT_HELP)
                 report_button = gr.Button("Make the report", elem_id="report-run")
                 report_words = gr.Markdown(elem_id="report-sentence")
-                report_file = gr.File(label="Report (PNG)", elem_id="report-file")
+                report_file = gr.File(label="Report (PNG)", elem_id="report-file", elem_classes="until-filled")
                 report_image = gr.Image(
                     label="Report", type="filepath", format="png", interactive=False, height=300, elem_id="report-image",
-                    elem_classes=["panel", "explore-out"], buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
+                    elem_classes=["panel", "until-filled"], buttons=buttons, alt_text="The one-picture report: four panels, top guesses, sentence",
                 )
 
     @_in_words(4)
