@@ -105,6 +105,14 @@ def _open(browser, app: RunningApp, viewport: dict[str, int]):
     return page
 
 
+def _explained(browser, app: RunningApp, viewport: dict[str, int], example: int = 0):
+    """A page opened at ``viewport`` that has explained one of the examples (clicked, as a person does)."""
+    page = _open(browser, app, viewport)
+    page.locator("#examples img").nth(example).click()
+    _wait_painted(page)
+    return page
+
+
 def _drop(page, path: Path) -> None:
     page.evaluate(DROP, [UPLOAD, base64.b64encode(path.read_bytes()).decode(), path.name])
 
@@ -147,9 +155,7 @@ def test_first_screen_shows_no_empty_placeholders_and_the_footer(light_app, brow
 
 
 def test_the_picker_filters_as_you_type_and_keys_pick(light_app, browser):
-    page = _open(browser, light_app, DESKTOP)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, DESKTOP)
 
     page.click("#target input")
     page.keyboard.type("tiger", delay=TYPING)
@@ -180,9 +186,7 @@ def test_the_picker_filters_as_you_type_and_keys_pick(light_app, browser):
 
 
 def test_a_name_that_matches_nothing_gets_one_hint_and_keeps_the_result(light_app, browser):
-    page = _open(browser, light_app, DESKTOP)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, DESKTOP)
     sentence = page.inner_text("#sentence")
     shown = _overlay_src(page)
 
@@ -261,9 +265,7 @@ def test_examples_and_typed_numbers_follow_the_controls(light_app, browser):
 
 
 def test_a_new_photo_or_remove_clears_the_old_results(light_app, browser):
-    page = _open(browser, light_app, DESKTOP)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, DESKTOP)
     page.get_by_role("tab", name="Fine detail").click()
     page.click("#guided-run")
     page.wait_for_selector("#guided-image img", timeout=60_000)
@@ -280,9 +282,7 @@ def test_a_new_photo_or_remove_clears_the_old_results(light_app, browser):
 
 
 def test_accessible_pictures_words_and_contrast(light_app, browser):
-    page = _open(browser, light_app, DESKTOP)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, DESKTOP)
     for key in ("original", "heatmap", "overlay", "boxes"):
         alt = page.get_attribute(f"#panel-{key} img", "alt")
         assert alt and len(alt) > 10, f"the {key} panel has no alt text"
@@ -331,9 +331,7 @@ def test_keyboard_only_from_the_picker_to_the_result(light_app, browser):
 
 
 def test_a_file_that_is_not_a_photo_is_answered_in_the_sentence_without_red_badges(light_app, browser, tmp_path):
-    page = _open(browser, light_app, DESKTOP)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, DESKTOP)
     fake = tmp_path / "holiday.jpg"
     fake.write_bytes(b"this is not an image at all")
     _drop(page, fake)
@@ -375,7 +373,7 @@ def test_explore_pictures_are_shareable(light_app, browser):
     _wait_painted(page)
     assert page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
 
-    for question in ("#masking-hidden", "#masking-kept", "#masking-curve", "#classes-gallery", "#report-image"):
+    for question in ("#masking-hidden", "#masking-kept", "#masking-curve", "#classes-gallery", "#report-image", "#report-file"):
         assert not page.locator(question).is_visible(), f"{question} is an empty box before it is asked for"
     page.click("#masking-run")
     bar = page.locator("#masking-curve .progress-level", has_text="Hiding parts of the photo")
@@ -409,9 +407,7 @@ def test_explore_pictures_are_shareable(light_app, browser):
 
 
 def test_on_a_phone_every_explore_question_is_in_view_and_answers_fit_the_screen(light_app, browser):
-    page = _open(browser, light_app, PHONE)
-    page.locator("#examples img").first.click()
-    _wait_painted(page)
+    page = _explained(browser, light_app, PHONE)
     tabs = page.locator("button[role=tab]")
     assert tabs.count() == 6
     for tab in tabs.all():  # none hidden in an overflow menu
