@@ -94,7 +94,8 @@ CSS = f"""
 #examples .gallery-item img, #examples button img {{ object-fit: cover; }}
 /* No empty boxes: results, download and Explore answers show once they have something, or while it is on its way. */
 #results:not(:has(#panel-original img)) {{ display: none; }}
-.until-filled:not(:has(img, a)):not(:has(.wrap:not(.hide))) {{ display: none; }}
+/* (No comma inside :has(): Gradio's CSS scoping splits selectors at every comma.) */
+.until-filled:not(:has(img)):not(:has(a)):not(:has(.wrap:not(.hide))) {{ display: none; }}
 """
 
 #: Page script, run once at load: the class picker selects its text when entered (typing

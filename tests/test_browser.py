@@ -224,6 +224,7 @@ def test_the_result_fits_the_first_screen_at_1280x720(light_app, browser):
     _shot(page, "result-1280x720.png")
     # The full-quality download follows the pictures: a zip link appears in the download box.
     page.wait_for_function("[...document.querySelectorAll('#archive a')].some(a => a.href.endsWith('.zip'))", timeout=60_000)
+    assert page.locator("#archive").is_visible(), "the download is written but not shown"
     page.close()
 
 
@@ -401,6 +402,7 @@ def test_explore_pictures_are_shareable(light_app, browser):
     page.get_by_role("tab", name="One-picture report").click()
     page.click("#report-run")
     page.wait_for_selector("#report-image img", timeout=60_000)
+    page.locator("#report-file a").first.wait_for(state="visible", timeout=30_000)  # the report's download, shown
     page.locator("#report-image").scroll_into_view_if_needed()
     _shot(page, "explore-report.png")
     page.close()
