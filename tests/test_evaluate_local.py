@@ -128,6 +128,17 @@ def test_a_line_cut_short_is_dropped_and_redone(tmp_path: Path) -> None:
     assert [r.image for r in read_results(path)] == ["a.png", "b.png"]
 
 
+def test_a_small_run_shows_its_better_half_as_the_best(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=4, progress=False, limit=4)
+    page = (tmp_path / "report.html").read_text()
+    best, worst = page.split("<h2>Where it found it worst</h2>")
+    best = best.split("<h2>Where Grad-CAM found the object best</h2>")[1]
+    worst = worst.split("<h2>Annotation problems")[0]
+    assert best.count("data:image/png;base64,") == 2 and worst.count("data:image/png;base64,") == 2
+    overlap = lambda part: [int(v) for v in re.findall(r"the boxes overlap (\d+)%", part)]  # noqa: E731
+    assert min(overlap(best)) >= max(overlap(worst))
+
+
 def test_another_run_in_the_folder_is_refused(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
     run = dict(batch_size=8, progress=False, report=False, limit=2)
     evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, **run)

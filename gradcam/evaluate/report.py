@@ -126,8 +126,9 @@ def write_report(
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     (out / "problems.txt").write_text("".join(p.text() + "\n" for p in problems), encoding="utf-8")
     done = sorted((r for r in results if not r.error and r.image in samples), key=lambda r: (r.iou, r.energy_in_box, r.image))
-    worst = done[:CASES]
-    best = [r for r in reversed(done[-CASES:]) if r not in worst]
+    # A small run is split in halves, so that no image is shown as one of the worst while it is one of the best.
+    low = min(CASES, (len(done) + 1) // 2)
+    worst, best = done[:low], done[::-1][: min(CASES, len(done) - low)]
     threshold = float(figures.get("threshold", 0.15))
 
     def gallery(rows: Sequence[ImageResult]) -> str:
