@@ -8,10 +8,11 @@
 3. Peak memory (fresh processes, ``resource.getrusage`` maxrss) of the local
    engine on 1,000 and 10,000 tiny images: bounded by the batch, not the dataset.
 
-Models are built untrained (throughput does not depend on the weights):
-EfficientNet-Lite0's architecture from timm for 1 and 2, a tiny CNN for 3.
+Models are built untrained (throughput does not depend on the weights): the
+``--model`` spec (default EfficientNet-Lite0, the offline default; ``vgg19`` is
+the paper's protocol) for 1 and 2, a tiny CNN for 3.
 
-    python benchmarks/bench_evaluate.py [--images 200] [--batch-size 16] [--skip-ray] [--skip-memory]
+    python benchmarks/bench_evaluate.py [--model SPEC] [--images 200] [--batch-size 16] [--skip-ray] [--skip-memory]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam import Explainer  # noqa: E402
+from gradcam import Explainer, load_backbone  # noqa: E402
 from gradcam.evaluate.annotations import read_annotations  # noqa: E402
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local  # noqa: E402
 from gradcam.images import load_image  # noqa: E402
@@ -42,15 +44,9 @@ from gradcam.registry import Backbone  # noqa: E402
 CLASSES = tuple(f"class {i}" for i in range(1000))
 
 
-def efficientnet(device: str = "cpu") -> Backbone:
-    """EfficientNet-Lite0's architecture (timm), untrained, at its last convolutional block."""
-    import timm
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval().requires_grad_(False)
-    model = model.to(device, memory_format=torch.channels_last)
-    return Backbone("efficientnet", "EfficientNet-Lite0 (untrained)", model, "bn2", CLASSES, (0.5,) * 3, (0.5,) * 3, "random", True)
+def untrained(spec: str, device: str = "cpu") -> Backbone:
+    """The spec's architecture with random weights, at its usual target layer, in channels-last layout."""
+    return load_backbone(spec, weights="random", device=device)
 
 
 class Small(nn.Module):
@@ -123,9 +119,10 @@ def time_forward(backbone: Backbone, folder: Path, annotations: Path, batch_size
 def throughput(args: argparse.Namespace, work: Path) -> None:
     folder = work / "photos"
     annotations = make_images(folder, args.images, (args.height, args.width))
-    backbone = efficientnet(args.device)
-    for _ in range(1):  # warm both paths up once
-        time_forward(backbone, folder, annotations, args.batch_size)
+    backbone = untrained(args.model, args.device)
+    warm = make_images(work / "warm-up", args.batch_size, (args.height, args.width))
+    time_forward(backbone, warm.parent, warm, args.batch_size)  # one batch warms both paths up
+    time_local(backbone, warm.parent, warm, args.batch_size, work / "warm-up.csv")
     local = []
     plain = []
     forward_only = []
@@ -139,7 +136,7 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
     from gradcam.explainer import input_size
 
     h, w = input_size(args.height, args.width)
-    print(f"[1] EfficientNet-Lite0 arch, {n} images {args.width}x{args.height} JPEG (input {w}x{h}), batch {args.batch_size}, "
+    print(f"[1] {backbone.title} (untrained), {n} images {args.width}x{args.height} JPEG (input {w}x{h}), batch {args.batch_size}, "
           f"{torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")
     print(f"    forward passes alone (pre-decoded):                  {n / t_forward:7.1f} images/s")
@@ -164,14 +161,14 @@ def ray_ratio(args: argparse.Namespace, backbone: Backbone, folder: Path, annota
         for round_ in range(2):
             start = time.perf_counter()
             with ResultsWriter(work / f"ray-{round_}.csv") as writer:
-                run_ray(efficientnet, plan, writer, threshold=0.15, progress=False)
+                run_ray(partial(untrained, args.model), plan, writer, threshold=0.15, progress=False)
             times.append(time.perf_counter() - start)
     finally:
         ray.shutdown()
     t_ray = min(times)
     # Ray writes each batch's rows when it finishes: the same rows, perhaps in another order.
     same = sorted((work / "ray-0.csv").read_text().splitlines()) == sorted((work / "results-0.csv").read_text().splitlines())
-    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, actors start inside the timing), same {args.images} images")
+    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, {torch.get_num_threads()} torch threads each as the local engine; actors start inside the timing), same {args.images} images")
     print(f"    ray {t_ray:.1f} s vs local {t_local:.1f} s: ratio {t_ray / t_local:.2f}x (target <= 1.3); rows equal: {same}")
 
 
@@ -213,6 +210,7 @@ def memory(args: argparse.Namespace, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet_lite0", help="model spec, built untrained (default: efficientnet_lite0)")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--width", type=int, default=400)
     parser.add_argument("--height", type=int, default=300)

@@ -69,6 +69,30 @@ def test_ray_rows_equal_local_rows(local_ray: None, dataset: Dataset, tiny_backb
     assert {r.image: r for r in distributed} == local
 
 
+def counting_threads(record: str, state: dict[str, torch.Tensor], like: Backbone) -> Backbone:
+    """The tiny backbone, after noting the torch threads its actor computes with."""
+    Path(record, str(os.getpid())).write_text(str(torch.get_num_threads()))
+    return tiny(state, like)
+
+
+def test_actors_compute_with_the_local_engines_threads(
+    local_ray: None, dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    # The CPU kernels' sums depend on the thread count (Ray would give an actor of half a CPU one thread):
+    # with other threads than the local engine's, real models' rows differ in their last digits.
+    record = tmp_path / "threads"
+    record.mkdir()
+    factory = functools.partial(counting_threads, str(record), tiny_backbone.model.state_dict(), tiny_backbone)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "out", factory, engine="ray", batch_size=4, progress=False, report=False)
+    finally:
+        torch.set_num_threads(previous)
+    counts = [int(f.read_text()) for f in record.iterdir()]
+    assert counts and set(counts) == {3}
+
+
 def test_a_dead_worker_is_retried_without_lost_or_duplicated_rows(
     local_ray: None, dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
 ) -> None:

@@ -3,8 +3,10 @@
 Each row of the Ray dataset is one planned batch (see
 :func:`gradcam.evaluate.local.plan_batches`); ``map_batches`` hands one row at a
 time to an actor that built the model once (:class:`EvaluatorActor`) and runs
-the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, so
-the rows are the same. The driver writes the rows of each batch to
+the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, with
+as many torch threads as the local engine uses here, so the rows are the same
+(the CPU kernels' sums depend on the thread count: EfficientNet-Lite0's
+activations differ by up to 7e-5 between one thread and two). The driver writes the rows of each batch to
 ``results.csv`` as Ray streams them back; a rerun skips the images already
 written. An actor whose process dies is restarted by Ray and its batch retried
 (Ray Data's actor pools set ``max_restarts`` and ``max_task_retries`` to
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from gradcam.errors import GradCAMError
@@ -86,9 +89,12 @@ class EvaluatorActor:
             :func:`gradcam.load_backbone`); called once, in the actor.
         threshold: box threshold, a fraction of the map's maximum.
         decoders: threads decoding the images of a batch.
+        threads: torch threads the model computes with (default: as Ray set them up).
     """
 
-    def __init__(self, factory: BackboneFactory, threshold: float, decoders: int = 2) -> None:
+    def __init__(self, factory: BackboneFactory, threshold: float, decoders: int = 2, threads: int | None = None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.evaluator = BatchEvaluator(Explainer(factory()), threshold)
         self.pool = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
 
@@ -111,6 +117,7 @@ def run_ray(
     cpus_per_actor: float | None = None,
     address: str | None = None,
     num_cpus: int | None = None,
+    threads: int | None = None,
     progress: bool = True,
     ray_init: bool = True,
 ) -> int:
@@ -127,6 +134,8 @@ def run_ray(
             so that Ray's read tasks still find a CPU on a small machine).
         address: a cluster to join ("auto", "ray://host:10001"); None starts a local Ray.
         num_cpus: CPUs of a local Ray (default: all).
+        threads: torch threads of each actor's model (default: this process's,
+            those the local engine uses, so that the rows are equal).
         progress: show a progress bar.
         ray_init: connect to Ray here (and shut the local one down after);
             False when the caller already did.
@@ -158,7 +167,7 @@ def run_ray(
             batch_size=1,  # one planned batch per call: the same groups as the local engine
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            fn_constructor_kwargs={"factory": factory, "threshold": threshold},
+            fn_constructor_kwargs={"factory": factory, "threshold": threshold, "threads": threads or torch.get_num_threads()},
             num_cpus=cpus_per_actor,
             num_gpus=gpus,
         )
