@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,11 +58,21 @@ def tiny(state: dict[str, torch.Tensor], like: Backbone, marker: str | None = No
     return Backbone(like.name, like.title, model, like.target_layer, like.categories, like.mean, like.std, like.weights, False)
 
 
-def test_ray_rows_equal_local_rows(local_ray: None, dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+def test_ray_rows_equal_local_rows(
+    local_ray: None, dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     factory = functools.partial(tiny, tiny_backbone.model.state_dict(), tiny_backbone)
     run = dict(batch_size=4, progress=False, report=False)
     evaluate_dataset(dataset.images, dataset.csv, tmp_path / "local", factory, **run)
-    figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path / "ray", factory, engine="ray", **run)
+    ray_data = logging.getLogger("ray.data")  # Ray Data's handlers print to the terminal; this one listens beside them
+    ray_data.addHandler(caplog.handler)
+    try:
+        figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path / "ray", factory, engine="ray", **run)
+    finally:
+        ray_data.removeHandler(caplog.handler)
+    # Ray Data's own progress lines and notes would bury ours (the progress bar, the figures).
+    printed = " ".join(r.getMessage() for r in caplog.records)
+    assert "Starting execution" not in printed and "Progress" not in printed and "execution finished" not in printed
     assert figures["engine"] == "ray" and figures["images"] == 16
     local = {r.image: r for r in read_results(tmp_path / "local" / "results.csv")}
     distributed = read_results(tmp_path / "ray" / "results.csv")

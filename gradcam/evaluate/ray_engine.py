@@ -20,6 +20,7 @@ Ray is optional: it is imported only here, when this engine is asked for.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import site
 from collections.abc import Callable, Sequence
@@ -78,7 +79,14 @@ def start_local_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) 
     if not any(p.resolve() == root for p in inherited):
         paths = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": paths}}
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, **options)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING, **options)
+
+
+def _quiet_ray_data(ray: Any) -> None:
+    """Ray Data without its progress bars and notes (ours counts the images done); its warnings stay."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.util.debug.log_once("ray_data_progress_manager_disabled")  # spends the one notice that they are off
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 class EvaluatorActor:
@@ -153,7 +161,7 @@ def run_ray(
         if address is None:
             start_local_ray(num_cpus)
         else:
-            ray.init(address=address, runtime_env={"py_modules": [str(_PACKAGE)]})  # ships gradcam to the cluster
+            ray.init(address=address, runtime_env={"py_modules": [str(_PACKAGE)]}, logging_level=logging.WARNING)  # ships gradcam
         started = True
     try:
         gpus = 1.0 if device.startswith("cuda") else 0.0
@@ -161,6 +169,7 @@ def run_ray(
             actors = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpus else 2
         if cpus_per_actor is None:
             cpus_per_actor = 1.0 if gpus else 0.5
+        _quiet_ray_data(ray)
         rows = [{"samples": json.dumps([s.to_json() for s in batch])} for batch in todo]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             EvaluatorActor,
