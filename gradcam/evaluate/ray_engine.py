@@ -4,7 +4,7 @@ Each row of the Ray dataset is one planned batch (see
 :func:`gradcam.evaluate.local.plan_batches`); ``map_batches`` hands one row at a
 time to an actor that built the model once (:class:`EvaluatorActor`) and runs
 the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, with
-as many torch threads as the local engine uses here, so the rows are the same
+as many torch threads as the local engine uses here (on CPUs), so the rows are the same
 (the CPU kernels' sums depend on the thread count: EfficientNet-Lite0's
 activations differ by up to 7e-5 between one thread and two). The driver writes the rows of each batch to
 ``results.csv`` as Ray streams them back; a rerun skips the images already
@@ -142,8 +142,9 @@ def run_ray(
             so that Ray's read tasks still find a CPU on a small machine).
         address: a cluster to join ("auto", "ray://host:10001"); None starts a local Ray.
         num_cpus: CPUs of a local Ray (default: all).
-        threads: torch threads of each actor's model (default: this process's,
-            those the local engine uses, so that the rows are equal).
+        threads: torch threads of each actor's model (default on CPUs: this
+            process's, those the local engine uses, so that the rows are equal;
+            with cuda, Ray's: the model is on the GPU).
         progress: show a progress bar.
         ray_init: connect to Ray here (and shut the local one down after);
             False when the caller already did.
@@ -167,6 +168,8 @@ def run_ray(
         gpus = 1.0 if device.startswith("cuda") else 0.0
         if actors is None:
             actors = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpus else 2
+        if threads is None and not gpus:
+            threads = torch.get_num_threads()
         if cpus_per_actor is None:
             cpus_per_actor = 1.0 if gpus else 0.5
         _quiet_ray_data(ray)
@@ -176,7 +179,7 @@ def run_ray(
             batch_size=1,  # one planned batch per call: the same groups as the local engine
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            fn_constructor_kwargs={"factory": factory, "threshold": threshold, "threads": threads or torch.get_num_threads()},
+            fn_constructor_kwargs={"factory": factory, "threshold": threshold, "threads": threads},
             num_cpus=cpus_per_actor,
             num_gpus=gpus,
         )
