@@ -168,7 +168,8 @@ def ray_ratio(args: argparse.Namespace, backbone: Backbone, folder: Path, annota
     t_ray = min(times)
     # Ray writes each batch's rows when it finishes: the same rows, perhaps in another order.
     same = sorted((work / "ray-0.csv").read_text().splitlines()) == sorted((work / "results-0.csv").read_text().splitlines())
-    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, {torch.get_num_threads()} torch threads each as the local engine; actors start inside the timing), same {args.images} images")
+    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, {torch.get_num_threads()} torch threads each as the local engine; "
+          f"actors start inside the timing), same {args.images} images")
     print(f"    ray {t_ray:.1f} s vs local {t_local:.1f} s: ratio {t_ray / t_local:.2f}x (target <= 1.3); rows equal: {same}")
 
 

@@ -97,7 +97,8 @@ def test_actors_compute_with_the_local_engines_threads(
     previous = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "out", factory, engine="ray", batch_size=4, progress=False, report=False)
+        run = dict(engine="ray", batch_size=4, progress=False, report=False)
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "out", factory, **run)
     finally:
         torch.set_num_threads(previous)
     counts = [int(f.read_text()) for f in record.iterdir()]

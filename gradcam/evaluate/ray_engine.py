@@ -4,10 +4,10 @@ Each row of the Ray dataset is one planned batch (see
 :func:`gradcam.evaluate.local.plan_batches`); ``map_batches`` hands one row at a
 time to an actor that built the model once (:class:`EvaluatorActor`) and runs
 the same :class:`gradcam.evaluate.local.BatchEvaluator` as the local engine, with
-as many torch threads as the local engine uses here (on CPUs), so the rows are the same
-(the CPU kernels' sums depend on the thread count: EfficientNet-Lite0's
-activations differ by up to 7e-5 between one thread and two). The driver writes the rows of each batch to
-``results.csv`` as Ray streams them back; a rerun skips the images already
+as many torch threads as the local engine uses here (on CPUs), so the rows are
+the same (the CPU kernels' sums depend on the thread count: EfficientNet-Lite0's
+activations differ by up to 7e-5 between one thread and two). The driver writes
+the rows of each batch to ``results.csv`` as Ray streams them back; a rerun skips the images already
 written. An actor whose process dies is restarted by Ray and its batch retried
 (Ray Data's actor pools set ``max_restarts`` and ``max_task_retries`` to
 unlimited by default; passing them through ``ray_remote_args`` is deprecated
@@ -79,7 +79,8 @@ def start_local_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) 
     if not any(p.resolve() == root for p in inherited):
         paths = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         options["runtime_env"] = {"env_vars": {"PYTHONPATH": paths}}
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, logging_level=logging.WARNING, **options)
+    quiet = logging.WARNING  # Ray's INFO lines would bury our progress bar
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, logging_level=quiet, **options)
 
 
 def _quiet_ray_data(ray: Any) -> None:
@@ -100,7 +101,9 @@ class EvaluatorActor:
         threads: torch threads the model computes with (default: as Ray set them up).
     """
 
-    def __init__(self, factory: BackboneFactory, threshold: float, decoders: int = 2, threads: int | None = None) -> None:
+    def __init__(
+        self, factory: BackboneFactory, threshold: float, decoders: int = 2, threads: int | None = None
+    ) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
         self.evaluator = BatchEvaluator(Explainer(factory()), threshold)
@@ -162,7 +165,8 @@ def run_ray(
         if address is None:
             start_local_ray(num_cpus)
         else:
-            ray.init(address=address, runtime_env={"py_modules": [str(_PACKAGE)]}, logging_level=logging.WARNING)  # ships gradcam
+            ships = {"py_modules": [str(_PACKAGE)]}  # gradcam, to the cluster's workers
+            ray.init(address=address, runtime_env=ships, logging_level=logging.WARNING)
         started = True
     try:
         gpus = 1.0 if device.startswith("cuda") else 0.0
