@@ -29,6 +29,38 @@ def test_ray_missing_is_one_line_saying_how_to_install(tmp_path: Path, monkeypat
     assert capsys.readouterr().err == "error: The Ray engine needs Ray: pip install -r requirements-ray.txt\n"
 
 
+def test_the_ray_pool_flags_reach_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="Ray is installed by requirements-test.txt")
+    import gradcam.evaluate.ray_engine as ray_engine
+
+    asked: dict[str, object] = {}
+    monkeypatch.setattr(ray_engine, "run_ray", lambda *args, **options: asked.update(options) or 0)
+    data = make_dataset(tmp_path, count=2)
+    annotations = tmp_path / "indices.csv"
+    annotations.write_text(data.csv.read_text().replace(",square,", ",0,").replace(",disc,", ",1,"))
+    code = main([
+        str(data.images), "--annotations", str(annotations), "--out", str(tmp_path / "out"), "--model", "resnet50",
+        "--weights", "random", "--engine", "ray", "--ray-actors", "6", "--ray-cpus-per-actor", "4", "--no-pictures",
+    ])
+    assert code == 0
+    assert asked["actors"] == 6 and asked["cpus_per_actor"] == 4.0 and asked["address"] is None
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--ray-actors", "0", "must be above 0, got 0"),
+    ("--ray-actors", "two", "expected a number, got 'two'"),
+    ("--ray-cpus-per-actor", "-1", "must be above 0, got -1"),
+])
+def test_a_ray_pool_of_nothing_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, words: str
+) -> None:
+    args = [str(tmp_path), "--annotations", str(tmp_path / "a.csv"), "--out", str(tmp_path / "out"), "--engine", "ray"]
+    with pytest.raises(SystemExit) as ended:
+        main([*args, flag, value])
+    assert ended.value.code == 2
+    assert f"argument {flag}: {words}" in capsys.readouterr().err
+
+
 def test_missing_annotations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main([str(tmp_path), "--annotations", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out"), "--model", "resnet50", "--weights", "random"])
     assert code == 2

@@ -11,7 +11,7 @@ import argparse
 import functools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,41 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs")
     parser.add_argument("--engine", default="local", choices=ENGINES, help="local (default) or ray")
     parser.add_argument("--ray-address", help="Ray cluster to join ('auto' for the one this machine belongs to)")
+    parser.add_argument("--ray-actors", type=_positive(int), metavar="N",
+                        help="models running at once on Ray (default: one per GPU with cuda, else 2)")
+    parser.add_argument("--ray-cpus-per-actor", type=_positive(float), metavar="C",
+                        help="CPUs Ray reserves for each (default: 1 with cuda, else 0.5); each computes with as many "
+                        "torch threads as the local engine here, so the rows equal its rows")
     parser.add_argument("--limit", type=int, help="evaluate only the first N annotated images")
     parser.add_argument("--no-pictures", action="store_true", help="leave the example pictures out of report.html")
     return parser
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
 
 
 def _factory(args: argparse.Namespace) -> functools.partial[Any]:
     """``load_backbone`` with the asked options (only those given, by keyword)."""
     options = {k: getattr(args, k) for k in ("weights", "labels", "layer") if getattr(args, k) is not None}
     return functools.partial(load_backbone, args.model, device=args.device, **options)
+
+
+def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Ray pool's size and CPUs, those given."""
+    given = {"actors": args.ray_actors, "cpus_per_actor": args.ray_cpus_per_actor}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures, found = evaluate_dataset(
             args.images, args.annotations, args.out, _factory(args),
             threshold=args.threshold, batch_size=args.batch_size, device=args.device, engine=args.engine,
-            ray_address=args.ray_address, limit=args.limit, report=not args.no_pictures,
+            ray_address=args.ray_address, ray_options=_ray_options(args), limit=args.limit, report=not args.no_pictures,
         )
     except (GradCAMError, KeyError, TypeError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
