@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 
@@ -71,6 +72,24 @@ def test_min_area_drops_small_regions_and_keeps_those_of_exactly_that_area() -> 
 
 def test_min_area_does_not_drop_the_largest_region_without_all_regions() -> None:
     assert cam_to_boxes(two_blobs(), min_area=1000) == [(40, 20, 49, 29)]
+
+
+def test_of_two_equal_regions_the_first_in_reading_order_is_boxed() -> None:
+    cam = blank()
+    cam[30:33, 2:5] = 1.0  # lower left
+    cam[5:8, 50:53] = 1.0  # upper right: met first, reading the rows from the top
+    assert cam_to_boxes(cam) == [(50, 5, 52, 7)]
+
+
+def test_the_largest_region_is_the_first_of_all_regions_on_smooth_maps() -> None:
+    # The largest region alone takes a faster path than every region's statistics: the same box.
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        noise = rng.random((HEIGHT * 5, WIDTH * 5)).astype(np.float32)
+        cam = cv2.GaussianBlur(noise, (0, 0), float(rng.uniform(2, 20)))
+        cam -= cam.min()
+        threshold = float(rng.uniform(0.05, 0.95))
+        assert cam_to_boxes(cam, threshold) == cam_to_boxes(cam, threshold, all_regions=True)[:1]
 
 
 def test_diagonal_neighbours_are_one_region() -> None:
