@@ -106,6 +106,7 @@ def save_explanation(
     alpha: float = OVERLAY_ALPHA,
     colormap: str = COLORMAP,
     extra: dict[str, Any] | None = None,
+    panels: dict[str, np.ndarray] | None = None,
     workers: int | None = None,
 ) -> dict[str, Path]:
     """Writes ``original.png``, ``heatmap.png``, ``overlay.png``, ``boxes.png``,
@@ -119,6 +120,8 @@ def save_explanation(
         colormap: heatmap colormap.
         extra: more JSON-ready entries for the manifest, such as the masking
             test's numbers (``{"masking_test": test.as_dict()}``).
+        panels: the four pictures when the caller has drawn them already
+            (``explanation.panels(alpha, colormap)``), so they are not drawn twice.
         workers: threads encoding the four PNGs (default: one each, the fastest;
             one leaves the other cores to whatever runs beside it).
 
@@ -136,7 +139,7 @@ def save_explanation(
         raise ValueError(f"extra cannot replace the manifest's own entries: {', '.join(clashes)}.")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    panels = explanation.panels(alpha, colormap)
+    panels = panels if panels is not None else explanation.panels(alpha, colormap)
     written: dict[str, Path] = {name: folder / f"{name}.png" for name in panels}
     # zlib releases the GIL: the four pictures are encoded side by side.
     with ThreadPoolExecutor(max(1, workers or len(panels))) as pool:

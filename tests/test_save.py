@@ -68,6 +68,13 @@ def test_one_encoding_thread_writes_the_same_files(explanation, tmp_path):
         assert alone[name].read_bytes() == together[name].read_bytes()
 
 
+def test_pictures_drawn_already_are_written_as_given(explanation, tmp_path):
+    drawn = {name: np.full_like(picture, 7) for name, picture in explanation.panels().items()}
+    written = save_explanation(explanation, tmp_path / "out", panels=drawn)
+    for name in PANELS:
+        assert np.array_equal(decoded(written[name]), drawn[name])
+
+
 def test_cam_npy_is_the_map(explanation, tmp_path):
     written = save_explanation(explanation, tmp_path / "out")
     cam = np.load(written["cam"])
