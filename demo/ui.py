@@ -492,7 +492,7 @@ def build_demo(
 
     def unchanged(hint: Any) -> tuple[Any, ...]:
         """The results as they are, with ``hint``; nothing new for the download step to write."""
-        return (*(gr.skip() for _ in PANEL_TITLES), gr.skip(), gr.skip(), gr.skip(), None, hint)
+        return (*(gr.skip() for _ in page_outputs[:-2]), None, hint)  # the last two: the download's request, the hint
 
     def cleared() -> tuple[Any, ...]:
         """The page without a photo: no panels, the waiting sentence, no download."""
