@@ -16,7 +16,7 @@ command -v "$_python" >/dev/null 2>&1 || { _fail "$_python not found; install Py
 "$_python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || { _fail "Python 3.10 or newer is needed, found $("$_python" --version 2>&1)"; return 1 2>/dev/null || exit 1; }
 
-_requirements=("$_root/requirements.txt" "$_root/requirements-ray.txt" "$_root/requirements-test.txt" "$_root/benchmarks/requirements.txt")
+_requirements=("$_root/requirements.txt" "$_root/requirements-ray.txt" "$_root/requirements-hf.txt" "$_root/requirements-test.txt" "$_root/benchmarks/requirements.txt")
 _key=$(cat "${_requirements[@]}" | "$_python" -c \
     'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest()[:16])')
 _venv=${GRADCAM_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradcam-demo}/venv-$_key
