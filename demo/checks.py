@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from gradcam import GradCAMError
-
 from demo.settings import MAX_UPLOAD_BYTES, Range
+from gradcam import GradCAMError
 
 #: How many characters of a visitor's input are echoed in a message.
 ECHO = 40

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcam import Explainer, Explanation
-
 from demo.gpu import on_gpu
+from gradcam import Explainer, Explanation
 
 
 class EngineGate:

@@ -27,12 +27,11 @@ from typing import NamedTuple
 
 import cv2
 
+from demo.request import Look
+from demo.settings import STORE_BYTES, STORE_SHARE
 from gradcam import GradCAMError, views
 from gradcam.explanation import Explanation
 from gradcam.save import save_explanation, write_jpeg
-
-from demo.request import Look
-from demo.settings import STORE_BYTES, STORE_SHARE
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60

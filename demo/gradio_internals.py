@@ -1,6 +1,6 @@
 """Every place the app relies on a part of Gradio that is not its public API, in one module.
 
-Gradio 6.31 offers no public way to do these six things; each function names
+Gradio 6.31 offers no public way to do these four things; each function names
 the private it uses, and ``tests/test_gradio_internals.py`` has one test per
 function that fails when a Gradio release changes what it relies on:
 
@@ -10,13 +10,6 @@ function that fails when a Gradio release changes what it relies on:
 - :func:`share_the_queue`: a cap on the requests one browser tab and one network
   address may have waiting or running (wraps ``Queue.push``, counts
   ``Queue.event_ids_to_events``).
-- :func:`refuse_links`: an input component never fetches a link it is sent
-  (``Block.async_move_resource_to_block_cache`` downloads ``http(s)`` paths whole,
-  with no size cap or deadline, before any handler runs).
-- :func:`raw_values`: an input component hands the event what was sent, unconverted,
-  so that :mod:`demo.request` checks every value and words every refusal (an
-  instance's ``preprocess``; a subclass would make Gradio write a ``.pyi`` stub
-  beside our source).
 - :func:`mcp_returns_every_output`: the MCP server returns each output of a
   queued endpoint (``GradioMCPServer._execute_tool_without_progress``).
 - :class:`Page`: link previews (``og:description``, ``og:image``) in the HTML the
@@ -32,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from fastapi import HTTPException
 
 
 @dataclass(frozen=True)
@@ -66,8 +60,8 @@ def share_the_queue(blocks: gr.Blocks, *, per_session: int, per_address: int, vi
     """Refuses to queue a request beyond a browser tab's or a network address's share of the queue.
 
     Call after ``blocks.queue(...)``. Waiting and running requests both count;
-    a request that joins beyond a share gets HTTP 503 with ``refusal(which)``
-    ("session" or "address") as its detail, as a full queue does.
+    a request that joins beyond a share gets HTTP 429 with ``refusal(which)``
+    ("session" or "address") as its detail, which the page shows as it is.
 
     Args:
         blocks: the app, its queue configured.
@@ -88,50 +82,14 @@ def share_the_queue(blocks: gr.Blocks, *, per_session: int, per_address: int, vi
             sessions[event.session_hash] += 1
             addresses[visitor(event.request)] += 1
         if body.session_hash is not None and sessions[body.session_hash] >= per_session:
-            return False, refusal("session"), "queue_full"
+            raise HTTPException(status_code=429, detail=refusal("session"))
         if addresses[address] >= per_address:
-            return False, refusal("address"), "queue_full"
+            raise HTTPException(status_code=429, detail=refusal("address"))
         result: tuple[bool, Any, str] = await push(body=body, request=request, username=username)
         return result
 
     fair_push.shares_the_queue = True  # type: ignore[attr-defined]
     queue.push = fair_push  # type: ignore[method-assign,assignment]
-
-
-def refuse_links(component: gr.components.Component, message: str) -> None:
-    """``component`` answers ``message`` (a ``gr.Error``) for a link instead of downloading it; files pass.
-
-    The page uploads its photos; an API client or an assistant sends the file itself or a
-    ``data:`` URL. A link would make the server fetch it on the visitor's behalf, inside the
-    request, with no bound on its size or its time.
-    """
-    from gradio_client import utils as client_utils
-
-    fetch_async, fetch = component.async_move_resource_to_block_cache, component.move_resource_to_block_cache
-
-    def refuse(url_or_file_path: Any) -> None:
-        if isinstance(url_or_file_path, str) and client_utils.is_http_url_like(url_or_file_path):
-            raise gr.Error(message, title="Can't explain this image", print_exception=False)
-
-    async def move_async(url_or_file_path: Any) -> str | None:
-        refuse(url_or_file_path)
-        return await fetch_async(url_or_file_path)
-
-    def move(url_or_file_path: Any) -> str | None:
-        refuse(url_or_file_path)
-        return fetch(url_or_file_path)
-
-    component.async_move_resource_to_block_cache = move_async  # type: ignore[method-assign]
-    component.move_resource_to_block_cache = move  # type: ignore[method-assign]
-
-
-def raw_values(component: gr.components.Component, convert: Callable[[Any], Any] | None = None) -> None:
-    """The event gets what was sent to ``component`` as it came (or ``convert`` of it), not Gradio's conversion.
-
-    Gradio's own conversion refuses some values in its words ("Value: ... is not in the list of
-    choices") before the event can; :mod:`demo.request` checks every value and says what is wrong.
-    """
-    component.preprocess = convert or (lambda payload: payload)  # type: ignore[method-assign,assignment]
 
 
 def mcp_returns_every_output() -> None:

@@ -19,8 +19,6 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
-from gradcam import GradCAMError
-
 from demo import text
 from demo.files import OutputStore
 from demo.gradio_internals import share_the_queue
@@ -29,6 +27,7 @@ from demo.logs import install_log_filter
 from demo.page import CSS, build_demo
 from demo.service import DemoService, load_service
 from demo.settings import CONCURRENCY, MAX_UPLOAD, QUEUE_PER_ADDRESS, QUEUE_PER_SESSION, QUEUE_SIZE, Settings
+from gradcam import GradCAMError
 
 log = logging.getLogger("demo")
 

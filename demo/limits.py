@@ -9,6 +9,9 @@
   parsed, from the ``Content-Length`` header or by counting the bytes as they
   stream in, and JSON bodies with more structure (objects, arrays, members) than
   any request of the app needs, whose parsing would cost hundreds of MB;
+- refuses a request whose files are links (an API client or an assistant may send a
+  file as a URL; Gradio would fetch it whole, with no size cap or deadline, inside
+  the request), in the validation answer API clients show as it is (422);
 - limits the files in one upload and the bytes one visitor sends per minute (429);
 - refuses uploads when the disk is nearly full (503);
 - notes which visitors still listen to the queue's event stream
@@ -22,6 +25,7 @@ entry that proxy wrote.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -73,6 +77,9 @@ TOO_COMPLEX = "Request refused: it holds far more fields than any request of thi
 TOO_MANY_FILES = "Too many files in one upload: at most {most}."
 TOO_FAST = "You are sending a lot right now. Please wait a minute and try again."
 BUSY = "The app is busy right now. Please try again in a few minutes."
+NO_LINKS = "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
+#: The routes whose JSON body holds an event's inputs, files among them.
+_EVENT_BODY = re.compile(_API + r"/(queue/join|call/\w+)/?")
 
 
 def route_allowed(method: str, path: str) -> bool:
@@ -250,7 +257,15 @@ class RequestGuard:
                             raise refuse(413, TOO_COMPLEX)
                 return message
 
-            await self.app(scope, bounded_receive, tracked_send)
+            if json_body and _EVENT_BODY.fullmatch(path):
+                body = await _whole_body(bounded_receive)
+                if _has_link(body):
+                    self.refused[422] += 1
+                    await _validation_error(send, NO_LINKS)
+                    return
+                await self.app(scope, _replay(body), tracked_send)
+            else:
+                await self.app(scope, bounded_receive, tracked_send)
         except _Refused as refused:
             if refusal is None:  # raised before the app ran
                 refuse(refused.status, refused.message)
@@ -332,6 +347,69 @@ class _PartCounter:
         return self.count - 1 > self.most  # the last delimiter closes the body
 
 
+async def _whole_body(receive: Receive) -> bytes:
+    """The request body, read to its end (each chunk through the bounds of ``receive``)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A ``receive`` that hands the app a body already read, then waits for the disconnect as a server does."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the app only asks again to learn that the client left
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _has_link(body: bytes) -> bool:
+    """Whether an event's JSON body sends a file as a link (a file payload whose ``path``, or ``url`` without one, is http(s))."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False  # the app answers a body it cannot parse itself
+
+    def link(text: object) -> bool:
+        return isinstance(text, str) and text.strip().lower().startswith(("http://", "https://", "//"))
+
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "path" in item or "url" in item:
+                if link(item.get("path")) or (not item.get("path") and link(item.get("url"))):
+                    return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+async def _validation_error(send: Send, message: str) -> None:
+    """A 422 answer in Gradio's validation format: API clients and assistants show ``message`` as it is."""
+    detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "image"}]
+    body = json.dumps({"detail": detail, "error": message}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": 422,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
 def _stream_key(path: str, query: bytes) -> str:
     """The session an event-stream request listens for: ``queue/data?session_hash=`` or ``call/<api>/<event id>``."""
     if path.endswith("/queue/data"):
@@ -344,11 +422,12 @@ def _stream_key(path: str, query: bytes) -> str:
 
 
 async def _plain(send: Send, status: int, message: str) -> None:
-    body = message.encode()
+    """The refusal as Gradio answers its own: JSON whose ``detail`` (and ``error``) the page shows as it is."""
+    body = json.dumps({"detail": message, "error": message}).encode()
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close")],
     })
     await send({"type": "http.response.body", "body": body})

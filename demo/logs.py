@@ -47,7 +47,7 @@ class TruncatingFilter(logging.Filter):
 def _rebuildable(kind: type[BaseException]) -> bool:
     try:
         kind("x")
-    except Exception:  # noqa: BLE001 - some exceptions need more arguments
+    except Exception:
         return False
     return True
 

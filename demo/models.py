@@ -15,10 +15,9 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from demo.errors import UserError
 from gradcam import Explainer, GradCAMError
 from gradcam.words import unavailable as unavailable_words
-
-from demo.errors import UserError
 
 log = logging.getLogger("demo")
 
@@ -134,7 +133,7 @@ class ModelSet:
                 log.warning("%s is unavailable: %s", title, exc)
                 with self._lock:
                     self._unavailable[title] = _reason(exc)
-            except Exception:  # noqa: BLE001 - a broken extra model must not take the page down
+            except Exception:
                 log.exception("%s failed to load", title)
                 with self._lock:
                     self._unavailable[title] = "it failed to load"

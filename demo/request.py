@@ -11,16 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-
-from gradcam.errors import InvalidImageError
 
 from demo import checks
 from demo.errors import UserError
 from demo.settings import COLORMAPS, MAX_NAME, MAX_UPLOAD_BYTES, OPACITY, THRESHOLD
+from gradcam.errors import InvalidImageError
 
 #: What the class picker says when the model's own best guess is to be explained.
 TOP_PREDICTION = "Top prediction"
@@ -89,8 +89,8 @@ def parse(
     """Checks what was sent and builds the request (the page's, the API's and the assistants' one rule).
 
     Args:
-        image: the upload: a path, file bytes, a Gradio file payload (``.path``, or a ``data:`` URL in
-            ``.url``), or None.
+        image: the upload: a path, file bytes, a Gradio file payload as sent (``path``, or a ``data:``
+            URL in ``url``; a mapping or an object), or None.
         target: a class name, "Top prediction", or None (the same).
         model: a model title from ``models``; None or "" for the default.
         threshold: the box threshold (see :data:`demo.settings.THRESHOLD`).
@@ -135,6 +135,8 @@ def read_photo(image: Any) -> Photo:
         raise UserError(NO_PHOTO)
     if isinstance(image, bytes):
         return Photo.of(image)
+    if isinstance(image, Mapping):  # a file payload as sent: {"path": ..., "url": ..., "orig_name": ...}
+        image = SimpleNamespace(path=image.get("path"), url=image.get("url"), orig_name=image.get("orig_name"))
     url = getattr(image, "url", None)
     if isinstance(url, str) and url.startswith("data:"):  # pasted or sent inline: decoded here, bounded first
         checks.data_url(url)

@@ -20,19 +20,28 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam import Explainer, Explanation, WeightsError, available_offline, describe_spec, load_backbone, load_image, views, words
-from gradcam.boxes import box_iou
-from gradcam.save import write_png
-
 from demo import request as requests
 from demo.cache import ExplanationCache
 from demo.engine import ENGINE, Needs, run_engine
-from demo.files import OutputStore, Written
+from demo.files import OutputStore
 from demo.models import LoadFailed, ModelSet
 from demo.request import Request
 from demo.settings import CACHE_SIZE, MAX_SIDE
+from gradcam import (
+    Explainer,
+    Explanation,
+    WeightsError,
+    available_offline,
+    describe_spec,
+    load_backbone,
+    load_image,
+    views,
+    words,
+)
+from gradcam.boxes import box_iou
+from gradcam.save import write_png
 
-__all__ = ["DemoService", "Shown", "load_service"]
+__all__ = ["DemoService", "Files", "Shown", "load_service"]
 
 log = logging.getLogger("demo")
 
@@ -57,6 +66,15 @@ class Shown:
     request: Request
     explanation: Explanation
     display: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class Files:
+    """The full-quality files of a request: the four panel PNGs by name, and the zip of everything, with their explanation."""
+
+    explanation: Explanation
+    panels: dict[str, Path]
+    archive: Path
 
 
 class DemoService:
@@ -144,7 +162,7 @@ class DemoService:
         display = self.store.write_display(explanation, request.look, owner=request.visitor)
         return Shown(request, explanation, display)
 
-    def files(self, request: Request, *, workers: int | None = None) -> Written:
+    def files(self, request: Request, *, workers: int | None = None) -> Files:
         """The full-quality files of a request: the four panel PNGs, the raw map, the manifest and their zip.
 
         Args:
@@ -155,7 +173,8 @@ class DemoService:
             GradCAMError: in words for the person, or a full store.
         """
         explanation = self.explanation(request)
-        return self.store.write_explanation(explanation, request.look, request.photo.name, owner=request.visitor, workers=workers)
+        written = self.store.write_explanation(explanation, request.look, request.photo.name, owner=request.visitor, workers=workers)
+        return Files(explanation, written.panels, written.archive)
 
     def report(self, request: Request) -> Path:
         """One PNG for slides: the four panels, the top-5 and the sentence."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
-from gradcam import Explanation, words
+from gradcam import Explanation
 from gradcam.config import COLORMAP
 from gradcam.words import colours, percent
 
@@ -24,11 +23,6 @@ Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours
 TARGET_INFO = "Type to search the 1000 classes (\"cat\", \"cup\"...), or keep the model's top prediction."
 
 SETTINGS = "Settings: model, box threshold, opacity, colours"
-
-#: Why a link is refused as a photo (the API and the assistants; the page uploads its photos).
-NO_LINKS = (
-    "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
-)
 
 DOWNLOAD = "Download everything (zip)"
 DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
@@ -68,12 +62,6 @@ def cannot_explain(message: str) -> str:
 def cannot_answer(message: str) -> str:
     """What an Explore view says instead of its answer when it cannot give one."""
     return f"**No answer this time.** {html.escape(message)}"
-
-
-def legend(colormap: str = COLORMAP) -> str:
-    """The colour key under the panels, in words."""
-    names = colours(colormap)
-    return f"**{names.strong.capitalize()}**: strongest evidence · **{names.none.capitalize()}**: no evidence"
 
 
 def unknown_class(typed: str, close: list[str], used: str | None = None) -> str:

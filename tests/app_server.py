@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import gradio as gr
 import pytest
 from gradio.utils import get_upload_folder
 
-from demo.launch import create_app, launch_options
+from demo.launch import create_app, launch_options, limits
 from demo.service import DemoService
 
 
@@ -37,16 +36,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(service: DemoService) -> Iterator[RunningApp]:
-    """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards."""
-    demo = create_app(service)
+def running_app(service: DemoService, proxy_hops: int = 0) -> Iterator[RunningApp]:
+    """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards.
+
+    With ``proxy_hops=1`` it trusts the last ``X-Forwarded-For`` entry, as on a Space: a test can
+    then be many visitors from one machine.
+    """
+    demo = create_app(service, proxy_hops=proxy_hops)
     port = free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        **launch_options(),
+        **launch_options(limits(proxy_hops)),
     )
     try:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
@@ -55,13 +58,13 @@ def running_app(service: DemoService) -> Iterator[RunningApp]:
 
 
 @contextmanager
-def served(service: DemoService, env: Mapping[str, str] | None = None) -> Iterator[RunningApp]:
+def served(service: DemoService, env: Mapping[str, str] | None = None, proxy_hops: int = 0) -> Iterator[RunningApp]:
     """:func:`running_app` with ``env`` set while it runs; the service is closed (its files deleted) afterwards."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in (env or {}).items():
             patch.setenv(name, value)
         try:
-            with running_app(service) as running:
+            with running_app(service, proxy_hops) as running:
                 yield running
         finally:
             service.close()

@@ -18,3 +18,22 @@ def resident_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+class ForwardCounter:
+    """Counts a model's forward passes, as ``with ForwardCounter(model) as runs:``.
+
+    The pre-hook sits on the model's first child, which every pass runs, also those that do not go
+    through the model's own ``forward`` (VGG19's exact path runs its trunk directly).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = next(model.children(), model)
+        self.count = 0
+
+    def __enter__(self) -> ForwardCounter:
+        self._handle = self.model.register_forward_pre_hook(lambda module, inputs: setattr(self, "count", self.count + 1))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()

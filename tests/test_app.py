@@ -16,9 +16,10 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo import text
-from demo.text import TOP_PREDICTION
+from demo.request import TOP_PREDICTION
 
 from .app_server import RunningApp
+from .helpers import ForwardCounter
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
 PAIR = EXAMPLES / "cat-and-coffee.jpg"
@@ -62,9 +63,9 @@ def test_a_named_class_changes_the_result(client):
 def test_changing_the_sliders_does_not_run_the_model_again(app, client):
     image = handle_file(str(EXAMPLES / "coffee.png"))
     client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, api_name="/explain")
-    runs = app.service.model_runs
-    *panels, _, _, _ = client.predict(image, TOP_PREDICTION, "VGG19", 0.6, 0.9, api_name="/explain")
-    assert app.service.model_runs == runs
+    with ForwardCounter(app.service.models.get("VGG19").backbone.model) as runs:
+        *panels, _, _, _ = client.predict(image, TOP_PREDICTION, "VGG19", 0.6, 0.9, "magma", api_name="/explain")
+    assert runs.count == 0
     *again, _, _, _ = client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, api_name="/explain")
     assert not np.array_equal(_png(panels[2]), _png(again[2])), "the opacity did not change the overlay"
 
@@ -108,8 +109,14 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, tm
 
 
 def test_unknown_class_gets_a_clear_message(client):
+    # The page explains the top prediction and says so; an API caller asked for a class and gets no other.
     with pytest.raises(Exception, match="Unknown class 'tabbby'. Closest: tabby"):
         client.predict(handle_file(str(EXAMPLES / "chelsea.png")), "tabbby", api_name="/explain")
+
+
+def test_a_link_is_refused_in_a_sentence_and_never_fetched(client):
+    with pytest.raises(Exception, match="This app does not fetch links. Please send the photo itself"):
+        client.predict(handle_file("http://127.0.0.1:9/cat.png"), api_name="/explain")
 
 
 def test_the_page_says_the_model_is_untrained(app):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from demo.files import OutputStore, StoreFullError, download_stem, remove_empty_folders
-from gradcam import Explainer
+from gradcam import Explainer, views
 
 
 class Clock:
@@ -52,6 +52,24 @@ def test_a_full_store_refuses_new_work_but_keeps_young_results(tmp_path):
     clock.now += 901
     assert _fill(store, 10).is_dir()  # the old ones expired: work resumes
     assert not any(folder.exists() for folder in kept)
+
+
+def test_an_owner_past_their_share_replaces_their_own_oldest_results_never_anyone_elses(tmp_path):
+    clock = Clock()
+    store = OutputStore(tmp_path / "out", keep_for=900, max_bytes=10_000, share=1_000, clock=clock)
+
+    def fill(owner: str, size: int) -> Path:
+        folder = store.folder(owner)
+        (folder / "data.bin").write_bytes(bytes(size))
+        store.done(folder)
+        return folder
+
+    neighbour = fill("10.0.0.2", 400)
+    mine = [fill("10.0.0.1", 300) for _ in range(10)]  # 3,000 bytes asked for, a share of 1,000
+    assert store.owned_bytes("10.0.0.1") <= 1_000 + 300
+    assert mine[-1].is_dir() and not mine[0].exists()  # the newest kept, the oldest made room
+    assert neighbour.is_dir() and store.owned_bytes("10.0.0.2") == 400
+    assert fill("10.0.0.3", 10).is_dir()  # the store never filled: others are served
 
 
 def test_many_requests_keep_every_young_result(tmp_path, tiny_backbone):
@@ -100,8 +118,9 @@ def test_download_names_are_safe(name, stem):
 
 
 def test_limits_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="positive"):
-        OutputStore(tmp_path, keep_for=0)
+    for bad in ({"keep_for": 0}, {"max_bytes": -1}, {"share": 0}):
+        with pytest.raises(ValueError, match="positive"):
+            OutputStore(tmp_path, **bad)
 
 
 def test_the_page_copies_are_drawn_small_and_look_like_the_full_pictures_shrunk(tmp_path, tiny_backbone):
@@ -117,9 +136,9 @@ def test_the_page_copies_are_drawn_small_and_look_like_the_full_pictures_shrunk(
     scale = 800 / max(scene.shape[:2])
     for (x0, y0, x1, y1), (a0, b0, a1, b1) in zip(explanation.boxes, small.boxes):
         assert abs(a0 - x0 * scale) <= 1 and abs(b1 - y1 * scale) <= 1
-    full = explanation.panels()["overlay"]
+    full = views.panels(explanation)["overlay"]
     shrunk_full = cv2.resize(full, small.image.shape[1::-1], interpolation=cv2.INTER_AREA)
-    assert np.abs(small.panels()["overlay"].astype(int) - shrunk_full).mean() < 3
+    assert np.abs(views.panels(small)["overlay"].astype(int) - shrunk_full).mean() < 3
     shown = OutputStore(tmp_path).write_display(explanation)
     assert max(cv2.imread(str(shown["boxes"])).shape[:2]) == 800
     assert shrunk(small, 800) is small  # already small enough: unchanged

@@ -100,16 +100,29 @@ PAGE_JS = """
     const copy = document.querySelector('#panel-original img');
     return copy && copy.complete && copy.naturalWidth > 0 ? copy.src : '';
   };
+  // A new photo in "Your photo": the old results leave before the next frame is painted (the server's answer
+  // brings the new ones; SHOWN_JS shows them).
+  let shownPhoto = null;
+  const stale = () => {
+    const img = document.querySelector('#input-image img');
+    const photo = img ? (img.dataset.photo || img.src) : '';
+    if (shownPhoto !== null && photo !== shownPhoto) {
+      const results = document.querySelector('#results');
+      if (results) results.classList.add('is-stale');
+    }
+    shownPhoto = photo;
+  };
   const mend = () => {
     for (const img of document.querySelectorAll('#input-image img')) {
       if (img.dataset.watched !== img.src) {
         img.dataset.watched = img.src;
+        img.dataset.photo = img.src;
         img.classList.remove('undisplayable');
         img.addEventListener('error', () => img.classList.add('undisplayable'), {once: true});
         if (img.complete && img.naturalWidth === 0 && img.src) img.classList.add('undisplayable');
       }
       if (img.classList.contains('undisplayable') && decoded()) {
-        img.src = decoded();
+        img.src = decoded();  // the same photo, decoded by the server: dataset.photo still names the upload
         img.dataset.watched = img.src;
         img.classList.remove('undisplayable');
       }
@@ -126,6 +139,7 @@ PAGE_JS = """
       }
     }
     mend();
+    stale();
   };
   live();
   new MutationObserver(live).observe(document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']});

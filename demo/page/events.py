@@ -26,16 +26,14 @@ from typing import Any
 
 import gradio as gr
 
-from gradcam import words
-from gradcam.explanation import PANELS
-
 from demo import text
-from demo.gradio_internals import raw_values, refuse_links
 from demo.page import assets
 from demo.page.explore import Explore
 from demo.page.handling import Asked, Handling, friendly
 from demo.page.layout import Layout, legend_html
 from demo.request import TOP_PREDICTION
+from gradcam import words
+from gradcam.explanation import PANELS
 
 Outputs = dict[Any, Any]
 
@@ -69,9 +67,6 @@ def close_names(typed: str, names: Sequence[str], n: int = 5) -> list[str]:
 def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     """Connects the page's controls to the service (call inside the ``gr.Blocks`` context)."""
     service = handling.service
-    for component in layout.inputs:
-        raw_values(component)  # every value reaches the request's checks as it was sent
-    refuse_links(layout.image, text.NO_LINKS)
     categories = list(service.categories)
     results = [*layout.panels.values(), layout.top5, layout.sentence, layout.hint, layout.archive]
 
@@ -122,7 +117,11 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     redraw_page = handling.on_request(redrawn, failed=failed, empty=cleared)
     download = handling.on_request(downloaded, failed=no_download)
     everything = [*results, *explore.answers]
-    page: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model", "show_progress_on": [layout.sentence]}
+    # preprocess=False: every value reaches the request's checks as it was sent (Gradio's own conversion would
+    # refuse some in its words first).
+    page: dict[str, Any] = {
+        "api_visibility": "private", "concurrency_id": "model", "show_progress_on": [layout.sentence], "preprocess": False,
+    }
     light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
 
     layout.image.change(explain_page, layout.inputs, everything, js=assets.NEW_PHOTO_JS, **page).then(None, js=assets.SHOWN_JS)
@@ -133,9 +132,10 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         slider.change(redraw_page, layout.inputs, results, trigger_mode="always_last", **page)
     layout.colormap.input(redraw_page, layout.inputs, results, **page)
     layout.colormap.input(legend_html, layout.colormap, layout.legend, **light)
-    layout.download.click(
-        download, layout.inputs, layout.archive, api_visibility="private", concurrency_id="files",
-    ).success(None, js=assets.DOWNLOAD_JS)
+    # The model's slot: the explanation is remembered, but may have been forgotten meanwhile (then it runs again).
+    layout.download.click(download, layout.inputs, layout.archive, **{**page, "show_progress_on": None}).success(
+        None, js=assets.DOWNLOAD_JS
+    )
 
     # The API (and the MCP tool): the same request and pipeline, the full-quality files as the answer.
     label = gr.Label(num_top_classes=5, label="Top 5 guesses", visible=False)
@@ -171,7 +171,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         """
         asked = handling.request((image, target, model, threshold, alpha, colormap), http, unknown_class="raise")
         written = service.files(asked.request)
-        explanation = service.explanation(asked.request)  # remembered: no second model run
+        explanation = written.explanation
         sentence = words.summary(explanation, asked.request.target is not None, asked.request.look.colormap).markdown
         return {
             **{layout.panels[key]: str(written.panels[key]) for key in PANELS},
@@ -180,4 +180,6 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
             layout.archive: str(written.archive),
         }
 
-    gr.Button(visible=False).click(explain, layout.inputs, api_outputs, api_name="explain", concurrency_id="model")
+    gr.Button(visible=False).click(
+        explain, layout.inputs, api_outputs, api_name="explain", concurrency_id="model", preprocess=False
+    )

@@ -15,13 +15,12 @@ from typing import Any
 
 import gradio as gr
 
-from gradcam import views, words
-
 from demo import text
 from demo.engine import Needs
 from demo.page.handling import Asked, Handling
 from demo.page.layout import share_buttons
 from demo.service import COMPARED_CLASSES
+from gradcam import views, words
 
 MASKING_PROGRESS = "Hiding parts of the photo and asking the model again"
 
@@ -141,7 +140,7 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
 
         return handling.on_request(fn, failed=failed)
 
-    options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model"}
+    options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model", "preprocess": False}
     for button, fn, sentence, pictures in (
         (masking_button, run_masking, masking_words, [hidden, kept, curve]),
         (counter_button, run_counter, counter_words, [counter_heat, counter_over]),

@@ -19,13 +19,12 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from gradcam import GradCAMError
-from gradcam.errors import UnknownClassError
-
 from demo.limits import visitor_address
 from demo.presence import drop_if_gone
 from demo.request import Request
 from demo.service import DemoService
+from gradcam import GradCAMError
+from gradcam.errors import UnknownClassError
 
 log = logging.getLogger("demo")
 

@@ -15,12 +15,12 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from gradcam.explanation import PANELS
-from gradcam.render import heatmap
-
 from demo import text
 from demo.request import TOP_PREDICTION
 from demo.settings import COLORMAPS, OPACITY, THRESHOLD
+from gradcam.explanation import PANELS
+from gradcam.render import heatmap
+from gradcam.words import colours
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
@@ -149,7 +149,7 @@ def legend_html(colormap: str) -> str:
     """The colour key under the panels: the colour map as a CSS gradient, its ends in words."""
     samples = heatmap(np.linspace(0.0, 1.0, 11, dtype=np.float32)[None, :], colormap)[0]  # (11, 3)
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in samples)
-    ends = text.colours(colormap)
+    ends = colours(colormap)
     return (
         f'<div id="legend-body"><div class="scale" role="img" aria-label="Colour key: {ends.none} means no evidence, '
         f'{ends.strong} the strongest evidence" style="background: linear-gradient(to right, {stops})"></div>'

@@ -1,4 +1,8 @@
-"""The page's pure helpers: close class names, the colour key, the link-preview tags; and the layout's ids."""
+"""The page's pure helpers (close class names, the colour key, the link-preview tags), its layout and its handlers.
+
+The handlers are called as Gradio calls them (``demo.fns``), with the page's inputs, and their answers are
+``{component: value}``: what a person would see is checked by the components' ids.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +11,55 @@ import re
 import pytest
 from torchvision.models import VGG19_Weights
 
-from demo import ui
+from demo.page import build_demo, head
+from demo.page.events import close_names
+from demo.page.layout import legend_html
 
 IMAGENET = VGG19_Weights.IMAGENET1K_V1.meta["categories"]
 
 
 def test_close_names_put_names_containing_the_text_first():
-    names = ui.close_names("cat", IMAGENET, n=8)
+    names = close_names("cat", IMAGENET, n=8)
     assert {"tiger cat", "Persian cat", "Egyptian cat"} <= set(names)
     assert all("cat" in n.lower() for n in names)
     assert names.index("Persian cat") < names.index("polecat"), "a word starting with the text comes first"
 
 
 def test_close_names_forgive_spelling_mistakes():
-    assert ui.close_names("tigr", IMAGENET)[0] == "tiger"
-    assert "espresso" in ui.close_names("expresso", IMAGENET)
+    assert close_names("tigr", IMAGENET)[0] == "tiger"
+    assert "espresso" in close_names("expresso", IMAGENET)
 
 
 def test_close_names_of_nothing_or_noise_are_empty():
-    assert ui.close_names("", IMAGENET) == [] and ui.close_names("   ", IMAGENET) == []
-    assert ui.close_names("qqqqzz", IMAGENET) == []
+    assert close_names("", IMAGENET) == [] and close_names("   ", IMAGENET) == []
+    assert close_names("qqqqzz", IMAGENET) == []
 
 
 @pytest.mark.parametrize(("colormap", "words"), [("jet", "Red and yellow"), ("magma", "Light yellow and white")])
 def test_the_colour_key_shows_the_map_and_says_its_colours(colormap, words):
-    key = ui.legend_html(colormap)
+    key = legend_html(colormap)
     assert f"{words}: strongest evidence" in key
     assert len(re.findall(r"rgb\(\d+,\d+,\d+\)", key)) == 11
 
 
 def test_the_preview_tags_are_escaped_and_carry_the_picture():
-    tags = ui.head('A "title"', "words & more", "https://example.org/p.png")
+    tags = head('A "title"', "words & more", "https://example.org/p.png")
     assert 'property="og:title" content="A &quot;title&quot;"' in tags
     assert 'content="words &amp; more"' in tags and 'property="og:image" content="https://example.org/p.png"' in tags
-    assert "og:image" not in ui.head("t", "d", None)
+    assert "og:image" not in head("t", "d", None)
 
 
 def test_the_page_has_stable_ids_and_share_buttons_only_on_spaces(tmp_path, tiny_backbone):
-    from gradcam import Explainer
-
     from demo.service import DemoService
+    from gradcam import Explainer
 
     service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=tmp_path)
     for on_spaces in (False, True):
-        config = ui.build_demo(service, on_spaces=on_spaces).get_config_file()
+        config = build_demo(service, on_spaces=on_spaces).get_config_file()
         ids = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
-        expected = {"input-image", "target", "sentence", "top5", "panel-original", "panel-heatmap", "panel-overlay", "panel-boxes"}
+        expected = {
+            "input-image", "target", "sentence", "top5", "panel-original", "panel-heatmap", "panel-overlay", "panel-boxes",
+            "download", "archive", "threshold", "opacity", "colormap", "model", "target-hint",
+        }
         assert expected <= set(ids)
         assert ("share" in ids["panel-overlay"]["buttons"]) is on_spaces
