@@ -104,6 +104,13 @@ def data_url(value: str, limit: int = MAX_UPLOAD_BYTES) -> str:
 
 
 def _kind(value: object) -> str:
-    names = {type(None): "nothing", bool: "true/false", int: "a whole number", float: "a number", str: "text",
-             list: "a list", dict: "an object"}
+    names = {
+        type(None): "nothing",
+        bool: "true/false",
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(type(value), "something else")

@@ -95,7 +95,9 @@ class Needs:
 
 
 @on_gpu
-def run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, threshold: float, needs: Needs, progress: Any = None) -> Explanation:
+def run_engine(
+    explainer: Explainer, rgb: np.ndarray, index: int | None, threshold: float, needs: Needs, progress: Any = None
+) -> Explanation:
     """The one engine call of a request: one :meth:`gradcam.Explainer.explain` with what ``needs`` asks for.
 
     Args:
@@ -108,6 +110,12 @@ def run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, thresho
     """
     with ENGINE.running():
         return explainer.explain(
-            rgb, index, threshold=threshold, counterfactual=needs.counterfactual, compare=needs.compare,
-            masking=needs.masking, guided=needs.guided, progress=progress,
+            rgb,
+            index,
+            threshold=threshold,
+            counterfactual=needs.counterfactual,
+            compare=needs.compare,
+            masking=needs.masking,
+            guided=needs.guided,
+            progress=progress,
         )

@@ -157,7 +157,9 @@ class OutputStore:
         owner: str = "",
         workers: int | None = None,
     ) -> Written:
-        """Writes the four panels, the raw map, the manifest and a zip of them all (the page's copies: :meth:`write_display`).
+        """Writes the four panels, the raw map, the manifest and a zip of them all.
+
+        The page's light copies are :meth:`write_display`'s.
 
         Args:
             explanation: the result to save.
@@ -194,7 +196,9 @@ class OutputStore:
         """
         folder = self.folder(owner)
         try:
-            pictures = views.panels(shrunk(explanation, display_side), look.alpha, look.colormap)  # drawn at the size shown
+            pictures = views.panels(
+                shrunk(explanation, display_side), look.alpha, look.colormap
+            )  # drawn at the size shown
             shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
             with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
                 list(pool.map(lambda key: write_jpeg(shown[key], pictures[key]), PANELS))
@@ -221,7 +225,12 @@ def shrunk(explanation: Explanation, max_side: int) -> Explanation:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small_h, small_w = size[1], size[0]
     boxes = tuple(
-        (min(small_w - 1, int(x0 * scale)), min(small_h - 1, int(y0 * scale)), min(small_w - 1, int(x1 * scale)), min(small_h - 1, int(y1 * scale)))
+        (
+            min(small_w - 1, int(x0 * scale)),
+            min(small_h - 1, int(y0 * scale)),
+            min(small_w - 1, int(x1 * scale)),
+            min(small_h - 1, int(y1 * scale)),
+        )
         for x0, y0, x1, y1 in explanation.boxes
     )
     return dataclasses.replace(

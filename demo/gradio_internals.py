@@ -56,7 +56,9 @@ def current_event() -> Event | None:
 Visitor = Callable[[Any], str]
 
 
-def share_the_queue(blocks: gr.Blocks, *, per_session: int, per_address: int, visitor: Visitor, refusal: Callable[[str], str]) -> None:
+def share_the_queue(
+    blocks: gr.Blocks, *, per_session: int, per_address: int, visitor: Visitor, refusal: Callable[[str], str]
+) -> None:
     """Refuses to queue a request beyond a browser tab's or a network address's share of the queue.
 
     Call after ``blocks.queue(...)``. Waiting and running requests both count;

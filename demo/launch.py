@@ -65,7 +65,9 @@ def create_app(
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)
     visitor = limits(proxy_hops).visitor
     share_the_queue(
-        demo, per_session=QUEUE_PER_SESSION, per_address=QUEUE_PER_ADDRESS,
+        demo,
+        per_session=QUEUE_PER_SESSION,
+        per_address=QUEUE_PER_ADDRESS,
         visitor=lambda request: visitor(
             {k.lower(): v for k, v in request.headers.items()}, request.client.host if request.client else None
         ),

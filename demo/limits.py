@@ -77,7 +77,9 @@ TOO_COMPLEX = "Request refused: it holds far more fields than any request of thi
 TOO_MANY_FILES = "Too many files in one upload: at most {most}."
 TOO_FAST = "You are sending a lot right now. Please wait a minute and try again."
 BUSY = "The app is busy right now. Please try again in a few minutes."
-NO_LINKS = "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
+NO_LINKS = (
+    "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
+)
 #: The routes whose JSON body holds an event's inputs, files among them.
 _EVENT_BODY = re.compile(_API + r"/(queue/join|call/\w+)/?")
 
@@ -160,7 +162,10 @@ class RequestGuard:
     """
 
     def __init__(
-        self, app: ASGIApp, limits: Limits | None = None, listeners: Listeners = LISTENERS,
+        self,
+        app: ASGIApp,
+        limits: Limits | None = None,
+        listeners: Listeners = LISTENERS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
@@ -376,7 +381,10 @@ def _replay(body: bytes) -> Receive:
 
 
 def _has_link(body: bytes) -> bool:
-    """Whether an event's JSON body sends a file as a link (a file payload whose ``path``, or ``url`` without one, is http(s))."""
+    """Whether an event's JSON body sends a file as a link.
+
+    That is a file payload whose ``path``, or whose ``url`` when it has no path, is an http(s) address.
+    """
     try:
         data = json.loads(body)
     except ValueError:
@@ -402,11 +410,13 @@ async def _validation_error(send: Send, message: str) -> None:
     """A 422 answer in Gradio's validation format: API clients and assistants show ``message`` as it is."""
     detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "image"}]
     body = json.dumps({"detail": detail, "error": message}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 422,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -424,10 +434,15 @@ def _stream_key(path: str, query: bytes) -> str:
 async def _plain(send: Send, status: int, message: str) -> None:
     """The refusal as Gradio answers its own: JSON whose ``detail`` (and ``error``) the page shows as it is."""
     body = json.dumps({"detail": message, "error": message}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -40,7 +40,11 @@ class TruncatingFilter(logging.Filter):
             if len(text_) > self.limit:
                 # the traceback's last line repeats the exception's text: keep the type and a short message
                 kind = type(record.exc_info[1])
-                record.exc_info = (kind, kind(text_[: self.limit] + "…") if _rebuildable(kind) else None, record.exc_info[2])  # type: ignore[assignment]
+                record.exc_info = (
+                    kind,
+                    kind(text_[: self.limit] + "…") if _rebuildable(kind) else None,
+                    record.exc_info[2],
+                )  # type: ignore[assignment]
         return True
 
 
@@ -69,7 +73,9 @@ class TruncatingStream(io.TextIOBase):
         if len(text_) > self.limit:
             lines = text_.split("\n")
             text_ = "\n".join(
-                line if len(line) <= self.limit else f"{line[: self.limit]}… [{len(line) - self.limit:,} more characters cut]"
+                line
+                if len(line) <= self.limit
+                else f"{line[: self.limit]}… [{len(line) - self.limit:,} more characters cut]"
                 for line in lines
             )
         self.stream.write(text_)
@@ -89,7 +95,9 @@ class TruncatingStream(io.TextIOBase):
         return getattr(self.stream, "encoding", "utf-8")
 
 
-def install_log_filter(limit: int = LOG_LIMIT, names: Iterable[str] = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "gradio", "httpx")) -> TruncatingFilter:
+def install_log_filter(
+    limit: int = LOG_LIMIT, names: Iterable[str] = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "gradio", "httpx")
+) -> TruncatingFilter:
     """Keeps long messages out of the log: cuts lines written to ``sys.stderr`` and ``sys.stdout``, and adds a
     :class:`TruncatingFilter` to the named loggers and their handlers (the root logger's by default).
 

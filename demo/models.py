@@ -110,7 +110,9 @@ class ModelSet:
             if rest:
                 models._done.clear()
                 if background:
-                    threading.Thread(target=models._load_rest, args=(rest, idle, True), name="load-models", daemon=True).start()
+                    threading.Thread(
+                        target=models._load_rest, args=(rest, idle, True), name="load-models", daemon=True
+                    ).start()
                 else:
                     models._load_rest(rest, idle)
             if failed:
@@ -170,7 +172,11 @@ class ModelSet:
         """Each title's state in words: "ready", "still loading" or the reason it is unavailable."""
         with self._lock:
             return {
-                title: "ready" if title in self._ready else "still loading" if title in self._loading else self._unavailable[title]
+                title: "ready"
+                if title in self._ready
+                else "still loading"
+                if title in self._loading
+                else self._unavailable[title]
                 for title in self._order
             }
 
@@ -185,7 +191,9 @@ class ModelSet:
             if title in self._ready:
                 return self._ready[title]
             if title in self._loading:
-                raise ModelUnavailable(f"{title} is still loading. Please try again in a minute, or pick another model.")
+                raise ModelUnavailable(
+                    f"{title} is still loading. Please try again in a minute, or pick another model."
+                )
             if title in self._unavailable:
                 raise ModelUnavailable(unavailable_words(title, self._unavailable[title]))
         shown = title if len(title) <= 40 else title[:39] + "…"

@@ -120,7 +120,10 @@ def parse(
 
 def parse_look(alpha: object, colormap: object) -> Look:
     """The look, checked (see :func:`parse`)."""
-    return Look(checks.number(alpha, "Heatmap opacity", OPACITY), checks.choice(colormap, "Colours", COLORMAPS, default=COLORMAPS[0]))
+    return Look(
+        checks.number(alpha, "Heatmap opacity", OPACITY),
+        checks.choice(colormap, "Colours", COLORMAPS, default=COLORMAPS[0]),
+    )
 
 
 def read_photo(image: Any) -> Photo:
@@ -141,7 +144,9 @@ def read_photo(image: Any) -> Photo:
     if isinstance(url, str) and url.startswith("data:"):  # pasted or sent inline: decoded here, bounded first
         checks.data_url(url)
         try:
-            return Photo.of(base64.b64decode(url.split(",", 1)[1], validate=False), getattr(image, "orig_name", None) or "image")
+            return Photo.of(
+                base64.b64decode(url.split(",", 1)[1], validate=False), getattr(image, "orig_name", None) or "image"
+            )
         except (ValueError, IndexError, binascii.Error) as exc:
             raise InvalidImageError("The pasted image could not be read. Please try again.") from exc
     path = getattr(image, "path", image)

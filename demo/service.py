@@ -70,7 +70,7 @@ class Shown:
 
 @dataclass(frozen=True)
 class Files:
-    """The full-quality files of a request: the four panel PNGs by name, and the zip of everything, with their explanation."""
+    """The full-quality files of a request: the four panel PNGs by name and the zip of everything; their explanation."""
 
     explanation: Explanation
     panels: dict[str, Path]
@@ -121,13 +121,27 @@ class DemoService:
         return any(e.backbone.untrained for e in self.models.ready.values())
 
     def parse(
-        self, image: object, target: object = requests.TOP_PREDICTION, model: object = None,
-        threshold: object = None, alpha: object = None, colormap: object = None, *, visitor: str = "",
+        self,
+        image: object,
+        target: object = requests.TOP_PREDICTION,
+        model: object = None,
+        threshold: object = None,
+        alpha: object = None,
+        colormap: object = None,
+        *,
+        visitor: str = "",
     ) -> Request:
         """What was sent, checked, as a request for one of this service's models (see :func:`demo.request.parse`)."""
         return requests.parse(
-            image, target, model, threshold, alpha, colormap,
-            models=self.models.titles, default_model=self.default_model, visitor=visitor,
+            image,
+            target,
+            model,
+            threshold,
+            alpha,
+            colormap,
+            models=self.models.titles,
+            default_model=self.default_model,
+            visitor=visitor,
         )
 
     def explanation(self, request: Request, needs: Needs = Needs(), progress: Progress | None = None) -> Explanation:
@@ -146,7 +160,11 @@ class DemoService:
         remembered = self.cache.get(key)
         if not needs.lacking(remembered):
             assert remembered is not None
-            return remembered if remembered.threshold == request.threshold else remembered.with_threshold(request.threshold)
+            return (
+                remembered
+                if remembered.threshold == request.threshold
+                else remembered.with_threshold(request.threshold)
+            )
         rgb = load_image(request.photo.data, max_side=MAX_SIDE)
         explanation = run_engine(explainer, rgb, index, request.threshold, needs.keeping(remembered), progress)
         self.cache.put(key, explanation)
@@ -173,7 +191,9 @@ class DemoService:
             GradCAMError: in words for the person, or a full store.
         """
         explanation = self.explanation(request)
-        written = self.store.write_explanation(explanation, request.look, request.photo.name, owner=request.visitor, workers=workers)
+        written = self.store.write_explanation(
+            explanation, request.look, request.photo.name, owner=request.visitor, workers=workers
+        )
         return Files(explanation, written.panels, written.archive)
 
     def report(self, request: Request) -> Path:
@@ -182,7 +202,9 @@ class DemoService:
         folder = self.store.folder(request.visitor)
         try:
             path = folder / "gradcam-report.png"
-            picture = views.one_picture(explanation, request.look.alpha, request.look.colormap, asked=request.target is not None)
+            picture = views.one_picture(
+                explanation, request.look.alpha, request.look.colormap, asked=request.target is not None
+            )
             write_png(path, picture)
         finally:
             self.store.done(folder)
@@ -250,7 +272,9 @@ def load_service(
                 if first:
                     backbone = load_backbone(spec, weights, labels, layer, device=device, progress=True)
                 else:
-                    backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+                    backbone = load_backbone(
+                        spec, "random" if weights == "random" else None, device=device, progress=True
+                    )
             except WeightsError as exc:
                 offline, reason = available_offline(spec)
                 raise LoadFailed(str(exc), "its weights could not be loaded" if offline else reason) from exc

@@ -20,7 +20,7 @@ INTRO = """\
 Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours the parts that led it there.
 """
 
-TARGET_INFO = "Type to search the 1000 classes (\"cat\", \"cup\"...), or keep the model's top prediction."
+TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the model\'s top prediction.'
 
 SETTINGS = "Settings: model, box threshold, opacity, colours"
 
@@ -38,7 +38,7 @@ EXPLAINING = "Looking at your photo…"
 
 UPLOAD_TOO_BIG = (
     "This file is {size} MB; the page takes photos up to {limit} MB. "
-    "Please pick a smaller photo (a screenshot or a copy \"for the web\" works well)."
+    'Please pick a smaller photo (a screenshot or a copy "for the web" works well).'
 )
 
 
@@ -77,12 +77,14 @@ def unknown_class(typed: str, close: list[str], used: str | None = None) -> str:
     head += f", so the pictures show the model's top prediction, **{html.escape(used)}**." if used else "."
     if close:
         return f"{head} Did you mean: {', '.join(html.escape(c) for c in close)}? Pick one from the list."
-    return f"{head} Type part of a name (\"dog\", \"car\") and pick from the list."
+    return f'{head} Type part of a name ("dog", "car") and pick from the list.'
+
 
 HOW_TO_READ = """\
 **Original**: your photo. **Heatmap**: where the evidence for the chosen class is, from blue (none) to red (strongest)
 with the jet colours; the key under the pictures says it for the colours you chose.
-**Overlay**: the heatmap laid over your photo. **Boxes**: a box around the strongest region, with the class and the model's confidence.
+**Overlay**: the heatmap laid over your photo. **Boxes**: a box around the strongest region, with the class and the
+model's confidence.
 
 The box threshold sets how strong the evidence must be to count as part of the region (15% of the strongest, as in the
 Grad-CAM paper). The opacity only changes how the heatmap is drawn; neither slider runs the model again.
@@ -108,7 +110,9 @@ GUIDED_HELP = (
     "so you see *which details* inside the highlighted area count. Grey means no effect."
 )
 
-CLASSES_HELP = "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
+CLASSES_HELP = (
+    "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
+)
 
 MODELS_HELP = (
     "The same photo through every model this server has loaded: do different networks look at the same place? "

@@ -37,7 +37,9 @@ def _png(path: str) -> np.ndarray:
 
 
 def test_explain_returns_four_pngs_the_top5_a_sentence_and_a_zip(client):
-    *panels, label, sentence, archive = client.predict(handle_file(str(EXAMPLES / "chelsea.png")), TOP_PREDICTION, api_name="/explain")
+    *panels, label, sentence, archive = client.predict(
+        handle_file(str(EXAMPLES / "chelsea.png")), TOP_PREDICTION, api_name="/explain"
+    )
     original = np.asarray(Image.open(EXAMPLES / "chelsea.png").convert("RGB"))
     pictures = [_png(p) for p in panels]
     assert all(p.shape == original.shape for p in pictures), "every panel shows the whole image at its size"
@@ -72,7 +74,9 @@ def test_changing_the_sliders_does_not_run_the_model_again(app, client):
 
 @pytest.mark.parametrize("model", ["ResNet-50", "DenseNet-121"])
 def test_other_models(client, model):
-    *panels, label, sentence, _ = client.predict(handle_file(str(EXAMPLES / "rocket.jpg")), TOP_PREDICTION, model, api_name="/explain")
+    *panels, label, sentence, _ = client.predict(
+        handle_file(str(EXAMPLES / "rocket.jpg")), TOP_PREDICTION, model, api_name="/explain"
+    )
     assert _png(panels[1]).shape == np.asarray(Image.open(EXAMPLES / "rocket.jpg")).shape
 
 
@@ -81,7 +85,9 @@ def _png_bomb() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _truncated_jpeg() -> bytes:
@@ -104,7 +110,9 @@ def test_bad_uploads_get_a_clear_message_and_the_server_keeps_serving(client, tm
     path.write_bytes(content)
     with pytest.raises(Exception, match=message):
         client.predict(handle_file(str(path)), TOP_PREDICTION, api_name="/explain")
-    *panels, _, sentence, _ = client.predict(handle_file(str(EXAMPLES / "chelsea.png")), TOP_PREDICTION, api_name="/explain")
+    *panels, _, sentence, _ = client.predict(
+        handle_file(str(EXAMPLES / "chelsea.png")), TOP_PREDICTION, api_name="/explain"
+    )
     assert "sure this is" in sentence
 
 

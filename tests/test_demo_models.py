@@ -23,7 +23,11 @@ def _failing(reason: str | None = None):
 def test_the_first_model_that_loads_is_the_default_and_the_others_say_why_not(tiny_backbone):
     explainer = Explainer(tiny_backbone)
     models = ModelSet.load(
-        [("VGG19", _failing("its weights (548 MB) are not on this server")), ("TinyNet", lambda: explainer), ("Broken", _failing())],
+        [
+            ("VGG19", _failing("its weights (548 MB) are not on this server")),
+            ("TinyNet", lambda: explainer),
+            ("Broken", _failing()),
+        ],
         background=False,
     )
     assert models.default == "TinyNet" and models.titles == ["VGG19", "TinyNet", "Broken"]
@@ -33,7 +37,10 @@ def test_the_first_model_that_loads_is_the_default_and_the_others_say_why_not(ti
         "Broken": "its weights could not be loaded",
     }
     assert models.get(None) is explainer and models.get("TinyNet") is explainer
-    with pytest.raises(UserError, match=r"^VGG19 is not available on this server right now \(its weights \(548 MB\) are not on this server\)"):
+    with pytest.raises(
+        UserError,
+        match=r"^VGG19 is not available on this server right now \(its weights \(548 MB\) are not on this server\)",
+    ):
         models.get("VGG19")
     with pytest.raises(UserError, match=r"^Unknown model 'x{39}…'; choose one of: TinyNet\.$"):
         models.get("x" * 5000)
@@ -99,7 +106,9 @@ def test_an_unexpected_failure_of_an_extra_model_does_not_take_the_page_down(tin
 
 def test_a_first_model_the_operator_configured_fails_loudly_instead_of_falling_back(tiny_backbone):
     with pytest.raises(WeightsError, match="no network"):
-        ModelSet.load([("Mine", _failing()), ("TinyNet", lambda: Explainer(tiny_backbone))], background=False, fallback=False)
+        ModelSet.load(
+            [("Mine", _failing()), ("TinyNet", lambda: Explainer(tiny_backbone))], background=False, fallback=False
+        )
 
 
 def test_offline_with_nothing_cached_the_app_serves_the_embedded_model_and_says_why_not_the_others(offline, tmp_path):
@@ -115,7 +124,9 @@ def test_offline_with_nothing_cached_the_app_serves_the_embedded_model_and_says_
         for title in ("VGG19", "ResNet-50", "DenseNet-121"):
             assert "not on this server" in status[title] and "download" in status[title], status[title]
         assert models_note(status).startswith("Not available on this server: VGG19 (its weights")
-        explanation = service.explanation(service.parse(str(Path(__file__).parents[1] / "demo" / "examples" / "chelsea.png")))
+        explanation = service.explanation(
+            service.parse(str(Path(__file__).parents[1] / "demo" / "examples" / "chelsea.png"))
+        )
         assert "cat" in explanation.class_name and not explanation.untrained
     finally:
         service.close()

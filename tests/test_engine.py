@@ -20,7 +20,9 @@ def test_the_engine_call_computes_what_the_views_need_in_one_call(tiny_backbone)
     assert plain.counter_cam is None and plain.masking is None and plain.guided is None and plain.classes == ()
     full = run_engine(explainer, image, 1, 0.3, Needs(counterfactual=True, compare=2, masking=True, guided=True))
     assert full.class_index == 1 and full.threshold == 0.3
-    assert full.counter_cam is not None and full.masking is not None and full.guided is not None and len(full.classes) == 2
+    assert (
+        full.counter_cam is not None and full.masking is not None and full.guided is not None and len(full.classes) == 2
+    )
 
 
 def test_needs_say_what_a_remembered_explanation_lacks_and_keep_what_it_has(tiny_backbone):

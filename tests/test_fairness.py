@@ -53,12 +53,16 @@ def _as(address: str) -> dict[str, str]:
 
 
 def _upload(app: RunningApp, data: bytes, address: str) -> dict:
-    response = httpx.post(app.url + "gradio_api/upload", files=[("files", ("p.png", data, "image/png"))], headers=_as(address), timeout=60)
+    response = httpx.post(
+        app.url + "gradio_api/upload", files=[("files", ("p.png", data, "image/png"))], headers=_as(address), timeout=60
+    )
     response.raise_for_status()
     return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": "p.png"}
 
 
-def _join(app: RunningApp, index: int, data: list, session: str, address: str, listen: bool = True) -> tuple[int, dict | str]:
+def _join(
+    app: RunningApp, index: int, data: list, session: str, address: str, listen: bool = True
+) -> tuple[int, dict | str]:
     body = {"data": data, "fn_index": index, "session_hash": session}
     with httpx.Client(timeout=120, headers=_as(address)) as http:
         joined = http.post(app.url + "gradio_api/queue/join", json=body)
@@ -79,7 +83,9 @@ def _explained(app: RunningApp, seed: int, address: str) -> float:
     """Seconds one visitor waits for an explanation of a new photo through the API."""
     image = _upload(app, _photo(seed), address)
     start = time.perf_counter()
-    status, answer = _join(app, _explain_index(app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], f"v{seed}", address)
+    status, answer = _join(
+        app, _explain_index(app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], f"v{seed}", address
+    )
     assert status == 200 and answer["success"], answer
     return time.perf_counter() - start
 
@@ -90,13 +96,23 @@ def test_one_visitor_flooding_the_queue_leaves_room_for_the_next(space):
     index = _explain_index(space)
 
     def flood(n: int) -> int:  # a new session per request, never listening: what a script does
-        return _join(space, index, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], f"flood-{n}", "198.51.100.1", listen=False)[0]
+        return _join(
+            space,
+            index,
+            [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"],
+            f"flood-{n}",
+            "198.51.100.1",
+            listen=False,
+        )[0]
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(flood, range(60)))
     assert answers.count(200) <= QUEUE_PER_ADDRESS and answers.count(429) >= 60 - QUEUE_PER_ADDRESS, answers
     waited = _explained(space, 2000, "198.51.100.2")  # a second visitor, during the flood
-    print(f"flood: second visitor waited {waited:.2f} s (alone {alone:.2f} s), flooder got {answers.count(200)} places of 60")
+    print(
+        f"flood: second visitor waited {waited:.2f} s (alone {alone:.2f} s), "
+        f"flooder got {answers.count(200)} places of 60"
+    )
     assert waited < alone + 30, f"the second visitor waited {waited:.1f} s"
 
 
@@ -113,11 +129,15 @@ def test_fifty_opacity_changes_write_no_zip_and_the_next_visitor_is_served(space
     big = _photo(11, side=900)  # its full-quality files are a few MB a time
     image = _upload(space, big, "198.51.100.9")
     explain = _explain_index(space)
-    assert _join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "looks", "198.51.100.9")[1]["success"]
+    assert _join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "looks", "198.51.100.9")[1][
+        "success"
+    ]
     before = store.owned_bytes("198.51.100.9")
     slider = next(i for i, fn in space.demo.fns.items() if fn.name == "redrawn")
     for n in range(50):
-        status, answer = _join(space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet"], "looks", "198.51.100.9")
+        status, answer = _join(
+            space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet"], "looks", "198.51.100.9"
+        )
         assert status == 200 and answer["success"], answer
     grown = store.owned_bytes("198.51.100.9") - before
     zipped = space.service.files(space.service.parse(big)).archive.stat().st_size  # what one download of it costs

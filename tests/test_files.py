@@ -112,7 +112,10 @@ def test_close_removes_everything(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("name", "stem"), [("cat.jpg", "cat"), ("../../etc/passwd", "passwd"), ("???.png", "image"), ("a" * 90 + ".png", "a" * 40)])
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [("cat.jpg", "cat"), ("../../etc/passwd", "passwd"), ("???.png", "image"), ("a" * 90 + ".png", "a" * 40)],
+)
 def test_download_names_are_safe(name, stem):
     assert download_stem(name) == stem
 
@@ -134,7 +137,7 @@ def test_the_page_copies_are_drawn_small_and_look_like_the_full_pictures_shrunk(
     small = shrunk(explanation, 800)
     assert max(small.image.shape[:2]) == 800 and small.cam.shape == small.image.shape[:2]
     scale = 800 / max(scene.shape[:2])
-    for (x0, y0, x1, y1), (a0, b0, a1, b1) in zip(explanation.boxes, small.boxes):
+    for (x0, _, _, y1), (a0, _, _, b1) in zip(explanation.boxes, small.boxes):
         assert abs(a0 - x0 * scale) <= 1 and abs(b1 - y1 * scale) <= 1
     full = views.panels(explanation)["overlay"]
     shrunk_full = cv2.resize(full, small.image.shape[1::-1], interpolation=cv2.INTER_AREA)

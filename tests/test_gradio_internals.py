@@ -34,7 +34,9 @@ def served(demo: gr.Blocks) -> Iterator[str]:
 
 
 def _join(url: str, fn_index: int, data: list, session: str) -> httpx.Response:
-    return httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session}, timeout=30)
+    return httpx.post(
+        url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session}, timeout=30
+    )
 
 
 def _answer(url: str, session: str) -> dict:
@@ -79,12 +81,20 @@ def test_a_session_and_an_address_each_get_a_share_of_the_queue():
         box = gr.Textbox()
         box.submit(slow, box, box, concurrency_limit=1)
     with served(demo) as url:
-        share_the_queue(demo, per_session=2, per_address=3, visitor=lambda request: request.client.host, refusal=lambda which: f"over the {which} share")
+        share_the_queue(
+            demo,
+            per_session=2,
+            per_address=3,
+            visitor=lambda request: request.client.host,
+            refusal=lambda which: f"over the {which} share",
+        )
         index = _fn_index(demo, "slow")
         mine = [_join(url, index, ["a"], "tab-1") for _ in range(3)]
         assert [r.status_code for r in mine] == [200, 200, 429] and mine[2].json()["detail"] == "over the session share"
         other_tab = [_join(url, index, ["b"], f"tab-{n}") for n in (2, 3)]
-        assert [r.status_code for r in other_tab] == [200, 429] and other_tab[1].json()["detail"] == "over the address share"
+        assert [r.status_code for r in other_tab] == [200, 429] and other_tab[1].json()[
+            "detail"
+        ] == "over the address share"
         release.set()
 
 

@@ -34,8 +34,14 @@ class Recorder:
 
 
 def _call(middleware, path, chunks, headers=(), method="POST", client="10.0.0.1"):
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "client": (client, 1234),
-             "headers": [(k.encode(), v.encode()) for k, v in headers]}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "client": (client, 1234),
+        "headers": [(k.encode(), v.encode()) for k, v in headers],
+    }
     pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     sent = []
 
@@ -58,20 +64,40 @@ JSON = [("content-type", "application/json")]
 # Routes -----------------------------------------------------------------------------------------
 
 USED = [
-    ("GET", "/"), ("GET", "/config"), ("GET", "/theme.css"), ("GET", "/assets/index-abc.js"), ("GET", "/favicon.ico"),
-    ("GET", "/gradio_api/info"), ("GET", "/gradio_api/queue/data"), ("GET", "/gradio_api/heartbeat/abc123"),
-    ("GET", "/gradio_api/file=/tmp/gradio/abc/photo.png"), ("GET", "/gradio_api/call/explain/0af3"),
-    ("POST", "/gradio_api/queue/join"), ("POST", "/gradio_api/upload"), ("POST", "/gradio_api/call/explain"),
-    ("POST", "/gradio_api/mcp/"), ("GET", "/gradio_api/mcp/schema"), ("POST", "/gradio_api/run/predict"),
+    ("GET", "/"),
+    ("GET", "/config"),
+    ("GET", "/theme.css"),
+    ("GET", "/assets/index-abc.js"),
+    ("GET", "/favicon.ico"),
+    ("GET", "/gradio_api/info"),
+    ("GET", "/gradio_api/queue/data"),
+    ("GET", "/gradio_api/heartbeat/abc123"),
+    ("GET", "/gradio_api/file=/tmp/gradio/abc/photo.png"),
+    ("GET", "/gradio_api/call/explain/0af3"),
+    ("POST", "/gradio_api/queue/join"),
+    ("POST", "/gradio_api/upload"),
+    ("POST", "/gradio_api/call/explain"),
+    ("POST", "/gradio_api/mcp/"),
+    ("GET", "/gradio_api/mcp/schema"),
+    ("POST", "/gradio_api/run/predict"),
 ]
 UNUSED = [
     ("POST", "/gradio_api/process_recording"),  # runs ffmpeg on any upload
-    ("GET", "/monitoring"), ("GET", "/monitoring/summary"), ("GET", "/monitoring/abc"),
+    ("GET", "/monitoring"),
+    ("GET", "/monitoring/summary"),
+    ("GET", "/monitoring/abc"),
     ("GET", "/gradio_api/file=https://example.com/big.bin"),  # an open proxy
-    ("GET", "/gradio_api/file=http%3A//example.com/x"), ("GET", "/gradio_api/proxy=https://example.com/"),
-    ("POST", "/gradio_api/vibe-edit"), ("POST", "/gradio_api/run/explain"), ("POST", "/gradio_api/api/explain"),
-    ("GET", "/gradio_api/runs"), ("POST", "/login"), ("GET", "/gradio_api/dev/reload"), ("GET", "/wp-admin.php"),
-    ("PUT", "/gradio_api/upload"), ("GET", "/gradio_api/stream/abc/1/2/playlist.m3u8"),
+    ("GET", "/gradio_api/file=http%3A//example.com/x"),
+    ("GET", "/gradio_api/proxy=https://example.com/"),
+    ("POST", "/gradio_api/vibe-edit"),
+    ("POST", "/gradio_api/run/explain"),
+    ("POST", "/gradio_api/api/explain"),
+    ("GET", "/gradio_api/runs"),
+    ("POST", "/login"),
+    ("GET", "/gradio_api/dev/reload"),
+    ("GET", "/wp-admin.php"),
+    ("PUT", "/gradio_api/upload"),
+    ("GET", "/gradio_api/stream/abc/1/2/playlist.m3u8"),
 ]
 
 
@@ -129,15 +155,34 @@ def test_a_json_body_of_many_small_objects_is_refused_before_it_is_parsed():
     chunks = [body[i : i + 4096] for i in range(0, len(body), 4096)]
     status, answer = _call(RequestGuard(Recorder(), limits), "/gradio_api/queue/join", chunks, JSON)
     assert status == 413 and "far more fields" in answer
-    page_request = json.dumps({"data": [{"path": "/tmp/x.png", "meta": {"_type": "gradio.FileData"}}, "Top prediction",
-                               "VGG19", 0.15, 0.5, "jet"], "fn_index": 8, "session_hash": "abc", "trigger_id": 12})
+    page_request = json.dumps(
+        {
+            "data": [
+                {"path": "/tmp/x.png", "meta": {"_type": "gradio.FileData"}},
+                "Top prediction",
+                "VGG19",
+                0.15,
+                0.5,
+                "jet",
+            ],
+            "fn_index": 8,
+            "session_hash": "abc",
+            "trigger_id": 12,
+        }
+    )
     assert _call(RequestGuard(Recorder(), limits), "/gradio_api/queue/join", [page_request.encode()], JSON)[0] == 200
 
 
-def _multipart(files: int, content_type: str = "multipart/form-data; boundary=BOUNDARY") -> tuple[list[bytes], list[tuple[str, str]]]:
-    parts = b"".join(
-        b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"files\"; filename=\"f%d.png\"\r\n\r\nab\r\n" % i for i in range(files)
-    ) + b"--BOUNDARY--\r\n"
+def _multipart(
+    files: int, content_type: str = "multipart/form-data; boundary=BOUNDARY"
+) -> tuple[list[bytes], list[tuple[str, str]]]:
+    parts = (
+        b"".join(
+            b'--BOUNDARY\r\nContent-Disposition: form-data; name="files"; filename="f%d.png"\r\n\r\nab\r\n' % i
+            for i in range(files)
+        )
+        + b"--BOUNDARY--\r\n"
+    )
     chunks = [parts[i : i + 7] for i in range(0, len(parts), 7)]  # delimiters split across chunks
     return chunks, [("content-type", content_type)]
 
@@ -150,7 +195,11 @@ def test_files_per_upload_are_bounded(files, status):
 
 @pytest.mark.parametrize(
     "content_type",
-    ["multipart/form-data; boundary = BOUNDARY", 'multipart/form-data; BOUNDARY="BOUNDARY"', "multipart/form-data;boundary=BOUNDARY;x=1"],
+    [
+        "multipart/form-data; boundary = BOUNDARY",
+        'multipart/form-data; BOUNDARY="BOUNDARY"',
+        "multipart/form-data;boundary=BOUNDARY;x=1",
+    ],
     ids=["spaces", "quoted-upper", "no-space"],
 )
 def test_the_boundary_is_read_as_the_server_reads_it(content_type):
@@ -172,7 +221,9 @@ def test_bytes_per_visitor_per_minute_are_bounded_and_recover():
 
 
 def test_the_visitor_is_the_address_the_proxy_wrote_never_one_the_client_wrote():
-    forged = {"x-forwarded-for": "6.6.6.6, 7.7.7.7, 1.2.3.4"}  # the client wrote the first two; the proxy appended the last
+    forged = {
+        "x-forwarded-for": "6.6.6.6, 7.7.7.7, 1.2.3.4"
+    }  # the client wrote the first two; the proxy appended the last
     assert visitor_address(forged, "10.0.0.1", proxy_hops=0) == "10.0.0.1"  # no proxy: the header is anyone's
     assert visitor_address(forged, "10.0.0.1", proxy_hops=1) == "1.2.3.4"
     assert visitor_address({"x-forwarded-for": "9.9.9.9, 5.5.5.5, 1.2.3.4"}, "10.0.0.1", proxy_hops=2) == "5.5.5.5"
@@ -180,9 +231,16 @@ def test_the_visitor_is_the_address_the_proxy_wrote_never_one_the_client_wrote()
 
 
 def test_a_new_forged_address_per_request_does_not_buy_a_new_budget():
-    middleware = RequestGuard(Recorder(), Limits(upload_bytes=1000, visitor_bytes_per_minute=10_000, proxy_hops=1), clock=lambda: 0.0)
+    middleware = RequestGuard(
+        Recorder(), Limits(upload_bytes=1000, visitor_bytes_per_minute=10_000, proxy_hops=1), clock=lambda: 0.0
+    )
     answers = [
-        _call(middleware, "/gradio_api/upload", [b"x" * 900], [("content-length", "900"), ("x-forwarded-for", f"6.6.6.{i}, 1.2.3.4")])[0]
+        _call(
+            middleware,
+            "/gradio_api/upload",
+            [b"x" * 900],
+            [("content-length", "900"), ("x-forwarded-for", f"6.6.6.{i}, 1.2.3.4")],
+        )[0]
         for i in range(12)
     ]
     assert answers[11] == 429

@@ -58,8 +58,21 @@ def test_the_page_has_stable_ids_and_share_buttons_only_on_spaces(tmp_path, tiny
         config = build_demo(service, on_spaces=on_spaces).get_config_file()
         ids = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
         expected = {
-            "input-image", "target", "sentence", "top5", "panel-original", "panel-heatmap", "panel-overlay", "panel-boxes",
-            "download", "archive", "threshold", "opacity", "colormap", "model", "target-hint",
+            "input-image",
+            "target",
+            "sentence",
+            "top5",
+            "panel-original",
+            "panel-heatmap",
+            "panel-overlay",
+            "panel-boxes",
+            "download",
+            "archive",
+            "threshold",
+            "opacity",
+            "colormap",
+            "model",
+            "target-hint",
         }
         assert expected <= set(ids)
         assert ("share" in ids["panel-overlay"]["buttons"]) is on_spaces

@@ -18,7 +18,14 @@ MODELS = ["VGG19", "EfficientNet-Lite0"]
 
 
 def _parse(**changes):
-    values = {"image": b"photo", "target": TOP_PREDICTION, "model": "VGG19", "threshold": 0.15, "alpha": 0.5, "colormap": "jet"}
+    values = {
+        "image": b"photo",
+        "target": TOP_PREDICTION,
+        "model": "VGG19",
+        "threshold": 0.15,
+        "alpha": 0.5,
+        "colormap": "jet",
+    }
     values.update(changes)
     return parse(*values.values(), models=MODELS, default_model="EfficientNet-Lite0")
 

@@ -80,7 +80,9 @@ def test_the_files_are_four_pictures_a_map_a_manifest_and_their_zip(service, upl
 def test_the_page_shows_light_copies_and_the_download_follows_without_a_model_run(service, upload, scene, runs):
     request = service.parse(upload, "square", alpha=0.4, colormap="viridis")
     shown = service.show(request)
-    assert set(shown.display) == {"original", "heatmap", "overlay", "boxes"} and shown.explanation.class_name == "square"
+    assert (
+        set(shown.display) == {"original", "heatmap", "overlay", "boxes"} and shown.explanation.class_name == "square"
+    )
     assert all(path.suffix == ".jpg" and path.stat().st_size > 0 for path in shown.display.values())
     archive = service.files(request).archive
     assert runs.count == 1
@@ -88,7 +90,10 @@ def test_the_page_shows_light_copies_and_the_download_follows_without_a_model_ru
         overlay = next(n for n in bundle.namelist() if n.endswith("overlay.png"))
         with Image.open(bundle.open(overlay)) as full:
             assert full.size == scene.image.shape[1::-1]
-        assert '"colormap": "viridis"' in bundle.read(next(n for n in bundle.namelist() if n.endswith("manifest.json"))).decode()
+        assert (
+            '"colormap": "viridis"'
+            in bundle.read(next(n for n in bundle.namelist() if n.endswith("manifest.json"))).decode()
+        )
 
 
 def test_a_named_class_is_explained(service, upload):
@@ -131,7 +136,9 @@ def test_each_explore_view_adds_what_it_needs_to_the_same_pass_and_keeps_the_res
 def test_compare_models_gives_the_overlap_of_the_boxes(tiny_backbone, upload, tmp_path):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)
-        untrained = dataclasses.replace(tiny_backbone, name="u", title="Untrained", model=TinyNet().eval(), untrained=True)
+        untrained = dataclasses.replace(
+            tiny_backbone, name="u", title="Untrained", model=TinyNet().eval(), untrained=True
+        )
     twin = dataclasses.replace(tiny_backbone, name="tiny-twin", title="Twin")
     explainers = {"TinyNet": Explainer(tiny_backbone), "Twin": Explainer(twin), "Untrained": Explainer(untrained)}
     service = DemoService(explainers, workdir=tmp_path / "work")
@@ -167,7 +174,10 @@ def test_unknown_and_unavailable_models_are_refused_clearly(tiny_backbone, uploa
         assert service.model_titles == ["TinyNet", "VGG19"]
         with pytest.raises(InvalidInput, match=r"^Model must be one of: TinyNet, VGG19; got Nope\.$"):
             service.parse(upload, model="Nope")
-        says = r"^VGG19 is not available on this server right now \(its weights could not be loaded\)\. Please pick another model\.$"
+        says = (
+            r"^VGG19 is not available on this server right now \(its weights could not be loaded\)\. "
+            r"Please pick another model\.$"
+        )
         with pytest.raises(UserError, match=says):
             service.explanation(service.parse(upload, model="VGG19"))
     finally:
@@ -180,7 +190,10 @@ def test_each_visitor_has_a_share_of_the_disk_and_their_own_oldest_results_go_fi
     try:
         other = service.show(service.parse(upload, visitor="10.0.0.2"))
         flood = [service.show(service.parse(upload, alpha=0.01 * i, visitor="10.0.0.1")) for i in range(50)]
-        assert service.store.owned_bytes("10.0.0.1") <= 60_000 + max(p.stat().st_size for p in flood[-1].display.values()) * 4
+        assert (
+            service.store.owned_bytes("10.0.0.1")
+            <= 60_000 + max(p.stat().st_size for p in flood[-1].display.values()) * 4
+        )
         assert all(p.is_file() for p in flood[-1].display.values())  # the newest stays
         assert not flood[0].display["overlay"].exists()  # the flooder's oldest made room
         assert all(p.is_file() for p in other.display.values())  # nobody else's result went

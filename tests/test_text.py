@@ -23,8 +23,12 @@ def explanation(tiny_backbone):
 
 @pytest.mark.parametrize(
     ("colormap", "strong", "none"),
-    [("jet", "red and yellow", "blue"), ("viridis", "yellow", "dark purple"), ("cividis", "yellow", "dark blue"),
-     ("magma", "light yellow and white", "black")],
+    [
+        ("jet", "red and yellow", "blue"),
+        ("viridis", "yellow", "dark purple"),
+        ("cividis", "yellow", "dark blue"),
+        ("magma", "light yellow and white", "black"),
+    ],
 )
 def test_each_colour_map_has_its_own_words_in_the_colour_key(colormap, strong, none):
     assert words.colours(colormap) == words.Colours(strong, none)
@@ -43,7 +47,10 @@ def test_the_sentence_names_the_colours_of_the_chosen_map(explanation):
 
 def test_the_top5_writes_percentages_as_the_sentence_does(explanation):
     tiny = dataclasses.replace(
-        explanation, top_k=(Prediction(0, "square", 0.998), Prediction(1, "disc", 0.001)), class_index=1, class_name="disc",
+        explanation,
+        top_k=(Prediction(0, "square", 0.998), Prediction(1, "disc", 0.001)),
+        class_index=1,
+        class_name="disc",
         probability=0.001,
     )
     listing = text.top_k_html(tiny)
@@ -73,8 +80,12 @@ def test_an_unknown_name_gets_one_hint_with_close_names():
 
 def test_a_photo_explained_despite_an_unknown_name_says_which_class_it_shows():
     hint = text.unknown_class("zzzqqq", [], used="tabby")
-    assert hint.startswith("No class is called \u201czzzqqq\u201d, so the pictures show the model's top prediction, **tabby**.")
-    assert "<b>" not in text.unknown_class("<b>x</b>", ["<i>"], used="<u>") and "&lt;b&gt;" in text.unknown_class("<b>", [])
+    assert hint.startswith(
+        "No class is called \u201czzzqqq\u201d, so the pictures show the model's top prediction, **tabby**."
+    )
+    assert "<b>" not in text.unknown_class("<b>x</b>", ["<i>"], used="<u>") and "&lt;b&gt;" in text.unknown_class(
+        "<b>", []
+    )
 
 
 def test_the_banner_speaks_to_visitors():
@@ -85,7 +96,13 @@ def test_the_models_a_visitor_cannot_pick_are_named_with_the_reason():
     from demo.text import models_note
 
     assert models_note({"EfficientNet-Lite0": "ready"}) == ""
-    note = models_note({"VGG19": "its weights (548 MB) are not on this server", "ResNet-50": "still loading", "EfficientNet-Lite0": "ready"})
+    note = models_note(
+        {
+            "VGG19": "its weights (548 MB) are not on this server",
+            "ResNet-50": "still loading",
+            "EfficientNet-Lite0": "ready",
+        }
+    )
     assert note == (
         "Still loading: ResNet-50 (reload the page in a minute). "
         "Not available on this server: VGG19 (its weights (548 MB) are not on this server)."

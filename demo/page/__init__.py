@@ -78,15 +78,22 @@ def build_demo(
         # Gradio 6 prefers head= and js= at launch(); here they travel with the page wherever it is launched.
         warnings.filterwarnings("ignore", message="The parameters have been moved")
         blocks = Page(
-            title=text.TITLE, description=text.DESCRIPTION, thumbnail=preview_image, delete_cache=(300, 900),
-            head=head(text.TITLE, text.DESCRIPTION, preview_image), js=assets.page_script(upload_limit_mb),
+            title=text.TITLE,
+            description=text.DESCRIPTION,
+            thumbnail=preview_image,
+            delete_cache=(300, 900),
+            head=head(text.TITLE, text.DESCRIPTION, preview_image),
+            js=assets.page_script(upload_limit_mb),
         )
     with blocks as demo:
         gr.Markdown(text.INTRO, elem_id="intro")
         if service.untrained:
             gr.Markdown(text.UNTRAINED_BANNER, elem_classes="banner", elem_id="untrained-banner")
         page = layout.build(
-            list(service.categories), service.model_titles, service.default_model, text.models_note(service.models.status()),
+            list(service.categories),
+            service.model_titles,
+            service.default_model,
+            text.models_note(service.models.status()),
             on_spaces=on_spaces,
         )
         answers = explore.build(handling, page.inputs, on_spaces=on_spaces)

@@ -58,7 +58,9 @@ CSS = f"""
   .panel {{ height: auto !important; }}
   .panel .image-container, .panel .image-frame {{ height: auto !important; }}
   .panel img {{ max-height: 50vh; width: 100%; object-fit: contain; }}
-  .panel .icon-button-wrapper {{ position: static; justify-content: flex-end; margin: 0 0 4px auto; width: fit-content; }}
+  .panel .icon-button-wrapper {{
+    position: static; justify-content: flex-end; margin: 0 0 4px auto; width: fit-content;
+  }}
   #classes-gallery .grid-container, #models-gallery .grid-container {{ --grid-cols: 1 !important; }}
   #classes-gallery .grid-wrap, #models-gallery .grid-wrap {{ height: auto !important; max-height: none !important; }}
 }}
@@ -142,8 +144,12 @@ PAGE_JS = """
     stale();
   };
   live();
-  new MutationObserver(live).observe(document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']});
-  document.addEventListener('load', (e) => { if (e.target.matches && e.target.matches('#panel-original img')) mend(); }, true);
+  new MutationObserver(live).observe(
+    document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['src']},
+  );
+  document.addEventListener('load', (e) => {
+    if (e.target.matches && e.target.matches('#panel-original img')) mend();
+  }, true);
   const hint = (message) => {
     const box = document.querySelector('#upload-hint');
     if (box) { box.textContent = message; box.hidden = !message; box.style.display = message ? '' : 'none'; }
@@ -211,4 +217,3 @@ async () => {
 def page_script(upload_limit_mb: float) -> str:
     """The page script with the upload limit it announces."""
     return PAGE_JS % {"limit": json.dumps(upload_limit_mb), "too_big": json.dumps(text.UPLOAD_TOO_BIG)}
-

@@ -73,8 +73,12 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     def cleared() -> Outputs:
         """The page without a photo: no panels, the waiting sentence, no download, no Explore answers."""
         return {
-            **{panel: None for panel in layout.panels.values()}, layout.top5: "", layout.sentence: text.WAITING,
-            layout.hint: gr.update(value="", visible=False), layout.archive: None, **explore.cleared(),
+            **{panel: None for panel in layout.panels.values()},
+            layout.top5: "",
+            layout.sentence: text.WAITING,
+            layout.hint: gr.update(value="", visible=False),
+            layout.archive: None,
+            **explore.cleared(),
         }
 
     def failed(message: str) -> Outputs:
@@ -120,11 +124,16 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     # preprocess=False: every value reaches the request's checks as it was sent (Gradio's own conversion would
     # refuse some in its words first).
     page: dict[str, Any] = {
-        "api_visibility": "private", "concurrency_id": "model", "show_progress_on": [layout.sentence], "preprocess": False,
+        "api_visibility": "private",
+        "concurrency_id": "model",
+        "show_progress_on": [layout.sentence],
+        "preprocess": False,
     }
     light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
 
-    layout.image.change(explain_page, layout.inputs, everything, js=assets.NEW_PHOTO_JS, **page).then(None, js=assets.SHOWN_JS)
+    layout.image.change(explain_page, layout.inputs, everything, js=assets.NEW_PHOTO_JS, **page).then(
+        None, js=assets.SHOWN_JS
+    )
     for trigger in (layout.button.click, layout.target.input, layout.model.input):
         trigger(explain_page, layout.inputs, everything, **page).then(None, js=assets.SHOWN_JS)
     for slider in (layout.threshold, layout.alpha):
@@ -159,15 +168,18 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
 
         Args:
             image: the photo to explain (JPEG, PNG, WebP, HEIC...).
-            target: the ImageNet class to explain, e.g. "tabby" or "espresso"; "Top prediction" explains the model's own best guess.
+            target: the ImageNet class to explain, e.g. "tabby" or "espresso"; "Top prediction" explains the
+                model's own best guess.
             model: which model; leave empty for the default.
-            threshold: box threshold, 0.05 to 0.95: how strong the evidence must be to be boxed (share of the strongest).
+            threshold: box threshold, 0.05 to 0.95: how strong the evidence must be to be boxed (share of the
+                strongest).
             alpha: heatmap opacity over the photo, 0 to 1.
             colormap: heatmap colours: jet, viridis, cividis or magma.
 
         Returns:
             The photo, the heatmap, the heatmap over the photo, the photo with a box around the strongest evidence
-            (PNG images); the top 5 classes with probabilities; one sentence that says what the model sees; a zip of everything.
+            (PNG images); the top 5 classes with probabilities; one sentence that says what the model sees; a zip
+            of everything.
         """
         asked = handling.request((image, target, model, threshold, alpha, colormap), http, unknown_class="raise")
         written = service.files(asked.request)

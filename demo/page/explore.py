@@ -39,14 +39,27 @@ class Explore:
 def _picture(label: str, height: int, elem_id: str, buttons: list[Any]) -> gr.Image:
     """An output picture of the Explore area, sent as PNG, its label above it."""
     return gr.Image(
-        label=label, type="numpy", format="png", interactive=False, height=height, elem_id=elem_id,
-        elem_classes=["panel", "until-filled"], buttons=buttons, alt_text=label,
+        label=label,
+        type="numpy",
+        format="png",
+        interactive=False,
+        height=height,
+        elem_id=elem_id,
+        elem_classes=["panel", "until-filled"],
+        buttons=buttons,
+        alt_text=label,
     )
 
 
 def _gallery(label: str, elem_id: str, **options: Any) -> gr.Gallery:
     return gr.Gallery(
-        label=label, columns=3, height="auto", object_fit="contain", elem_id=elem_id, elem_classes="until-filled", **options,
+        label=label,
+        columns=3,
+        height="auto",
+        object_fit="contain",
+        elem_id=elem_id,
+        elem_classes="until-filled",
+        **options,
     )
 
 
@@ -55,7 +68,9 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
     service = handling.service
     buttons = share_buttons(on_spaces)
     explore = Explore()
-    with gr.Accordion("Explore: is it really looking there? What speaks against it? Would another model agree?", open=True):
+    with gr.Accordion(
+        "Explore: is it really looking there? What speaks against it? Would another model agree?", open=True
+    ):
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone the questions wrap onto two lines, none hidden in a menu
             with gr.Tab("Is it really looking there?"):
                 gr.Markdown(text.MASKING_HELP)
@@ -93,8 +108,14 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
                 report_words = gr.Markdown(elem_id="report-sentence")
                 report_file = gr.File(label="Report (PNG)", elem_id="report-file", elem_classes="until-filled")
                 report_image = gr.Image(
-                    label="Report", type="filepath", format="png", interactive=False, height=300, elem_id="report-image",
-                    elem_classes=["panel", "until-filled"], buttons=buttons,
+                    label="Report",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    height=300,
+                    elem_id="report-image",
+                    elem_classes=["panel", "until-filled"],
+                    buttons=buttons,
                     alt_text="The one-picture report: four panels, top guesses, sentence",
                 )
 
@@ -105,7 +126,12 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         )
         assert explanation.masking is not None
         hidden_view, kept_view, plot = views.masking(explanation)
-        return {masking_words: words.masking(explanation.masking).markdown, hidden: hidden_view, kept: kept_view, curve: plot}
+        return {
+            masking_words: words.masking(explanation.masking).markdown,
+            hidden: hidden_view,
+            kept: kept_view,
+            curve: plot,
+        }
 
     def run_counter(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
         look = asked.request.look
@@ -132,7 +158,9 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         path = str(service.report(asked.request))
         return {report_words: "", report_file: path, report_image: path}
 
-    def answer(fn: Callable[[Asked, gr.Progress], dict[Any, Any]], sentence: Any, pictures: list[Any]) -> Callable[..., Any]:
+    def answer(
+        fn: Callable[[Asked, gr.Progress], dict[Any, Any]], sentence: Any, pictures: list[Any]
+    ) -> Callable[..., Any]:
         # A mistake is told where the answer would be, the pictures stay empty: a red "Error" badge on
         # every picture reads as a broken page, one sentence reads as an answer.
         def failed(message: str) -> dict[Any, Any]:
@@ -152,8 +180,22 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         progress: dict[str, Any] = {"show_progress": "full", "show_progress_on": curve} if fn is run_masking else {}
         button.click(answer(fn, sentence, pictures), inputs, [sentence, *pictures], **options, **progress)
     explore.answers = [
-        masking_words, hidden, kept, curve, counter_words, counter_heat, counter_over, guided_words, guided_image,
-        classes_words, classes_gallery, models_words, models_gallery, report_words, report_file, report_image,
+        masking_words,
+        hidden,
+        kept,
+        curve,
+        counter_words,
+        counter_heat,
+        counter_over,
+        guided_words,
+        guided_image,
+        classes_words,
+        classes_gallery,
+        models_words,
+        models_gallery,
+        report_words,
+        report_file,
+        report_image,
     ]
     return explore
 

@@ -122,8 +122,14 @@ class Handling:
             return fn(self.request(values, http, unknown_class=unknown_class), progress)
 
         def handle(
-            image: Any, target: Any, model: Any, threshold: Any, alpha: Any, colormap: Any,
-            http: gr.Request, progress: gr.Progress = gr.Progress(),
+            image: Any,
+            target: Any,
+            model: Any,
+            threshold: Any,
+            alpha: Any,
+            colormap: Any,
+            http: gr.Request,
+            progress: gr.Progress = gr.Progress(),
         ) -> Any:
             if empty is not None and image is None:
                 return empty()

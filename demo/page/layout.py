@@ -26,8 +26,11 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 PANEL_TITLES = {"original": "Original", "heatmap": "Heatmap", "overlay": "Overlay", "boxes": "Boxes"}
 #: The examples under the picker, with their captions.
 EXAMPLES = {
-    "chelsea.png": "Cat", "cat-and-coffee.jpg": "Cat and coffee", "coffee.png": "Coffee",
-    "astronaut.png": "Astronaut", "rocket.jpg": "Rocket",
+    "chelsea.png": "Cat",
+    "cat-and-coffee.jpg": "Cat and coffee",
+    "coffee.png": "Coffee",
+    "astronaut.png": "Astronaut",
+    "rocket.jpg": "Rocket",
 }
 
 
@@ -62,7 +65,9 @@ def share_buttons(on_spaces: bool) -> list[Any]:
     return ["download", "fullscreen", *(["share"] if on_spaces else [])]
 
 
-def build(categories: list[str], model_titles: list[str], default_model: str, models_note: str, *, on_spaces: bool) -> Layout:
+def build(
+    categories: list[str], model_titles: list[str], default_model: str, models_note: str, *, on_spaces: bool
+) -> Layout:
     """Lays out the first part of the page (call inside a ``gr.Blocks`` context)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
@@ -124,24 +129,52 @@ def build(categories: list[str], model_titles: list[str], default_model: str, mo
                 archive = gr.File(label=text.DOWNLOAD_LABEL, elem_id="archive", elem_classes="until-filled")
     with gr.Accordion(text.SETTINGS, open=False, elem_id="settings"):
         with gr.Row():
-            model = gr.Radio(model_titles, value=default_model, label="Model", elem_id="model", info=models_note or None)
+            model = gr.Radio(
+                model_titles, value=default_model, label="Model", elem_id="model", info=models_note or None
+            )
             colormap = gr.Radio(
-                list(COLORMAPS), value=COLORMAPS[0], label="Colours",
-                info="viridis and cividis read well with colour blindness and in greyscale.", elem_id="colormap",
+                list(COLORMAPS),
+                value=COLORMAPS[0],
+                label="Colours",
+                info="viridis and cividis read well with colour blindness and in greyscale.",
+                elem_id="colormap",
             )
         with gr.Row():
             threshold = gr.Slider(
-                THRESHOLD.low, THRESHOLD.high, value=THRESHOLD.default, step=THRESHOLD.step, label="Box threshold",
-                elem_id="threshold", info="How strong the evidence must be to be boxed (share of the strongest).",
+                THRESHOLD.low,
+                THRESHOLD.high,
+                value=THRESHOLD.default,
+                step=THRESHOLD.step,
+                label="Box threshold",
+                elem_id="threshold",
+                info="How strong the evidence must be to be boxed (share of the strongest).",
             )
             alpha = gr.Slider(
-                OPACITY.low, OPACITY.high, value=OPACITY.default, step=OPACITY.step, label="Heatmap opacity", elem_id="opacity",
+                OPACITY.low,
+                OPACITY.high,
+                value=OPACITY.default,
+                step=OPACITY.step,
+                label="Heatmap opacity",
+                elem_id="opacity",
             )
     with gr.Accordion("How to read this", open=False):
         gr.Markdown(text.HOW_TO_READ)
     return Layout(
-        image, upload_hint, target, button, hint, sentence, panels, legend, top5, download, archive,
-        model, colormap, threshold, alpha,
+        image,
+        upload_hint,
+        target,
+        button,
+        hint,
+        sentence,
+        panels,
+        legend,
+        top5,
+        download,
+        archive,
+        model,
+        colormap,
+        threshold,
+        alpha,
     )
 
 
