@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHT
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
+from gradcam.names import file_safe
 from gradcam.registry import BUILTINS, Backbone, available_offline, load_backbone
 from gradcam.save import save_explanation
 
@@ -123,11 +123,6 @@ def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
     return out / name
 
 
-def _file_name(name: str) -> str:
-    """A class name as part of a file name: "tiger cat" -> "tiger-cat"."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
-
-
 def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
     """The pictures, manifest entries and printed lines that the options ask for (no model run)."""
     pictures: dict[str, np.ndarray] = {}
@@ -148,7 +143,7 @@ def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str
     if args.compare_classes:
         listed = []
         for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), views.classes(explanation, args.alpha, args.colormap), explanation.classes):
-            name = f"class-{rank}-{_file_name(other.name)}.png"
+            name = f"class-{rank}-{file_safe(other.name, 'class')}.png"
             pictures[name] = picture
             listed.append({"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name})
         entries["compare_classes"] = listed

@@ -15,7 +15,6 @@ Image -> network image (uint8, input size) -> tensor -> CAMResult -> Explanation
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from collections.abc import Sequence
 
@@ -32,6 +31,7 @@ from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
 from gradcam.models import HookedVGG19
+from gradcam.names import closest_hint, first_line
 from gradcam.registry import Backbone
 
 Target = int | str | None
@@ -68,10 +68,7 @@ def resolve_class(categories: Sequence[str], target: int | str) -> int:
     lowered = [name.lower() for name in categories]
     if wanted in lowered:
         return lowered.index(wanted)
-    close = difflib.get_close_matches(wanted, lowered, n=5, cutoff=0.6)
-    close += [name for name in lowered if wanted and wanted in name and name not in close][: 5 - len(close)]
-    hint = f" Closest: {', '.join(categories[lowered.index(name)] for name in close)}." if close else ""
-    raise UnknownClassError(f"Unknown class {target!r}.{hint}")
+    raise UnknownClassError(f"Unknown class {target!r}.{closest_hint(target, categories)}")
 
 
 class Explainer:
@@ -121,8 +118,7 @@ class Explainer:
             model.features_conv = torch.compile(eager, dynamic=True)
             self._warm_up()  # compilation happens in the first call
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("torch.compile is not available here (%s); running eagerly", reason)
+            log.warning("torch.compile is not available here (%s); running eagerly", first_line(exc))
             model.features_conv = eager
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:

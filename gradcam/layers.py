@@ -10,7 +10,6 @@ closest names the model has.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 
 from gradcam.cam import logits_of
 from gradcam.errors import UnknownLayerError
+from gradcam.names import closest_hint
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class TargetLayer:
 
 def _close_names(model: nn.Module, layer: str) -> str:
     names = [name for name, _ in model.named_modules() if name]
-    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
-    close += [name for name in names if layer and layer in name and name not in close][: 5 - len(close)]
-    return f" Closest: {', '.join(close)}." if close else f" It has: {', '.join(names[:10])}, ..."
+    return closest_hint(layer, names) or f" It has: {', '.join(names[:10])}, ..."
 
 
 def _prefix_tokens(model: nn.Module, count: int, height: int, width: int) -> int:

@@ -30,7 +30,6 @@ it in.
 
 from __future__ import annotations
 
-import difflib
 import http.client
 import os
 import re
@@ -49,6 +48,7 @@ from gradcam.config import INPUT_SHORT_SIDE, RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import UnknownModelError, WeightsError
 from gradcam.layers import TargetLayer, find_layer, locate_layer  # noqa: F401 - locate_layer: also read from here
 from gradcam.models import HookedVGG19, efficientnet_lite0
+from gradcam.names import closest_hint
 
 #: The built-in models: spec name -> title for people.
 BUILTINS: dict[str, str] = {
@@ -149,17 +149,13 @@ def _split_spec(spec: str) -> tuple[str, str]:
     if sep and kind == "torchvision":
         known = tv_models.list_models(module=tv_models)
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-            hint = f" Closest: {', '.join(close)}." if close else ""
-            raise UnknownModelError(f"torchvision has no classification model {name!r}.{hint}")
+            raise UnknownModelError(f"torchvision has no classification model {name!r}.{closest_hint(name, known)}")
         return kind, name
     if sep and kind == "timm":
         import timm
 
         if not timm.is_model(name):
-            close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-            hint = f" Closest: {', '.join(close)}." if close else ""
-            raise UnknownModelError(f"timm has no model {name!r}.{hint}")
+            raise UnknownModelError(f"timm has no model {name!r}.{closest_hint(name, timm.list_models())}")
         return kind, name
     raise UnknownModelError(
         f"Unknown model {spec!r}; choose one of: {', '.join(BUILTINS)}, or torchvision:NAME, or timm:NAME."
