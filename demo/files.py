@@ -28,7 +28,8 @@ import cv2
 from gradcam import GradCAMError
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.explanation import Explanation
-from gradcam.save import save_explanation, write_jpeg
+from gradcam.encode import write_jpeg
+from gradcam.save import save_explanation
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from gradcam import views, words
+from gradcam import encode, views, words
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = _unique_folder(args.out, path.stem, used)
             save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap, extra=entries)
             for name, picture in pictures.items():
-                Image.fromarray(picture).save(folder / name, compress_level=1)
+                encode.write_png(folder / name, picture)
         except GradCAMError as exc:
             failed += 1
             tqdm.write(f"error: {path}: {exc}", file=sys.stderr)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
+from gradcam import encode
 from gradcam.boxes import Box
 from gradcam.evaluate.annotations import Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
@@ -85,8 +85,7 @@ def _picture(explainer: Explainer, sample: Sample, result: ImageResult, threshol
     scale = 320 / max(picture.shape[:2])
     if scale < 1:
         picture = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(picture[:, :, ::-1]))
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
+    return "data:image/png;base64," + base64.b64encode(encode.png(picture, compact=True)).decode("ascii")
 
 
 def _case(explainer: Explainer, sample: Sample, result: ImageResult, threshold: float) -> str:
