@@ -35,11 +35,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam import Explainer, load_backbone  # noqa: E402
+from gradcam import Backbone, Explainer, load_backbone  # noqa: E402
 from gradcam.evaluate.annotations import read_annotations  # noqa: E402
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local  # noqa: E402
 from gradcam.images import load_image  # noqa: E402
-from gradcam.registry import Backbone  # noqa: E402
+
 
 CLASSES = tuple(f"class {i}" for i in range(1000))
 

@@ -54,7 +54,7 @@ def main() -> None:
     from tests.conftest import MEAN, SHAPES, STD, TinyNet
 
     if args.model == "tiny":
-        from gradcam.registry import Backbone
+        from gradcam import Backbone
 
         backbone = Backbone(name="tiny", title="TinyNet", model=TinyNet().eval(), target_layer="features", categories=SHAPES,
                             mean=MEAN, std=STD, weights="random", untrained=True)

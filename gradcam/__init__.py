@@ -12,6 +12,7 @@ Example:
     >>> save_explanation(explanation, "out/cat", source="cat.jpg")
 """
 
+from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
 from gradcam.config import VERSION as __version__
@@ -30,7 +31,7 @@ from gradcam.explanation import PANELS, Explanation, Prediction
 from gradcam.images import load_image
 from gradcam.layers import locate_layer
 from gradcam.models import HookedVGG19
-from gradcam.registry import BACKBONES, BUILTINS, Backbone, available_offline, describe_spec, load_backbone
+from gradcam.registry import BACKBONES, BUILTINS, available_offline, describe_spec, load_backbone
 from gradcam.render import draw_boxes, heatmap, overlay
 from gradcam.save import manifest, save_explanation
 

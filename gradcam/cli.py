@@ -23,12 +23,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from gradcam import encode, views, words
+from gradcam.backbone import Backbone
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
 from gradcam.names import file_safe
-from gradcam.registry import BUILTINS, Backbone, available_offline, load_backbone
+from gradcam.registry import BUILTINS, available_offline, load_backbone
 from gradcam.save import save_explanation
 
 log = logging.getLogger("gradcam")

