@@ -31,9 +31,10 @@ from gradcam.explanation import PANELS, Explanation, Prediction
 from gradcam.images import load_image
 from gradcam.layers import locate_layer
 from gradcam.models import HookedVGG19
-from gradcam.registry import BACKBONES, BUILTINS, available_offline, describe_spec, load_backbone
+from gradcam.registry import available_offline, load_backbone
 from gradcam.render import draw_boxes, heatmap, overlay
 from gradcam.save import manifest, save_explanation
+from gradcam.specs import BACKBONES, BUILTINS, describe_spec
 
 __all__ = [
     "BACKBONES",

@@ -29,8 +29,9 @@ from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
 from gradcam.names import file_safe
-from gradcam.registry import BUILTINS, available_offline, load_backbone
+from gradcam.registry import available_offline, load_backbone
 from gradcam.save import save_explanation
+from gradcam.specs import BUILTINS
 
 log = logging.getLogger("gradcam")
 

@@ -190,7 +190,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    from gradcam.registry import cached_weights_path
+    from gradcam.checkpoints import cached_weights_path
 
     assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
     return tried

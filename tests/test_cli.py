@@ -20,9 +20,9 @@ import torchvision
 from PIL import Image
 
 from gradcam import Explainer, cli
+from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
 from gradcam.explanation import percent
-from gradcam.registry import cached_weights_path
 
 from .conftest import make_scene
 

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from torchvision import models
 
 from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
-from gradcam.registry import cached_weights_path
+from gradcam.checkpoints import cached_weights_path
 
 # What each name is expected to be built from; written out here rather than read
-# from gradcam.models, so that a test fails if the module picks other weights.
+# from gradcam.specs, so that a test fails if the spec table picks other weights.
 ENUMS = {
     "vgg19": models.VGG19_Weights.IMAGENET1K_V1,
     "resnet50": models.ResNet50_Weights.IMAGENET1K_V2,
