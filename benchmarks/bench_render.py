@@ -2,7 +2,7 @@
 
 Times interleaved, on one backbone: preprocessing, the model (``GradCAM.compute``
 with the map at photo size), ``cam_to_boxes``, the pictures
-(``Explanation.panels`` and each picture alone), ``save_explanation`` (four PNGs,
+(``views.panels`` and each picture alone), ``save_explanation`` (four PNGs,
 the raw map, the manifest) and ``Explainer.explain`` end to end. Then the CLI's
 work over a folder of 8 photos, in process and as ``python -m gradcam``.
 Target (issue 4): rendering (panels + boxes) under 10 % of the model time.
@@ -30,7 +30,7 @@ import harness  # noqa: E402
 import reporting  # noqa: E402
 from harness import Run  # noqa: E402
 
-from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation  # noqa: E402
+from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation, views  # noqa: E402
 
 PHOTO_SIZE = (768, 1024)  # (height, width)
 MAX_RENDER_OVER_MODEL = 0.10
@@ -39,10 +39,10 @@ STEPS = {
     "model": "model: GradCAM.compute, map at photo size",
     "upsample": "... of which bilinear upsampling of the coarse map to 1024x768",
     "boxes": "cam_to_boxes",
-    "panels": "Explanation.panels() (heatmap, overlay, boxes)",
-    "heatmap": "... Explanation.heatmap() alone",
-    "overlay": "... Explanation.overlay() alone",
-    "boxed": "... Explanation.boxed() alone",
+    "panels": "views.panels() (heatmap, overlay, boxes)",
+    "heatmap": "... views.heatmap() alone",
+    "overlay": "... views.overlay() alone",
+    "boxed": "... views.boxed() alone",
     "save": "save_explanation (4 PNGs, cam.npy, manifest)",
     "explain": "Explainer.explain end to end",
 }
@@ -59,10 +59,10 @@ def steps(explainer: Explainer, out: Path) -> dict[str, Run]:
         "model": lambda: explainer.cam.compute(x, size=PHOTO_SIZE),
         "upsample": lambda: F.interpolate(coarse, size=PHOTO_SIZE, mode="bilinear", align_corners=False),
         "boxes": lambda: cam_to_boxes(explanation.cam),
-        "panels": explanation.panels,
-        "heatmap": explanation.heatmap,
-        "overlay": explanation.overlay,
-        "boxed": explanation.boxed,
+        "panels": lambda: views.panels(explanation),
+        "heatmap": lambda: views.heatmap(explanation),
+        "overlay": lambda: views.overlay(explanation),
+        "boxed": lambda: views.boxed(explanation),
         "save": lambda: save_explanation(explanation, out / "photo"),
         "explain": lambda: explainer.explain(image),
     }

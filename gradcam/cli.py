@@ -30,7 +30,7 @@ from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
 from gradcam.names import file_safe
 from gradcam.registry import available_offline, load_backbone
-from gradcam.save import save_explanation
+from gradcam.save import masking_manifest, save_explanation
 from gradcam.specs import BUILTINS
 
 log = logging.getLogger("gradcam")
@@ -135,9 +135,8 @@ def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str
         entries["counter_empty"] = explanation.counter_empty
     if explanation.masking is not None:
         pictures["deletion.png"] = views.masking(explanation)[2]
-        sentence = words.masking(explanation.masking).plain
-        entries["masking_test"] = {**explanation.masking.as_dict(), "sentence": sentence}
-        lines.append(f"  masking test: {sentence}")
+        entries["masking_test"] = masking_manifest(explanation.masking)
+        lines.append(f"  masking test: {entries['masking_test']['sentence']}")
     if explanation.guided is not None:
         pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:

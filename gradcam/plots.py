@@ -14,10 +14,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from gradcam.config import COLORMAP, OVERLAY_ALPHA
-from gradcam.explanation import Explanation, percent
-from gradcam.faithfulness import MaskingTest
+from gradcam.config import COLORMAP
+from gradcam.explanation import Explanation, MaskingTest
 from gradcam.render import heatmap
+from gradcam.words import percent
 
 DPI = 100
 
@@ -71,9 +71,15 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     return _pixels(figure)
 
 
-def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
-    """One picture for slides: the four panels, the top-5, the sentence and the colour bar."""
-    panels = explanation.panels(alpha, colormap)
+def report(explanation: Explanation, sentence: str, panels: dict[str, np.ndarray], *, colormap: str = COLORMAP) -> np.ndarray:
+    """One picture for slides: the four panels, the top-5, the sentence and the colour bar.
+
+    Args:
+        explanation: the result.
+        sentence: what it says, in words (:func:`gradcam.words.summary`).
+        panels: its four pictures (:func:`gradcam.views.panels`).
+        colormap: the colour map the panels were drawn with, for the colour bar.
+    """
     height, width = explanation.image.shape[:2]
     panel_w = 4.0
     panel_h = min(panel_w * height / width, 6.0)

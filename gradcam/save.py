@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcam import encode, words
+from gradcam import encode, views, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
-from gradcam.explanation import Explanation
+from gradcam.explanation import Explanation, MaskingTest
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
@@ -70,6 +70,20 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
     return data
 
 
+def masking_manifest(test: MaskingTest) -> dict[str, Any]:
+    """The JSON-ready description of a masking test: its numbers, its deletion curve and its sentence."""
+    return {
+        "class": test.class_name,
+        "before": test.before,
+        "highlighted_hidden": test.hidden,
+        "only_highlighted_kept": test.kept,
+        "region_fraction": test.region_fraction,
+        "deletion_curve": {"fraction_removed": list(test.fractions), "probability": list(test.curve)},
+        "deletion_area": test.deletion_area,
+        "sentence": words.masking(test).plain,
+    }
+
+
 def save_explanation(
     explanation: Explanation,
     out_dir: str | os.PathLike[str],
@@ -91,9 +105,9 @@ def save_explanation(
         alpha: overlay opacity.
         colormap: heatmap colormap.
         extra: more JSON-ready entries for the manifest, such as the masking
-            test's numbers (``{"masking_test": test.as_dict()}``).
+            test's (``{"masking_test": masking_manifest(test)}``).
         panels: the four pictures when the caller has drawn them already
-            (``explanation.panels(alpha, colormap)``), so they are not drawn twice.
+            (``views.panels(explanation, alpha, colormap)``), so they are not drawn twice.
         workers: threads encoding the four PNGs (default: one each, the fastest;
             one leaves the other cores to whatever runs beside it).
 
@@ -111,7 +125,7 @@ def save_explanation(
         raise ValueError(f"extra cannot replace the manifest's own entries: {', '.join(clashes)}.")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    panels = panels if panels is not None else explanation.panels(alpha, colormap)
+    panels = panels if panels is not None else views.panels(explanation, alpha, colormap)
     written: dict[str, Path] = {name: folder / f"{name}.png" for name in panels}
     # zlib releases the GIL: the four pictures are encoded side by side.
     with ThreadPoolExecutor(max(1, workers or len(panels))) as pool:

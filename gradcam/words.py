@@ -136,6 +136,11 @@ def label(class_name: str, probability: float, untrained: bool = False) -> str:
     return f"{class_name} {percent(probability)}{' (untrained)' if untrained else ''}"
 
 
+def box_label(result: Described) -> str:
+    """The label of a result's box: "tabby 87%", "tabby 87% (untrained)" for random weights."""
+    return label(result.class_name, result.probability, result.untrained)
+
+
 def summary(result: Described, asked: bool = True, colormap: str | None = None) -> Text:
     """What the model thinks and what the map shows, in one or two sentences.
 

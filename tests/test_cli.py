@@ -22,7 +22,6 @@ from PIL import Image
 from gradcam import Explainer, cli
 from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
-from gradcam.explanation import percent
 
 from .conftest import make_scene
 

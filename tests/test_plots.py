@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradcam import Explainer
+from gradcam import Explainer, views
 from gradcam.faithfulness import MaskingTest
 from gradcam.plots import colorbar, deletion_plot, report
 
@@ -18,6 +18,11 @@ from .conftest import make_scene
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ORANGE = np.array([0xD9, 0x48, 0x0F])  # the deletion curve's colour
+
+
+def drawn(explanation, sentence: str) -> np.ndarray:
+    """The one-picture report of an explanation, with its own panels."""
+    return report(explanation, sentence, views.panels(explanation))
 
 
 def _is_picture(picture: np.ndarray, height: int, width: int) -> None:
@@ -100,7 +105,7 @@ def test_deletion_plot_title_is_above_the_axes():
 
 
 def test_report_is_one_wide_picture(explanation):
-    picture = report(explanation, "The model is 99% sure this is square.")
+    picture = drawn(explanation, "The model is 99% sure this is square.")
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
     height, width = picture.shape[:2]
     assert width == 1600 and 450 <= height <= 600, picture.shape  # 16 x (2.7 + 2.6) inches at 100 dpi
@@ -108,16 +113,16 @@ def test_report_is_one_wide_picture(explanation):
 
 
 def test_a_taller_image_makes_a_taller_report(explanation):
-    wide = report(explanation, "wide")
+    wide = drawn(explanation, "wide")
     image, cam = (np.ascontiguousarray(np.rot90(a)) for a in (explanation.image, explanation.cam))  # 96 x 64
     tall = dataclasses.replace(explanation, image=image, cam=cam, boxes=())
-    picture = report(tall, "tall")
+    picture = drawn(tall, "tall")
     assert picture.shape[1] == wide.shape[1] and picture.shape[0] > wide.shape[0] + 200
 
 
 def test_a_long_sentence_is_wrapped_in_the_report_not_clipped(explanation):
     long = "You asked about espresso maker: the model gives it 0.1% (its top guess is espresso, 87%). " * 2
-    picture = report(explanation, long)
+    picture = drawn(explanation, long)
     Image.fromarray(picture).save(ARTIFACTS / "report-long-sentence.png") if ARTIFACTS.is_dir() else None
 
     def lines(p: np.ndarray) -> int:  # runs of rows with dark ink above the first panel's top
@@ -130,9 +135,9 @@ def test_a_long_sentence_is_wrapped_in_the_report_not_clipped(explanation):
 
 
 def test_report_shows_the_sentence_and_the_untrained_warning(explanation):
-    first = report(explanation, "The model is 99% sure this is square.")
-    assert not np.array_equal(first, report(explanation, "Something else entirely, and longer."))
-    untrained = report(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
+    first = drawn(explanation, "The model is 99% sure this is square.")
+    assert not np.array_equal(first, drawn(explanation, "Something else entirely, and longer."))
+    untrained = drawn(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
     assert untrained.shape == first.shape and not np.array_equal(untrained, first)
 
 

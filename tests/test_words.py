@@ -8,6 +8,7 @@ import pytest
 
 from gradcam import words
 from gradcam.explanation import MaskingTest, Prediction
+from gradcam.save import masking_manifest
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,13 @@ def test_an_empty_map_and_untrained_weights_are_said_plainly():
 def test_the_masking_sentence(before, hidden, says):
     test = MaskingTest(281, "tabby", before, hidden, 0.5, 0.2, (0.0, 1.0), (before, 0.1))
     assert says in words.masking(test).plain
-    assert test.sentence() == words.masking(test).plain  # the result object speaks with the same words
+    assert masking_manifest(test)["sentence"] == words.masking(test).plain  # the manifest says the same words
     assert "**tabby**" in words.masking(test).markdown
 
 
 def test_the_cli_line_label_and_agreement():
     assert words.label("tabby", 0.61, untrained=True) == "tabby 61% (untrained)"
+    assert words.box_label(Result()) == "tabby 61%" and words.box_label(Result(untrained=True)).endswith("(untrained)")
     line = words.cli_line(Result(cam_empty=True), "cat.jpg", "out/cat")
     assert line == "cat.jpg: tabby 61% (no region speaks for this class); top-2: tabby 61%, tiger cat 20% -> out/cat/"
     assert "nothing to compare" in words.models_agreement([]).plain
