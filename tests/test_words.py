@@ -80,3 +80,25 @@ def test_the_counterfactual_sentence():
 def test_the_sentence_names_the_colours_of_the_chosen_colour_map(colormap, named):
     assert named in words.summary(Result(), colormap=colormap).plain
     assert "mark" not in words.summary(Result(cam_empty=True), colormap=colormap).plain
+
+
+FIGURES = {
+    "images": 1200, "failed": 3, "top1_accuracy": 0.612, "top5_accuracy": 0.85, "pointing_accuracy": 0.7,
+    "energy_in_box": 0.41, "top1_localization_error": 0.5, "top5_localization_error": None,
+}
+
+
+def test_the_evaluation_says_each_figure_once_with_its_rule():
+    said = [text.plain for text in words.evaluation(FIGURES, pointing_tolerance=15, iou_threshold=0.5)]
+    assert said[0] == "1,200 images were evaluated; 3 could not be (see results.csv, column error)."
+    assert "right for 61.2% of the images" in said[1] and "five best guesses for 85.0%" in said[1]
+    assert "For 70.0% of the annotated objects" in said[2] and "within 15 pixels of its box" in said[2]
+    assert said[3] == "On average 41.0% of the map's heat lies inside the object's box."
+    assert "IoU 0.5" in said[4] and "for n/a (the paper's localisation error)" in said[4]
+    assert words.evaluation({**FIGURES, "failed": 0}, 15, 0.5)[0].plain == "1,200 images were evaluated."
+
+
+def test_html_escapes_the_words_and_marks_the_emphasis():
+    text = words.Text.of("cats <and> ", ("strong", "dogs & co"), " ", ("soft", "'maybe'"))
+    assert text.html == "cats &lt;and&gt; <b>dogs &amp; co</b> <i>&#x27;maybe&#x27;</i>"
+    assert text.plain == "cats <and> dogs & co 'maybe'"

@@ -21,7 +21,7 @@ from typing import Any
 
 import cv2
 
-from gradcam import encode
+from gradcam import encode, words
 from gradcam.boxes import Box
 from gradcam.evaluate.annotations import Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
@@ -40,28 +40,6 @@ def summary(results: Sequence[ImageResult], settings: Mapping[str, Any], seconds
     """
     figures = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(totals(results)).items()}
     return {**figures, "annotation_problems": problems, **settings, "seconds": round(seconds, 3)}
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _sentences(figures: Mapping[str, Any]) -> list[str]:
-    n = figures["images"]
-    p = _percent
-    return [
-        f"{n:,} images were evaluated"
-        + (f"; {figures['failed']:,} could not be (see results.csv, column error)." if figures["failed"] else "."),
-        f"The model's first guess was right for {p(figures['top1_accuracy'])} of the images, "
-        f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}.",
-        f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest point of "
-        f"the Grad-CAM map for the object's class lies on the object (within {POINTING_TOLERANCE} pixels of its box).",
-        f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box.",
-        f"Finding the object: the box drawn around the largest hot region of the map of the first guess failed to "
-        f"match the annotated box (the boxes must share at least half of their combined area, IoU {IOU_THRESHOLD}) "
-        f"or the guess was wrong for {p(figures['top1_localization_error'])} of the images; allowing any of the five "
-        f"best guesses, for {p(figures['top5_localization_error'])} (the paper's localisation error).",
-    ]
 
 
 def _box(text: str) -> Box | None:
@@ -135,7 +113,7 @@ def write_report(
             return "<p>No pictures.</p>"
         return '<div class="cases">' + "".join(_case(explainer, samples[r.image], r, threshold) for r in rows) + "</div>"
 
-    words = "".join(f"<li>{html.escape(s)}</li>" for s in _sentences(figures))
+    said = "".join(f"<li>{s.html}</li>" for s in words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD))
     listed = "".join(f"<li>{html.escape(p.text())}</li>" for p in problems[:50])
     more = f"<p>... and {len(problems) - 50:,} more in problems.txt.</p>" if len(problems) > 50 else ""
     table = "".join(
@@ -150,7 +128,7 @@ td{{padding:0 1em 0 0}}</style></head><body>
 <h1>Does {html.escape(str(figures.get('model', 'the model')))} look at the object?</h1>
 <p>Grad-CAM colours each image by how much each region raised the model's score for a class
 (red: much, blue: little). Each image's annotated object is compared with the hot region.</p>
-<ul>{words}</ul>
+<ul>{said}</ul>
 <p>In the pictures, the <b style="color:#28b428">green box</b> is the annotated object and the
 <b>white box</b> is the one Grad-CAM draws around the largest hot region (above {100 * threshold:.0f}% of the
 hottest point) for the annotated class.</p>
