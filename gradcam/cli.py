@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --compare-classes must be at most {classes}, the classes the model knows", file=sys.stderr)
         return EXIT_USAGE
     if explainer.backbone.untrained:
-        print("note: untrained (random) weights: the maps and predictions mean nothing", file=sys.stderr)
+        print(f"note: {words.UNTRAINED_NOTE}", file=sys.stderr)
     skipped: list[Path] = []
     paths = list(_images(args.inputs, skipped))
     if skipped:

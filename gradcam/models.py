@@ -77,10 +77,6 @@ class HookedVGG19(nn.Module):
             slot = self._local.slot = {}
         return slot
 
-    def activations_hook(self, grad: Tensor) -> None:
-        """Stores the gradient of the activations (registered on them in forward)."""
-        self._gradient_slot()["gradients"] = grad
-
     def get_activations_gradient(self) -> Tensor:
         """The gradient stored by the last backward pass of this thread's forward pass.
 

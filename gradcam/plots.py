@@ -1,4 +1,4 @@
-"""Figures drawn with matplotlib: the colour bar, the deletion curve and the one-picture report.
+"""Figures drawn with matplotlib: the deletion curve and the one-picture report (with its colour bar).
 
 Each function returns an RGB uint8 image ``(height, width, 3)``. Figures are
 built with matplotlib's object API on their own Agg canvas (no pyplot state), so
@@ -38,18 +38,6 @@ def _scale(axes: Axes, colormap: str, labels: tuple[str, ...], fontsize: float =
     axes.tick_params(length=0)
     for spine in axes.spines.values():
         spine.set_visible(False)
-
-
-def colorbar(colormap: str = COLORMAP, width: int = 480) -> np.ndarray:
-    """A horizontal colour bar that says what the heatmap's colours mean.
-
-    The words are sized for the picture's width (about 1/40 of it, at least 9
-    points), so the bar stays readable when a page shrinks it to a phone's width.
-    """
-    fontsize = max(9.0, width / 40 * 72 / DPI)
-    figure = Figure(figsize=(width / DPI, 0.6 * fontsize / 9), dpi=DPI)
-    _scale(figure.add_axes((0.01, 0.5, 0.98, 0.4)), colormap, ("no evidence", "some", "strongest evidence"), fontsize)
-    return _pixels(figure)
 
 
 def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:

@@ -283,4 +283,5 @@ def unavailable(title: str, reason: str) -> str:
     return f"{title} is not available on this server right now ({reason}). Please pick another model."
 
 
+#: The note the command line prints before explaining with random weights.
 UNTRAINED_NOTE = "untrained (random) weights: the maps and predictions mean nothing"

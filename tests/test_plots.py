@@ -1,4 +1,4 @@
-"""The figures (colour bar, deletion curve, one-picture report) and the box overlap used to compare models."""
+"""The figures: the deletion curve and the one-picture report."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from gradcam import Explainer, views
 from gradcam.faithfulness import MaskingTest
-from gradcam.plots import colorbar, deletion_plot, report
+from gradcam.plots import deletion_plot, report
 
 from .conftest import make_scene
 
@@ -30,10 +30,6 @@ def _is_picture(picture: np.ndarray, height: int, width: int) -> None:
     assert picture.std() > 20, "the picture is blank"
 
 
-def _dominant(pixel: np.ndarray) -> str:
-    return "rgb"[int(np.argmax(pixel))]
-
-
 @pytest.fixture(scope="module")
 def explanation(tiny_backbone):
     rng = np.random.default_rng(21)
@@ -44,31 +40,6 @@ def explanation(tiny_backbone):
 def _test(curve: tuple[float, ...]) -> MaskingTest:
     fractions = tuple(np.linspace(0, 1, len(curve)).tolist())
     return MaskingTest(0, "square", curve[0], 0.2, 0.8, 0.1, fractions, curve)
-
-
-# colorbar ------------------------------------------------------------------------------------
-
-
-def test_colorbar_runs_from_the_coldest_to_the_warmest_colour():
-    bar = colorbar()
-    _is_picture(bar, 60, 480)
-    row = bar[18]  # through the middle of the bar
-    assert [_dominant(row[x]) for x in (8, 240, 471)] == ["b", "g", "r"]  # jet: blue, green, red
-    assert (bar[36:] < 128).any(), "no labels under the bar"
-
-
-def test_colorbar_width_and_colormap():
-    _is_picture(colorbar(width=300), 60, 300)
-    jet, viridis = colorbar(), colorbar("viridis")
-    assert not np.array_equal(jet, viridis)
-    assert viridis[18, 471, 0] > 200 and viridis[18, 471, 1] > 200  # viridis ends in yellow
-
-
-def test_a_wide_colorbar_keeps_its_proportions_so_its_words_stay_readable_when_shrunk():
-    narrow, wide = colorbar(width=480), colorbar(width=1440)
-    assert wide.shape[0] >= 2.7 * narrow.shape[0], "the words do not grow with the bar"
-    ink = lambda bar: np.flatnonzero((bar[int(bar.shape[0] * 0.55) :] < 128).all(axis=2).any(axis=1))  # rows of the words
-    assert np.ptp(ink(wide)) >= 2 * np.ptp(ink(narrow)), "the words are as small as on a narrow bar"
 
 
 # deletion_plot -------------------------------------------------------------------------------
@@ -139,6 +110,14 @@ def test_report_shows_the_sentence_and_the_untrained_warning(explanation):
     assert not np.array_equal(first, drawn(explanation, "Something else entirely, and longer."))
     untrained = drawn(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
     assert untrained.shape == first.shape and not np.array_equal(untrained, first)
+
+
+def test_the_report_s_colour_bar_follows_the_colour_map(explanation):
+    panels = views.panels(explanation)  # the same pictures: only the colour bar can differ
+    jet, viridis = (report(explanation, "same words", panels, colormap=name) for name in ("jet", "viridis"))
+    rows, columns = np.nonzero((jet != viridis).any(axis=2))
+    assert rows.size > 0, "the colour bar does not follow the colour map"
+    assert rows.min() > jet.shape[0] // 2 and columns.min() >= jet.shape[1] // 2, "something else changed"
 
 
 def test_figures_drawn_in_threads_match_figures_drawn_alone():
