@@ -13,7 +13,6 @@ request's time can be split between Gradio, our code and the model.
 from __future__ import annotations
 
 import argparse
-
 import functools
 import shutil
 import socket
@@ -70,12 +69,12 @@ def instrumented(spans: Spans) -> Iterator[None]:
     """Records engine calls and PNG encodings in ``spans`` while the block runs; restores them after."""
     explain = Explainer.explain
     write_png = gradcam.encode.write_png
-    setattr(Explainer, "explain", _timed(explain, "engine", spans))  # noqa: B010 - patching a method on purpose
+    Explainer.explain = _timed(explain, "engine", spans)  # patching a method on purpose
     gradcam.encode.write_png = _timed(write_png, "png", spans)
     try:
         yield
     finally:
-        setattr(Explainer, "explain", explain)  # noqa: B010
+        Explainer.explain = explain
         gradcam.encode.write_png = write_png
 
 
@@ -140,7 +139,6 @@ def variants(source: Path, count: int, folder: Path, size: tuple[int, int] | Non
     request runs the model, as a new visitor's photo would.
     """
     import cv2
-
     from harness import example_photo
 
     folder.mkdir(parents=True, exist_ok=True)

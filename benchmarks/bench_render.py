@@ -26,11 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import reporting  # noqa: E402
-from harness import Run  # noqa: E402
+import harness
+import reporting
+from harness import Run
 
-from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation, views  # noqa: E402
+from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation, views
 
 PHOTO_SIZE = (768, 1024)  # (height, width)
 MAX_RENDER_OVER_MODEL = 0.10
@@ -96,7 +96,8 @@ def cli_throughput(explainer: Explainer, spec: str, weights: str | None, passes:
         written = len(list((workdir / "cli").glob("*/manifest.json"))) if (workdir / "cli").is_dir() else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    failed = "" if done.returncode == 0 and written == len(images) else f" (THE COMMAND FAILED: {done.stderr.strip()[-200:]})"
+    ok = done.returncode == 0 and written == len(images)
+    failed = "" if ok else f" (THE COMMAND FAILED: {done.stderr.strip()[-200:]})"
     return [
         f"CLI over a folder of {len(images)} photos (4 examples and the same at 1024x768): "
         f"{len(images) / per_pass:.2f} images/s in process (explain + save_explanation, "
@@ -119,7 +120,9 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="gradcam-bench-render-"))
     try:
         harness.log(f"rendering: {reps} interleaved rounds ...")
-        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
+        timings = harness.time_interleaved(
+            steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)
     med = {k: t.median for k, t in timings.items()}
@@ -130,15 +133,18 @@ def main() -> int:
     rows.append(["rendering (panels + cam_to_boxes) / model", f"{share:.1%}", f"{share_best:.1%}"])
     contended = any(timings[k].contended for k in ("model", "panels", "boxes"))
     report = reporting.Report("Rendering against the model (bench_render.py)")
+    trained = "untrained, timing only" if explainer.backbone.untrained else "pretrained"
+    width = explainer.preprocess(harness.example_photo("chelsea.png", PHOTO_SIZE)).shape[-1]
     report.add(
         reporting.conditions(
-            model=f"{explainer.backbone.title} ({'untrained, timing only' if explainer.backbone.untrained else 'pretrained'})",
+            model=f"{explainer.backbone.title} ({trained})",
             photo="demo/examples/chelsea.png resized to 1024x768",
-            network_input=f"{explainer.preprocess(harness.example_photo('chelsea.png', PHOTO_SIZE)).shape[-1]}x224, channels_last",
+            network_input=f"{width}x224, channels_last",
             rounds=f"{reps} interleaved after {args.warmup} warm-up", clock=args.clock,
         ),
         reporting.table(["step", "median ms", "best ms"], rows),
-        f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} (best times {share_best:.1%}), "
+        f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} "
+        f"(best times {share_best:.1%}), "
         + reporting.verdict(share, MAX_RENDER_OVER_MODEL, contended=contended)
         + ". Under contention multi-threaded PyTorch slows down far more than single-threaded drawing, "
         "so a contended share looks better than it is.",
