@@ -55,6 +55,7 @@ __all__ = [
     "UnknownLayerError",
     "UnknownModelError",
     "WeightsError",
+    "__version__",
     "available_offline",
     "cam_to_boxes",
     "describe_spec",

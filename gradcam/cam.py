@@ -226,7 +226,8 @@ class GradCAM:
             maps, empty = _normalise(F.interpolate(F.relu(raw), size=size, mode="bilinear", align_corners=False))
             counter_maps = counter_empty = None
             if counterfactual:  # negated gradients: the weighted sum changes sign
-                counter_maps, counter_empty = _normalise(F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False))
+                against = F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False)
+                counter_maps, counter_empty = _normalise(against)
                 counter_maps = counter_maps.contiguous()
         return CAMResult(logits.float(), classes, maps.contiguous(), empty, counter_maps, counter_empty)
 

@@ -94,7 +94,8 @@ class Explainer:
     ) -> None:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
-        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=backbone.prefix_tokens if backbone.tokens else None)
+        prefix_tokens = backbone.prefix_tokens if backbone.tokens else None
+        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens)
         self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
@@ -117,7 +118,7 @@ class Explainer:
         try:
             model.features_conv = torch.compile(eager, dynamic=True)
             self._warm_up()  # compilation happens in the first call
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+        except Exception as exc:  # any compiler failure means: run eagerly
             log.warning("torch.compile is not available here (%s); running eagerly", first_line(exc))
             model.features_conv = eager
 
@@ -207,7 +208,12 @@ class Explainer:
         return explanation
 
     def masking_test(
-        self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None, progress: Progress | None = None
+        self,
+        explanation: Explanation,
+        *,
+        steps: int = 8,
+        region: np.ndarray | None = None,
+        progress: Progress | None = None,
     ) -> MaskingTest:
         """The masking test of an explanation this explainer's model made, for another region if given.
 

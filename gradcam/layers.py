@@ -52,7 +52,9 @@ def _prefix_tokens(model: nn.Module, count: int, height: int, width: int) -> int
     return 0
 
 
-def _trace(model: nn.Module, size: tuple[int, int], only: str | None = None) -> tuple[list[tuple[str, Tensor]], dict[str, int], Tensor]:
+def _trace(
+    model: nn.Module, size: tuple[int, int], only: str | None = None
+) -> tuple[list[tuple[str, Tensor]], dict[str, int], Tensor]:
     """One dry forward pass with grad: module outputs in completion order, call counts, and a scalar score."""
     outputs: list[tuple[str, Tensor]] = []
     calls: dict[str, int] = {}
@@ -133,13 +135,21 @@ def find_layer(model: nn.Module, size: tuple[int, int], layer: str | None = None
     found = [entry for entry, ok in zip(candidates, reached) if ok]
     if layer is not None:
         if not found:
-            what = f"runs {calls.get(layer, 0)} times per forward pass" if calls.get(layer, 0) != 1 else "has no (N, C, h, w) map or (N, tokens, C) output that reaches the logits"
-            raise UnknownLayerError(f"Layer {layer!r} cannot be explained: it {what}; choose another layer or leave it out.")
+            runs = calls.get(layer, 0)
+            what = (
+                f"runs {runs} times per forward pass"
+                if runs != 1
+                else "has no (N, C, h, w) map or (N, tokens, C) output that reaches the logits"
+            )
+            raise UnknownLayerError(
+                f"Layer {layer!r} cannot be explained: it {what}; choose another layer or leave it out."
+            )
         name, _, prefix = found[-1]
         return TargetLayer(name, bool(tokens), prefix)
     if not found:
         raise UnknownLayerError(
-            "No layer of the model outputs a spatial map (N, C, h, w) or patch tokens that reach the logits; name one with layer=."
+            "No layer of the model outputs a spatial map (N, C, h, w) or patch tokens that reach the logits; "
+            "name one with layer=."
         )
     name, _, prefix = found[-1]
     return TargetLayer(name, bool(tokens), prefix)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gradcam.config import COLORMAP
@@ -59,7 +59,9 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     return _pixels(figure)
 
 
-def report(explanation: Explanation, sentence: str, panels: dict[str, np.ndarray], *, colormap: str = COLORMAP) -> np.ndarray:
+def report(
+    explanation: Explanation, sentence: str, panels: dict[str, np.ndarray], *, colormap: str = COLORMAP
+) -> np.ndarray:
     """One picture for slides: the four panels, the top-5, the sentence and the colour bar.
 
     Args:
@@ -94,7 +96,10 @@ def report(explanation: Explanation, sentence: str, panels: dict[str, np.ndarray
     _scale(figure.add_subplot(side[0]), colormap, ("no evidence", "strongest evidence"))
     note = figure.add_subplot(side[1])
     note.axis("off")
-    caption = f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; box at {explanation.threshold:.0%} of the peak"
+    caption = (
+        f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; "
+        f"box at {explanation.threshold:.0%} of the peak"
+    )
     if explanation.untrained:
         caption += "\nUNTRAINED MODEL: an illustration, the result means nothing"
     note.text(0.0, 0.6, caption, fontsize=9, color="dimgrey", va="top")

@@ -48,7 +48,9 @@ def boxed_overlay(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colorm
     return render.draw_boxes(overlay(explanation, alpha, colormap), explanation.boxes, words.box_label(explanation))
 
 
-def counterfactual(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> tuple[np.ndarray, np.ndarray]:
+def counterfactual(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> tuple[np.ndarray, np.ndarray]:
     """What speaks against the class: its heatmap and its overlay.
 
     Raises:
@@ -83,7 +85,9 @@ def masking(explanation: Explanation) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return test.hidden_image, test.kept_image, deletion_plot(test)
 
 
-def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> list[tuple[np.ndarray, str]]:
+def classes(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> list[tuple[np.ndarray, str]]:
     """The overlays of the best classes from the same pass, each with its caption ("tabby 61%").
 
     Raises:
@@ -97,7 +101,9 @@ def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: st
     ]
 
 
-def one_picture(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True) -> np.ndarray:
+def one_picture(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True
+) -> np.ndarray:
     """The one-picture report for slides: panels, top guesses, the sentence and the colour bar."""
     sentence = words.summary(explanation, asked, colormap).plain
     return report(explanation, sentence, panels(explanation, alpha, colormap), colormap=colormap)

@@ -48,7 +48,7 @@ def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or a one-line error saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise GradCAMError(INSTALL_HINT) from exc
     return ray
