@@ -38,7 +38,7 @@ def put_in_hf_cache(root: Path, repo: str, state_dict: dict[str, Tensor]) -> Pat
 
 
 def make_explanation(image: np.ndarray, cam: np.ndarray, **changes: object) -> Explanation:
-    """An explanation of ``image`` made by hand: class "disc" at 87%, boxes from ``cam``, fields changed by ``changes``."""
+    """An explanation of ``image`` made by hand: "disc" at 87%, boxes from ``cam``, other fields from ``changes``."""
     fields: dict[str, object] = {
         "image": image,
         "cam": cam,

@@ -23,8 +23,6 @@ from gradcam import Explainer, cli
 from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
 
-from .conftest import make_scene
-
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
 # DenseNet-121 builds in a fraction of VGG19's time and has the same ImageNet classes.
@@ -323,7 +321,9 @@ def test_without_the_default_weights_offline_it_falls_back_to_the_embedded_model
     assert cli.main([str(image), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     notes = [line for line in err.splitlines() if line.startswith("note:")]
-    assert notes == ["note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"]
+    assert notes == [
+        "note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"
+    ]
     manifest = json.loads((tmp_path / "out" / "photo" / "manifest.json").read_text())
     assert manifest["model"] == "EfficientNet-Lite0" and manifest["layer"] == "bn2"
 
@@ -343,7 +343,8 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     labels = tmp_path / "labels.txt"
     labels.write_text("healthy leaf\nrust\nblight\n")
     image = write_image(tmp_path / "leaf.png")
-    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels)]
+    args += ["--out", str(tmp_path / "out")]
     assert cli.main(args) == 0
     manifest = json.loads((tmp_path / "out" / "leaf" / "manifest.json").read_text())
     assert {p["name"] for p in manifest["top_k"]} == {"healthy leaf", "rust", "blight"}

@@ -318,10 +318,13 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     from gradcam.backbone import Backbone
 
     torch.manual_seed(0)
-    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2).eval()
+    vit = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2
+    ).eval()
     backbone = Backbone(
         name="vit", title="ViT", model=vit, target_layer="encoder.layers.encoder_layer_0.ln_1", categories=SHAPES,
-        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True, prefix_tokens=1,
+        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True,
+        prefix_tokens=1,
     )
     explanation = Explainer(backbone).explain(np.zeros((50, 90, 3), np.uint8) + 100)
     assert explanation.input_size == (32, 32) and explanation.cam.shape == (50, 90)

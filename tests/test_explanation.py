@@ -14,7 +14,6 @@ from .conftest import HEIGHT, WIDTH, make_scene
 from .helpers import make_explanation
 
 
-
 def _explanation(**changes: object) -> Explanation:
     image = np.zeros((20, 30, 3), np.uint8)
     cam = np.zeros((20, 30), np.float32)

@@ -13,7 +13,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from gradcam import Explainer, GradCAM, views, words
 from gradcam.errors import NotAvailableError
@@ -124,7 +123,8 @@ def test_the_deletion_curve_starts_with_the_whole_image_and_ends_fully_hidden(ex
     # every pixel removed: the image is all blur
     whole_blur = explainer.probabilities([explainer.network_image(blurred(scene.image))])[0, 0]
     assert test.curve[-1] == pytest.approx(whole_blur, rel=1e-6)
-    assert test.region_fraction == pytest.approx(highlighted_region(explanation).mean()) and 0 < test.region_fraction < 1
+    assert test.region_fraction == pytest.approx(highlighted_region(explanation).mean())
+    assert 0 < test.region_fraction < 1
     assert test.hidden_image.shape == scene.image.shape
     assert 0.0 <= test.deletion_area <= 1.0 + 1e-9
 
@@ -217,7 +217,7 @@ def test_the_counterfactual_map_points_at_the_other_object(two_objects, cls):
     on_own = sum(_on(_peak(result.counter_maps[i, cls]), s.objects[cls]) for i, s in enumerate(scenes))
     # Measured: 30 of 30 on the other object, 0 on its own. By chance the peak would land on
     # the other object rarely: each object covers 4% to 7% of the image.
-    assert on_other >= 27, f"the map against {SHAPES[cls]} peaked on the {SHAPES[other]} in {on_other} of {SCENES} images"
+    assert on_other >= 27, f"the map against {SHAPES[cls]} peaked on the {SHAPES[other]} in {on_other} of {SCENES}"
     assert on_own == 0
     # and the ordinary map still points at the class's own object
     assert sum(_on(_peak(result.maps[i, cls]), s.objects[cls]) for i, s in enumerate(scenes)) >= 24

@@ -26,7 +26,10 @@ def _tiny_torchvision_vit() -> nn.Module:
         (_tiny_torchvision_vit, "encoder.layers.encoder_layer_1.ln_1"),
         (lambda: timm.create_model("vit_tiny_patch16_224", img_size=64), "blocks.11.norm1"),
     ],
-    ids=["resnet18", "convnext_tiny", "densenet121", "mobilenet_v3_small", "timm-convnext_atto", "torchvision-vit", "timm-vit"],
+    ids=[
+        "resnet18", "convnext_tiny", "densenet121", "mobilenet_v3_small", "timm-convnext_atto", "torchvision-vit",
+        "timm-vit",
+    ],
 )
 def test_locate_layer(build, expected):
     model = build().eval().requires_grad_(False)

@@ -23,7 +23,8 @@ class Result:
 
 
 @pytest.mark.parametrize(
-    ("probability", "shown"), [(0.0, "0%"), (0.0004, "<0.1%"), (0.004, "0.4%"), (0.0105, "1%"), (0.873, "87%"), (1.0, "100%")]
+    ("probability", "shown"),
+    [(0.0, "0%"), (0.0004, "<0.1%"), (0.004, "0.4%"), (0.0105, "1%"), (0.873, "87%"), (1.0, "100%")],
 )
 def test_percent_never_says_zero_for_a_probability_that_is_not(probability, shown):
     assert words.percent(probability) == shown
@@ -31,13 +32,15 @@ def test_percent_never_says_zero_for_a_probability_that_is_not(probability, show
 
 def test_the_top_class_in_both_renderings():
     text = words.summary(Result(), asked=False)
-    assert text.plain == "The model is 61% sure this is tabby. The highlighted parts of the image are what led it to tabby."
-    assert text.markdown == "The model is 61% sure this is **tabby**. The highlighted parts of the image are what led it to tabby."
+    led = " The highlighted parts of the image are what led it to tabby."
+    assert text.plain == "The model is 61% sure this is tabby." + led
+    assert text.markdown == "The model is 61% sure this is **tabby**." + led
 
 
 def test_a_class_that_is_not_the_top_one_names_the_top_guess():
     asked = Result(class_index=282, class_name="tiger cat", probability=0.2)
-    assert words.summary(asked).plain.startswith("You asked about tiger cat: the model gives it 20% (its top guess is tabby, 61%).")
+    said = words.summary(asked).plain
+    assert said.startswith("You asked about tiger cat: the model gives it 20% (its top guess is tabby, 61%).")
     assert words.summary(asked, asked=False).markdown.startswith("For **tiger cat**: the model gives it 20%")
 
 
@@ -76,7 +79,10 @@ def test_the_counterfactual_sentence():
     assert "no contrary evidence" in words.counterfactual(Result(counter_empty=True)).plain
 
 
-@pytest.mark.parametrize(("colormap", "named"), [("jet", "red and yellow mark"), ("viridis", "yellow marks"), ("magma", "light yellow and white")])
+@pytest.mark.parametrize(
+    ("colormap", "named"),
+    [("jet", "red and yellow mark"), ("viridis", "yellow marks"), ("magma", "light yellow and white")],
+)
 def test_the_sentence_names_the_colours_of_the_chosen_colour_map(colormap, named):
     assert named in words.summary(Result(), colormap=colormap).plain
     assert "mark" not in words.summary(Result(cam_empty=True), colormap=colormap).plain
