@@ -2,8 +2,9 @@
 
 Each file is made in code, checked to be under the upload limit, then read with
 :func:`gradcam.load_image` (as the app does, ``max_side=1280``) a few times; the
-table prints the best time, the file's size and what became of it. Run on an idle
-machine: ``python benchmarks/bench_decode.py [--repeat 3]``.
+table prints the best time, the file's size and what became of it. The many-scan
+JPEG is built by the tests' hostile corpus (``tests.hostile``), so both use one
+recipe. Run on an idle machine: ``python benchmarks/bench_decode.py [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gradcam import GradCAMError, load_image
 from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_SCANS
-from gradcam.errors import GradCAMError
-from gradcam.images import load_image
 from tests.hostile import many_scan_jpeg
 
 UPLOAD_LIMIT = 10 * 1024 * 1024

@@ -35,10 +35,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam import Backbone, Explainer, load_backbone
+from gradcam import Backbone, Explainer, load_backbone, load_image
 from gradcam.evaluate.annotations import read_annotations
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local
-from gradcam.images import load_image
 
 CLASSES = tuple(f"class {i}" for i in range(1000))
 
@@ -134,9 +133,7 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
         local.append(time_local(backbone, folder, annotations, args.batch_size, work / f"results-{round_}.csv"))
     n = args.images
     t_local, t_plain, t_forward = (float(np.median(v)) for v in (local, plain, forward_only))
-    from gradcam.explainer import input_size
-
-    h, w = input_size(args.height, args.width)
+    h, w = Explainer(backbone, warm_up=False).network_size(args.height, args.width)
     print(f"[1] {backbone.title} (untrained), {n} images {args.width}x{args.height} JPEG (input {w}x{h}), "
           f"batch {args.batch_size}, {torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")

@@ -1,6 +1,7 @@
 """A normal request during a flood of every model endpoint, and the disk used after many requests.
 
-Serves the app on 127.0.0.1 with the tiny test model (``--model tiny``) or a real
+Serves the app on 127.0.0.1 with the tiny test model (``--model tiny``, from
+``tests.conftest``, through the tests' ``tests.app_server``) or a real
 architecture with random weights, joins the queue ``--flood`` times across every
 model event (visitors who never listen: the guard drops them), times a normal
 ``explain`` through gradio_client meanwhile, and prints the process's peak
