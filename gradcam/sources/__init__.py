@@ -52,6 +52,47 @@ class Source:
     offline: OfflineCheck
 
 
+def backbone(
+    spec: BackboneSpec,
+    model: nn.Module,
+    categories: tuple[str, ...],
+    weights: str,
+    untrained: bool,
+    *,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    short_side: int,
+    fixed_size: tuple[int, int] | None = None,
+) -> Backbone:
+    """The backbone a builder returns: the spec's names and known layer, with what the source found.
+
+    Args:
+        spec: what was asked for: its name, title and known layer ("" when it knows none) are the backbone's.
+        model: the network as built and loaded.
+        categories: its class names.
+        weights: where its weights came from, for manifests.
+        untrained: True for random weights.
+        mean: normalisation mean (RGB, [0, 1] scale).
+        std: normalisation std.
+        short_side: shorter side of the input the weights were trained at.
+        fixed_size: ``(height, width)`` when the network takes that input size only.
+    """
+    return Backbone(
+        name=spec.name,
+        title=spec.title,
+        model=model,
+        target_layer=spec.layer or "",
+        categories=categories,
+        mean=mean,
+        std=std,
+        weights=weights,
+        untrained=untrained,
+        spec=spec.name,
+        short_side=short_side,
+        fixed_size=fixed_size,
+    )
+
+
 def requested(weights: Weights) -> tuple[bool, Path | None]:
     """``(untrained, local file or folder)`` from the weights argument; ``(False, None)``: the pretrained ones."""
     if weights is not None and str(weights) == RANDOM_WEIGHTS:

@@ -20,6 +20,7 @@ from gradcam.sources import (
     RANDOM_DESCRIBED,
     Source,
     Weights,
+    backbone,
     check_pretrained_head,
     imagenet_categories,
     requested,
@@ -58,18 +59,8 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
         state_dict = spec.remap(read_state_dict(file), model, str(file), spec.title)
         load_weights(model, state_dict, str(file), spec.title, classes, labels)
         described = str(file) if path is not None else f"{_module(spec)} (ImageNet-1k)"
-    return Backbone(
-        name=spec.name,
-        title=spec.title,
-        model=model,
-        target_layer=spec.layer or "",
-        categories=categories,
-        mean=spec.mean,
-        std=spec.std,
-        weights=described,
-        untrained=untrained,
-        spec=spec.name,
-        short_side=spec.short_side,
+    return backbone(
+        spec, model, categories, described, untrained, mean=spec.mean, std=spec.std, short_side=spec.short_side
     )
 
 

@@ -22,6 +22,7 @@ from gradcam.sources import (
     RANDOM_DESCRIBED,
     Source,
     Weights,
+    backbone,
     check_pretrained_head,
     numbered,
     requested,
@@ -97,19 +98,12 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     strict = bool(getattr(patch_embed, "strict_img_size", False))
     fixed_input = bool(_pretrained_cfg(model).get("fixed_input_size")) or strict
     fixed = (int(input_size[0]), int(input_size[1])) if fixed_input else None
-    return Backbone(
-        name=spec.name,
-        title=spec.title,
-        model=model,
-        target_layer=spec.layer or "",
-        categories=categories if categories is not None else _categories(model),
-        mean=tuple(float(v) for v in config["mean"]),  # type: ignore[arg-type]
-        std=tuple(float(v) for v in config["std"]),  # type: ignore[arg-type]
-        weights=described,
-        untrained=untrained,
-        spec=spec.name,
-        short_side=int(min(input_size)),
-        fixed_size=fixed,
+    mean = tuple(float(v) for v in config["mean"])
+    std = tuple(float(v) for v in config["std"])
+    named = categories if categories is not None else _categories(model)
+    return backbone(
+        spec, model, named, described, untrained,
+        mean=mean, std=std, short_side=int(min(input_size)), fixed_size=fixed,  # type: ignore[arg-type]
     )
 
 

@@ -23,6 +23,7 @@ from gradcam.sources import (
     RANDOM_DESCRIBED,
     Source,
     Weights,
+    backbone,
     check_pretrained_head,
     numbered,
     requested,
@@ -104,19 +105,10 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     # torchvision's ViT takes one input size only.
     size = getattr(model, "image_size", None) if isinstance(model, tv_models.VisionTransformer) else None
     fixed = (size, size) if isinstance(size, int) else None
-    return Backbone(
-        name=spec.name,
-        title=spec.title,
-        model=model,
-        target_layer=spec.layer or "",
-        categories=categories if categories is not None else numbered(classes),
-        mean=mean,
-        std=std,
-        weights=described,
-        untrained=untrained,
-        spec=spec.name,
-        short_side=fixed[0] if fixed else short_side,
-        fixed_size=fixed,
+    named = categories if categories is not None else numbered(classes)
+    return backbone(
+        spec, model, named, described, untrained,
+        mean=mean, std=std, short_side=fixed[0] if fixed else short_side, fixed_size=fixed,
     )
 
 
