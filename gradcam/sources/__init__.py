@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models import ResNet50_Weights
 
 from gradcam.backbone import Backbone
+from gradcam.checkpoints import load_weights
 from gradcam.config import RANDOM_WEIGHTS
 from gradcam.errors import WeightsError
 from gradcam.specs import BackboneSpec
@@ -91,6 +92,17 @@ def backbone(
         short_side=short_side,
         fixed_size=fixed_size,
     )
+
+
+def load_checkpoint(
+    spec: BackboneSpec, model: nn.Module, state_dict: dict[str, Tensor], where: str, classes: int, labels: Path | None
+) -> None:
+    """Loads a checkpoint into the network a spec built: its keys mapped by the spec, loaded strictly.
+
+    Raises:
+        WeightsError: see :func:`gradcam.checkpoints.load_weights`.
+    """
+    load_weights(model, spec.remap(state_dict, model, where, spec.title), where, spec.title, classes, labels)
 
 
 def requested(weights: Weights) -> tuple[bool, Path | None]:

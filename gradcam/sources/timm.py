@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from gradcam.backbone import Backbone
-from gradcam.checkpoints import hub_file, load_weights, read_labels, read_state_dict
+from gradcam.checkpoints import hub_file, read_labels, read_state_dict
 from gradcam.errors import WeightsError
 from gradcam.names import first_line
 from gradcam.sources import (
@@ -24,6 +24,7 @@ from gradcam.sources import (
     Weights,
     backbone,
     check_pretrained_head,
+    load_checkpoint,
     numbered,
     requested,
     seeded,
@@ -84,13 +85,13 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
             check_pretrained_head(labels, len(categories), spec.title, int(getattr(model, "num_classes", 0)))
         described = f"timm {_pretrained_cfg(model).get('hf_hub_id') or spec.arch}"
     else:
+        state_dict = read_state_dict(path) if path is not None else None  # read, or refused, before anything is built
         kwargs: dict[str, Any] = {"num_classes": len(categories)} if categories is not None else {}
         model = seeded(lambda: timm.create_model(spec.arch, pretrained=False, **kwargs))
         described = RANDOM_DESCRIBED
-        if path is not None:
+        if path is not None and state_dict is not None:
             classes = int(getattr(model, "num_classes", 0))
-            state_dict = spec.remap(read_state_dict(path), model, str(path), spec.title)
-            load_weights(model, state_dict, str(path), spec.title, classes, labels)
+            load_checkpoint(spec, model, state_dict, str(path), classes, labels)
             described = str(path)
     config = resolve_data_config(model=model)
     input_size = tuple(config["input_size"][1:])

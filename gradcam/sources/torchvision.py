@@ -15,7 +15,7 @@ from torchvision import models as tv_models
 from torchvision.models import WeightsEnum
 
 from gradcam.backbone import Backbone
-from gradcam.checkpoints import load_failure, load_weights, read_labels, read_state_dict, torchvision_file
+from gradcam.checkpoints import load_failure, read_labels, read_state_dict, torchvision_file
 from gradcam.config import RANDOM_WEIGHTS, WEIGHTS_ENV
 from gradcam.errors import WeightsError
 from gradcam.sources import (
@@ -25,6 +25,7 @@ from gradcam.sources import (
     Weights,
     backbone,
     check_pretrained_head,
+    load_checkpoint,
     numbered,
     requested,
     seeded,
@@ -81,25 +82,27 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
             if spec.library_loads:  # the builder's own loading (key fixes, flags)
                 model = tv_models.get_model(spec.arch, weights=enum, progress=progress)
             else:
-                model = tv_models.get_model(spec.arch)
+                # The file first: without it (no network, a damaged cache) nothing is built.
                 state_dict = enum.get_state_dict(progress=progress, check_hash=True, weights_only=True)
-                state_dict = spec.remap(state_dict, model, str(cached), spec.title)
-                load_weights(model, state_dict, str(cached), spec.title, classes, labels)
+                model = tv_models.get_model(spec.arch)
+                load_checkpoint(spec, model, state_dict, str(cached), classes, labels)
         except WeightsError:
             raise
         except Exception as exc:  # a damaged file raises almost anything (see read_state_dict)
             raise _download_error(exc, spec.title, enum, cached) from exc
         described = f"torchvision {enum}"
     else:
-        model = seeded(lambda: tv_models.get_model(spec.arch, num_classes=classes))
-        described = RANDOM_DESCRIBED
-        if path is not None:
+        file, state_dict = None, None
+        if path is not None:  # the file is read, or refused, before anything is built
             file = path / torchvision_file(enum).name if enum is not None and path.is_dir() else path
             if not file.is_file():
                 hint = f"; {_download_hint(spec.title, enum, file)}" if enum is not None else ""
                 raise WeightsError(f"Weights file {file} does not exist{hint}.")
-            state_dict = spec.remap(read_state_dict(file), model, str(file), spec.title)
-            load_weights(model, state_dict, str(file), spec.title, classes, labels)
+            state_dict = read_state_dict(file)
+        model = seeded(lambda: tv_models.get_model(spec.arch, num_classes=classes))
+        described = RANDOM_DESCRIBED
+        if file is not None and state_dict is not None:
+            load_checkpoint(spec, model, state_dict, str(file), classes, labels)
             described = str(file)
     model = spec.wrap(model)
     # torchvision's ViT takes one input size only.
