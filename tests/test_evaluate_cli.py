@@ -34,6 +34,7 @@ def test_ray_missing_is_one_line_saying_how_to_install(
     assert capsys.readouterr().err == "error: The Ray engine needs Ray: pip install -r requirements-ray.txt\n"
 
 
+@pytest.mark.slow
 def test_the_ray_pool_flags_reach_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="Ray is installed by requirements-test.txt")
     import gradcam.evaluate.ray_engine as ray_engine
@@ -66,6 +67,7 @@ def test_a_ray_pool_of_nothing_is_refused(
     assert f"argument {flag}: {words}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_annotations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [str(tmp_path), "--annotations", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")]
     code = main([*args, "--model", "resnet50", "--weights", "random"])
@@ -73,6 +75,7 @@ def test_missing_annotations_are_one_line(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().err.strip() == f"error: Annotations {tmp_path / 'none.csv'} not found."
 
 
+@pytest.mark.slow
 def test_the_command_writes_its_outputs(tmp_path: Path) -> None:
     data = make_dataset(tmp_path, count=3)
     annotations = tmp_path / "indices.csv"
@@ -92,6 +95,7 @@ def test_the_command_writes_its_outputs(tmp_path: Path) -> None:
     assert (out / "report.html").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_on_the_example_photos_in_both_formats(tmp_path: Path) -> None:
     from gradcam import load_backbone
 

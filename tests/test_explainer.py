@@ -249,6 +249,7 @@ def test_vgg19_top_k_over_1000_classes(vgg19_random, vgg_image):
     assert explanation.class_name == CATEGORIES[explanation.class_index]
 
 
+@pytest.mark.slow
 def test_several_classes_from_one_pass_equal_separate_calls(vgg19_random, vgg_image):
     explainer = Explainer(vgg19_random, short_side=64)
     best = explainer.explain(vgg_image, compare=3)
@@ -330,6 +331,7 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     assert explanation.input_size == (32, 32) and explanation.cam.shape == (50, 90)
 
 
+@pytest.mark.slow
 def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
     import torch
 

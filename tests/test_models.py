@@ -176,7 +176,10 @@ def test_hooked_vgg19_can_be_deep_copied(vgg19_random):
 # Untrained ("random") backbones ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["vgg19", "resnet50", "densenet121"])
+@pytest.mark.parametrize(
+    "name",
+    ["vgg19", pytest.param("resnet50", marks=pytest.mark.slow), pytest.param("densenet121", marks=pytest.mark.slow)],
+)
 def test_random_backbone_has_labels_preprocessing_and_frozen_eval_model(name, request):
     backbone = request.getfixturevalue("vgg19_random") if name == "vgg19" else load_backbone(name, "random")
     enum = ENUMS[name]
@@ -191,6 +194,7 @@ def test_random_backbone_has_labels_preprocessing_and_frozen_eval_model(name, re
     assert not any(p.requires_grad for p in backbone.model.parameters())
 
 
+@pytest.mark.slow
 def test_random_weights_are_the_same_on_every_start():
     first, second = load_backbone("densenet121", "random"), load_backbone("densenet121", "random")
     assert torch.equal(first.model.classifier.weight, second.model.classifier.weight)
@@ -212,6 +216,7 @@ def test_unknown_model_name():
 # Pretrained weights from torchvision's cache (TORCH_HOME), offline ------------------------------
 
 
+@pytest.mark.slow
 def test_cached_densenet_file_with_the_published_old_key_names_loads(offline, densenet_state):
     old = to_old_densenet_keys(densenet_state)
     assert "features.denseblock1.denselayer1.norm.1.weight" in old  # the published file's naming
@@ -232,6 +237,7 @@ def test_cached_densenet_file_with_the_published_old_key_names_loads(offline, de
     assert offline == [], "a cached file must not be downloaded again"
 
 
+@pytest.mark.slow
 def test_cached_resnet50_file_loads(offline, resnet_state):
     write_cached("resnet50", resnet_state)
     backbone = load_backbone("resnet50")
@@ -241,6 +247,7 @@ def test_cached_resnet50_file_loads(offline, resnet_state):
     assert offline == []
 
 
+@pytest.mark.slow
 def test_cached_vgg19_file_loads_by_default(offline, vgg19_random):
     # torchvision's key names; negated, so that they differ from the weights load_backbone starts from.
     hooked = vgg19_random.model.state_dict()
@@ -267,6 +274,7 @@ def test_no_cached_file_and_no_network_says_where_to_put_the_weights(offline):
 # Local state dicts: weights=path, a folder ---------------------------------
 
 
+@pytest.mark.slow
 def test_local_file_as_argument(offline, tmp_path, densenet_state):
     path = tmp_path / "mine.pth"
     torch.save(densenet_state, path)
@@ -275,6 +283,7 @@ def test_local_file_as_argument(offline, tmp_path, densenet_state):
     assert_holds(backbone.model, densenet_state, ["features.conv0.weight", "classifier.weight"])
 
 
+@pytest.mark.slow
 def test_folder_holding_torchvision_file_names(offline, tmp_path, densenet_state):
     folder = tmp_path / "weights"
     folder.mkdir()
@@ -351,6 +360,7 @@ def test_any_damaged_file_is_a_weights_error(offline, tmp_path, seed):
         load_backbone("densenet121", path)
 
 
+@pytest.mark.slow
 def test_weights_of_another_architecture(offline, tmp_path, resnet_state):
     path = tmp_path / "resnet50.pth"
     torch.save(resnet_state, path)
@@ -382,6 +392,7 @@ def test_malicious_pickle_is_refused_and_not_run(offline, tmp_path):
     assert marker.is_dir()
 
 
+@pytest.mark.slow
 def test_compile_is_a_request_the_explainer_carries_out(monkeypatch, caplog):
     # load_backbone only records the wish; the Explainer compiles, falling back to eager.
     def no_compiler(*args, **kwargs):

@@ -114,6 +114,7 @@ def test_pointing_game_for_the_top_class(explained):
     assert hits[:2] == [True, True], "the cat and the cup photos must be hits"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("classes", "obj", "other"), [(CATS, "cat", "cup"), (COFFEE, "cup", "cat")])
 def test_class_switch_on_two_objects(explainer, classes, obj, other):
     image = load_image(EXAMPLES / "cat-and-coffee.jpg")
@@ -129,6 +130,7 @@ def elsewhere(region: np.ndarray) -> np.ndarray:
     return np.roll(region, (height // 2, width // 2), axis=(0, 1))
 
 
+@pytest.mark.slow
 def test_hiding_the_highlighted_region_costs_more_than_hiding_as_much_elsewhere(explainer, explained):
     wins = []
     for explanation in explained.values():
@@ -142,6 +144,7 @@ def test_hiding_the_highlighted_region_costs_more_than_hiding_as_much_elsewhere(
     assert sum(wins) > len(wins) / 2, dict(zip(explained, wins))
 
 
+@pytest.mark.slow
 def test_the_same_map_as_pytorch_grad_cam(lite0, explainer, explained):
     from pytorch_grad_cam import GradCAM as ReferenceGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

