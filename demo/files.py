@@ -25,10 +25,11 @@ from typing import NamedTuple
 
 import cv2
 
-from gradcam import GradCAMError
+from gradcam import GradCAMError, views
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.explanation import Explanation
-from gradcam.save import save_explanation, write_jpeg
+from gradcam.encode import write_jpeg
+from gradcam.save import save_explanation
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60
@@ -175,7 +176,7 @@ class OutputStore:
         """
         folder = self.folder()
         try:
-            pictures = shrunk(explanation, display_side).panels(alpha, colormap)  # drawn at the size shown
+            pictures = views.panels(shrunk(explanation, display_side), alpha, colormap)  # drawn at the size shown
             shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
             with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
                 list(pool.map(lambda key: write_jpeg(shown[key], pictures[key]), PANELS))

@@ -159,5 +159,5 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
         "original": "The photo as uploaded.",
         "heatmap": f"Heatmap for {name}: {strong} where the model found the most evidence.",
         "overlay": f"The photo with the heatmap for {name} laid over it.",
-        "boxes": f"The photo with {boxes}, labelled {explanation.label}.",
+        "boxes": f"The photo with {boxes}, labelled {words.box_label(explanation)}.",
     }

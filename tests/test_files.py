@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from demo.files import OutputStore, StoreFullError, download_stem, remove_empty_folders
-from gradcam import Explainer
+from gradcam import Explainer, views
 
 
 class Clock:
@@ -117,9 +117,9 @@ def test_the_page_copies_are_drawn_small_and_look_like_the_full_pictures_shrunk(
     scale = 800 / max(scene.shape[:2])
     for (x0, y0, x1, y1), (a0, b0, a1, b1) in zip(explanation.boxes, small.boxes):
         assert abs(a0 - x0 * scale) <= 1 and abs(b1 - y1 * scale) <= 1
-    full = explanation.panels()["overlay"]
+    full = views.panels(explanation)["overlay"]
     shrunk_full = cv2.resize(full, small.image.shape[1::-1], interpolation=cv2.INTER_AREA)
-    assert np.abs(small.panels()["overlay"].astype(int) - shrunk_full).mean() < 3
+    assert np.abs(views.panels(small)["overlay"].astype(int) - shrunk_full).mean() < 3
     shown = OutputStore(tmp_path).write_display(explanation)
     assert max(cv2.imread(str(shown["boxes"])).shape[:2]) == 800
     assert shrunk(small, 800) is small  # already small enough: unchanged

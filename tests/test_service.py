@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from demo.service import DemoService, UserError
-from gradcam import Explainer
+from gradcam import Explainer, words
 from gradcam.boxes import box_iou
 from gradcam.faithfulness import MaskingTest
 
@@ -96,7 +96,7 @@ def test_forget_makes_the_next_request_run_the_model(service, upload):
 def test_masking(service, upload, scene):
     test, hidden, kept, plot = service.masking(upload, target="square")
     assert isinstance(test, MaskingTest) and test.class_name == "square"
-    assert "Hiding the highlighted area" in test.sentence()
+    assert "Hiding the highlighted area" in words.masking(test).plain
     assert hidden.shape == kept.shape == scene.image.shape and hidden.dtype == kept.dtype == np.uint8
     x0, y0, x1, y1 = scene.objects[0]
     square = (slice(y0, y1 + 1), slice(x0, x1 + 1))
