@@ -4,8 +4,8 @@ Shared by ``bench_app.py`` and ``bench_page.py``. The app is built the way
 ``python app.py`` builds it (``demo.launch``), on a free port; the only coupling
 to the demo's internals is :func:`running_app`. While it runs, every event
 handler of the page and the engine's ``Explainer.explain`` (the model work of a
-request, whatever part of the demo calls it) and ``gradcam.save.write_png``
-(PNG encoding) record their start and end times (``time.time()``, the clock the
+request, whatever part of the demo calls it) and ``gradcam.encode.write_png``
+(every PNG file the package writes) record their start and end times (``time.time()``, the clock the
 browser's ``performance.timeOrigin + performance.now()`` also follows), so a
 request's time can be split between Gradio, our code and the model.
 """
@@ -13,7 +13,6 @@ request's time can be split between Gradio, our code and the model.
 from __future__ import annotations
 
 import argparse
-
 import functools
 import shutil
 import socket
@@ -28,7 +27,7 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-import gradcam.save
+import gradcam.encode
 from gradcam import Explainer, load_backbone
 
 
@@ -69,14 +68,14 @@ def _timed(fn: Callable[..., Any], kind: str, spans: Spans) -> Callable[..., Any
 def instrumented(spans: Spans) -> Iterator[None]:
     """Records engine calls and PNG encodings in ``spans`` while the block runs; restores them after."""
     explain = Explainer.explain
-    write_png = gradcam.save.write_png
-    setattr(Explainer, "explain", _timed(explain, "engine", spans))  # noqa: B010 - patching a method on purpose
-    gradcam.save.write_png = _timed(write_png, "png", spans)
+    write_png = gradcam.encode.write_png
+    Explainer.explain = _timed(explain, "engine", spans)  # patching a method on purpose
+    gradcam.encode.write_png = _timed(write_png, "png", spans)
     try:
         yield
     finally:
-        setattr(Explainer, "explain", explain)  # noqa: B010
-        gradcam.save.write_png = write_png
+        Explainer.explain = explain
+        gradcam.encode.write_png = write_png
 
 
 def free_port() -> int:
@@ -140,7 +139,6 @@ def variants(source: Path, count: int, folder: Path, size: tuple[int, int] | Non
     request runs the model, as a new visitor's photo would.
     """
     import cv2
-
     from harness import example_photo
 
     folder.mkdir(parents=True, exist_ok=True)

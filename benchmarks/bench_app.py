@@ -20,25 +20,25 @@ Run: ``bash benchmarks/run.sh app [--quick] [--model efficientnet_lite0]``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gradio as gr  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+import gradio as gr
+import harness
+import reporting
+from app_probe import RunningApp, add_model_options, free_port, running_app, variants
+from gradio_client import Client, handle_file
+from harness import Run
 
-import harness  # noqa: E402
-import reporting  # noqa: E402
-from app_probe import RunningApp, add_model_options, free_port, running_app, variants  # noqa: E402
-from harness import Run  # noqa: E402
-
-from gradcam import load_image  # noqa: E402
+from gradcam import load_image
 
 FIRST_REQUEST_LIMIT_S = 1.0
 PHOTO = "chelsea.png"
@@ -58,7 +58,12 @@ def floor_app(outputs: list[object]) -> gr.Blocks:
 
 def caller(client: Client, photos: Iterator[Path], title: str) -> Run:
     """One ``explain`` call per run, each with the next photo."""
-    return lambda: client.predict(handle_file(str(next(photos))), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
+    return lambda: explain_call(client, next(photos), title)
+
+
+def explain_call(client: Client, photo: Path, title: str) -> Any:
+    """The page's ``explain`` event for one photo: top prediction, default threshold, opacity and colours."""
+    return client.predict(handle_file(str(photo)), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
 
 
 def split(app: RunningApp, run: Run, calls: int) -> dict[str, float]:
@@ -95,9 +100,9 @@ def main() -> int:
             title = app.explainer.backbone.title
             started = time.perf_counter()
             first = Client(app.url, verbose=False, download_files=False)
-            first.predict(handle_file(str(photos[0])), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
+            explain_call(first, photos[0], title)
             first_s = time.perf_counter() - started
-            outputs = Client(app.url, verbose=False).predict(handle_file(str(photos[1])), "Top prediction", title, 0.15, 0.5, "jet", api_name="/explain")
+            outputs = explain_call(Client(app.url, verbose=False), photos[1], title)
             kept = folder / "floor"
             kept.mkdir()
             files = [str(shutil.copy(path, kept)) for path in (*outputs[:4], outputs[6])]  # the app prunes its own
@@ -140,11 +145,14 @@ def main() -> int:
         ),
         reporting.table(["step", "median ms", "best ms", "max ms"], rows),
         f"One call through the app, split by the server's timestamps (median of {max(3, reps // 2)} calls, ms): "
-        f"call {parts['call']:.0f} = engine {parts['engine']:.0f} + our code around it {parts['handler'] - parts['engine']:.0f} "
-        f"(of which PNG encoding, wall time, {parts['png']:.0f}) + Gradio and its client {parts['call'] - parts['handler']:.0f}.",
+        f"call {parts['call']:.0f} = engine {parts['engine']:.0f} "
+        f"+ our code around it {parts['handler'] - parts['engine']:.0f} "
+        f"(of which PNG encoding, wall time, {parts['png']:.0f}) "
+        f"+ Gradio and its client {parts['call'] - parts['handler']:.0f}.",
         f"App over the engine, end to end (no download): **{med['app'] - med['engine']:.0f} ms**; the no-op floor "
-        f"alone is {med['floor']:.0f} ms, so our code adds {med['app'] - med['floor'] - med['engine']:.0f} ms. Downloading "
-        f"the outputs adds {med['app+download'] - med['app']:.0f} ms (floor: {med['floor+download'] - med['floor']:.0f} ms).",
+        f"alone is {med['floor']:.0f} ms, so our code adds {med['app'] - med['floor'] - med['engine']:.0f} ms. "
+        f"Downloading the outputs adds {med['app+download'] - med['app']:.0f} ms "
+        f"(floor: {med['floor+download'] - med['floor']:.0f} ms).",
         f"First request after start-up: {first_s:.2f} s (target for EfficientNet-Lite0: within "
         f"{FIRST_REQUEST_LIMIT_S:.0f} s, " + (reporting.verdict(first_s, FIRST_REQUEST_LIMIT_S) if args.model ==
         "efficientnet_lite0" else f"n/a for {title}") + "); it includes the client's connection.",

@@ -2,8 +2,9 @@
 
 Each file is made in code, checked to be under the upload limit, then read with
 :func:`gradcam.load_image` (as the app does, ``max_side=1280``) a few times; the
-table prints the best time, the file's size and what became of it. Run on an idle
-machine: ``python benchmarks/bench_decode.py [--repeat 3]``.
+table prints the best time, the file's size and what became of it. The many-scan
+JPEG is built by the tests' hostile corpus (``tests.hostile``), so both use one
+recipe. Run on an idle machine: ``python benchmarks/bench_decode.py [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_SCANS  # noqa: E402
-from gradcam.errors import GradCAMError  # noqa: E402
-from gradcam.images import load_image  # noqa: E402
-from tests.hostile import many_scan_jpeg  # noqa: E402
+from gradcam import GradCAMError, load_image
+from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_SCANS
+from tests.hostile import many_scan_jpeg
 
 UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_SIDE = 1280
@@ -52,7 +52,8 @@ def _at_scan_limit(size: tuple[int, int]) -> bytes:
 
 def _many_frames(size: tuple[int, int], frames: int) -> bytes:
     """A GIF whose second frame is repeated: Pillow's writer would merge identical frames."""
-    two = _save(Image.new("RGB", size, (255, 0, 0)), "GIF", save_all=True, append_images=[Image.new("RGB", size, (0, 0, 255))])
+    red, blue = Image.new("RGB", size, (255, 0, 0)), Image.new("RGB", size, (0, 0, 255))
+    two = _save(red, "GIF", save_all=True, append_images=[blue])
     second = two.rfind(b"\x21\xf9")  # the second frame's control extension, up to the trailer
     return two[:-1] + two[second:-1] * (frames - 1) + b";"
 
@@ -68,11 +69,17 @@ def files() -> dict[str, Callable[[], bytes]]:
         "PNG 40 MP, RGBA 16-bit, flat": lambda: _save(Image.new("RGBA", SIZE, (10, 20, 30, 128)), "PNG"),
         "PNG 40 MP, 16-bit gray, flat": lambda: _save(Image.fromarray(np.full(SIZE[::-1], 300, np.uint16)), "PNG"),
         "PNG 40 MP, 1-bit, interlaced": lambda: _save(flat.convert("1"), "PNG", interlace=True),
-        "GIF 40 MP, first of 2 frames": lambda: _save(flat.convert("P"), "GIF", save_all=True, append_images=[flat.convert("P")]),
+        "GIF 40 MP, first of 2 frames": lambda: _save(
+            flat.convert("P"), "GIF", save_all=True, append_images=[flat.convert("P")]
+        ),
         "GIF 8 x 8, 100000 frames": lambda: _many_frames((8, 8), 100_000),
-        "TIFF 40 MP, one row per strip": lambda: _save(flat, "TIFF", tiffinfo={278: 1}, compression="tiff_adobe_deflate"),
+        "TIFF 40 MP, one row per strip": lambda: _save(
+            flat, "TIFF", tiffinfo={278: 1}, compression="tiff_adobe_deflate"
+        ),
         "TIFF 40 MP, JPEG strips": lambda: _save(flat, "TIFF", compression="jpeg"),
-        "WebP 16383 x 2440, lossless": lambda: _save(Image.new("RGB", (16_383, 2_440), (90, 140, 200)), "WEBP", lossless=True),
+        "WebP 16383 x 2440, lossless": lambda: _save(
+            Image.new("RGB", (16_383, 2_440), (90, 140, 200)), "WEBP", lossless=True
+        ),
         "BMP 40 MP, 8-bit RLE": lambda: _save(flat.convert("P"), "BMP"),
         "HEIC 40 MP, flat": lambda: _save(flat, "HEIF"),
     }
@@ -83,7 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="reads per file; the best is shown")
     args = parser.parse_args()
-    print(f"limits: {MAX_IMAGE_PIXELS / 1e6:.0f} MP, {MAX_JPEG_SCANS} JPEG scans, {UPLOAD_LIMIT >> 20} MB; max_side={MAX_SIDE}")
+    print(
+        f"limits: {MAX_IMAGE_PIXELS / 1e6:.0f} MP, {MAX_JPEG_SCANS} JPEG scans, {UPLOAD_LIMIT >> 20} MB; "
+        f"max_side={MAX_SIDE}"
+    )
     print(f"{'file':<44} {'bytes':>10} {'seconds':>8}  result")
     for name, build in files().items():
         try:

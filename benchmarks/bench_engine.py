@@ -28,12 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import peak_memory  # noqa: E402
-import reporting  # noqa: E402
-from harness import Run  # noqa: E402
+import harness
+import peak_memory
+import reporting
+from harness import Run
 
-from gradcam import Explainer, GradCAMError, load_backbone  # noqa: E402
+from gradcam import Explainer, GradCAMError, load_backbone
 
 #: (spec, weights): real embedded weights for EfficientNet-Lite0, seeded untrained ones elsewhere (timing only).
 BACKBONES: dict[str, str | None] = {
@@ -121,7 +121,9 @@ def _one(spec: str, name: str) -> Run:
 
 def main() -> int:
     p = harness.parser(__doc__.splitlines()[0])
-    p.add_argument("--models", default=None, help="comma-separated specs (default: all; --quick: vgg19,efficientnet_lite0)")
+    p.add_argument(
+        "--models", default=None, help="comma-separated specs (default: all; --quick: vgg19,efficientnet_lite0)"
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--compile", action="store_true", help="also time VGG19 with its trunk compiled by torch.compile")
     args = p.parse_args()
@@ -176,11 +178,12 @@ def main() -> int:
             ])
         del case, timings
 
+    rounds = ", ".join(f"{k}: {v} x" for k, v in ROUNDS.items())
     report.add(
         reporting.conditions(
             photo=f"demo/examples/{PHOTO} (512x512)",
             layout="channels_last (as load_backbone gives it), model and input",
-            rounds=f"{reps} interleaved after {args.warmup} warm-up ({', '.join(f'{k}: {v} x' for k, v in ROUNDS.items())})",
+            rounds=f"{reps} interleaved after {args.warmup} warm-up ({rounds})",
             clock=args.clock,
         ),
         reporting.table(
@@ -200,7 +203,8 @@ def main() -> int:
             spec, method = name.split(":")
             forward = memory.get(f"{spec}:forward")
             ratio = f"{m.growth_mib / forward.growth_mib:.2f}" if forward and forward.growth_mib > 0 else "-"
-            mem_rows.append([spec, LABELS[method], f"{m.built_mib:.0f}", f"{m.peak_mib:.0f}", f"{m.growth_mib:.0f}", ratio])
+            sizes = [f"{m.built_mib:.0f}", f"{m.peak_mib:.0f}", f"{m.growth_mib:.0f}"]
+            mem_rows.append([spec, LABELS[method], *sizes, ratio])
         report.add(
             "Peak memory, each function built and called twice in its own process (VmHWM):",
             reporting.table(

@@ -35,11 +35,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam import Explainer, load_backbone  # noqa: E402
-from gradcam.evaluate.annotations import read_annotations  # noqa: E402
-from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local  # noqa: E402
-from gradcam.images import load_image  # noqa: E402
-from gradcam.registry import Backbone  # noqa: E402
+from gradcam import Backbone, Explainer, load_backbone, load_image
+from gradcam.evaluate.annotations import read_annotations
+from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, run_local
 
 CLASSES = tuple(f"class {i}" for i in range(1000))
 
@@ -52,7 +50,9 @@ def untrained(spec: str, device: str = "cpu") -> Backbone:
 class Small(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        )
         self.fc = nn.Linear(8, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,11 +133,9 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
         local.append(time_local(backbone, folder, annotations, args.batch_size, work / f"results-{round_}.csv"))
     n = args.images
     t_local, t_plain, t_forward = (float(np.median(v)) for v in (local, plain, forward_only))
-    from gradcam.explainer import input_size
-
-    h, w = input_size(args.height, args.width)
-    print(f"[1] {backbone.title} (untrained), {n} images {args.width}x{args.height} JPEG (input {w}x{h}), batch {args.batch_size}, "
-          f"{torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
+    h, w = Explainer(backbone, warm_up=False).network_size(args.height, args.width)
+    print(f"[1] {backbone.title} (untrained), {n} images {args.width}x{args.height} JPEG (input {w}x{h}), "
+          f"batch {args.batch_size}, {torch.get_num_threads()} torch threads, {args.device}, median of {args.rounds}")
     print(f"    plain batched inference (decode+preprocess+forward): {n / t_plain:7.1f} images/s")
     print(f"    forward passes alone (pre-decoded):                  {n / t_forward:7.1f} images/s")
     print(f"    local engine (Grad-CAM + metrics):                   {n / t_local:7.1f} images/s")
@@ -148,7 +146,9 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
         ray_ratio(args, backbone, folder, annotations, t_local, work)
 
 
-def ray_ratio(args: argparse.Namespace, backbone: Backbone, folder: Path, annotations: Path, t_local: float, work: Path) -> None:
+def ray_ratio(
+    args: argparse.Namespace, backbone: Backbone, folder: Path, annotations: Path, t_local: float, work: Path
+) -> None:
     import ray
 
     from gradcam.evaluate.ray_engine import run_ray, start_local_ray
@@ -167,10 +167,12 @@ def ray_ratio(args: argparse.Namespace, backbone: Backbone, folder: Path, annota
         ray.shutdown()
     t_ray = min(times)
     # Ray writes each batch's rows when it finishes: the same rows, perhaps in another order.
-    same = sorted((work / "ray-0.csv").read_text().splitlines()) == sorted((work / "results-0.csv").read_text().splitlines())
-    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, {torch.get_num_threads()} torch threads each as the local engine; "
-          f"actors start inside the timing), same {args.images} images")
-    print(f"    ray {t_ray:.1f} s vs local {t_local:.1f} s: ratio {t_ray / t_local:.2f}x (target <= 1.3); rows equal: {same}")
+    rows = [sorted((work / name).read_text().splitlines()) for name in ("ray-0.csv", "results-0.csv")]
+    same = rows[0] == rows[1]
+    print(f"[2] Ray on this machine (2 actors x 0.5 CPU, {torch.get_num_threads()} torch threads each as the local "
+          f"engine; actors start inside the timing), same {args.images} images")
+    print(f"    ray {t_ray:.1f} s vs local {t_local:.1f} s: ratio {t_ray / t_local:.2f}x (target <= 1.3); "
+          f"rows equal: {same}")
 
 
 def memory_child(count: int, work: Path) -> None:
@@ -202,16 +204,20 @@ def memory(args: argparse.Namespace, work: Path) -> None:
                              capture_output=True, text=True, check=True)
         peaks[count] = json.loads(out.stdout.strip().splitlines()[-1])
     a, b = peaks[1000], peaks[10000]
-    print("[3] Peak memory, local engine, small CNN, 32x32 JPEGs, batch 32, fresh processes (VmHWM; annotations held in memory)")
+    print("[3] Peak memory, local engine, small CNN, 32x32 JPEGs, batch 32, fresh processes "
+          "(VmHWM; annotations held in memory)")
     print(f"    1,000 images: {a['peak_kb'] / 1024:.0f} MiB (before the run {a['before_kb'] / 1024:.0f} MiB); "
           f"10,000 images: {b['peak_kb'] / 1024:.0f} MiB (before {b['before_kb'] / 1024:.0f} MiB)")
     print(f"    ratio 10,000 / 1,000 = {b['peak_kb'] / a['peak_kb']:.3f}x; "
-          f"growth during the run {(a['peak_kb'] - a['before_kb']) / 1024:.0f} MiB vs {(b['peak_kb'] - b['before_kb']) / 1024:.0f} MiB")
+          f"growth during the run {(a['peak_kb'] - a['before_kb']) / 1024:.0f} MiB "
+          f"vs {(b['peak_kb'] - b['before_kb']) / 1024:.0f} MiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="efficientnet_lite0", help="model spec, built untrained (default: efficientnet_lite0)")
+    parser.add_argument(
+        "--model", default="efficientnet_lite0", help="model spec, built untrained (default: efficientnet_lite0)"
+    )
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--width", type=int, default=400)
     parser.add_argument("--height", type=int, default=300)

@@ -1,6 +1,7 @@
 """A normal request during a flood of every model endpoint, and the disk used after many requests.
 
-Serves the app on 127.0.0.1 with the tiny test model (``--model tiny``) or a real
+Serves the app on 127.0.0.1 with the tiny test model (``--model tiny``, from
+``tests.conftest``, through the tests' ``tests.app_server``) or a real
 architecture with random weights, joins the queue ``--flood`` times across every
 model event (visitors who never listen: the guard drops them), times a normal
 ``explain`` through gradio_client meanwhile, and prints the process's peak
@@ -38,7 +39,9 @@ def _photo(seed: int, side: int) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="tiny, or a backbone name with random weights (vgg19, resnet50, ...)")
+    parser.add_argument(
+        "--model", default="tiny", help="tiny, or a backbone name with random weights (vgg19, resnet50, ...)"
+    )
     parser.add_argument("--flood", type=int, default=40)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--side", type=int, default=256, help="side of the square test photos, pixels")
@@ -54,10 +57,10 @@ def main() -> None:
     from tests.conftest import MEAN, SHAPES, STD, TinyNet
 
     if args.model == "tiny":
-        from gradcam.registry import Backbone
+        from gradcam import Backbone
 
-        backbone = Backbone(name="tiny", title="TinyNet", model=TinyNet().eval(), target_layer="features", categories=SHAPES,
-                            mean=MEAN, std=STD, weights="random", untrained=True)
+        backbone = Backbone(name="tiny", title="TinyNet", model=TinyNet().eval(), target_layer="features",
+                            categories=SHAPES, mean=MEAN, std=STD, weights="random", untrained=True)
     else:
         backbone = load_backbone(args.model, "random")
     title = backbone.title
@@ -73,17 +76,21 @@ def main() -> None:
         start = time.perf_counter()
         client.predict(photos[0], "Top prediction", title, api_name="/explain")
         quiet = time.perf_counter() - start
-        upload = httpx.post(app.url + "gradio_api/upload", files=[("files", ("f.png", _photo(9, args.side), "image/png"))]).json()[0]
+        sent = [("files", ("f.png", _photo(9, args.side), "image/png"))]
+        upload = httpx.post(app.url + "gradio_api/upload", files=sent).json()[0]
         image = {"path": upload, "meta": {"_type": "gradio.FileData"}}
-        fns = [(i, fn) for i, fn in app.demo.fns.items() if any(getattr(b, "elem_id", None) == "input-image" for b in fn.inputs)]
+        def elem_id(block: object) -> object:
+            return getattr(block, "elem_id", None)
+
+        fns = [(i, fn) for i, fn in app.demo.fns.items() if any(elem_id(b) == "input-image" for b in fn.inputs)]
+        settings = {"target": "Top prediction", "model": title, "colormap": "jet"}
 
         def join(n: int) -> int:
             index, fn = fns[n % len(fns)]
-            data = [image if getattr(b, "elem_id", None) == "input-image" else
-                    {"target": "Top prediction", "model": title, "colormap": "jet"}.get(getattr(b, "elem_id", None), b.value)
-                    for b in fn.inputs]
+            data = [image if elem_id(b) == "input-image" else settings.get(elem_id(b), b.value) for b in fn.inputs]
             body = json.dumps({"data": data, "fn_index": index, "session_hash": f"flood{n}"})
-            return httpx.post(app.url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"}).status_code
+            headers = {"content-type": "application/json"}
+            return httpx.post(app.url + "gradio_api/queue/join", content=body, headers=headers).status_code
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(join, range(args.flood)))
@@ -93,20 +100,23 @@ def main() -> None:
             try:
                 client.predict(photos[1], "Top prediction", title, api_name="/explain")
                 break
-            except Exception as exc:  # noqa: BLE001 - only "queue full" is expected
+            except Exception as exc:  # only "queue full" is expected
                 if "Queue is full" not in str(exc) or tries > 400:
                     raise
                 time.sleep(0.25)
         flooded = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"model {title}, {args.side}x{args.side} photos, {os.cpu_count()} CPUs")
-        print(f"flood of {args.flood} joins over {len(fns)} model events: {answers.count(200)} queued, {answers.count(503)} turned away")
-        print(f"normal request: {quiet:.2f} s quiet, {flooded:.2f} s during the flood ({tries} tries); peak RSS {peak:.0f} MB")
+        print(f"flood of {args.flood} joins over {len(fns)} model events: {answers.count(200)} queued, "
+              f"{answers.count(503)} turned away")
+        print(f"normal request: {quiet:.2f} s quiet, {flooded:.2f} s during the flood ({tries} tries); "
+              f"peak RSS {peak:.0f} MB")
         for i in range(args.requests):
             client.predict(photos[i % 3], "Top prediction", title, api_name="/explain")
         used = service.store.used_bytes
         print(f"after {args.requests} more requests: {len(service.store)} folders kept, {used / 1e6:.1f} MB on disk "
-              f"({used / max(1, len(service.store)) / 1e3:.0f} kB a request); cap {service.store.max_bytes / 1e9:.1f} GB")
+              f"({used / max(1, len(service.store)) / 1e3:.0f} kB a request); "
+              f"cap {service.store.max_bytes / 1e9:.1f} GB")
     service.close()
 
 

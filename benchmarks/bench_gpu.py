@@ -23,10 +23,10 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import reporting  # noqa: E402
-from bench_peers import SIZE, Setup, catalogue, maps_of, peers_available, prepare, tables  # noqa: E402
-from harness import Run  # noqa: E402
+import harness
+import reporting
+from bench_peers import SIZE, Setup, catalogue, maps_of, peers_available, prepare, tables
+from harness import Run
 
 
 def cuda_peak_mib(run: Run) -> tuple[float, float]:
@@ -67,7 +67,8 @@ def main() -> int:
         for name, (_, _, top, _) in names.items()
         if top
     }
-    harness.log(f"timing {len(runs)} methods on {device}, {reps} interleaved rounds after {max(args.warmup, 3)} warm-up ...")
+    warmup = max(args.warmup, 3)
+    harness.log(f"timing {len(runs)} methods on {device}, {reps} interleaved rounds after {warmup} warm-up ...")
     timings = harness.time_interleaved(runs, reps, max(args.warmup, 3), wait_quiet_s=args.wait_quiet)
     memory = {name: cuda_peak_mib(run) for name, run in runs.items()} if device == "cuda" else {}
 
@@ -84,7 +85,8 @@ def main() -> int:
         ),
         table,
         "Speed-ups over the fastest peer, each within one layout:\n" + "\n".join(lines),
-        "Memory: torch.cuda.max_memory_allocated during one call (peak), and above what was allocated before it (growth).",
+        "Memory: torch.cuda.max_memory_allocated during one call (peak), "
+        "and above what was allocated before it (growth).",
     )
     report.emit(args.markdown)
     return 0

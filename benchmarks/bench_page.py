@@ -20,6 +20,7 @@ Run: ``bash benchmarks/run.sh page [--quick] [--model efficientnet_lite0 --weigh
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import sys
@@ -31,11 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import reporting  # noqa: E402
-from app_probe import RunningApp, add_model_options, running_app, variants  # noqa: E402
+import harness
+import reporting
+from app_probe import RunningApp, add_model_options, running_app, variants
 
-from gradcam import load_image  # noqa: E402
+from gradcam import load_image
 
 CHROMIUM = Path("/usr/bin/chromium")
 PANELS = ("original", "heatmap", "overlay", "boxes")
@@ -47,18 +48,21 @@ SLIDER_S = 0.3
 #: Installed in every page: the time of the file choice (or slider release) and of the frame with four new panels.
 WATCH = """
 () => {
-    const panels = %s;
+    const panels = PANEL_NAMES;
     window.__marks = {};
     const srcs = () => panels.map(p => { const i = document.querySelector(`#panel-${p} img`); return i ? i.src : ""; });
     window.__arm = (event) => {
         const before = srcs();
         window.__marks = {};
         const wanted = {change: e => e.target && e.target.type === "file", pointerup: e => true}[event];
-        document.addEventListener(event, e => { if (wanted(e) && !window.__marks.t0) window.__marks.t0 = performance.now(); },
-                                  {capture: true});
+        document.addEventListener(
+            event, e => { if (wanted(e) && !window.__marks.t0) window.__marks.t0 = performance.now(); }, {capture: true}
+        );
         const tick = () => {
             const imgs = panels.map(p => document.querySelector(`#panel-${p} img`));
-            const fresh = imgs.every((img, k) => img && img.src && img.src !== before[k] && img.complete && img.naturalWidth > 0);
+            const fresh = imgs.every(
+                (img, k) => img && img.src && img.src !== before[k] && img.complete && img.naturalWidth > 0
+            );
             if (fresh && window.__marks.t0) {
                 window.__marks.srcs = imgs.map(img => img.src);
                 requestAnimationFrame(() => { window.__marks.t1 = performance.now(); });
@@ -69,7 +73,7 @@ WATCH = """
         requestAnimationFrame(tick);
     };
 }
-""" % (list(PANELS),)
+""".replace("PANEL_NAMES", json.dumps(list(PANELS)))
 
 ENTRIES = """
 () => performance.getEntriesByType("resource").map(e => ({name: e.name, start: e.startTime, end: e.responseEnd,
@@ -115,7 +119,9 @@ def upload_once(app: RunningApp, browser: Any, photo: Path) -> dict[str, float]:
     join = _span(entries, lambda url: "/queue/join" in url)
     files = _span(entries, lambda url: url in marks["srcs"])  # the four panels' pictures
     if not (handler and engine and upload and join and files):
-        raise RuntimeError(f"a part is missing: handler {handler}, engine {engine}, upload {upload}, join {join}, files {files}")
+        raise RuntimeError(
+            f"a part is missing: handler {handler}, engine {engine}, upload {upload}, join {join}, files {files}"
+        )
     local = lambda s: s * 1000 - origin  # noqa: E731 - server epoch seconds -> page ms
     h0, h1 = local(handler[-1][0]), local(handler[-1][1])
     e0, e1 = local(engine[-1][0]), local(engine[-1][1])
@@ -193,7 +199,7 @@ def main() -> int:
                         uploads.append(result)
                 try:
                     sliders = slider_once(app, browser, photos[-1], [0.3, 0.7] * ((reps + 1) // 2 + 1))[1:]
-                except Exception as exc:  # noqa: BLE001 - report the uploads even when the slider step fails
+                except Exception as exc:  # report the uploads even when the slider step fails
                     harness.log(f"  slider not measured: {str(exc).splitlines()[0]}")
                     sliders = []
             finally:
@@ -216,9 +222,11 @@ def main() -> int:
     report.add(
         reporting.conditions(
             model=f"{title} ({'untrained, timing only' if untrained else 'pretrained'})",
-            photo=f"demo/examples/{PHOTO} upscaled to {rgb.shape[1]}x{rgb.shape[0]} (1.0 MP JPEG), a new photo every upload",
+            photo=f"demo/examples/{PHOTO} upscaled to {rgb.shape[1]}x{rgb.shape[0]} (1.0 MP JPEG), "
+            "a new photo every upload",
             browser="headless Chromium (Playwright), 1280x720, app on 127.0.0.1 in the same process",
-            repetitions=f"{reps} uploads after {args.warmup} warm-up, each on a fresh page; {len(sliders)} slider changes",
+            repetitions=f"{reps} uploads after {args.warmup} warm-up, each on a fresh page; "
+            f"{len(sliders)} slider changes",
         ),
         "Median of each part, ms (parts from the browser's resource timings and the server's timestamps):",
         reporting.table(["part", "median ms"], rows),

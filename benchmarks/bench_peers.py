@@ -32,12 +32,12 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import peak_memory  # noqa: E402
-import reporting  # noqa: E402
-from harness import Run  # noqa: E402
+import harness
+import peak_memory
+import reporting
+from harness import Run
 
-from gradcam import Explainer, GradCAM, load_backbone  # noqa: E402
+from gradcam import Explainer, GradCAM, load_backbone
 
 SIZE = (224, 224)
 TOP = 5
@@ -64,7 +64,7 @@ class Setup:
         self._plain: dict[str, nn.Module] = {}
 
     def ours(self, layout: str) -> nn.Module:
-        """The project's VGG19 (exact fast path) as the app and the CLI run it: loaded, then warmed up by an Explainer."""
+        """The project's VGG19 (exact fast path) as the app and the CLI run it: loaded, warmed up by an Explainer."""
         if layout not in self._ours:
             backbone = load_backbone("vgg19", "random", channels_last=layout == "channels_last", device=self.device)
             explainer = Explainer(backbone)  # pays the one-time costs (weight sums, autograd state) now
@@ -115,7 +115,8 @@ def _pytorch_grad_cam(setup: Setup, layout: str, top: int) -> Run:
     def run() -> np.ndarray:
         # Its README's usage; one call per class.
         with PGCGradCAM(model=model, target_layers=[model.get_submodule(f"features.{LAYER}")]) as cam:
-            return np.concatenate([cam(input_tensor=x, targets=[ClassifierOutputTarget(c)] * len(x))[:1] for c in classes])
+            maps = [cam(input_tensor=x, targets=[ClassifierOutputTarget(c)] * len(x))[:1] for c in classes]
+            return np.concatenate(maps)
 
     return run
 
@@ -173,8 +174,10 @@ def catalogue(quick: bool) -> Catalogue:
         s = short[layout]
         out[f"forward_{s}"] = ("plain forward", layout, 0, partial(_forward, layout=layout))
         for top in (1, TOP):
-            out[f"ours_top{top}_{s}"] = ("gradcam", layout, top, partial(_ours, layout=layout, top=top, hook_path=False))
-        out[f"ourshook_top1_{s}"] = ("gradcam, hook path", layout, 1, partial(_ours, layout=layout, top=1, hook_path=True))
+            ours = partial(_ours, layout=layout, top=top, hook_path=False)
+            out[f"ours_top{top}_{s}"] = ("gradcam", layout, top, ours)
+        hooked = partial(_ours, layout=layout, top=1, hook_path=True)
+        out[f"ourshook_top1_{s}"] = ("gradcam, hook path", layout, 1, hooked)
         for peer, build in zip(PEERS, (_pytorch_grad_cam, _captum, _torchcam)):
             for top in (1, TOP):
                 if quick and top > 1 and peer != "torchcam":
@@ -288,7 +291,9 @@ def main() -> int:
     if not args.no_memory:
         harness.log("peak memory, one fresh process per method ...")
         # --quick: the one-class rows, the peers in NCHW only.
-        wanted = [n for n, v in names.items() if not args.quick or (v[2] <= 1 and (v[1] == "NCHW" or v[0] not in PEERS))]
+        wanted = [
+            n for n, v in names.items() if not args.quick or (v[2] <= 1 and (v[1] == "NCHW" or v[0] not in PEERS))
+        ]
         with tempfile.TemporaryDirectory() as folder:
             torch.save(setup.input(), Path(folder) / "x.pt")  # the children need no model to make it
             extra = ["--classes", ",".join(map(str, setup.classes)), "--input", str(Path(folder) / "x.pt")]

@@ -2,7 +2,7 @@
 
 Times interleaved, on one backbone: preprocessing, the model (``GradCAM.compute``
 with the map at photo size), ``cam_to_boxes``, the pictures
-(``Explanation.panels`` and each picture alone), ``save_explanation`` (four PNGs,
+(``views.panels`` and each picture alone), ``save_explanation`` (four PNGs,
 the raw map, the manifest) and ``Explainer.explain`` end to end. Then the CLI's
 work over a folder of 8 photos, in process and as ``python -m gradcam``.
 Target (issue 4): rendering (panels + boxes) under 10 % of the model time.
@@ -26,11 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import reporting  # noqa: E402
-from harness import Run  # noqa: E402
+import harness
+import reporting
+from harness import Run
 
-from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation  # noqa: E402
+from gradcam import Explainer, cam_to_boxes, load_backbone, save_explanation, views
 
 PHOTO_SIZE = (768, 1024)  # (height, width)
 MAX_RENDER_OVER_MODEL = 0.10
@@ -39,10 +39,10 @@ STEPS = {
     "model": "model: GradCAM.compute, map at photo size",
     "upsample": "... of which bilinear upsampling of the coarse map to 1024x768",
     "boxes": "cam_to_boxes",
-    "panels": "Explanation.panels() (heatmap, overlay, boxes)",
-    "heatmap": "... Explanation.heatmap() alone",
-    "overlay": "... Explanation.overlay() alone",
-    "boxed": "... Explanation.boxed() alone",
+    "panels": "views.panels() (heatmap, overlay, boxes)",
+    "heatmap": "... views.heatmap() alone",
+    "overlay": "... views.overlay() alone",
+    "boxed": "... views.boxed() alone",
     "save": "save_explanation (4 PNGs, cam.npy, manifest)",
     "explain": "Explainer.explain end to end",
 }
@@ -59,10 +59,10 @@ def steps(explainer: Explainer, out: Path) -> dict[str, Run]:
         "model": lambda: explainer.cam.compute(x, size=PHOTO_SIZE),
         "upsample": lambda: F.interpolate(coarse, size=PHOTO_SIZE, mode="bilinear", align_corners=False),
         "boxes": lambda: cam_to_boxes(explanation.cam),
-        "panels": explanation.panels,
-        "heatmap": explanation.heatmap,
-        "overlay": explanation.overlay,
-        "boxed": explanation.boxed,
+        "panels": lambda: views.panels(explanation),
+        "heatmap": lambda: views.heatmap(explanation),
+        "overlay": lambda: views.overlay(explanation),
+        "boxed": lambda: views.boxed(explanation),
         "save": lambda: save_explanation(explanation, out / "photo"),
         "explain": lambda: explainer.explain(image),
     }
@@ -96,7 +96,8 @@ def cli_throughput(explainer: Explainer, spec: str, weights: str | None, passes:
         written = len(list((workdir / "cli").glob("*/manifest.json"))) if (workdir / "cli").is_dir() else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    failed = "" if done.returncode == 0 and written == len(images) else f" (THE COMMAND FAILED: {done.stderr.strip()[-200:]})"
+    ok = done.returncode == 0 and written == len(images)
+    failed = "" if ok else f" (THE COMMAND FAILED: {done.stderr.strip()[-200:]})"
     return [
         f"CLI over a folder of {len(images)} photos (4 examples and the same at 1024x768): "
         f"{len(images) / per_pass:.2f} images/s in process (explain + save_explanation, "
@@ -119,7 +120,9 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="gradcam-bench-render-"))
     try:
         harness.log(f"rendering: {reps} interleaved rounds ...")
-        timings = harness.time_interleaved(steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock)
+        timings = harness.time_interleaved(
+            steps(explainer, out), reps, args.warmup, wait_quiet_s=args.wait_quiet, clock=args.clock
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)
     med = {k: t.median for k, t in timings.items()}
@@ -130,15 +133,18 @@ def main() -> int:
     rows.append(["rendering (panels + cam_to_boxes) / model", f"{share:.1%}", f"{share_best:.1%}"])
     contended = any(timings[k].contended for k in ("model", "panels", "boxes"))
     report = reporting.Report("Rendering against the model (bench_render.py)")
+    trained = "untrained, timing only" if explainer.backbone.untrained else "pretrained"
+    width = explainer.preprocess(harness.example_photo("chelsea.png", PHOTO_SIZE)).shape[-1]
     report.add(
         reporting.conditions(
-            model=f"{explainer.backbone.title} ({'untrained, timing only' if explainer.backbone.untrained else 'pretrained'})",
+            model=f"{explainer.backbone.title} ({trained})",
             photo="demo/examples/chelsea.png resized to 1024x768",
-            network_input=f"{explainer.preprocess(harness.example_photo('chelsea.png', PHOTO_SIZE)).shape[-1]}x224, channels_last",
+            network_input=f"{width}x224, channels_last",
             rounds=f"{reps} interleaved after {args.warmup} warm-up", clock=args.clock,
         ),
         reporting.table(["step", "median ms", "best ms"], rows),
-        f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} (best times {share_best:.1%}), "
+        f"Target: rendering < {MAX_RENDER_OVER_MODEL:.0%} of the model time: {share:.1%} "
+        f"(best times {share_best:.1%}), "
         + reporting.verdict(share, MAX_RENDER_OVER_MODEL, contended=contended)
         + ". Under contention multi-threaded PyTorch slows down far more than single-threaded drawing, "
         "so a contended share looks better than it is.",

@@ -52,7 +52,8 @@ def main() -> int:
         print("no CUDA device here", file=sys.stderr)
         return 1
     image = load_image(ROOT / "demo" / "examples" / "cat-and-coffee.jpg")
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; photo cat-and-coffee.jpg {image.shape[1]}x{image.shape[0]}\n")
+    height, width = image.shape[:2]
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; photo cat-and-coffee.jpg {width}x{height}\n")
     print("| model | class (CPU) | class (GPU) | correlation | max difference | GPU ms / explanation |")
     print("|---|---|---|---:|---:|---:|")
     worst = 1.0
@@ -68,7 +69,8 @@ def main() -> int:
         difference = float(np.abs(on_cpu.cam - on_gpu.cam).max())
         worst = min(worst, correlation)
         top = gpu.explain(image).class_name
-        print(f"| {spec} | {on_cpu.class_name} | {top} | {correlation:.6f} | {difference:.2e} | {gpu_ms(gpu, image, on_cpu.class_index):.1f} |")
+        ms = gpu_ms(gpu, image, on_cpu.class_index)
+        print(f"| {spec} | {on_cpu.class_name} | {top} | {correlation:.6f} | {difference:.2e} | {ms:.1f} |")
     print(f"\nlowest correlation: {worst:.6f} (target >= 0.999)")
     return 0 if worst >= 0.999 else 1
 

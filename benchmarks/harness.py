@@ -26,8 +26,12 @@ The experiments (``bench_*.py``) only say *what* to compare; this module says
   experiment adds the model, weights, input size and memory layout.
 
 ``reporting.py`` prints the markdown and ``peak_memory.py`` runs the memory
-children. Only the public API of ``gradcam`` is used by the experiments;
-examples come from ``demo/examples``.
+children. The experiments call the public API of ``gradcam`` (what it exports,
+its ``views`` and ``config``, and ``gradcam.evaluate`` for datasets); examples
+come from ``demo/examples``. Three reach further and say so in their docstrings:
+``bench_decode.py`` (the tests' many-scan JPEG), ``bench_flood.py`` (the tests'
+TinyNet and app server) and ``app_probe.py`` (it wraps ``Explainer.explain`` and
+``gradcam.encode.write_png`` to time them on the server).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

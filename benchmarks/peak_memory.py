@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from harness import Run, log
 
 RESULT_PREFIX = "RESULT "
@@ -79,7 +78,9 @@ def memory_child(make: Callable[[], Run], runs: int = 2) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def measure_memory(script: Path, names: Sequence[str], extra: Sequence[str] = (), timeout: float = 300) -> dict[str, Memory]:
+def measure_memory(
+    script: Path, names: Sequence[str], extra: Sequence[str] = (), timeout: float = 300
+) -> dict[str, Memory]:
     """Runs ``script --memory-child NAME [extra]`` once per name, each in a fresh process.
 
     The children fix glibc's mmap threshold (``MALLOC_MMAP_THRESHOLD_``): otherwise
@@ -88,7 +89,8 @@ def measure_memory(script: Path, names: Sequence[str], extra: Sequence[str] = ()
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     results: dict[str, Memory] = {}
     for name in names:
-        command = [sys.executable, str(script), "--memory-child", name, "--threads", str(torch.get_num_threads()), *extra]
+        threads = str(torch.get_num_threads())
+        command = [sys.executable, str(script), "--memory-child", name, "--threads", threads, *extra]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
         except subprocess.TimeoutExpired:
@@ -99,7 +101,8 @@ def measure_memory(script: Path, names: Sequence[str], extra: Sequence[str] = ()
             log(f"  memory of {name} failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
             continue
         results[name] = Memory(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
-        log(f"  memory of {name}: peak {results[name].peak_mib:.0f} MiB, +{results[name].growth_mib:.0f} MiB over building")
+        found = results[name]
+        log(f"  memory of {name}: peak {found.peak_mib:.0f} MiB, +{found.growth_mib:.0f} MiB over building")
     return results
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
 from harness import load_average
 
 
@@ -26,7 +25,8 @@ def cpu_model() -> str:
 
 def conditions(**details: object) -> str:
     """One paragraph of the conditions of a run: machine, threads, versions, plus ``details``."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    cpu = f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
     parts = [
         f"device: {device}",
         f"torch {torch.__version__} with {torch.get_num_threads()} threads",

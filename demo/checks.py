@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from demo.settings import MAX_UPLOAD_BYTES, Range
 from gradcam import GradCAMError
+from gradcam.names import short
 
 #: How many characters of a visitor's input are echoed in a message.
 ECHO = 40
@@ -21,12 +22,9 @@ class InvalidInput(GradCAMError, ValueError):
     """A value the app cannot use, with a message for the person who sent it."""
 
 
-def shorten(value: object, limit: int = ECHO) -> str:
-    """``value`` as the person wrote it, cut to ``limit`` characters with "…" when longer."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
-        return f"a number with {len(str(abs(value))) if abs(value) < 10**4000 else 'thousands of'} digits"
-    shown = value if isinstance(value, str) else repr(value)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
+def shorten(value: object) -> str:
+    """``value`` as the person wrote it, cut to :data:`ECHO` characters and "…" when longer."""
+    return short(value, ECHO + 1, quoted=False)
 
 
 def number(value: object, name: str, allowed: Range) -> float:

@@ -13,7 +13,6 @@ reached even after dropping everything old enough, it refuses new work with a
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import threading
 import time
@@ -30,13 +29,13 @@ import cv2
 from demo.request import Look
 from demo.settings import STORE_BYTES, STORE_SHARE
 from gradcam import GradCAMError, views
-from gradcam.explanation import Explanation
-from gradcam.save import save_explanation, write_jpeg
+from gradcam.encode import write_jpeg
+from gradcam.explanation import PANELS, Explanation
+from gradcam.names import file_safe
+from gradcam.save import save_explanation
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60
-#: Panels returned to the page, in display order.
-PANELS = ("original", "heatmap", "overlay", "boxes")
 #: Longer side of the light copies the page shows (the zip keeps the full-size PNGs).
 DISPLAY_SIDE = 800
 
@@ -177,7 +176,7 @@ class OutputStore:
         folder = self.folder(owner)
         try:
             written = save_explanation(explanation, folder, alpha=look.alpha, colormap=look.colormap, workers=workers)
-            stem = download_stem(name)
+            stem = file_safe(Path(name).stem, "image", 40)
             archive = folder / f"gradcam-{stem}.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
                 for path in written.values():
@@ -259,11 +258,6 @@ class Written(NamedTuple):
 
     panels: dict[str, Path]
     archive: Path
-
-
-def download_stem(name: str, limit: int = 40) -> str:
-    """A safe file-name stem from an upload's name: letters, digits, ``-`` and ``_`` only."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:limit] or "image"
 
 
 def remove_empty_folders(root: Path, older_than: float, keep: Path | None = None) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from demo.errors import UserError
 from gradcam import Explainer, GradCAMError
+from gradcam.names import short
 from gradcam.words import unavailable as unavailable_words
 
 log = logging.getLogger("demo")
@@ -196,5 +197,4 @@ class ModelSet:
                 )
             if title in self._unavailable:
                 raise ModelUnavailable(unavailable_words(title, self._unavailable[title]))
-        shown = title if len(title) <= 40 else title[:39] + "…"
-        raise ModelUnavailable(f"Unknown model {shown!r}; choose one of: {', '.join(self.ready)}.")
+        raise ModelUnavailable(f"Unknown model {short(title)}; choose one of: {', '.join(self.ready)}.")

@@ -39,7 +39,7 @@ from gradcam import (
     words,
 )
 from gradcam.boxes import box_iou
-from gradcam.save import write_png
+from gradcam.encode import write_png
 
 __all__ = ["DemoService", "Files", "Shown", "load_service"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 
-from gradcam import Explanation
+from gradcam import Explanation, words
 from gradcam.config import COLORMAP
+from gradcam.names import short
 from gradcam.words import colours, percent
 
 TITLE = "What is the model looking at?"
@@ -72,8 +73,7 @@ def unknown_class(typed: str, close: list[str], used: str | None = None) -> str:
         close: class names close to it.
         used: the class explained instead (the model's top prediction), when a photo was explained.
     """
-    shown = typed if len(typed) <= 40 else typed[:40] + "..."
-    head = f"No class is called \u201c{html.escape(shown)}\u201d"
+    head = f"No class is called \u201c{html.escape(short(typed, 41, quoted=False))}\u201d"
     head += f", so the pictures show the model's top prediction, **{html.escape(used)}**." if used else "."
     if close:
         return f"{head} Did you mean: {', '.join(html.escape(c) for c in close)}? Pick one from the list."
@@ -158,5 +158,5 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
         "original": "The photo as uploaded.",
         "heatmap": f"Heatmap for {name}: {strong} where the model found the most evidence.",
         "overlay": f"The photo with the heatmap for {name} laid over it.",
-        "boxes": f"The photo with {boxes}, labelled {explanation.label}.",
+        "boxes": f"The photo with {boxes}, labelled {words.box_label(explanation)}.",
     }

@@ -12,6 +12,7 @@ Example:
     >>> save_explanation(explanation, "out/cat", source="cat.jpg")
 """
 
+from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
 from gradcam.config import VERSION as __version__
@@ -30,9 +31,10 @@ from gradcam.explanation import PANELS, Explanation, Prediction
 from gradcam.images import load_image
 from gradcam.layers import locate_layer
 from gradcam.models import HookedVGG19
-from gradcam.registry import BACKBONES, BUILTINS, Backbone, available_offline, describe_spec, load_backbone
+from gradcam.registry import available_offline, load_backbone
 from gradcam.render import draw_boxes, heatmap, overlay
 from gradcam.save import manifest, save_explanation
+from gradcam.specs import BACKBONES, BUILTINS, describe_spec
 
 __all__ = [
     "BACKBONES",
@@ -53,6 +55,7 @@ __all__ = [
     "UnknownLayerError",
     "UnknownModelError",
     "WeightsError",
+    "__version__",
     "available_offline",
     "cam_to_boxes",
     "describe_spec",

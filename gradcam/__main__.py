@@ -7,6 +7,6 @@ if sys.argv[1:2] == ["evaluate"]:
 
     sys.exit(evaluate(sys.argv[2:]))
 
-from gradcam.cli import main  # noqa: E402
+from gradcam.cli import main
 
 sys.exit(main())

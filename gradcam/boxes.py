@@ -15,7 +15,9 @@ from gradcam.config import BOX_THRESHOLD
 Box = tuple[int, int, int, int]
 
 
-def cam_to_boxes(cam: np.ndarray, threshold: float = BOX_THRESHOLD, *, all_regions: bool = False, min_area: int = 0) -> list[Box]:
+def cam_to_boxes(
+    cam: np.ndarray, threshold: float = BOX_THRESHOLD, *, all_regions: bool = False, min_area: int = 0
+) -> list[Box]:
     """Boxes around the regions where the map reaches ``threshold`` of its maximum.
 
     Args:

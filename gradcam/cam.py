@@ -22,7 +22,6 @@ float64, float16 or bfloat16 work; the maps are always float32.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import threading
 import weakref
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from gradcam.names import closest_hint, short
 
 Targets = int | Tensor | np.ndarray | Sequence[Any] | None
 
@@ -147,9 +148,7 @@ class GradCAM:
         try:
             self.layer = model.get_submodule(target_layer)
         except AttributeError as exc:
-            names = [name for name, _ in model.named_modules() if name]
-            close = difflib.get_close_matches(target_layer, names, n=5, cutoff=0.5)
-            hint = f" Closest: {', '.join(close)}." if close else ""
+            hint = closest_hint(target_layer, [name for name, _ in model.named_modules() if name])
             raise AttributeError(f"The model has no layer {target_layer!r}.{hint}") from exc
 
     def __call__(self, x: Tensor, targets: Targets = None) -> Tensor:
@@ -227,7 +226,8 @@ class GradCAM:
             maps, empty = _normalise(F.interpolate(F.relu(raw), size=size, mode="bilinear", align_corners=False))
             counter_maps = counter_empty = None
             if counterfactual:  # negated gradients: the weighted sum changes sign
-                counter_maps, counter_empty = _normalise(F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False))
+                against = F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False)
+                counter_maps, counter_empty = _normalise(against)
                 counter_maps = counter_maps.contiguous()
         return CAMResult(logits.float(), classes, maps.contiguous(), empty, counter_maps, counter_empty)
 
@@ -325,7 +325,7 @@ class GradCAM:
         for row in filled:
             for index in row:
                 if not 0 <= index < num_classes:
-                    raise ValueError(f"Class indices must be in [0, {num_classes}), got {_short(index)}.")
+                    raise ValueError(f"Class indices must be in [0, {num_classes}), got {short(index)}.")
         return torch.tensor(filled, dtype=torch.long, device=logits.device)
 
 
@@ -359,17 +359,8 @@ def _class_index(target: Any) -> int | None:
     if target is None:
         return None
     if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"A class index is an integer, not {type(target).__name__} ({_short(target)}).")
+        raise ValueError(f"A class index is an integer, not {type(target).__name__} ({short(target)}).")
     return int(target)
-
-
-def _short(value: object, limit: int = 40) -> str:
-    """A value for a message, cut to ``limit`` characters (a huge number cannot even be printed whole)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's 4300-digit printing limit
-        text = f"a number of about {int(abs(value)).bit_length() * 0.30103:.0f} digits" if isinstance(value, int) else "?"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _floating_dtype(model: nn.Module) -> torch.dtype | None:

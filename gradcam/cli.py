@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,13 +22,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from gradcam import views, words
+from gradcam import encode, views, words
+from gradcam.backbone import Backbone
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
-from gradcam.registry import BUILTINS, Backbone, available_offline, load_backbone
-from gradcam.save import save_explanation
+from gradcam.names import file_safe
+from gradcam.registry import available_offline, load_backbone
+from gradcam.save import masking_manifest, save_explanation
+from gradcam.specs import BUILTINS
 
 log = logging.getLogger("gradcam")
 
@@ -54,14 +56,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--labels", type=Path, help="class names of a fine-tuned model, one per line (with --weights)")
     parser.add_argument("--layer", help="dotted name of the layer to explain (default: found automatically)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)"
+    )
     parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
-    parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
+    parser.add_argument(
+        "--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum"
+    )
     parser.add_argument("--alpha", type=float, default=OVERLAY_ALPHA, help="overlay opacity (default: %(default)s)")
     parser.add_argument("--colormap", default=COLORMAP, help="matplotlib colormap (default: %(default)s)")
     parser.add_argument(
-        "--compile", action="store_true", help="compile VGG19's convolutional trunk with torch.compile (falls back to eager)"
+        "--compile",
+        action="store_true",
+        help="compile VGG19's convolutional trunk with torch.compile (falls back to eager)",
     )
     parser.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder (default: %(default)s)")
     parser.add_argument(
@@ -123,34 +131,35 @@ def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
     return out / name
 
 
-def _file_name(name: str) -> str:
-    """A class name as part of a file name: "tiger cat" -> "tiger-cat"."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
-
-
-def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+def _views(
+    explanation: Explanation, args: argparse.Namespace
+) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
     """The pictures, manifest entries and printed lines that the options ask for (no model run)."""
     pictures: dict[str, np.ndarray] = {}
     entries: dict[str, Any] = {}
     lines: list[str] = []
     if args.counterfactual:
-        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = views.counterfactual(explanation, args.alpha, args.colormap)
+        against = views.counterfactual(explanation, args.alpha, args.colormap)
+        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = against
         entries["counter_empty"] = explanation.counter_empty
     if explanation.masking is not None:
         pictures["deletion.png"] = views.masking(explanation)[2]
-        sentence = words.masking(explanation.masking).plain
-        entries["masking_test"] = {**explanation.masking.as_dict(), "sentence": sentence}
-        lines.append(f"  masking test: {sentence}")
+        entries["masking_test"] = masking_manifest(explanation.masking)
+        lines.append(f"  masking test: {entries['masking_test']['sentence']}")
     if explanation.guided is not None:
         pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:
-        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=args.target is not None)
+        asked = args.target is not None
+        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=asked)
     if args.compare_classes:
         listed = []
-        for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), views.classes(explanation, args.alpha, args.colormap), explanation.classes):
-            name = f"class-{rank}-{_file_name(other.name)}.png"
+        overlays = views.classes(explanation, args.alpha, args.colormap)
+        for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), overlays, explanation.classes):
+            name = f"class-{rank}-{file_safe(other.name, 'class')}.png"
             pictures[name] = picture
-            listed.append({"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name})
+            listed.append(
+                {"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name}
+            )
         entries["compare_classes"] = listed
     if pictures:
         entries["more_files"] = list(pictures)
@@ -167,7 +176,10 @@ def _backbone(args: argparse.Namespace) -> Backbone:
     except WeightsError:
         if args.model is not None or weights is not None or available_offline(spec)[0]:
             raise
-    print(f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead", file=sys.stderr)
+    print(
+        f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead",
+        file=sys.stderr,
+    )
     return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress)
 
 
@@ -196,11 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --compare-classes must be at most {classes}, the classes the model knows", file=sys.stderr)
         return EXIT_USAGE
     if explainer.backbone.untrained:
-        print("note: untrained (random) weights: the maps and predictions mean nothing", file=sys.stderr)
+        print(f"note: {words.UNTRAINED_NOTE}", file=sys.stderr)
     skipped: list[Path] = []
     paths = list(_images(args.inputs, skipped))
     if skipped:
-        print(f"skipping {len(skipped)} files that are not images: {', '.join(p.name for p in skipped)}", file=sys.stderr)
+        names = ", ".join(p.name for p in skipped)
+        print(f"skipping {len(skipped)} files that are not images: {names}", file=sys.stderr)
     failed, used = 0, set[str]()
     for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
@@ -218,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = _unique_folder(args.out, path.stem, used)
             save_explanation(explanation, folder, source=path, alpha=args.alpha, colormap=args.colormap, extra=entries)
             for name, picture in pictures.items():
-                Image.fromarray(picture).save(folder / name, compress_level=1)
+                encode.write_png(folder / name, picture)
         except GradCAMError as exc:
             failed += 1
             tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
@@ -227,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             tqdm.write(f"error: {path}: cannot write the results: {exc}", file=sys.stderr)
             continue
-        except Exception:  # noqa: BLE001 - report, keep going with the other images
+        except Exception:  # report, keep going with the other images
             failed += 1
             log.exception("unexpected failure on %s", path)
             continue

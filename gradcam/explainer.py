@@ -1,6 +1,6 @@
 """Explaining images: preprocessing, class targets and the one engine call.
 
-:class:`Explainer` ties a :class:`gradcam.models.Backbone` to the
+:class:`Explainer` ties a :class:`gradcam.backbone.Backbone` to the
 :class:`gradcam.cam.GradCAM` engine and returns :class:`Explanation` objects
 that carry everything later views need: one call computes the maps and, when
 asked, the counterfactual maps, the maps of the best classes, the masking test
@@ -15,7 +15,6 @@ Image -> network image (uint8, input size) -> tensor -> CAMResult -> Explanation
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from collections.abc import Sequence
 
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM, predict
 from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
@@ -32,7 +32,7 @@ from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
 from gradcam.models import HookedVGG19
-from gradcam.registry import Backbone
+from gradcam.names import closest_hint, first_line
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
@@ -68,10 +68,7 @@ def resolve_class(categories: Sequence[str], target: int | str) -> int:
     lowered = [name.lower() for name in categories]
     if wanted in lowered:
         return lowered.index(wanted)
-    close = difflib.get_close_matches(wanted, lowered, n=5, cutoff=0.6)
-    close += [name for name in lowered if wanted and wanted in name and name not in close][: 5 - len(close)]
-    hint = f" Closest: {', '.join(categories[lowered.index(name)] for name in close)}." if close else ""
-    raise UnknownClassError(f"Unknown class {target!r}.{hint}")
+    raise UnknownClassError(f"Unknown class {target!r}.{closest_hint(target, categories)}")
 
 
 class Explainer:
@@ -97,7 +94,8 @@ class Explainer:
     ) -> None:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
-        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=backbone.prefix_tokens if backbone.tokens else None)
+        prefix_tokens = backbone.prefix_tokens if backbone.tokens else None
+        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens)
         self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
@@ -120,9 +118,8 @@ class Explainer:
         try:
             model.features_conv = torch.compile(eager, dynamic=True)
             self._warm_up()  # compilation happens in the first call
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("torch.compile is not available here (%s); running eagerly", reason)
+        except Exception as exc:  # any compiler failure means: run eagerly
+            log.warning("torch.compile is not available here (%s); running eagerly", first_line(exc))
             model.features_conv = eager
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
@@ -191,15 +188,16 @@ class Explainer:
             UnknownClassError: the target is not a class of the model.
             NotAvailableError: ``guided`` for a model without a guided rule.
         """
-        rgb, small, result = self._run(image, [target], top=1, counterfactual=counterfactual, extra_top=compare)
-        explanation = self._explanations(rgb, small, result, 1, top_k, threshold)[0]
-        if compare:
-            probabilities = torch.softmax(result.logits[0].double(), dim=0)
-            classes = tuple(
-                ClassMap(index, self.backbone.categories[index], float(probabilities[index]), result.maps[0, 1 + k].numpy(), bool(result.empty[0, 1 + k]))
-                for k, index in enumerate(result.classes[0, 1:].tolist())
-            )
-            explanation = dataclasses.replace(explanation, classes=classes)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+        rgb = load_image(image)
+        rgb.setflags(write=False)  # ours, shared by the explanation without a copy
+        index = None if target is None else self.class_index(target)
+        small = self.network_image(rgb)
+        result = self.cam.compute(
+            self.to_tensor([small]), [index], size=rgb.shape[:2], counterfactual=counterfactual, extra_top=compare
+        )
+        explanation = self._explanation(rgb, small, result, top_k, threshold)
         if progress is not None:
             progress(0.1)
         if guided:
@@ -209,37 +207,13 @@ class Explainer:
             explanation = dataclasses.replace(explanation, masking=test)
         return explanation
 
-    def explain_classes(
-        self,
-        image: ImageSource,
-        targets: Sequence[Target] | None = None,
-        *,
-        top: int = 3,
-        top_k: int = TOP_K,
-        threshold: float = BOX_THRESHOLD,
-        counterfactual: bool = False,
-    ) -> list[Explanation]:
-        """Explains one image for several classes from one forward pass.
-
-        Args:
-            image: as for :meth:`explain`.
-            targets: the classes (None in the list stands for the top prediction);
-                None for the ``top`` best classes.
-            top: how many best classes when ``targets`` is None.
-            top_k: how many predictions to report.
-            threshold: box threshold, a fraction of the map's maximum.
-            counterfactual: also compute the maps of what speaks against each class.
-
-        Returns:
-            One explanation per class, in the order asked.
-        """
-        if targets is not None and not list(targets):
-            raise ValueError("Give at least one target, or None for the best classes.")
-        rgb, small, result = self._run(image, targets, top=top, counterfactual=counterfactual)
-        return self._explanations(rgb, small, result, result.classes.shape[1], top_k, threshold)
-
     def masking_test(
-        self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None, progress: Progress | None = None
+        self,
+        explanation: Explanation,
+        *,
+        steps: int = 8,
+        region: np.ndarray | None = None,
+        progress: Progress | None = None,
     ) -> MaskingTest:
         """The masking test of an explanation this explainer's model made, for another region if given.
 
@@ -274,58 +248,42 @@ class Explainer:
                 f"not by this explainer's {self.backbone.title} ({self.backbone.weights})."
             )
 
-    def _run(
-        self, image: ImageSource, targets: Sequence[Target] | None, *, top: int, counterfactual: bool, extra_top: int = 0
-    ) -> tuple[np.ndarray, np.ndarray, CAMResult]:
-        rgb = load_image(image)
-        rgb.setflags(write=False)  # ours, shared by every explanation below without copies
-        fixed = None if targets is None else [None if t is None else self.class_index(t) for t in targets]
-        small = self.network_image(rgb)
-        x = self.to_tensor([small])
-        result = self.cam.compute(
-            x, None if fixed is None else [fixed], top=top, size=rgb.shape[:2], counterfactual=counterfactual, extra_top=extra_top
-        )
-        counter_maps, counter_empty = result.counter_maps, result.counter_empty
-        on_cpu = CAMResult(  # .cpu() copies nothing when already there
-            result.logits.cpu(), result.classes.cpu(), result.maps.cpu(), result.empty.cpu(),
-            None if counter_maps is None else counter_maps.cpu(), None if counter_empty is None else counter_empty.cpu(),
-        )
-        return rgb, small, on_cpu
-
-    def _explanations(
-        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, count: int, top_k: int, threshold: float
-    ) -> list[Explanation]:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+    def _explanation(
+        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, top_k: int, threshold: float
+    ) -> Explanation:
+        """The explanation of the first map of a one-image result; the maps after it are the compared classes."""
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
-        probabilities = torch.softmax(result.logits[0].double(), dim=0)
+        probabilities = torch.softmax(result.logits[0].double().cpu(), dim=0)
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
-        explanations = []
-        for k, index in enumerate(result.classes[0, :count].tolist()):
-            cam = result.maps[0, k].numpy()  # the Explanation keeps a read-only copy
-            explanations.append(
-                Explanation(
-                    image=rgb,
-                    cam=cam,
-                    class_index=index,
-                    class_name=categories[index],
-                    probability=float(probabilities[index]),
-                    top_k=ranking,
-                    boxes=tuple(cam_to_boxes(cam, threshold)),
-                    threshold=threshold,
-                    model_name=self.backbone.title,
-                    layer_name=self.backbone.target_layer,
-                    weights=self.backbone.weights,
-                    untrained=self.backbone.untrained,
-                    cam_empty=bool(result.empty[0, k]),
-                    counter_cam=None if result.counter_maps is None else result.counter_maps[0, k].numpy(),
-                    counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, k]),
-                    input_size=(small.shape[0], small.shape[1]),
-                )
-            )
-        return explanations
+        classes = result.classes[0].tolist()
+        maps, empty = result.maps[0].cpu(), result.empty[0].tolist()  # .cpu() copies nothing when already there
+        counter = None if result.counter_maps is None else result.counter_maps[0, 0].cpu().numpy()
+        compared = tuple(
+            ClassMap(index, categories[index], float(probabilities[index]), maps[k].numpy(), empty[k])
+            for k, index in enumerate(classes[1:], start=1)
+        )
+        cam = maps[0].numpy()  # the Explanation keeps a read-only copy
+        return Explanation(
+            image=rgb,
+            cam=cam,
+            class_index=classes[0],
+            class_name=categories[classes[0]],
+            probability=float(probabilities[classes[0]]),
+            top_k=ranking,
+            boxes=tuple(cam_to_boxes(cam, threshold)),
+            threshold=threshold,
+            model_name=self.backbone.title,
+            layer_name=self.backbone.target_layer,
+            weights=self.backbone.weights,
+            untrained=self.backbone.untrained,
+            cam_empty=empty[0],
+            counter_cam=counter,
+            counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, 0]),
+            input_size=(small.shape[0], small.shape[1]),
+            classes=compared,
+        )
 
     def _masking(
         self,

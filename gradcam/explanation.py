@@ -5,6 +5,9 @@ One engine call (:meth:`gradcam.Explainer.explain`) returns an
 image, the map, the predictions, and on request the counterfactual map, the
 masking test, the guided gradient and the maps of the best classes. Nothing
 downstream runs the model again.
+
+These are data: their pictures are drawn by :mod:`gradcam.views`, their
+sentences written by :mod:`gradcam.words`, their manifests by :mod:`gradcam.save`.
 """
 
 from __future__ import annotations
@@ -14,14 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcam import words
 from gradcam.boxes import Box, cam_to_boxes
-from gradcam.config import COLORMAP, OVERLAY_ALPHA
-from gradcam.render import blend, draw_boxes, heatmap, overlay
 
+#: The four pictures of every explanation, in the order they are shown and saved (:func:`gradcam.views.panels`).
 PANELS = ("original", "heatmap", "overlay", "boxes")
-
-percent = words.percent  # kept here for existing imports
 
 
 @dataclass(frozen=True)
@@ -87,22 +86,6 @@ class MaskingTest:
             return 0.0
         return float(np.trapezoid(self.curve, self.fractions) / self.before)
 
-    def sentence(self) -> str:
-        """The result in plain words (see :func:`gradcam.words.masking`)."""
-        return words.masking(self).plain
-
-    def as_dict(self) -> dict[str, object]:
-        """The numbers, for the JSON manifest."""
-        return {
-            "class": self.class_name,
-            "before": self.before,
-            "highlighted_hidden": self.hidden,
-            "only_highlighted_kept": self.kept,
-            "region_fraction": self.region_fraction,
-            "deletion_curve": {"fraction_removed": list(self.fractions), "probability": list(self.curve)},
-            "deletion_area": self.deletion_area,
-        }
-
 
 @dataclass(frozen=True)
 class Explanation:
@@ -164,43 +147,6 @@ class Explanation:
                 array = array.copy()
                 array.setflags(write=False)
                 object.__setattr__(self, name, array)
-
-    @property
-    def label(self) -> str:
-        """Short label for the box, for example ``"tabby 87%"``."""
-        return words.label(self.class_name, self.probability, self.untrained)
-
-    def heatmap(self, colormap: str = COLORMAP) -> np.ndarray:
-        """The map in colour, RGB uint8."""
-        return heatmap(self.cam, colormap)
-
-    def overlay(self, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
-        """The coloured map blended over the image, RGB uint8."""
-        return overlay(self.image, self.cam, alpha, colormap)
-
-    def boxed(self) -> np.ndarray:
-        """The image with the boxes and the label drawn on it, RGB uint8."""
-        return draw_boxes(self.image, self.boxes, self.label)
-
-    def panels(self, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> dict[str, np.ndarray]:
-        """The four pictures, keyed by ``PANELS``: original, heatmap, overlay, boxes."""
-        colours = heatmap(self.cam, colormap)
-        return {
-            "original": self.image,
-            "heatmap": colours,
-            "overlay": blend(self.image, colours, alpha),
-            "boxes": self.boxed(),
-        }
-
-    def counter_overlay(self, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
-        """The counterfactual map blended over the image, RGB uint8.
-
-        Raises:
-            ValueError: when the explanation was made without ``counterfactual=True``.
-        """
-        if self.counter_cam is None:
-            raise ValueError("This explanation has no counterfactual map: explain with counterfactual=True.")
-        return overlay(self.image, self.counter_cam, alpha, colormap)
 
     def with_threshold(self, threshold: float, *, all_regions: bool = False) -> Explanation:
         """The same explanation with boxes recomputed at another threshold (the model is not run).

@@ -35,7 +35,9 @@ Progress = Callable[[float], None]
 class Tester(Protocol):
     """Whatever runs the model of an explanation (a :class:`gradcam.Explainer`)."""
 
-    def masking_test(self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None) -> MaskingTest: ...
+    def masking_test(
+        self, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None
+    ) -> MaskingTest: ...
 
 
 def blurred(image: np.ndarray) -> np.ndarray:
@@ -133,7 +135,9 @@ def run_masking_test(
     )
 
 
-def masking_test(explainer: Tester, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None) -> MaskingTest:
+def masking_test(
+    explainer: Tester, explanation: Explanation, *, steps: int = 8, region: np.ndarray | None = None
+) -> MaskingTest:
     """The masking test of an explanation, for comparisons such as a random region of the same size.
 
     :meth:`gradcam.Explainer.explain` with ``masking=True`` gives the same test in

@@ -78,7 +78,7 @@ def _formats() -> tuple[str, ...]:
     formats = [name for name in IMAGE_FORMATS if name != "HEIF"]
     if "HEIF" in IMAGE_FORMATS:
         try:
-            import pillow_heif  # noqa: PLC0415 - optional, and only its HEIF opener (not AVIF)
+            import pillow_heif  # optional, and only its HEIF opener (not AVIF)
         except ImportError:
             pass
         else:
@@ -131,7 +131,8 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
     height, width = rgb.shape[:2]
     if min(height, width) < MIN_IMAGE_SIDE:
         raise ImageTooSmallError(
-            f"This image is only {width} x {height} pixels. Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
+            f"This image is only {width} x {height} pixels. "
+            f"Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
         )
     if max_side is not None:
         rgb = _shrink(rgb, max_side)
@@ -353,7 +354,9 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise InvalidImageError(f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}.")
+        raise InvalidImageError(
+            f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}."
+        )
     if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
         raise ImageTooLargeError(_too_large_message(array.shape[1], array.shape[0]))
     if array.shape[2] == 4:

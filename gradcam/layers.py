@@ -10,7 +10,6 @@ closest names the model has.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 
 from gradcam.cam import logits_of
 from gradcam.errors import UnknownLayerError
+from gradcam.names import closest_hint
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class TargetLayer:
 
 def _close_names(model: nn.Module, layer: str) -> str:
     names = [name for name, _ in model.named_modules() if name]
-    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
-    close += [name for name in names if layer and layer in name and name not in close][: 5 - len(close)]
-    return f" Closest: {', '.join(close)}." if close else f" It has: {', '.join(names[:10])}, ..."
+    return closest_hint(layer, names) or f" It has: {', '.join(names[:10])}, ..."
 
 
 def _prefix_tokens(model: nn.Module, count: int, height: int, width: int) -> int:
@@ -54,7 +52,9 @@ def _prefix_tokens(model: nn.Module, count: int, height: int, width: int) -> int
     return 0
 
 
-def _trace(model: nn.Module, size: tuple[int, int], only: str | None = None) -> tuple[list[tuple[str, Tensor]], dict[str, int], Tensor]:
+def _trace(
+    model: nn.Module, size: tuple[int, int], only: str | None = None
+) -> tuple[list[tuple[str, Tensor]], dict[str, int], Tensor]:
     """One dry forward pass with grad: module outputs in completion order, call counts, and a scalar score."""
     outputs: list[tuple[str, Tensor]] = []
     calls: dict[str, int] = {}
@@ -135,13 +135,21 @@ def find_layer(model: nn.Module, size: tuple[int, int], layer: str | None = None
     found = [entry for entry, ok in zip(candidates, reached) if ok]
     if layer is not None:
         if not found:
-            what = f"runs {calls.get(layer, 0)} times per forward pass" if calls.get(layer, 0) != 1 else "has no (N, C, h, w) map or (N, tokens, C) output that reaches the logits"
-            raise UnknownLayerError(f"Layer {layer!r} cannot be explained: it {what}; choose another layer or leave it out.")
+            runs = calls.get(layer, 0)
+            what = (
+                f"runs {runs} times per forward pass"
+                if runs != 1
+                else "has no (N, C, h, w) map or (N, tokens, C) output that reaches the logits"
+            )
+            raise UnknownLayerError(
+                f"Layer {layer!r} cannot be explained: it {what}; choose another layer or leave it out."
+            )
         name, _, prefix = found[-1]
         return TargetLayer(name, bool(tokens), prefix)
     if not found:
         raise UnknownLayerError(
-            "No layer of the model outputs a spatial map (N, C, h, w) or patch tokens that reach the logits; name one with layer=."
+            "No layer of the model outputs a spatial map (N, C, h, w) or patch tokens that reach the logits; "
+            "name one with layer=."
         )
     name, _, prefix = found[-1]
     return TargetLayer(name, bool(tokens), prefix)

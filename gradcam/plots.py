@@ -1,4 +1,4 @@
-"""Figures drawn with matplotlib: the colour bar, the deletion curve and the one-picture report.
+"""Figures drawn with matplotlib: the deletion curve and the one-picture report (with its colour bar).
 
 Each function returns an RGB uint8 image ``(height, width, 3)``. Figures are
 built with matplotlib's object API on their own Agg canvas (no pyplot state), so
@@ -10,14 +10,14 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gradcam.config import COLORMAP, OVERLAY_ALPHA
-from gradcam.explanation import Explanation, percent
-from gradcam.faithfulness import MaskingTest
+from gradcam.config import COLORMAP
+from gradcam.explanation import Explanation, MaskingTest
 from gradcam.render import heatmap
+from gradcam.words import percent
 
 DPI = 100
 
@@ -40,18 +40,6 @@ def _scale(axes: Axes, colormap: str, labels: tuple[str, ...], fontsize: float =
         spine.set_visible(False)
 
 
-def colorbar(colormap: str = COLORMAP, width: int = 480) -> np.ndarray:
-    """A horizontal colour bar that says what the heatmap's colours mean.
-
-    The words are sized for the picture's width (about 1/40 of it, at least 9
-    points), so the bar stays readable when a page shrinks it to a phone's width.
-    """
-    fontsize = max(9.0, width / 40 * 72 / DPI)
-    figure = Figure(figsize=(width / DPI, 0.6 * fontsize / 9), dpi=DPI)
-    _scale(figure.add_axes((0.01, 0.5, 0.98, 0.4)), colormap, ("no evidence", "some", "strongest evidence"), fontsize)
-    return _pixels(figure)
-
-
 def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     """The deletion curve: the class probability as the most important pixels are hidden."""
     figure = Figure(figsize=(width / DPI, width * 0.6 / DPI), dpi=DPI, layout="constrained")
@@ -71,9 +59,17 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     return _pixels(figure)
 
 
-def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
-    """One picture for slides: the four panels, the top-5, the sentence and the colour bar."""
-    panels = explanation.panels(alpha, colormap)
+def report(
+    explanation: Explanation, sentence: str, panels: dict[str, np.ndarray], *, colormap: str = COLORMAP
+) -> np.ndarray:
+    """One picture for slides: the four panels, the top-5, the sentence and the colour bar.
+
+    Args:
+        explanation: the result.
+        sentence: what it says, in words (:func:`gradcam.words.summary`).
+        panels: its four pictures (:func:`gradcam.views.panels`).
+        colormap: the colour map the panels were drawn with, for the colour bar.
+    """
     height, width = explanation.image.shape[:2]
     panel_w = 4.0
     panel_h = min(panel_w * height / width, 6.0)
@@ -100,7 +96,10 @@ def report(explanation: Explanation, sentence: str, *, alpha: float = OVERLAY_AL
     _scale(figure.add_subplot(side[0]), colormap, ("no evidence", "strongest evidence"))
     note = figure.add_subplot(side[1])
     note.axis("off")
-    caption = f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; box at {explanation.threshold:.0%} of the peak"
+    caption = (
+        f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; "
+        f"box at {explanation.threshold:.0%} of the peak"
+    )
     if explanation.untrained:
         caption += "\nUNTRAINED MODEL: an illustration, the result means nothing"
     note.text(0.0, 0.6, caption, fontsize=9, color="dimgrey", va="top")

@@ -12,12 +12,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from gradcam import words
+from gradcam import encode, views, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
-from gradcam.explanation import Explanation
+from gradcam.explanation import Explanation, MaskingTest
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
@@ -39,34 +38,6 @@ def package_versions() -> dict[str, str]:
     return {"gradcam": VERSION, "python": platform.python_version(), **dict(_installed_versions())}
 
 
-def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Writes an RGB uint8 image as a PNG, fast: light Huffman-only compression, lossless.
-
-    Raises:
-        OSError: when the file cannot be written.
-    """
-    ok, encoded = cv2.imencode(
-        ".png",
-        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),  # OpenCV writes BGR
-        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY],
-    )
-    if not ok:
-        raise OSError(f"Could not encode {path} as PNG.")
-    Path(path).write_bytes(encoded.tobytes())
-
-
-def write_jpeg(path: str | os.PathLike[str], image: np.ndarray, quality: int = 88) -> None:
-    """Writes an RGB uint8 image as a JPEG: a light picture to show.
-
-    Raises:
-        OSError: when the file cannot be written.
-    """
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise OSError(f"Could not encode {path} as JPEG.")
-    Path(path).write_bytes(encoded.tobytes())
-
-
 def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The JSON-ready description of an explanation.
 
@@ -75,6 +46,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         source: the image file, to record its name and SHA-256.
     """
     height, width = explanation.image.shape[:2]
+    pixels = hashlib.sha256(explanation.image.tobytes()).hexdigest()
     data: dict[str, Any] = {
         "model": explanation.model_name,
         "layer": explanation.layer_name,
@@ -88,7 +60,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         "box_format": "x0, y0, x1, y1 in pixels, corners inclusive",
         "threshold": explanation.threshold,
         "cam_empty": explanation.cam_empty,
-        "image": {"width": width, "height": height, "pixels_sha256": hashlib.sha256(explanation.image.tobytes()).hexdigest()},
+        "image": {"width": width, "height": height, "pixels_sha256": pixels},
         "versions": package_versions(),
     }
     if source is not None:
@@ -96,6 +68,20 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         data["image"]["file"] = path.name
         data["image"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return data
+
+
+def masking_manifest(test: MaskingTest) -> dict[str, Any]:
+    """The JSON-ready description of a masking test: its numbers, its deletion curve and its sentence."""
+    return {
+        "class": test.class_name,
+        "before": test.before,
+        "highlighted_hidden": test.hidden,
+        "only_highlighted_kept": test.kept,
+        "region_fraction": test.region_fraction,
+        "deletion_curve": {"fraction_removed": list(test.fractions), "probability": list(test.curve)},
+        "deletion_area": test.deletion_area,
+        "sentence": words.masking(test).plain,
+    }
 
 
 def save_explanation(
@@ -119,9 +105,9 @@ def save_explanation(
         alpha: overlay opacity.
         colormap: heatmap colormap.
         extra: more JSON-ready entries for the manifest, such as the masking
-            test's numbers (``{"masking_test": test.as_dict()}``).
+            test's (``{"masking_test": masking_manifest(test)}``).
         panels: the four pictures when the caller has drawn them already
-            (``explanation.panels(alpha, colormap)``), so they are not drawn twice.
+            (``views.panels(explanation, alpha, colormap)``), so they are not drawn twice.
         workers: threads encoding the four PNGs (default: one each, the fastest;
             one leaves the other cores to whatever runs beside it).
 
@@ -139,11 +125,11 @@ def save_explanation(
         raise ValueError(f"extra cannot replace the manifest's own entries: {', '.join(clashes)}.")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    panels = panels if panels is not None else explanation.panels(alpha, colormap)
+    panels = panels if panels is not None else views.panels(explanation, alpha, colormap)
     written: dict[str, Path] = {name: folder / f"{name}.png" for name in panels}
     # zlib releases the GIL: the four pictures are encoded side by side.
     with ThreadPoolExecutor(max(1, workers or len(panels))) as pool:
-        list(pool.map(write_png, written.values(), panels.values()))
+        list(pool.map(encode.write_png, written.values(), panels.values()))
     written["cam"] = folder / "cam.npy"
     np.save(written["cam"], explanation.cam)
     written["manifest"] = folder / "manifest.json"

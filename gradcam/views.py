@@ -9,26 +9,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcam import words
+from gradcam import render, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import NotAvailableError
 from gradcam.explanation import Explanation
 from gradcam.guided import guided_picture
 from gradcam.plots import deletion_plot, report
-from gradcam.render import draw_boxes, heatmap, overlay
+
+
+def heatmap(explanation: Explanation, colormap: str = COLORMAP) -> np.ndarray:
+    """The map in colour, RGB uint8."""
+    return render.heatmap(explanation.cam, colormap)
+
+
+def overlay(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
+    """The coloured map blended over the image, RGB uint8."""
+    return render.overlay(explanation.image, explanation.cam, alpha, colormap)
+
+
+def boxed(explanation: Explanation) -> np.ndarray:
+    """The image with the boxes and their label ("tabby 87%") drawn on it, RGB uint8."""
+    return render.draw_boxes(explanation.image, explanation.boxes, words.box_label(explanation))
 
 
 def panels(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> dict[str, np.ndarray]:
-    """The four pictures: original, heatmap, overlay, boxes (see :data:`gradcam.PANELS`)."""
-    return explanation.panels(alpha, colormap)
+    """The four pictures, keyed by :data:`gradcam.PANELS`: original, heatmap, overlay, boxes (the map coloured once)."""
+    colours = render.heatmap(explanation.cam, colormap)
+    return {
+        "original": explanation.image,
+        "heatmap": colours,
+        "overlay": render.blend(explanation.image, colours, alpha),
+        "boxes": boxed(explanation),
+    }
 
 
 def boxed_overlay(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> np.ndarray:
     """The overlay with the boxes and their label drawn on it."""
-    return draw_boxes(explanation.overlay(alpha, colormap), explanation.boxes, explanation.label)
+    return render.draw_boxes(overlay(explanation, alpha, colormap), explanation.boxes, words.box_label(explanation))
 
 
-def counterfactual(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> tuple[np.ndarray, np.ndarray]:
+def counterfactual(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> tuple[np.ndarray, np.ndarray]:
     """What speaks against the class: its heatmap and its overlay.
 
     Raises:
@@ -36,7 +58,8 @@ def counterfactual(explanation: Explanation, alpha: float = OVERLAY_ALPHA, color
     """
     if explanation.counter_cam is None:
         raise NotAvailableError("This explanation has no counterfactual map: explain with counterfactual=True.")
-    return heatmap(explanation.counter_cam, colormap), overlay(explanation.image, explanation.counter_cam, alpha, colormap)
+    counter = explanation.counter_cam
+    return render.heatmap(counter, colormap), render.overlay(explanation.image, counter, alpha, colormap)
 
 
 def guided(explanation: Explanation) -> np.ndarray:
@@ -62,7 +85,9 @@ def masking(explanation: Explanation) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return test.hidden_image, test.kept_image, deletion_plot(test)
 
 
-def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP) -> list[tuple[np.ndarray, str]]:
+def classes(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> list[tuple[np.ndarray, str]]:
     """The overlays of the best classes from the same pass, each with its caption ("tabby 61%").
 
     Raises:
@@ -70,9 +95,15 @@ def classes(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: st
     """
     if not explanation.classes:
         raise NotAvailableError("This explanation has no other classes: explain with compare=N.")
-    return [(overlay(explanation.image, c.cam, alpha, colormap), words.label(c.name, c.probability)) for c in explanation.classes]
+    return [
+        (render.overlay(explanation.image, c.cam, alpha, colormap), words.label(c.name, c.probability))
+        for c in explanation.classes
+    ]
 
 
-def one_picture(explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True) -> np.ndarray:
+def one_picture(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, asked: bool = True
+) -> np.ndarray:
     """The one-picture report for slides: panels, top guesses, the sentence and the colour bar."""
-    return report(explanation, words.summary(explanation, asked, colormap).plain, alpha=alpha, colormap=colormap)
+    sentence = words.summary(explanation, asked, colormap).plain
+    return report(explanation, sentence, panels(explanation, alpha, colormap), colormap=colormap)

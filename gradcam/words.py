@@ -1,9 +1,10 @@
 """Every sentence a person reads about a result, written once.
 
-The CLI, the saved manifest, the one-picture report and the web page all take
-their words from here. A sentence is a :class:`Text`: a few spans, some of them
-emphasised, rendered as plain text (terminal, manifest, report picture) or as
-Markdown (the page), so the two renderings never drift apart.
+The CLI, the saved manifest, the one-picture report, the evaluation report and
+the web page all take their words from here. A sentence is a :class:`Text`: a
+few spans, some of them emphasised, rendered as plain text (terminal, manifest, report picture), as
+Markdown (the page) or as HTML (the evaluation report), so the renderings never
+drift apart.
 
 This module is a leaf: it formats values and knows nothing of the engine; the
 results it describes are any objects with the fields it reads (see
@@ -12,9 +13,10 @@ results it describes are any objects with the fields it reads (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Ranked(Protocol):
@@ -117,6 +119,15 @@ class Text:
         marks = {"strong": "**", "soft": "*", "": ""}
         return "".join(f"{marks[style]}{text}{marks[style]}" if text.strip() else text for style, text in self.spans)
 
+    @property
+    def html(self) -> str:
+        """The words escaped for HTML, with emphasis as ``<b>`` and ``<i>``, for a report page."""
+        tags = {"strong": "b", "soft": "i"}
+        return "".join(
+            f"<{tags[style]}>{html.escape(text)}</{tags[style]}>" if style in tags else html.escape(text)
+            for style, text in self.spans
+        )
+
     def __str__(self) -> str:
         return self.plain
 
@@ -134,6 +145,11 @@ def percent(probability: float) -> str:
 def label(class_name: str, probability: float, untrained: bool = False) -> str:
     """Short label for a box or a caption, for example ``"tabby 87%"``."""
     return f"{class_name} {percent(probability)}{' (untrained)' if untrained else ''}"
+
+
+def box_label(result: Described) -> str:
+    """The label of a result's box: "tabby 87%", "tabby 87% (untrained)" for random weights."""
+    return label(result.class_name, result.probability, result.untrained)
 
 
 def summary(result: Described, asked: bool = True, colormap: str | None = None) -> Text:
@@ -223,9 +239,49 @@ def models_agreement(overlaps: Sequence[tuple[str, str, float | None]]) -> Text:
     return Text.of(f"How much the models' boxes overlap (100% means the same box): {pairs}.")
 
 
+def _share(value: float | None) -> str:
+    """A dataset figure: "61.2%", or "n/a" when nothing was evaluated."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def evaluation(figures: Mapping[str, Any], pointing_tolerance: float, iou_threshold: float) -> list[Text]:
+    """What a dataset evaluation found, one sentence a figure, for its report.
+
+    Args:
+        figures: the run's summary (``summary.json``): images, failed, the
+            accuracies, the pointing accuracy, the energy in the box and the
+            localisation errors, as fractions or None.
+        pointing_tolerance: how near the map's peak must be to the box, in pixels.
+        iou_threshold: the overlap a box needs to count as found.
+    """
+    n, failed, p = figures["images"], figures["failed"], _share
+    failures = f"; {failed:,} could not be (see results.csv, column error)." if failed else "."
+    return [
+        Text.of(f"{n:,} images were evaluated{failures}"),
+        Text.of(
+            f"The model's first guess was right for {p(figures['top1_accuracy'])} of the images, "
+            f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}."
+        ),
+        Text.of(
+            f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest "
+            "point of the Grad-CAM map for the object's class lies on the object "
+            f"(within {pointing_tolerance:g} pixels of its box)."
+        ),
+        Text.of(f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box."),
+        Text.of(
+            "Finding the object: the box drawn around the largest hot region of the map of the first guess failed "
+            "to match the annotated box (the boxes must share at least half of their combined area, "
+            f"IoU {iou_threshold:g}) or the guess was wrong for {p(figures['top1_localization_error'])} of the "
+            f"images; allowing any of the five best guesses, for {p(figures['top5_localization_error'])} "
+            "(the paper's localisation error)."
+        ),
+    ]
+
+
 def unavailable(title: str, reason: str) -> str:
     """Why a model cannot be used right now, for a visitor."""
     return f"{title} is not available on this server right now ({reason}). Please pick another model."
 
 
+#: The note the command line prints before explaining with random weights.
 UNTRAINED_NOTE = "untrained (random) weights: the maps and predictions mean nothing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Iterator, Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import httpx
 import pytest
 from gradio.utils import get_upload_folder
 
@@ -33,6 +35,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def join(
+    app: RunningApp,
+    fn_index: int,
+    data: list | str,
+    session: str,
+    *,
+    listen: bool = True,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, dict | str]:
+    """Joins the queue as the page does, raw: the status, and with ``listen`` the answer from the event stream.
+
+    ``data`` is the event's inputs, or a whole JSON body as text (to send what no client would).
+    """
+    body = data if isinstance(data, str) else json.dumps({"data": data, "fn_index": fn_index, "session_hash": session})
+    with httpx.Client(timeout=120, headers=dict(headers or {})) as http:
+        joined = http.post(
+            app.url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"}
+        )
+        if joined.status_code != 200 or not listen:
+            return joined.status_code, joined.text
+        with http.stream("GET", app.url + "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
+                    return 200, json.loads(line[5:])
+    raise AssertionError("the stream ended without an answer")
+
+
+def explain_index(app: RunningApp) -> int:
+    """The function index of the public ``explain`` endpoint."""
+    return next(i for i, fn in app.demo.fns.items() if fn.api_name == "explain")
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradcam.registry import Backbone
+from gradcam.backbone import Backbone
 
 from .app_server import RunningApp
 
@@ -49,8 +49,8 @@ def make_scene(rng: np.random.Generator, shapes: tuple[int, ...], size: int = SI
         shape = shapes[len(objects)]
         side = int(rng.integers(12, 18))
         x, y = (int(v) for v in rng.integers(0, size - side, 2))
-        box = (x, y, x + side - 1, y + side - 1)
-        if any(not (box[2] + 4 < o[0] or o[2] + 4 < box[0] or box[3] + 4 < o[1] or o[3] + 4 < box[1]) for o in objects.values()):
+        x0, y0, x1, y1 = x, y, x + side - 1, y + side - 1
+        if not all(x1 + 4 < o[0] or o[2] + 4 < x0 or y1 + 4 < o[1] or o[3] + 4 < y0 for o in objects.values()):
             continue
         objects[shape] = _draw(image, shape, x, y, side)
     return Scene(image, objects)
@@ -126,7 +126,8 @@ def trained_tiny() -> TinyNet:
     model.eval()
     with torch.no_grad():
         test = [make_scene(np.random.default_rng(1), (i % 2,)) for i in range(64)]
-        accuracy = (model(to_tensor([s.image for s in test])).argmax(1) == torch.tensor([i % 2 for i in range(64)])).float().mean()
+        guesses = model(to_tensor([s.image for s in test])).argmax(1)
+        accuracy = (guesses == torch.tensor([i % 2 for i in range(64)])).float().mean()
     assert accuracy > 0.95, f"the tiny model did not learn the task (accuracy {accuracy:.2f})"
     return model
 
@@ -190,7 +191,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    from gradcam.registry import cached_weights_path
+    from gradcam.checkpoints import cached_weights_path
 
     assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
     return tried

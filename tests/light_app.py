@@ -9,10 +9,9 @@ from __future__ import annotations
 import torch
 from torchvision.models import VGG19_Weights
 
-from gradcam import Explainer
-from gradcam.registry import Backbone
-
 from demo.service import DemoService
+from gradcam import Explainer
+from gradcam.backbone import Backbone
 
 from .app_server import gradio_workdir
 from .conftest import MEAN, STD, TinyNet

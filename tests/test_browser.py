@@ -33,7 +33,10 @@ PHONE = {"width": 390, "height": 844}
 TYPING = 60  # ms between keys, as a quick typist
 UPLOAD = "#input-image button.upload-container"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: True once the sentence has scrolled to the top of the screen (on a phone, after a result).
+SENTENCE_AT_TOP = "() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }"
 
 DROP = """
 ([selector, data, name, type]) => {
@@ -84,7 +87,13 @@ def browser():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -139,7 +148,8 @@ def _options(page) -> list[str]:
 
 def _in_view(page, selector: str) -> bool:
     return page.eval_on_selector(
-        selector, "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight && r.height > 0; }"
+        selector,
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight && r.height > 0; }",
     )
 
 
@@ -168,7 +178,9 @@ def test_the_picker_filters_as_you_type_and_keys_pick(light_app, browser):
     for _ in "tiger":
         page.keyboard.press("Backspace")
     page.keyboard.type("cat", delay=TYPING)
-    page.wait_for_function("[...document.querySelectorAll('#target [role=option]')].some(o => o.innerText === 'Persian cat')")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#target [role=option]')].some(o => o.innerText === 'Persian cat')"
+    )
     assert {"tiger cat", "Persian cat", "Egyptian cat"} <= set(_options(page))
     _shot(page, "picker-typing.png")
 
@@ -179,7 +191,9 @@ def test_the_picker_filters_as_you_type_and_keys_pick(light_app, browser):
     page.wait_for_function("document.querySelector('#target input').value !== 'cat'")
     picked = page.input_value("#target input")
     assert picked in offered and "cat" in picked.lower()
-    page.wait_for_function(f"document.querySelector('#sentence').innerText.includes('You asked about {picked}')", timeout=60_000)
+    page.wait_for_function(
+        f"document.querySelector('#sentence').innerText.includes('You asked about {picked}')", timeout=60_000
+    )
     _wait_painted(page, before)
     assert page.locator(".error").count() == 0
     page.close()
@@ -215,7 +229,9 @@ def test_a_mistyped_class_never_blocks_the_next_photo_nor_leaves_the_old_answer(
     page.keyboard.press("Tab")
     page.wait_for_selector("#target-hint", state="visible", timeout=30_000)
     first = page.inner_text("#target-hint")
-    assert first.startswith("No class is called \u201czzzqqq\u201d, so the pictures show the model's top prediction"), first
+    assert first.startswith("No class is called \u201czzzqqq\u201d, so the pictures show the model's top prediction"), (
+        first
+    )
     assert page.locator(".error, [data-testid=toast-body]").count() == 0, "red error badges or toasts"
 
     page.evaluate(WATCH)
@@ -229,7 +245,11 @@ def test_a_mistyped_class_never_blocks_the_next_photo_nor_leaves_the_old_answer(
     width = page.eval_on_selector("#panel-original img", "i => i.naturalWidth")
     assert width == min(DISPLAY_SIDE, Image.open(PAIR).width), "the panels are not the new photo's"
     frames = page.evaluate("window.__frames")
-    old = [f for f in frames if f["original"] and f["input"] and f["original"] == frames[0]["original"] and f["input"] != frames[0]["input"]]
+    old = [
+        f
+        for f in frames
+        if f["original"] and f["input"] and f["original"] == frames[0]["original"] and f["input"] != frames[0]["input"]
+    ]
     assert not old, f"for {len(old)} frames the old answer stood beside the new photo"
     _shot(page, "typo-then-photo.png")
 
@@ -239,7 +259,9 @@ def test_a_mistyped_class_never_blocks_the_next_photo_nor_leaves_the_old_answer(
     assert page.input_value("#target input") == "espresso"
     page.wait_for_function("document.querySelector('#target [role=option]')?.innerText === 'espresso'")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#sentence').innerText.includes('You asked about espresso')", timeout=60_000)
+    page.wait_for_function(
+        "document.querySelector('#sentence').innerText.includes('You asked about espresso')", timeout=60_000
+    )
     assert not page.locator("#target-hint").is_visible()
     page.close()
 
@@ -283,7 +305,10 @@ def test_the_result_fits_the_first_screen_at_1280x720(light_app, browser):
     _wait_painted(page)
     for selector in ("#sentence", "#panel-original", "#panel-heatmap", "#panel-overlay", "#panel-boxes", "#explain"):
         assert _in_view(page, selector), f"{selector} is not in the first screen"
-    widths = [page.eval_on_selector(f"#panel-{k} img", "i => i.naturalWidth") for k in ("original", "heatmap", "overlay", "boxes")]
+    widths = [
+        page.eval_on_selector(f"#panel-{k} img", "i => i.naturalWidth")
+        for k in ("original", "heatmap", "overlay", "boxes")
+    ]
     # The page shows light copies, at most DISPLAY_SIDE wide; the download keeps the full size.
     assert widths == [min(DISPLAY_SIDE, Image.open(PAIR).width)] * 4
     _shot(page, "result-1280x720.png")
@@ -301,7 +326,7 @@ def test_on_a_phone_the_page_scrolls_to_the_result(light_app, browser):
     page.locator("#examples img").nth(2).click()
     _wait_painted(page)
     page.wait_for_function(
-        "() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }",
+        SENTENCE_AT_TOP,
         timeout=10_000,
     )
     legend = page.eval_on_selector("#legend .words", "e => parseFloat(getComputedStyle(e).fontSize)")
@@ -384,7 +409,10 @@ def test_keyboard_only_from_the_picker_to_the_result(light_app, browser):
     before = _overlay_src(page)
     page.focus("#target input")
     page.keyboard.type("espres", delay=TYPING)
-    page.wait_for_function("[...document.querySelectorAll('#target [role=option]')].map(o => o.innerText).join() === 'espresso,espresso maker'")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#target [role=option]')].map(o => o.innerText).join()"
+        " === 'espresso,espresso maker'"
+    )
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#target input').value === 'espresso maker'")  # as a person sees it
@@ -403,7 +431,9 @@ def test_a_file_that_is_not_a_photo_is_answered_in_the_sentence_without_red_badg
     fake = tmp_path / "holiday.jpg"
     fake.write_bytes(b"this is not an image at all")
     _drop(page, fake)
-    page.wait_for_function("document.querySelector('#sentence').innerText.includes(\"Can't explain this image\")", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#sentence').innerText.includes(\"Can't explain this image\")", timeout=30_000
+    )
     assert "not an image we can read" in page.inner_text("#sentence")
     assert page.locator(".error").count() == 0, "red error badges"
     assert not page.locator("#results").is_visible(), "the old photo's panels stay beside the new message"
@@ -414,11 +444,15 @@ def test_a_file_that_is_not_a_photo_is_answered_in_the_sentence_without_red_badg
 def test_an_explore_question_without_a_photo_is_answered_in_words(light_app, browser):
     page = _open(browser, light_app, DESKTOP)
     page.click("#masking-run")
-    page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('add an image')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#masking-sentence').innerText.includes('add an image')", timeout=30_000
+    )
     for tab, question in (("Fine detail", "guided"), ("Compare classes", "classes"), ("One-picture report", "report")):
         page.get_by_role("tab", name=tab).click()
         page.click(f"#{question}-run")
-        page.wait_for_function(f"document.querySelector('#{question}-sentence').innerText.includes('add an image')", timeout=30_000)
+        page.wait_for_function(
+            f"document.querySelector('#{question}-sentence').innerText.includes('add an image')", timeout=30_000
+        )
     assert page.locator(".error").count() == 0, "red error badges"
     page.close()
 
@@ -439,14 +473,25 @@ def test_explore_pictures_are_shareable(light_app, browser):
     page = _open(browser, light_app, DESKTOP)
     _drop(page, PAIR)
     _wait_painted(page)
-    assert page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
+    assert (
+        page.locator("#panel-overlay button[aria-label*='hare' i], #panel-overlay button[title*='hare' i]").count() == 0
+    )
 
-    for question in ("#masking-hidden", "#masking-kept", "#masking-curve", "#classes-gallery", "#report-image", "#report-file"):
+    for question in (
+        "#masking-hidden",
+        "#masking-kept",
+        "#masking-curve",
+        "#classes-gallery",
+        "#report-image",
+        "#report-file",
+    ):
         assert not page.locator(question).is_visible(), f"{question} is an empty box before it is asked for"
     page.click("#masking-run")
     bar = page.locator("#masking-curve .progress-level", has_text="Hiding parts of the photo")
     bar.wait_for(state="visible", timeout=30_000)  # a real progress bar with words, not only a timer
-    page.wait_for_function("document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000)
+    page.wait_for_function(
+        "document.querySelector('#masking-sentence').innerText.includes('Hiding the highlighted area')", timeout=90_000
+    )
     page.wait_for_selector("#masking-curve img")
     for picture in ("#masking-hidden", "#masking-kept", "#masking-curve"):
         label, frame = (page.locator(f"{picture} {part}").bounding_box() for part in ("label", ".image-container"))
@@ -489,7 +534,9 @@ def test_on_a_phone_every_explore_question_is_in_view_and_answers_fit_the_screen
         box = item.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], "a class is cut off at the edge"
     for caption in page.locator("#classes-gallery .caption-label").all()[:3]:
-        assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), f"the class name is cut: {caption.inner_text()}"
+        assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), (
+            f"the class name is cut: {caption.inner_text()}"
+        )
     page.locator("#classes-gallery").scroll_into_view_if_needed()
     _shot(page, "explore-classes-390x844.png")
     page.close()
@@ -498,9 +545,8 @@ def test_on_a_phone_every_explore_question_is_in_view_and_answers_fit_the_screen
 @pytest.fixture(scope="module")
 def real_app() -> Iterator[RunningApp]:
     """The page with EfficientNet-Lite0 and its real (embedded) weights, as a Space would serve it."""
-    from gradcam import available_offline
-
     from demo.service import load_service
+    from gradcam import available_offline
 
     from .app_server import gradio_workdir
 
@@ -529,7 +575,9 @@ def test_a_real_model_on_a_real_photo_as_the_room_sees_it(real_app, browser, vie
         for selector in ("#sentence", "#panel-overlay", "#panel-boxes"):
             assert _in_view(page, selector), f"{selector} is not in the first screen"
     else:  # the phone scrolls to the new result
-        page.wait_for_function("() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }")
+        page.wait_for_function(
+            SENTENCE_AT_TOP
+        )
     size = f"{viewport['width']}x{viewport['height']}"
     _shot(page, f"real-model-{size}.png")
     _shot(page, f"real-model-{size}-whole.png", full_page=True)

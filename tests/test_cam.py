@@ -35,6 +35,7 @@ def reference_gradcam(model: HookedVGG19, x: torch.Tensor, target: int) -> torch
     return (cam - cam.min()) / (cam.max() - cam.min())
 
 
+@pytest.mark.slow
 def test_vgg19_matches_the_original_full_backward_design(vgg19_random):
     x = torch.randn(1, 3, 96, 128)
     cam = GradCAM(vgg19_random.model, "features_conv")
@@ -44,6 +45,7 @@ def test_vgg19_matches_the_original_full_backward_design(vgg19_random):
         assert torch.allclose(result.maps[0, k], expected, atol=1e-4), f"class {target} differs"
 
 
+@pytest.mark.slow
 def test_vgg19_fast_path_equals_generic_hook_on_torchvision_model(vgg19_random):
     hooked = vgg19_random.model
     plain = torchvision.models.vgg19().eval().to(memory_format=torch.channels_last)  # same layout, same arithmetic
@@ -56,7 +58,10 @@ def test_vgg19_fast_path_equals_generic_hook_on_torchvision_model(vgg19_random):
     assert (fast.maps - generic.maps).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize(("builder", "layer"), [(torchvision.models.resnet50, "layer4"), (torchvision.models.densenet121, "features.norm5")])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("builder", "layer"), [(torchvision.models.resnet50, "layer4"), (torchvision.models.densenet121, "features.norm5")]
+)
 def test_other_backbones_batched_classes_equal_single_calls(builder, layer):
     torch.manual_seed(0)
     model = builder().eval()
@@ -241,7 +246,8 @@ def test_targets_that_are_not_class_indices_raise_value_error(trained_tiny, targ
 
 
 def test_inference_mode_gets_a_message_that_says_what_to_do(trained_tiny):
-    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"outside that block \(inside torch.no_grad\(\) is fine\)"):
+    says = r"outside that block \(inside torch.no_grad\(\) is fine\)"
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=says):
         GradCAM(trained_tiny, "features")(torch.randn(1, 3, 32, 32))
     with torch.no_grad():
         assert GradCAM(trained_tiny, "features")(torch.randn(1, 3, 32, 32)).shape == (1, 32, 32)

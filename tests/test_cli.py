@@ -20,11 +20,8 @@ import torchvision
 from PIL import Image
 
 from gradcam import Explainer, cli
+from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
-from gradcam.explanation import percent
-from gradcam.registry import cached_weights_path
-
-from .conftest import make_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
@@ -61,6 +58,7 @@ def manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
 
+@pytest.mark.slow
 def test_explains_an_image(tmp_path, capsys):
     image = write_image(tmp_path / "photo.png")
     out = tmp_path / "out"
@@ -77,6 +75,7 @@ def test_explains_an_image(tmp_path, capsys):
     assert not any("Traceback" in line for line in stderr)
 
 
+@pytest.mark.slow
 def test_top_k_and_threshold(tmp_path, capsys):
     image = write_image(tmp_path / "photo.jpg")
     out = tmp_path / "out"
@@ -87,6 +86,7 @@ def test_top_k_and_threshold(tmp_path, capsys):
     assert "top-3:" in stdout[-1]
 
 
+@pytest.mark.slow
 def test_a_bad_file_in_a_folder_is_one_line_and_the_others_are_written(tmp_path, capsys, caplog):
     folder = tmp_path / "images"
     write_image(folder / "a.png", seed=1)
@@ -106,6 +106,7 @@ def test_a_bad_file_in_a_folder_is_one_line_and_the_others_are_written(tmp_path,
     assert [line.split(":")[0] for line in stdout] == [str(folder / "a.png"), str(folder / "c.jpg")]
 
 
+@pytest.mark.slow
 def test_files_that_are_not_images_are_skipped_with_a_note(tmp_path, capsys):
     folder = tmp_path / "images"
     write_image(folder / "x.png")
@@ -119,6 +120,7 @@ def test_files_that_are_not_images_are_skipped_with_a_note(tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["x"]
 
 
+@pytest.mark.slow
 def test_target_by_name(tmp_path, capsys):
     image = write_image(tmp_path / "cat.png")
     out = tmp_path / "out"
@@ -128,6 +130,7 @@ def test_target_by_name(tmp_path, capsys):
     assert f"{image}: tabby " in stdout[-1]
 
 
+@pytest.mark.slow
 def test_target_by_index(tmp_path, capsys):
     image = write_image(tmp_path / "cat.png")
     code, _, _ = run([image, *FAST, "--target", "282", "--out", tmp_path / "out"], capsys)
@@ -135,6 +138,7 @@ def test_target_by_index(tmp_path, capsys):
     assert manifest(tmp_path / "out" / "cat")["class"]["name"] == "tiger cat"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("target", "says"),
     [
@@ -171,6 +175,7 @@ def test_unknown_colormap(tmp_path, capsys):
     assert len(stderr) == 1 and stderr[0].startswith("error: unknown --colormap 'nosuchmap'")
 
 
+@pytest.mark.slow
 def test_other_colormap_is_used(tmp_path, capsys):
     image = write_image(tmp_path / "cat.png")
     code, _, _ = run([image, *FAST, "--colormap", "viridis", "--alpha", "0.2", "--out", tmp_path / "out"], capsys)
@@ -190,6 +195,7 @@ def test_offline_without_weights_says_what_to_do(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_images_with_the_same_stem_get_their_own_folders(tmp_path, capsys):
     first = write_image(tmp_path / "a" / "cat.png", seed=1)
     second = write_image(tmp_path / "b" / "cat.png", seed=2)
@@ -202,6 +208,7 @@ def test_images_with_the_same_stem_get_their_own_folders(tmp_path, capsys):
     assert hashes == {hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second, third)}
 
 
+@pytest.mark.slow
 def test_missing_file_is_one_line(tmp_path, capsys):
     missing = tmp_path / "nope.png"
     code, _, stderr = run([missing, *FAST, "--out", tmp_path / "out"], capsys)
@@ -210,6 +217,7 @@ def test_missing_file_is_one_line(tmp_path, capsys):
     assert error.startswith(f"error: {missing}: ") and "not a file" in error
 
 
+@pytest.mark.slow
 def test_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, caplog):
     image = write_image(tmp_path / "cat.png")
     blocker = tmp_path / "out"
@@ -222,6 +230,7 @@ def test_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, capl
     assert not any("Traceback" in line for line in stderr) and not caplog.records
 
 
+@pytest.mark.slow
 def test_python_dash_m_gradcam(tmp_path):
     image = write_image(tmp_path / "photo.png")
     out = tmp_path / "out"
@@ -253,6 +262,7 @@ def decoded(path: Path) -> np.ndarray:
         return np.asarray(picture)
 
 
+@pytest.mark.slow
 def test_every_view_is_written_and_the_masking_numbers_are_in_the_manifest(tmp_path, capsys, monkeypatch):
     # The views run the network 15 times (11 of them for the masking test): a 64-pixel input
     # instead of 224 takes this test from about 15 s to 5 s on two CPU cores.
@@ -300,6 +310,7 @@ def test_compare_classes_must_be_at_least_one(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_compare_classes_cannot_exceed_the_classes_of_the_model(tmp_path, capsys):
     image = write_image(tmp_path / "cat.png")
     code, _, stderr = run([image, *FAST, "--compare-classes", "1001", "--out", tmp_path / "out"], capsys)
@@ -319,12 +330,15 @@ def test_help_names_the_files_each_view_writes(capsys):
         assert words in text, words
 
 
+@pytest.mark.slow
 def test_without_the_default_weights_offline_it_falls_back_to_the_embedded_model_in_one_line(tmp_path, capsys):
     image = write_image(tmp_path / "in" / "photo.png")
     assert cli.main([str(image), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     notes = [line for line in err.splitlines() if line.startswith("note:")]
-    assert notes == ["note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"]
+    assert notes == [
+        "note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"
+    ]
     manifest = json.loads((tmp_path / "out" / "photo" / "manifest.json").read_text())
     assert manifest["model"] == "EfficientNet-Lite0" and manifest["layer"] == "bn2"
 
@@ -336,6 +350,7 @@ def test_an_asked_model_that_cannot_be_had_fails_clearly_without_falling_back(tm
     assert err.startswith("error: ") and "ResNet-50" in err and "efficientnet_lite0" not in err
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=3)
@@ -344,7 +359,8 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     labels = tmp_path / "labels.txt"
     labels.write_text("healthy leaf\nrust\nblight\n")
     image = write_image(tmp_path / "leaf.png")
-    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels)]
+    args += ["--out", str(tmp_path / "out")]
     assert cli.main(args) == 0
     manifest = json.loads((tmp_path / "out" / "leaf" / "manifest.json").read_text())
     assert {p["name"] for p in manifest["top_k"]} == {"healthy leaf", "rust", "blight"}

@@ -81,13 +81,16 @@ def test_a_hundred_thousand_rows_for_a_missing_image_are_fast_and_one_line(folde
     elapsed = time.perf_counter() - start
     (problem,) = found.problems
     assert problem.count == 100_000
-    assert problem.text() == "many.csv, line 3 (and 99,999 more like it), missing.png: image not found in the images folder; skipped"
+    assert problem.text() == (
+        "many.csv, line 3 (and 99,999 more like it), missing.png: image not found in the images folder; skipped"
+    )
     assert [s.image for s in found.samples] == ["img000.png"]
     assert elapsed < 30, f"reading took {elapsed:.1f} s"  # a guard against quadratic work, not a timing test
 
 
 def test_images_outside_the_folder_are_not_read(folder: Path) -> None:
-    (folder / "escape.csv").write_text(HEADER + f"../images/img000.png,square,1,2,10,12\n{folder}/images/img000.png,square,1,2,10,12\n")
+    rows = f"../images/img000.png,square,1,2,10,12\n{folder}/images/img000.png,square,1,2,10,12\n"
+    (folder / "escape.csv").write_text(HEADER + rows)
     found = read_annotations(folder / "escape.csv", folder / "images", SHAPES)
     assert found.samples == ()
     assert all("image not found" in p.message for p in found.problems)
@@ -121,7 +124,8 @@ def test_hostile_xml_is_refused_and_the_others_read(folder: Path, content: bytes
 
 def test_xml_objects_without_boxes_or_names_are_reported(folder: Path) -> None:
     text = voc_xml("img000.png", 64, 64, [("square", (1, 2, 10, 12)), ("", (1, 1, 5, 5))])
-    (folder / "one.xml").write_text(text.replace("<xmax>10<", "<xmax>x<").replace("</annotation>", "<object><name>disc</name></object></annotation>"))
+    broken = text.replace("<xmax>10<", "<xmax>x<")
+    (folder / "one.xml").write_text(broken.replace("</annotation>", "<object><name>disc</name></object></annotation>"))
     found = read_annotations(folder / "one.xml", folder / "images", SHAPES)
     texts = [p.text() for p in found.problems]
     assert any("object 1" in t and "not four numbers" in t for t in texts)

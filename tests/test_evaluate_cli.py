@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gradcam import Backbone
 from gradcam.evaluate.cli import main
 
 from .evaluate_data import make_dataset, voc_xml
@@ -22,13 +23,18 @@ PHOTOS = {
 }
 
 
-def test_ray_missing_is_one_line_saying_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ray_missing_is_one_line_saying_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    code = main([str(tmp_path), "--annotations", str(tmp_path / "a.csv"), "--out", str(tmp_path / "out"), "--engine", "ray"])
+    code = main(
+        [str(tmp_path), "--annotations", str(tmp_path / "a.csv"), "--out", str(tmp_path / "out"), "--engine", "ray"]
+    )
     assert code == 2
     assert capsys.readouterr().err == "error: The Ray engine needs Ray: pip install -r requirements-ray.txt\n"
 
 
+@pytest.mark.slow
 def test_the_ray_pool_flags_reach_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="Ray is installed by requirements-test.txt")
     import gradcam.evaluate.ray_engine as ray_engine
@@ -61,20 +67,23 @@ def test_a_ray_pool_of_nothing_is_refused(
     assert f"argument {flag}: {words}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_annotations_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([str(tmp_path), "--annotations", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out"), "--model", "resnet50", "--weights", "random"])
+    args = [str(tmp_path), "--annotations", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")]
+    code = main([*args, "--model", "resnet50", "--weights", "random"])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: Annotations {tmp_path / 'none.csv'} not found."
 
 
+@pytest.mark.slow
 def test_the_command_writes_its_outputs(tmp_path: Path) -> None:
     data = make_dataset(tmp_path, count=3)
     annotations = tmp_path / "indices.csv"
     annotations.write_text(data.csv.read_text().replace(",square,", ",0,").replace(",disc,", ",1,"))
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "gradcam", "evaluate", str(data.images), "--annotations", str(annotations), "--out", str(out),
-         "--model", "resnet50", "--weights", "random", "--batch-size", "2", "--limit", "2"],
+        [sys.executable, "-m", "gradcam", "evaluate", str(data.images), "--annotations", str(annotations),
+         "--out", str(out), "--model", "resnet50", "--weights", "random", "--batch-size", "2", "--limit", "2"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -86,6 +95,7 @@ def test_the_command_writes_its_outputs(tmp_path: Path) -> None:
     assert (out / "report.html").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_on_the_example_photos_in_both_formats(tmp_path: Path) -> None:
     from gradcam import load_backbone
 
@@ -98,8 +108,11 @@ def test_efficientnet_lite0_on_the_example_photos_in_both_formats(tmp_path: Path
     (tmp_path / "photos.csv").write_text("\n".join(rows) + "\n")
     from gradcam.evaluate.run import evaluate_dataset
 
-    figures, found = evaluate_dataset(EXAMPLES, tmp_path / "photos.csv", tmp_path / "csv", lambda: backbone, progress=False)
-    again, _ = evaluate_dataset(EXAMPLES, tmp_path / "xml", tmp_path / "xml-out", lambda: backbone, progress=False, report=False)
+    def factory() -> Backbone:
+        return backbone
+
+    figures, found = evaluate_dataset(EXAMPLES, tmp_path / "photos.csv", tmp_path / "csv", factory, progress=False)
+    again, _ = evaluate_dataset(EXAMPLES, tmp_path / "xml", tmp_path / "xml-out", factory, progress=False, report=False)
     assert found.problems == ()
     assert figures["images"] == again["images"] == 2
     assert figures["top5_accuracy"] == 1.0  # a tabby cat and an espresso

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from gradcam import Explainer
+from gradcam.backbone import Backbone
+from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import GroundTruth, Sample, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, plan_batches, read_results
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.evaluate.run import evaluate_dataset
-from gradcam.errors import GradCAMError
-from gradcam.registry import Backbone
 
 from .conftest import SHAPES, make_scene
 from .evaluate_data import Dataset, make_dataset
@@ -65,15 +65,18 @@ def test_images_with_several_classes_get_each_annotated_map(tiny_backbone: Backb
 
 
 def test_known_answers_and_outputs(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
-    figures, found = evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=5, progress=False)
+    figures, found = evaluate_dataset(
+        dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=5, progress=False
+    )
     assert found.problems == ()
     assert figures["images"] == 24 and figures["failed"] == 0
     assert figures["top1_accuracy"] >= 0.9 and figures["top5_accuracy"] == 1.0  # two classes: always in the top 5
     assert figures["pointing_accuracy"] >= 0.8  # the tiny model looks at its shapes
     assert figures["top5_localization_error"] <= figures["top1_localization_error"]
     saved = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("images", "failed", "top1_accuracy", "top5_accuracy", "top1_localization_error", "top5_localization_error",
-                "pointing_accuracy", "energy_in_box", "model", "layer", "threshold", "engine", "seconds"):
+    for key in ("images", "failed", "top1_accuracy", "top5_accuracy", "top1_localization_error",
+                "top5_localization_error", "pointing_accuracy", "energy_in_box", "model", "layer", "threshold",
+                "engine", "seconds"):
         assert key in saved
     assert saved["model"] == "TinyNet" and saved["engine"] == "local" and saved["threshold"] == 0.15
     rows = read_results(tmp_path / "results.csv")
@@ -89,7 +92,9 @@ def test_known_answers_and_outputs(dataset: Dataset, tiny_backbone: Backbone, tm
 
 def test_csv_and_xml_runs_write_the_same_rows(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
     for name, source in (("csv", dataset.csv), ("xml", dataset.xml)):
-        evaluate_dataset(dataset.images, source, tmp_path / name, lambda: tiny_backbone, batch_size=8, progress=False, report=False)
+        evaluate_dataset(
+            dataset.images, source, tmp_path / name, lambda: tiny_backbone, batch_size=8, progress=False, report=False
+        )
     assert (tmp_path / "csv" / "results.csv").read_text() == (tmp_path / "xml" / "results.csv").read_text()
 
 
@@ -104,7 +109,9 @@ def test_a_killed_run_resumes_without_duplicates(dataset: Dataset, tiny_backbone
 
     run = dict(batch_size=4, progress=False, report=False)
     with pytest.raises(Interrupted):
-        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny_backbone, on_batch=die_after_two, **run)
+        evaluate_dataset(
+            dataset.images, dataset.csv, tmp_path / "run", lambda: tiny_backbone, on_batch=die_after_two, **run
+        )
     assert len(read_results(tmp_path / "run" / "results.csv")) == 8
     seen: list[str] = []
     figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny_backbone,
@@ -128,8 +135,12 @@ def test_a_line_cut_short_is_dropped_and_redone(tmp_path: Path) -> None:
     assert [r.image for r in read_results(path)] == ["a.png", "b.png"]
 
 
-def test_a_small_run_shows_its_better_half_as_the_best(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
-    evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=4, progress=False, limit=4)
+def test_a_small_run_shows_its_better_half_as_the_best(
+    dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    evaluate_dataset(
+        dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=4, progress=False, limit=4
+    )
     page = (tmp_path / "report.html").read_text()
     best, worst = page.split("<h2>Where it found it worst</h2>")
     best = best.split("<h2>Where Grad-CAM found the object best</h2>")[1]
@@ -146,10 +157,14 @@ def test_another_run_in_the_folder_is_refused(dataset: Dataset, tiny_backbone: B
         evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, threshold=0.3, **run)
 
 
-def test_bad_images_and_boxes_outside_are_rows_not_crashes(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+def test_bad_images_and_boxes_outside_are_rows_not_crashes(
+    dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
     (dataset.images / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     annotations = tmp_path / "ann.csv"
-    annotations.write_text(HEADER + "img000.png,square,-10,-10,500,500\nimg001.png,disc,900,900,950,950\ndamaged.png,square,1,1,5,5\n")
+    annotations.write_text(
+        HEADER + "img000.png,square,-10,-10,500,500\nimg001.png,disc,900,900,950,950\ndamaged.png,square,1,1,5,5\n"
+    )
     figures, _ = evaluate_dataset(dataset.images, annotations, tmp_path / "out", lambda: tiny_backbone, progress=False)
     rows = {r.image: r for r in read_results(tmp_path / "out" / "results.csv")}
     assert rows["img000.png"].notes == "1 box(es) cut to the 80x80 image" and not rows["img000.png"].error

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from gradcam.evaluate.annotations import GroundTruth
-from gradcam.evaluate.metrics import ImageResult, clip_box, energy_in_boxes, gradcam_box, pointing_hit, score_image, totals
+from gradcam.evaluate.metrics import (
+    ImageResult,
+    clip_box,
+    energy_in_boxes,
+    gradcam_box,
+    pointing_hit,
+    score_image,
+    totals,
+)
 
 
 def test_clip_box() -> None:
@@ -74,7 +82,10 @@ def test_score_image_by_hand() -> None:
 
 def test_totals_by_hand() -> None:
     rows = [
-        ImageResult("a", labels="0", top1_correct=1, top5_correct=1, top1_localized=1, top5_localized=1, pointing=1.0, energy_in_box=0.8),
+        ImageResult(
+            "a", labels="0", top1_correct=1, top5_correct=1, top1_localized=1, top5_localized=1, pointing=1.0,
+            energy_in_box=0.8,
+        ),
         ImageResult("b", labels="0;1", top5_correct=1, top5_localized=1, pointing=0.5, energy_in_box=0.4),
         ImageResult("c", error="damaged"),
     ]

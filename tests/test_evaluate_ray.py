@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gradcam.backbone import Backbone
 from gradcam.evaluate.local import read_results
 from gradcam.evaluate.ray_engine import start_local_ray
 from gradcam.evaluate.run import evaluate_dataset
-from gradcam.registry import Backbone
 
 from .conftest import TinyNet
 from .evaluate_data import Dataset, make_dataset

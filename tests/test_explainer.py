@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from torchvision import models
 
-from gradcam import Explainer, UnknownClassError, resolve_class
+from gradcam import Explainer, UnknownClassError, resolve_class, words
 from gradcam.explainer import input_size
 
 from .conftest import SHAPES, make_scene
@@ -160,7 +160,7 @@ def test_each_class_box_finds_its_own_object(tiny_backbone):
     rng = np.random.default_rng(5)
     for _ in range(15):
         scene = make_scene(rng, (0, 1))  # a red square and a green disc
-        square, disc = explainer.explain_classes(scene.image, ["square", "disc"], threshold=0.5)
+        square, disc = (explainer.explain(scene.image, name, threshold=0.5) for name in ("square", "disc"))
         for explanation, own, other in ((square, 0, 1), (disc, 1, 0)):
             box = explanation.boxes[0]
             assert iou(box, scene.objects[own]) >= 0.5, f"{explanation.class_name}: box {box}, objects {scene.objects}"
@@ -188,8 +188,6 @@ def test_unknown_target_and_bad_threshold(tiny_backbone):
         explainer.explain(image, target=2)
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
         explainer.explain(image, threshold=1.5)
-    with pytest.raises(ValueError, match="at least one target"):
-        explainer.explain_classes(image, [])
 
 
 def test_explanation_arrays_are_read_only(tiny_backbone):
@@ -223,7 +221,7 @@ def test_path_bytes_pil_and_array_give_the_same_result(tiny_backbone, tmp_path):
 def test_trained_backbone_is_not_flagged_untrained(tiny_backbone):
     image, _ = wide_scene(7)
     explanation = Explainer(tiny_backbone).explain(image)
-    assert explanation.untrained is False and "untrained" not in explanation.label
+    assert explanation.untrained is False and "untrained" not in words.box_label(explanation)
 
 
 # The real VGG19 architecture (untrained) -------------------------------------------------------
@@ -236,7 +234,7 @@ def vgg_image() -> np.ndarray:
 
 def test_untrained_flag_propagates_from_the_backbone(vgg19_random, vgg_image):
     explanation = Explainer(vgg19_random, short_side=64).explain(vgg_image)
-    assert explanation.untrained is True and explanation.label.endswith("(untrained)")
+    assert explanation.untrained is True and words.box_label(explanation).endswith("(untrained)")
     assert explanation.weights == vgg19_random.weights
     assert explanation.model_name == "VGG19" and explanation.layer_name == "features_conv"
 
@@ -251,20 +249,21 @@ def test_vgg19_top_k_over_1000_classes(vgg19_random, vgg_image):
     assert explanation.class_name == CATEGORIES[explanation.class_index]
 
 
-def test_explain_classes_equals_separate_calls(vgg19_random, vgg_image):
+@pytest.mark.slow
+def test_several_classes_from_one_pass_equal_separate_calls(vgg19_random, vgg_image):
     explainer = Explainer(vgg19_random, short_side=64)
-    best = explainer.explain_classes(vgg_image, top=3)
-    ranking = best[0].top_k
-    assert [e.class_index for e in best] == [p.index for p in ranking[:3]]
-    named = explainer.explain_classes(vgg_image, ["tabby", None, 999])
-    assert [e.class_index for e in named] == [CATEGORIES.index("tabby"), ranking[0].index, 999]
-    for explanation in best + named:
-        single = explainer.explain(vgg_image, explanation.class_index)
-        assert single.class_name == explanation.class_name
-        assert single.probability == pytest.approx(explanation.probability, abs=1e-9)
-        assert np.allclose(single.cam, explanation.cam, atol=1e-5), explanation.class_name
-        assert single.boxes == explanation.boxes
-    assert not np.allclose(best[0].cam, best[1].cam), "different classes should give different maps"
+    best = explainer.explain(vgg_image, compare=3)
+    assert [c.index for c in best.classes] == [p.index for p in best.top_k[:3]]
+    tabby = CATEGORIES.index("tabby")
+    named = explainer.cam.compute(explainer.preprocess(vgg_image), [[tabby, None, 999]], size=vgg_image.shape[:2])
+    assert named.classes.tolist() == [[tabby, best.top_k[0].index, 999]]
+    maps = [(c.index, c.probability, c.cam) for c in best.classes]
+    maps += [(index, None, named.maps[0, k].numpy()) for k, index in enumerate(named.classes[0].tolist())]
+    for index, probability, cam in maps:
+        single = explainer.explain(vgg_image, index)
+        assert probability is None or single.probability == pytest.approx(probability, abs=1e-9)
+        assert np.allclose(single.cam, cam, atol=1e-5), single.class_name
+    assert not np.allclose(best.classes[0].cam, best.classes[1].cam), "different classes should give different maps"
 
 
 # One engine call: everything later views need --------------------------------------------------
@@ -289,7 +288,7 @@ def test_one_call_carries_the_masking_test_guided_gradient_and_best_classes(tiny
     assert explanation.masking.before == pytest.approx(explanation.probability)
     assert explanation.guided is not None and explanation.guided.shape == (*explanation.input_size, 3)
     assert [c.name for c in explanation.classes] == [p.name for p in explanation.top_k[:2]]
-    alone = explainer.explain_classes(scene.image, [c.index for c in explanation.classes])
+    alone = [explainer.explain(scene.image, c.index) for c in explanation.classes]
     for compared, single in zip(explanation.classes, alone):
         assert np.abs(compared.cam - single.cam).max() < 1e-5
     # One pass for the maps, one for the guided gradient, ten images for the masking test.
@@ -317,18 +316,22 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     import torch
     from torchvision.models import VisionTransformer
 
-    from gradcam.registry import Backbone
+    from gradcam.backbone import Backbone
 
     torch.manual_seed(0)
-    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2).eval()
+    vit = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=2
+    ).eval()
     backbone = Backbone(
         name="vit", title="ViT", model=vit, target_layer="encoder.layers.encoder_layer_0.ln_1", categories=SHAPES,
-        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True, prefix_tokens=1,
+        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True,
+        prefix_tokens=1,
     )
     explanation = Explainer(backbone).explain(np.zeros((50, 90, 3), np.uint8) + 100)
     assert explanation.input_size == (32, 32) and explanation.cam.shape == (50, 90)
 
 
+@pytest.mark.slow
 def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
     import torch
 

@@ -1,4 +1,4 @@
-"""The result object: read-only arrays, shapes checked, derived copies that stay consistent."""
+"""The result object is data: read-only arrays, shapes checked, derived copies that stay consistent."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gradcam import PANELS, Explainer, Explanation, Prediction, cam_to_boxes, draw_boxes, heatmap, overlay
+from gradcam import Explainer, Explanation, Prediction, cam_to_boxes
 from gradcam.explanation import ClassMap, MaskingTest
 
 from .conftest import HEIGHT, WIDTH, make_scene
-
+from .helpers import make_explanation
 
 
 def _explanation(**changes: object) -> Explanation:
@@ -51,37 +51,12 @@ def test_another_threshold_recomputes_the_boxes_and_drops_a_masking_test_of_the_
     assert other.threshold == 0.9 and other.masking is None and other.boxes == ((5, 5, 9, 9),)
 
 
-def test_the_label_and_the_untrained_mark():
-    assert _explanation().label == "disc 80%"
-    assert _explanation(untrained=True, probability=0.0004).label == "disc <0.1% (untrained)"
-
-
 def test_an_engine_call_fills_the_input_size_and_the_best_classes(tiny_backbone):
     scene = make_scene(np.random.default_rng(2), (0, 1))
     explanation = Explainer(tiny_backbone).explain(scene.image, compare=2)
     assert explanation.input_size == (224, 224)
     assert all(isinstance(c, ClassMap) and c.cam.shape == scene.image.shape[:2] for c in explanation.classes)
     assert dataclasses.replace(explanation, classes=()).classes == ()
-
-
-def make_explanation(image: np.ndarray, cam: np.ndarray, **changes: object) -> Explanation:
-    fields: dict[str, object] = {
-        "image": image,
-        "cam": cam,
-        "class_index": 1,
-        "class_name": "disc",
-        "probability": 0.87,
-        "top_k": (Prediction(1, "disc", 0.87), Prediction(0, "square", 0.13)),
-        "boxes": tuple(cam_to_boxes(cam)),
-        "threshold": 0.15,
-        "model_name": "TinyNet",
-        "layer_name": "features",
-        "weights": "trained in the test",
-        "untrained": False,
-        "cam_empty": False,
-    }
-    fields.update(changes)
-    return Explanation(**fields)  # type: ignore[arg-type]
 
 
 def test_explanation_arrays_are_read_only(image: np.ndarray, cam: np.ndarray) -> None:
@@ -119,31 +94,3 @@ def test_with_threshold_all_regions_boxes_every_region(image: np.ndarray) -> Non
     explanation = make_explanation(image, cam)
     assert len(explanation.boxes) == 1
     assert explanation.with_threshold(0.15, all_regions=True).boxes == ((40, 30, 79, 49), (5, 5, 9, 9))
-
-
-def test_panels_are_the_four_pictures_in_order(image: np.ndarray, cam: np.ndarray) -> None:
-    explanation = make_explanation(image, cam)
-    panels = explanation.panels()
-    assert list(panels) == ["original", "heatmap", "overlay", "boxes"] == list(PANELS)
-    for name, picture in panels.items():
-        assert picture.shape == (HEIGHT, WIDTH, 3) and picture.dtype == np.uint8, name
-    np.testing.assert_array_equal(panels["original"], image)
-    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam))
-    np.testing.assert_array_equal(panels["overlay"], overlay(image, cam))
-    np.testing.assert_array_equal(panels["boxes"], draw_boxes(image, explanation.boxes, "disc 87%"))
-
-
-def test_panels_follow_alpha_and_colormap(image: np.ndarray, cam: np.ndarray) -> None:
-    panels = make_explanation(image, cam).panels(alpha=0.0, colormap="viridis")
-    np.testing.assert_array_equal(panels["overlay"], image)
-    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam, "viridis"))
-
-
-@pytest.mark.parametrize(
-    ("probability", "untrained", "label"),
-    [(0.87, False, "disc 87%"), (0.004, False, "disc 0.4%"), (0.5, True, "disc 50% (untrained)")],
-)
-def test_the_box_label_names_the_class_and_its_probability(
-    image: np.ndarray, cam: np.ndarray, probability: float, untrained: bool, label: str
-) -> None:
-    assert make_explanation(image, cam, probability=probability, untrained=untrained).label == label

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import io
-import json
 import socket
 import threading
 import time
@@ -26,7 +25,7 @@ from demo.service import DemoService
 from demo.settings import QUEUE_PER_ADDRESS
 from gradcam import Explainer
 
-from .app_server import RunningApp, gradio_workdir, served
+from .app_server import RunningApp, explain_index, gradio_workdir, join, served
 
 pytestmark = pytest.mark.slow
 
@@ -60,32 +59,12 @@ def _upload(app: RunningApp, data: bytes, address: str) -> dict:
     return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": "p.png"}
 
 
-def _join(
-    app: RunningApp, index: int, data: list, session: str, address: str, listen: bool = True
-) -> tuple[int, dict | str]:
-    body = {"data": data, "fn_index": index, "session_hash": session}
-    with httpx.Client(timeout=120, headers=_as(address)) as http:
-        joined = http.post(app.url + "gradio_api/queue/join", json=body)
-        if joined.status_code != 200 or not listen:
-            return joined.status_code, joined.text
-        with http.stream("GET", app.url + "gradio_api/queue/data", params={"session_hash": session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
-                    return 200, json.loads(line[5:])
-    raise AssertionError("no answer")
-
-
-def _explain_index(app: RunningApp) -> int:
-    return next(i for i, fn in app.demo.fns.items() if fn.api_name == "explain")
-
-
 def _explained(app: RunningApp, seed: int, address: str) -> float:
     """Seconds one visitor waits for an explanation of a new photo through the API."""
     image = _upload(app, _photo(seed), address)
     start = time.perf_counter()
-    status, answer = _join(
-        app, _explain_index(app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], f"v{seed}", address
-    )
+    data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"]
+    status, answer = join(app, explain_index(app), data, f"v{seed}", headers=_as(address))
     assert status == 200 and answer["success"], answer
     return time.perf_counter() - start
 
@@ -93,17 +72,11 @@ def _explained(app: RunningApp, seed: int, address: str) -> float:
 def test_one_visitor_flooding_the_queue_leaves_room_for_the_next(space):
     alone = min(_explained(space, 1000 + i, "198.51.100.2") for i in range(3))
     image = _upload(space, _photo(7), "198.51.100.1")
-    index = _explain_index(space)
+    index = explain_index(space)
 
     def flood(n: int) -> int:  # a new session per request, never listening: what a script does
-        return _join(
-            space,
-            index,
-            [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"],
-            f"flood-{n}",
-            "198.51.100.1",
-            listen=False,
-        )[0]
+        data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"]
+        return join(space, index, data, f"flood-{n}", listen=False, headers=_as("198.51.100.1"))[0]
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(flood, range(60)))
@@ -128,15 +101,16 @@ def test_fifty_opacity_changes_write_no_zip_and_the_next_visitor_is_served(space
     store = space.service.store
     big = _photo(11, side=900)  # its full-quality files are a few MB a time
     image = _upload(space, big, "198.51.100.9")
-    explain = _explain_index(space)
-    assert _join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "looks", "198.51.100.9")[1][
+    explain = explain_index(space)
+    visitor = _as("198.51.100.9")
+    assert join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "looks", headers=visitor)[1][
         "success"
     ]
     before = store.owned_bytes("198.51.100.9")
     slider = next(i for i, fn in space.demo.fns.items() if fn.name == "redrawn")
     for n in range(50):
-        status, answer = _join(
-            space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet"], "looks", "198.51.100.9"
+        status, answer = join(
+            space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet"], "looks", headers=visitor
         )
         assert status == 200 and answer["success"], answer
     grown = store.owned_bytes("198.51.100.9") - before

@@ -13,10 +13,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from gradcam import Explainer, GradCAM
+from gradcam import Explainer, GradCAM, views, words
+from gradcam.errors import NotAvailableError
 from gradcam.faithfulness import MaskingTest, blurred, highlighted_region, masking_test
+from gradcam.save import masking_manifest
 
 from .conftest import SHAPES, SignedNet, make_scene, to_tensor
 
@@ -122,7 +123,8 @@ def test_the_deletion_curve_starts_with_the_whole_image_and_ends_fully_hidden(ex
     # every pixel removed: the image is all blur
     whole_blur = explainer.probabilities([explainer.network_image(blurred(scene.image))])[0, 0]
     assert test.curve[-1] == pytest.approx(whole_blur, rel=1e-6)
-    assert test.region_fraction == pytest.approx(highlighted_region(explanation).mean()) and 0 < test.region_fraction < 1
+    assert test.region_fraction == pytest.approx(highlighted_region(explanation).mean())
+    assert 0 < test.region_fraction < 1
     assert test.hidden_image.shape == scene.image.shape
     assert 0.0 <= test.deletion_area <= 1.0 + 1e-9
 
@@ -138,12 +140,13 @@ def test_hiding_nothing_changes_nothing(explainer, square):
 def test_the_numbers_go_into_json(explainer, square):
     _, explanation = square
     test = masking_test(explainer, explanation, steps=4)
-    data = json.loads(json.dumps(test.as_dict()))
+    data = json.loads(json.dumps(masking_manifest(test)))
     assert data["class"] == "square" and data["before"] == test.before
     assert data["highlighted_hidden"] == test.hidden and data["only_highlighted_kept"] == test.kept
     assert data["deletion_curve"]["fraction_removed"] == list(test.fractions)
     assert data["deletion_curve"]["probability"] == list(test.curve)
     assert data["deletion_area"] == pytest.approx(test.deletion_area)
+    assert data["sentence"] == words.masking(test).plain
 
 
 def _made(before: float, hidden: float, kept: float = 0.8) -> MaskingTest:
@@ -161,7 +164,7 @@ def _made(before: float, hidden: float, kept: float = 0.8) -> MaskingTest:
     ],
 )
 def test_the_sentence(before, hidden, says):
-    sentence = _made(before, hidden).sentence()
+    sentence = words.masking(_made(before, hidden)).plain
     assert says in sentence
     assert sentence.endswith(" Keeping only that area gives 80%.")
 
@@ -214,7 +217,7 @@ def test_the_counterfactual_map_points_at_the_other_object(two_objects, cls):
     on_own = sum(_on(_peak(result.counter_maps[i, cls]), s.objects[cls]) for i, s in enumerate(scenes))
     # Measured: 30 of 30 on the other object, 0 on its own. By chance the peak would land on
     # the other object rarely: each object covers 4% to 7% of the image.
-    assert on_other >= 27, f"the map against {SHAPES[cls]} peaked on the {SHAPES[other]} in {on_other} of {SCENES} images"
+    assert on_other >= 27, f"the map against {SHAPES[cls]} peaked on the {SHAPES[other]} in {on_other} of {SCENES}"
     assert on_own == 0
     # and the ordinary map still points at the class's own object
     assert sum(_on(_peak(result.maps[i, cls]), s.objects[cls]) for i, s in enumerate(scenes)) >= 24
@@ -231,13 +234,13 @@ def test_counterfactual_maps_are_finite_and_in_unit_range(two_objects):
 
 def test_the_explanation_carries_the_counterfactual_map(explainer):
     scene = make_scene(np.random.default_rng(4), (0, 1))
-    square, disc = explainer.explain_classes(scene.image, ["square", "disc"], counterfactual=True)
+    square, disc = (explainer.explain(scene.image, name, counterfactual=True) for name in ("square", "disc"))
     assert _on(_peak(square.counter_cam), scene.objects[1]) and _on(_peak(disc.counter_cam), scene.objects[0])
     assert square.counter_cam.shape == scene.image.shape[:2] and not square.counter_cam.flags.writeable
     assert not square.counter_empty
-    picture = square.counter_overlay()
+    picture = views.counterfactual(square)[1]
     assert picture.shape == scene.image.shape and picture.dtype == np.uint8
-    assert not np.array_equal(picture, square.overlay())
+    assert not np.array_equal(picture, views.overlay(square))
 
 
 def test_no_evidence_against_a_class_gives_an_empty_counterfactual_map():
@@ -256,5 +259,5 @@ def test_without_counterfactual_there_are_no_counter_maps(trained_tiny, explaine
     assert result.counter_maps is None and result.counter_empty is None
     explanation = explainer.explain(scene.image)
     assert explanation.counter_cam is None and not explanation.counter_empty
-    with pytest.raises(ValueError, match="explain with counterfactual=True"):
-        explanation.counter_overlay()
+    with pytest.raises(NotAvailableError, match="explain with counterfactual=True"):
+        views.counterfactual(explanation)

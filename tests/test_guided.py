@@ -150,7 +150,7 @@ def test_threads_get_what_they_would_get_alone(trained_tiny):
             start.wait()
             for _ in range(5):
                 together[i].append(job(trained_tiny, x, target))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]

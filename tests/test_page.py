@@ -1,4 +1,4 @@
-"""The page's pure helpers (close class names, the colour key, the link-preview tags), its layout and its handlers.
+"""The page's pure helpers (the colour key, the link-preview tags), its layout and its handlers.
 
 The handlers are called as Gradio calls them (``demo.fns``), with the page's inputs, and their answers are
 ``{component: value}``: what a person would see is checked by the components' ids.
@@ -12,27 +12,9 @@ import pytest
 from torchvision.models import VGG19_Weights
 
 from demo.page import build_demo, head
-from demo.page.events import close_names
 from demo.page.layout import legend_html
 
 IMAGENET = VGG19_Weights.IMAGENET1K_V1.meta["categories"]
-
-
-def test_close_names_put_names_containing_the_text_first():
-    names = close_names("cat", IMAGENET, n=8)
-    assert {"tiger cat", "Persian cat", "Egyptian cat"} <= set(names)
-    assert all("cat" in n.lower() for n in names)
-    assert names.index("Persian cat") < names.index("polecat"), "a word starting with the text comes first"
-
-
-def test_close_names_forgive_spelling_mistakes():
-    assert close_names("tigr", IMAGENET)[0] == "tiger"
-    assert "espresso" in close_names("expresso", IMAGENET)
-
-
-def test_close_names_of_nothing_or_noise_are_empty():
-    assert close_names("", IMAGENET) == [] and close_names("   ", IMAGENET) == []
-    assert close_names("qqqqzz", IMAGENET) == []
 
 
 @pytest.mark.parametrize(("colormap", "words"), [("jet", "Red and yellow"), ("magma", "Light yellow and white")])

@@ -1,4 +1,4 @@
-"""The figures (colour bar, deletion curve, one-picture report) and the box overlap used to compare models."""
+"""The figures: the deletion curve and the one-picture report."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradcam import Explainer
+from gradcam import Explainer, views
 from gradcam.faithfulness import MaskingTest
-from gradcam.plots import colorbar, deletion_plot, report
+from gradcam.plots import deletion_plot, report
 
 from .conftest import make_scene
 
@@ -20,13 +20,14 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ORANGE = np.array([0xD9, 0x48, 0x0F])  # the deletion curve's colour
 
 
+def drawn(explanation, sentence: str) -> np.ndarray:
+    """The one-picture report of an explanation, with its own panels."""
+    return report(explanation, sentence, views.panels(explanation))
+
+
 def _is_picture(picture: np.ndarray, height: int, width: int) -> None:
     assert picture.shape == (height, width, 3) and picture.dtype == np.uint8
     assert picture.std() > 20, "the picture is blank"
-
-
-def _dominant(pixel: np.ndarray) -> str:
-    return "rgb"[int(np.argmax(pixel))]
 
 
 @pytest.fixture(scope="module")
@@ -39,31 +40,6 @@ def explanation(tiny_backbone):
 def _test(curve: tuple[float, ...]) -> MaskingTest:
     fractions = tuple(np.linspace(0, 1, len(curve)).tolist())
     return MaskingTest(0, "square", curve[0], 0.2, 0.8, 0.1, fractions, curve)
-
-
-# colorbar ------------------------------------------------------------------------------------
-
-
-def test_colorbar_runs_from_the_coldest_to_the_warmest_colour():
-    bar = colorbar()
-    _is_picture(bar, 60, 480)
-    row = bar[18]  # through the middle of the bar
-    assert [_dominant(row[x]) for x in (8, 240, 471)] == ["b", "g", "r"]  # jet: blue, green, red
-    assert (bar[36:] < 128).any(), "no labels under the bar"
-
-
-def test_colorbar_width_and_colormap():
-    _is_picture(colorbar(width=300), 60, 300)
-    jet, viridis = colorbar(), colorbar("viridis")
-    assert not np.array_equal(jet, viridis)
-    assert viridis[18, 471, 0] > 200 and viridis[18, 471, 1] > 200  # viridis ends in yellow
-
-
-def test_a_wide_colorbar_keeps_its_proportions_so_its_words_stay_readable_when_shrunk():
-    narrow, wide = colorbar(width=480), colorbar(width=1440)
-    assert wide.shape[0] >= 2.7 * narrow.shape[0], "the words do not grow with the bar"
-    ink = lambda bar: np.flatnonzero((bar[int(bar.shape[0] * 0.55) :] < 128).all(axis=2).any(axis=1))  # rows of the words
-    assert np.ptp(ink(wide)) >= 2 * np.ptp(ink(narrow)), "the words are as small as on a narrow bar"
 
 
 # deletion_plot -------------------------------------------------------------------------------
@@ -100,7 +76,7 @@ def test_deletion_plot_title_is_above_the_axes():
 
 
 def test_report_is_one_wide_picture(explanation):
-    picture = report(explanation, "The model is 99% sure this is square.")
+    picture = drawn(explanation, "The model is 99% sure this is square.")
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
     height, width = picture.shape[:2]
     assert width == 1600 and 450 <= height <= 600, picture.shape  # 16 x (2.7 + 2.6) inches at 100 dpi
@@ -108,16 +84,16 @@ def test_report_is_one_wide_picture(explanation):
 
 
 def test_a_taller_image_makes_a_taller_report(explanation):
-    wide = report(explanation, "wide")
+    wide = drawn(explanation, "wide")
     image, cam = (np.ascontiguousarray(np.rot90(a)) for a in (explanation.image, explanation.cam))  # 96 x 64
     tall = dataclasses.replace(explanation, image=image, cam=cam, boxes=())
-    picture = report(tall, "tall")
+    picture = drawn(tall, "tall")
     assert picture.shape[1] == wide.shape[1] and picture.shape[0] > wide.shape[0] + 200
 
 
 def test_a_long_sentence_is_wrapped_in_the_report_not_clipped(explanation):
     long = "You asked about espresso maker: the model gives it 0.1% (its top guess is espresso, 87%). " * 2
-    picture = report(explanation, long)
+    picture = drawn(explanation, long)
     Image.fromarray(picture).save(ARTIFACTS / "report-long-sentence.png") if ARTIFACTS.is_dir() else None
 
     def lines(p: np.ndarray) -> int:  # runs of rows with dark ink above the first panel's top
@@ -130,10 +106,18 @@ def test_a_long_sentence_is_wrapped_in_the_report_not_clipped(explanation):
 
 
 def test_report_shows_the_sentence_and_the_untrained_warning(explanation):
-    first = report(explanation, "The model is 99% sure this is square.")
-    assert not np.array_equal(first, report(explanation, "Something else entirely, and longer."))
-    untrained = report(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
+    first = drawn(explanation, "The model is 99% sure this is square.")
+    assert not np.array_equal(first, drawn(explanation, "Something else entirely, and longer."))
+    untrained = drawn(dataclasses.replace(explanation, untrained=True), "The model is 99% sure this is square.")
     assert untrained.shape == first.shape and not np.array_equal(untrained, first)
+
+
+def test_the_report_s_colour_bar_follows_the_colour_map(explanation):
+    panels = views.panels(explanation)  # the same pictures: only the colour bar can differ
+    jet, viridis = (report(explanation, "same words", panels, colormap=name) for name in ("jet", "viridis"))
+    rows, columns = np.nonzero((jet != viridis).any(axis=2))
+    assert rows.size > 0, "the colour bar does not follow the colour map"
+    assert rows.min() > jet.shape[0] // 2 and columns.min() >= jet.shape[1] // 2, "something else changed"
 
 
 def test_figures_drawn_in_threads_match_figures_drawn_alone():

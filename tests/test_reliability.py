@@ -25,7 +25,7 @@ from demo.service import DemoService
 from demo.settings import MAX_SIDE, QUEUE_PER_ADDRESS, QUEUE_SIZE
 from gradcam import Explainer, WeightsError, load_backbone
 
-from .app_server import RunningApp, gradio_workdir, running_app, served
+from .app_server import RunningApp, explain_index, gradio_workdir, join, running_app, served
 from .helpers import ForwardCounter, hook_count, resident_mib
 from .hostile import JARGON, hostile_cases, write_case
 
@@ -49,7 +49,9 @@ def _upload(tmp_path: Path, name: str, data: bytes):
 
 
 def _answered(client: Client, tmp_path: Path, seed: int, classes: int = 5) -> None:
-    *panels, label, sentence, archive = client.predict(_upload(tmp_path, f"fresh-{seed}.png", _photo(seed)), api_name="/explain")
+    *panels, label, sentence, archive = client.predict(
+        _upload(tmp_path, f"fresh-{seed}.png", _photo(seed)), api_name="/explain"
+    )
     assert "sure this is" in sentence and len(label["confidences"]) == classes
 
 
@@ -87,7 +89,9 @@ def test_hostile_upload_through_the_app(client, tmp_path, case):
 def test_an_upload_over_the_size_limit_is_refused(app, client, tmp_path):
     big = tmp_path / "huge.png"
     big.write_bytes(_photo(1) + bytes(50 * 1024 * 1024))
-    response = httpx.post(app.url + "gradio_api/upload", files={"files": ("huge.png", big.open("rb"), "image/png")}, timeout=60)
+    response = httpx.post(
+        app.url + "gradio_api/upload", files={"files": ("huge.png", big.open("rb"), "image/png")}, timeout=60
+    )
     assert response.status_code == 413, response.text[:200]
     with pytest.raises(Exception, match="(?i)size|large|413"):
         client.predict(handle_file(str(big)), TOP_PREDICTION, api_name="/explain")
@@ -104,8 +108,22 @@ def test_the_cli_reports_each_bad_file_in_one_line_and_explains_the_rest(tmp_pat
     bad = [c for c in cases if c.outcome == "error"]
     files = [str(folder / c.filename) for c in cases]
     run = subprocess.run(
-        [sys.executable, "-m", "gradcam", *files, "--model", "densenet121", "--weights", "random", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "gradcam",
+            *files,
+            "--model",
+            "densenet121",
+            "--weights",
+            "random",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert run.returncode == 1
     errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
@@ -177,7 +195,7 @@ def test_more_requests_than_the_queue_holds_get_a_busy_answer_then_service_resum
         try:
             clients[i % 4].predict(uploads[i], TOP_PREDICTION, "VGG19", api_name="/explain")
             results[i] = "ok"
-        except Exception as exc:  # noqa: BLE001 - the message is what we check
+        except Exception as exc:
             results[i] = str(exc)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(uploads))]
@@ -217,7 +235,10 @@ def test_soak_300_explanations(tiny_backbone, tmp_path, monkeypatch):
     assert growth < 50, f"resident memory grew by {growth:.1f} MB over 250 explanations"
     assert hook_count(tiny_backbone.model) == hooks
     assert len(folders) >= 300, "a result younger than 15 minutes was deleted"
-    print(f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; {len(folders)} output folders kept, {used / 1e6:.1f} MB")
+    print(
+        f"soak: RSS growth {growth:.1f} MB over 250 explanations after 50 warm-up; "
+        f"{len(folders)} output folders kept, {used / 1e6:.1f} MB"
+    )
 
 
 # 5. Weights safety ------------------------------------------------------------------------------
@@ -232,7 +253,10 @@ def test_bad_weights_stop_the_app_at_start_with_one_line_naming_the_file(tmp_pat
         path.write_bytes(content)
     run = subprocess.run(
         [sys.executable, "app.py", "--port", "0"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={**_env(), "GRADCAM_WEIGHTS": str(path)},
     )
     assert run.returncode == 2
@@ -315,7 +339,11 @@ META = {"_type": "gradio.FileData"}
 
 
 def _uploaded(app: RunningApp, seed: int) -> dict:
-    response = httpx.post(app.url + "gradio_api/upload", files=[("files", (f"u{seed}.png", _photo(seed, (64, 64)), "image/png"))], timeout=30)
+    response = httpx.post(
+        app.url + "gradio_api/upload",
+        files=[("files", (f"u{seed}.png", _photo(seed, (64, 64)), "image/png"))],
+        timeout=30,
+    )
     response.raise_for_status()
     return {"path": response.json()[0], "meta": META}
 
@@ -338,27 +366,10 @@ def _inputs(app: RunningApp, fn, image: dict) -> list:
     return values
 
 
-def _join(app: RunningApp, fn_index: int, data: list | str, session: str, listen: bool = True) -> tuple[int, dict | str]:
-    """Joins the queue as a client does, raw; with ``listen``, reads the event stream to the answer."""
-    body = data if isinstance(data, str) else json.dumps({"data": data, "fn_index": fn_index, "session_hash": session})
-    with httpx.Client(timeout=120) as http:
-        joined = http.post(app.url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
-        if joined.status_code != 200 or not listen:
-            return joined.status_code, joined.text
-        with http.stream("GET", app.url + "gradio_api/queue/data", params={"session_hash": session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
-                    return 200, json.loads(line[5:])
-    raise AssertionError("the stream ended without an answer")
-
-
-def _explain_index(app: RunningApp) -> int:
-    """The function index of the public ``explain`` endpoint."""
-    return next(i for i, fn in app.demo.fns.items() if fn.api_name == "explain")
-
-
 def _model_fns(app: RunningApp) -> dict[int, object]:
-    return {i: fn for i, fn in app.demo.fns.items() if any(getattr(b, "elem_id", None) == "input-image" for b in fn.inputs)}
+    return {
+        i: fn for i, fn in app.demo.fns.items() if any(getattr(b, "elem_id", None) == "input-image" for b in fn.inputs)
+    }
 
 
 def test_the_rest_routes_that_skip_the_queue_are_closed(tiny_app):
@@ -371,7 +382,9 @@ def test_the_rest_routes_that_skip_the_queue_are_closed(tiny_app):
     for index, fn in tiny_app.demo.fns.items():
         if fn.fn is None:
             continue  # a step that runs in the browser only (scrolling): nothing on the server
-        response = httpx.post(tiny_app.url + "gradio_api/run/predict", json={"data": [0], "fn_index": index}, timeout=10)
+        response = httpx.post(
+            tiny_app.url + "gradio_api/run/predict", json={"data": [0], "fn_index": index}, timeout=10
+        )
         if response.status_code != 404:
             direct.append(fn.name)
     counter.__exit__()
@@ -395,12 +408,12 @@ def test_a_flood_of_every_endpoint_is_bounded_and_abandoned_requests_are_dropped
     dropped = LISTENERS.dropped
     runs = ForwardCounter(tiny_app.service.models.get(None).backbone.model).__enter__()
 
-    def join(n: int) -> int:  # a visitor who never listens for the answer
+    def abandon(n: int) -> int:  # a visitor who never listens for the answer
         index, fn = fns[n % len(fns)]
-        return _join(tiny_app, index, _inputs(tiny_app, fn, image), f"flood{n}", listen=False)[0]
+        return join(tiny_app, index, _inputs(tiny_app, fn, image), f"flood{n}", listen=False)[0]
 
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(join, range(40)))
+        answers = list(pool.map(abandon, range(40)))
     assert set(answers) == {200, 429}, answers  # one address: its share of the queue, then "too many requests"
     assert answers.count(200) <= QUEUE_PER_ADDRESS + 2  # waiting, plus one running and one just dropped
     for _ in range(1200):  # the abandoned requests are dropped, none runs the model (bounded wait on the condition)
@@ -415,14 +428,21 @@ def test_a_flood_of_every_endpoint_is_bounded_and_abandoned_requests_are_dropped
 
 def test_a_body_over_the_limit_is_refused_before_parsing(tiny_app):
     big = b"{" + b" " * (15 * 1024 * 1024) + b"}"
-    response = httpx.post(tiny_app.url + "gradio_api/queue/join", content=big, headers={"content-type": "application/json"}, timeout=60)
+    response = httpx.post(
+        tiny_app.url + "gradio_api/queue/join", content=big, headers={"content-type": "application/json"}, timeout=60
+    )
     assert response.status_code == 413 and "too large" in response.text
 
     def chunks():
         for _ in range(15):
             yield b" " * (1024 * 1024)
 
-    response = httpx.post(tiny_app.url + "gradio_api/queue/join", content=chunks(), headers={"content-type": "application/json"}, timeout=60)
+    response = httpx.post(
+        tiny_app.url + "gradio_api/queue/join",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
     assert response.status_code == 413
 
 
@@ -439,7 +459,9 @@ def test_a_data_url_over_the_upload_limit_is_refused(tiny_app):
     image = _uploaded(tiny_app, 42)
     payload = base64.b64encode(_photo(43, (64, 64)) + bytes(10 * 1024 * 1024 + 100)).decode()
     image["url"] = "data:image/png;base64," + payload
-    status, answer = _join(tiny_app, _explain_index(tiny_app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "dataurl")
+    status, answer = join(
+        tiny_app, explain_index(tiny_app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "dataurl"
+    )
     assert status == 200
     if answer["success"]:  # Gradio replaced the URL by the uploaded file's: the data URL was never decoded
         with Image.open(answer["output"]["data"][0]["path"]) as original:
@@ -461,45 +483,72 @@ BAD_SETTINGS = [
     ("nan-threshold", '[IMAGE, "Top prediction", "TinyNet", NaN, 0.5, "jet"]', "Box threshold must be a number"),
     ("inf-opacity", '[IMAGE, "Top prediction", "TinyNet", 0.15, Infinity, "jet"]', "Heatmap opacity must be a number"),
     ("huge-number", '[IMAGE, "Top prediction", "TinyNet", 1e308, 0.5, "jet"]', "Box threshold must be a number"),
-    ("digits", '[IMAGE, "Top prediction", "TinyNet", 1' + "0" * 5000 + ', 0.5, "jet"]', "Box threshold must be a number"),
+    (
+        "digits",
+        '[IMAGE, "Top prediction", "TinyNet", 1' + "0" * 5000 + ', 0.5, "jet"]',
+        "Box threshold must be a number",
+    ),
     ("long-target", '[IMAGE, "' + "9" * 5000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
-    ("huge-class-name", '[IMAGE, "' + "a" * 5_000_000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
+    (
+        "huge-class-name",
+        '[IMAGE, "' + "a" * 5_000_000 + '", "TinyNet", 0.15, 0.5, "jet"]',
+        "Class to explain is too long",
+    ),
     ("text-threshold", '[IMAGE, "Top prediction", "TinyNet", "abc", 0.5, "jet"]', "Box threshold must be a number"),
     ("number-target", '[IMAGE, 5, "TinyNet", 0.15, 0.5, "jet"]', "Class to explain must be text"),
     ("list-model", '[IMAGE, "Top prediction", ["x"], 0.15, 0.5, "jet"]', "Model must be one of: TinyNet"),
-    ("unknown-colours", '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "' + "x" * 5000 + '"]', "Colours must be one of"),
+    (
+        "unknown-colours",
+        '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "' + "x" * 5000 + '"]',
+        "Colours must be one of",
+    ),
     ("unknown-class", '[IMAGE, "' + "zebra" * 1000 + '", "TinyNet", 0.15, 0.5, "jet"]', "Class to explain is too long"),
 ]
 
 
 @pytest.mark.parametrize(("name", "data", "message"), BAD_SETTINGS, ids=[case[0] for case in BAD_SETTINGS])
-def test_mistaken_settings_get_a_clear_short_message_and_no_traceback(tiny_app, monkeypatch, tmp_path, name, data, message):
+def test_mistaken_settings_get_a_clear_short_message_and_no_traceback(
+    tiny_app, monkeypatch, tmp_path, name, data, message
+):
     from demo.logs import LOG_LIMIT, TruncatingStream
 
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", TruncatingStream(log))
     image = json.dumps(_uploaded(tiny_app, 50))
-    body = f'{{"fn_index": {_explain_index(tiny_app)}, "session_hash": "bad-{name}", "data": ' + data.replace("IMAGE", image) + "}"
-    status, answer = _join(tiny_app, _explain_index(tiny_app), body, f"bad-{name}")
+    body = (
+        f'{{"fn_index": {explain_index(tiny_app)}, "session_hash": "bad-{name}", "data": '
+        + data.replace("IMAGE", image)
+        + "}"
+    )
+    status, answer = join(tiny_app, explain_index(tiny_app), body, f"bad-{name}")
     if name == "digits" and status == 400:  # Python's JSON parser refuses numbers of over 4,300 digits itself
         assert "parsing the body" in str(answer)
     else:
         assert status == 200 and not answer["success"]
         error = answer["output"]["error"]
         assert error.startswith(message) and len(error) < 300, error
-    assert "Traceback" not in log.getvalue() and all(len(line) <= LOG_LIMIT + 60 for line in log.getvalue().splitlines())
+    assert "Traceback" not in log.getvalue() and all(
+        len(line) <= LOG_LIMIT + 60 for line in log.getvalue().splitlines()
+    )
     _answered(Client(tiny_app.url, verbose=False), tmp_path, seed=51, classes=2)
 
 
-@pytest.mark.parametrize(("target", "model", "colormap"), [(None, "TinyNet", "jet"), (TOP_PREDICTION, None, "jet"), (TOP_PREDICTION, "TinyNet", None)])
+@pytest.mark.parametrize(
+    ("target", "model", "colormap"),
+    [(None, "TinyNet", "jet"), (TOP_PREDICTION, None, "jet"), (TOP_PREDICTION, "TinyNet", None)],
+)
 def test_missing_settings_take_their_defaults(tiny_app, tmp_path, target, model, colormap):
     client = Client(tiny_app.url, verbose=False)
-    *_, label, sentence, _ = client.predict(_upload(tmp_path, "d.png", _photo(70)), target, model, 0.15, 0.5, colormap, api_name="/explain")
+    *_, label, sentence, _ = client.predict(
+        _upload(tmp_path, "d.png", _photo(70)), target, model, 0.15, 0.5, colormap, api_name="/explain"
+    )
     assert "sure this is" in sentence
 
 
 def test_the_page_and_api_callers_get_the_same_clear_message(tiny_app, tmp_path):
     client = Client(tiny_app.url, verbose=False)
-    with pytest.raises(Exception, match=r"Class to explain is too long \(5,000,000 characters; at most 200\): a{40}…") as info:
+    with pytest.raises(
+        Exception, match=r"Class to explain is too long \(5,000,000 characters; at most 200\): a{40}…"
+    ) as info:
         client.predict(_upload(tmp_path, "c.png", _photo(71)), "a" * 5_000_000, api_name="/explain")
     assert len(str(info.value)) < 300

@@ -14,7 +14,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from gradcam import PANELS, Explainer, save_explanation
+from gradcam import PANELS, Explainer, save_explanation, views
 from gradcam.explanation import Explanation
 
 from .conftest import make_scene
@@ -54,7 +54,7 @@ def test_writes_the_six_files_into_a_new_folder(explanation, source, tmp_path):
 
 def test_pictures_decode_to_the_panels(explanation, source, tmp_path):
     written = save_explanation(explanation, tmp_path / "out", source=source)
-    panels = explanation.panels()
+    panels = views.panels(explanation)
     assert np.array_equal(decoded(written["original"]), explanation.image)
     for name in PANELS:
         assert np.array_equal(decoded(written[name]), panels[name]), name
@@ -69,7 +69,7 @@ def test_one_encoding_thread_writes_the_same_files(explanation, tmp_path):
 
 
 def test_pictures_drawn_already_are_written_as_given(explanation, tmp_path):
-    drawn = {name: np.full_like(picture, 7) for name, picture in explanation.panels().items()}
+    drawn = {name: np.full_like(picture, 7) for name, picture in views.panels(explanation).items()}
     written = save_explanation(explanation, tmp_path / "out", panels=drawn)
     for name in PANELS:
         assert np.array_equal(decoded(written[name]), drawn[name])
@@ -112,9 +112,9 @@ def test_manifest_describes_the_result(explanation, source, tmp_path):
 
 def test_alpha_and_colormap_are_used_and_recorded(explanation, tmp_path):
     written = save_explanation(explanation, tmp_path / "out", alpha=0.3, colormap="viridis")
-    assert np.array_equal(decoded(written["heatmap"]), explanation.heatmap("viridis"))
-    assert np.array_equal(decoded(written["overlay"]), explanation.overlay(0.3, "viridis"))
-    assert not np.array_equal(decoded(written["heatmap"]), explanation.heatmap("jet"))
+    assert np.array_equal(decoded(written["heatmap"]), views.heatmap(explanation, "viridis"))
+    assert np.array_equal(decoded(written["overlay"]), views.overlay(explanation, 0.3, "viridis"))
+    assert not np.array_equal(decoded(written["heatmap"]), views.heatmap(explanation, "jet"))
     manifest = json.loads(written["manifest"].read_text())
     assert manifest["overlay_alpha"] == 0.3 and manifest["colormap"] == "viridis"
 
@@ -129,8 +129,8 @@ def test_untrained_result_says_so(explanation, tmp_path):
     untrained = dataclasses.replace(explanation, untrained=True)
     written = save_explanation(untrained, tmp_path / "out")
     assert json.loads(written["manifest"].read_text())["untrained"] is True
-    assert np.array_equal(decoded(written["boxes"]), untrained.boxed())  # the label says "(untrained)"
-    assert not np.array_equal(decoded(written["boxes"]), explanation.boxed())
+    assert np.array_equal(decoded(written["boxes"]), views.boxed(untrained))  # the label says "(untrained)"
+    assert not np.array_equal(decoded(written["boxes"]), views.boxed(explanation))
 
 
 def test_saving_again_replaces_the_files(explanation, tiny_backbone, source, tmp_path):

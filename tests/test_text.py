@@ -74,7 +74,7 @@ def test_an_unknown_name_gets_one_hint_with_close_names():
     hint = text.unknown_class("tigr", ["tiger", "tiger cat"])
     assert "tigr" in hint and "tiger, tiger cat" in hint
     assert "Pick one" in hint
-    assert "..." in text.unknown_class("x" * 5000, [])
+    assert "x…" in text.unknown_class("x" * 5000, [])
     assert len(text.unknown_class("x" * 5000, [])) < 200
 
 

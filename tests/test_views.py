@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from demo.cache import ExplanationCache
-from gradcam import Explainer, views
+from gradcam import PANELS, Explainer, views, words
 from gradcam.errors import NotAvailableError
-from gradcam.render import draw_boxes, overlay
+from gradcam.render import draw_boxes, heatmap, overlay
 
-from .conftest import make_scene
+from .conftest import HEIGHT, WIDTH, make_scene
+from .helpers import make_explanation
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def test_views_never_run_the_model(tiny_backbone, full):
 def test_each_view_is_what_its_parts_make(full):
     _, explanation = full
     assert np.array_equal(views.boxed_overlay(explanation, 0.4, "viridis"),
-                          draw_boxes(overlay(explanation.image, explanation.cam, 0.4, "viridis"), explanation.boxes, explanation.label))
+                          draw_boxes(overlay(explanation.image, explanation.cam, 0.4, "viridis"), explanation.boxes,
+                                     words.box_label(explanation)))
     captions = [caption for _, caption in views.classes(explanation)]
     assert captions == [f"{c.name} {round(c.probability * 100)}%" if c.probability >= 0.01 else captions[i]
                         for i, c in enumerate(explanation.classes)]
@@ -73,3 +75,36 @@ def test_the_cache_keeps_the_most_recently_used(bare):
     assert cache.get("b") is None and cache.get("a") is bare and len(cache) == 2
     cache.clear()
     assert len(cache) == 0
+
+
+# The four panels -------------------------------------------------------------------------------
+
+
+def test_panels_are_the_four_pictures_in_order(image: np.ndarray, cam: np.ndarray) -> None:
+    explanation = make_explanation(image, cam)
+    panels = views.panels(explanation)
+    assert list(panels) == ["original", "heatmap", "overlay", "boxes"] == list(PANELS)
+    for name, picture in panels.items():
+        assert picture.shape == (HEIGHT, WIDTH, 3) and picture.dtype == np.uint8, name
+    np.testing.assert_array_equal(panels["original"], image)
+    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam))
+    np.testing.assert_array_equal(panels["overlay"], overlay(image, cam))
+    np.testing.assert_array_equal(panels["boxes"], draw_boxes(image, explanation.boxes, "disc 87%"))
+
+
+def test_panels_follow_alpha_and_colormap(image: np.ndarray, cam: np.ndarray) -> None:
+    panels = views.panels(make_explanation(image, cam), alpha=0.0, colormap="viridis")
+    np.testing.assert_array_equal(panels["overlay"], image)
+    np.testing.assert_array_equal(panels["heatmap"], heatmap(cam, "viridis"))
+
+
+@pytest.mark.parametrize(
+    ("probability", "untrained", "label"),
+    [(0.87, False, "disc 87%"), (0.004, False, "disc 0.4%"), (0.5, True, "disc 50% (untrained)")],
+)
+def test_the_box_label_names_the_class_and_its_probability(
+    image: np.ndarray, cam: np.ndarray, probability: float, untrained: bool, label: str
+) -> None:
+    explanation = make_explanation(image, cam, probability=probability, untrained=untrained)
+    assert words.box_label(explanation) == label
+    np.testing.assert_array_equal(views.boxed(explanation), draw_boxes(image, explanation.boxes, label))

@@ -8,6 +8,7 @@ import pytest
 
 from gradcam import words
 from gradcam.explanation import MaskingTest, Prediction
+from gradcam.save import masking_manifest
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Result:
 
 
 @pytest.mark.parametrize(
-    ("probability", "shown"), [(0.0, "0%"), (0.0004, "<0.1%"), (0.004, "0.4%"), (0.0105, "1%"), (0.873, "87%"), (1.0, "100%")]
+    ("probability", "shown"),
+    [(0.0, "0%"), (0.0004, "<0.1%"), (0.004, "0.4%"), (0.0105, "1%"), (0.873, "87%"), (1.0, "100%")],
 )
 def test_percent_never_says_zero_for_a_probability_that_is_not(probability, shown):
     assert words.percent(probability) == shown
@@ -30,13 +32,15 @@ def test_percent_never_says_zero_for_a_probability_that_is_not(probability, show
 
 def test_the_top_class_in_both_renderings():
     text = words.summary(Result(), asked=False)
-    assert text.plain == "The model is 61% sure this is tabby. The highlighted parts of the image are what led it to tabby."
-    assert text.markdown == "The model is 61% sure this is **tabby**. The highlighted parts of the image are what led it to tabby."
+    led = " The highlighted parts of the image are what led it to tabby."
+    assert text.plain == "The model is 61% sure this is tabby." + led
+    assert text.markdown == "The model is 61% sure this is **tabby**." + led
 
 
 def test_a_class_that_is_not_the_top_one_names_the_top_guess():
     asked = Result(class_index=282, class_name="tiger cat", probability=0.2)
-    assert words.summary(asked).plain.startswith("You asked about tiger cat: the model gives it 20% (its top guess is tabby, 61%).")
+    said = words.summary(asked).plain
+    assert said.startswith("You asked about tiger cat: the model gives it 20% (its top guess is tabby, 61%).")
     assert words.summary(asked, asked=False).markdown.startswith("For **tiger cat**: the model gives it 20%")
 
 
@@ -56,12 +60,13 @@ def test_an_empty_map_and_untrained_weights_are_said_plainly():
 def test_the_masking_sentence(before, hidden, says):
     test = MaskingTest(281, "tabby", before, hidden, 0.5, 0.2, (0.0, 1.0), (before, 0.1))
     assert says in words.masking(test).plain
-    assert test.sentence() == words.masking(test).plain  # the result object speaks with the same words
+    assert masking_manifest(test)["sentence"] == words.masking(test).plain  # the manifest says the same words
     assert "**tabby**" in words.masking(test).markdown
 
 
 def test_the_cli_line_label_and_agreement():
     assert words.label("tabby", 0.61, untrained=True) == "tabby 61% (untrained)"
+    assert words.box_label(Result()) == "tabby 61%" and words.box_label(Result(untrained=True)).endswith("(untrained)")
     line = words.cli_line(Result(cam_empty=True), "cat.jpg", "out/cat")
     assert line == "cat.jpg: tabby 61% (no region speaks for this class); top-2: tabby 61%, tiger cat 20% -> out/cat/"
     assert "nothing to compare" in words.models_agreement([]).plain
@@ -74,7 +79,32 @@ def test_the_counterfactual_sentence():
     assert "no contrary evidence" in words.counterfactual(Result(counter_empty=True)).plain
 
 
-@pytest.mark.parametrize(("colormap", "named"), [("jet", "red and yellow mark"), ("viridis", "yellow marks"), ("magma", "light yellow and white")])
+@pytest.mark.parametrize(
+    ("colormap", "named"),
+    [("jet", "red and yellow mark"), ("viridis", "yellow marks"), ("magma", "light yellow and white")],
+)
 def test_the_sentence_names_the_colours_of_the_chosen_colour_map(colormap, named):
     assert named in words.summary(Result(), colormap=colormap).plain
     assert "mark" not in words.summary(Result(cam_empty=True), colormap=colormap).plain
+
+
+FIGURES = {
+    "images": 1200, "failed": 3, "top1_accuracy": 0.612, "top5_accuracy": 0.85, "pointing_accuracy": 0.7,
+    "energy_in_box": 0.41, "top1_localization_error": 0.5, "top5_localization_error": None,
+}
+
+
+def test_the_evaluation_says_each_figure_once_with_its_rule():
+    said = [text.plain for text in words.evaluation(FIGURES, pointing_tolerance=15, iou_threshold=0.5)]
+    assert said[0] == "1,200 images were evaluated; 3 could not be (see results.csv, column error)."
+    assert "right for 61.2% of the images" in said[1] and "five best guesses for 85.0%" in said[1]
+    assert "For 70.0% of the annotated objects" in said[2] and "within 15 pixels of its box" in said[2]
+    assert said[3] == "On average 41.0% of the map's heat lies inside the object's box."
+    assert "IoU 0.5" in said[4] and "for n/a (the paper's localisation error)" in said[4]
+    assert words.evaluation({**FIGURES, "failed": 0}, 15, 0.5)[0].plain == "1,200 images were evaluated."
+
+
+def test_html_escapes_the_words_and_marks_the_emphasis():
+    text = words.Text.of("cats <and> ", ("strong", "dogs & co"), " ", ("soft", "'maybe'"))
+    assert text.html == "cats &lt;and&gt; <b>dogs &amp; co</b> <i>&#x27;maybe&#x27;</i>"
+    assert text.plain == "cats <and> dogs & co 'maybe'"

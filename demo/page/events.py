@@ -20,8 +20,6 @@ its full-quality files.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -34,34 +32,9 @@ from demo.page.layout import Layout, legend_html
 from demo.request import TOP_PREDICTION
 from gradcam import words
 from gradcam.explanation import PANELS
+from gradcam.names import closest
 
 Outputs = dict[Any, Any]
-
-
-def close_names(typed: str, names: Sequence[str], n: int = 5) -> list[str]:
-    """Class names close to what a person typed: names containing it first, then look-alikes.
-
-    Names that start with the text, or have a word that does, come before names
-    that merely contain it ("cat": "cat... ", "tiger cat", "Persian cat" before
-    "polecat"); spelling mistakes ("tigr") are caught by :mod:`difflib`.
-    """
-    wanted = " ".join(typed.split()).lower()
-    if not wanted:
-        return []
-    lowered = [name.lower() for name in names]
-
-    def rank(index: int) -> tuple[int, int]:
-        name = lowered[index]
-        starts = name.startswith(wanted) or any(w.startswith(wanted) for w in name.replace("-", " ").split())
-        return (0 if starts else 1, len(name))
-
-    containing = sorted((i for i, name in enumerate(lowered) if wanted in name), key=rank)
-    found = [names[i] for i in containing]
-    for close in difflib.get_close_matches(wanted, lowered, n=n, cutoff=0.6):
-        name = names[lowered.index(close)]
-        if name not in found:
-            found.append(name)
-    return found[:n]
 
 
 def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
@@ -92,7 +65,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         alts = text.alt_texts(explanation, look.colormap)
         hint = gr.update(value="", visible=False)
         if asked.unknown is not None:
-            close = close_names(asked.unknown, categories)
+            close = closest(asked.unknown, categories)
             hint = gr.update(value=text.unknown_class(asked.unknown, close, used=explanation.class_name), visible=True)
         return {
             **{layout.panels[key]: gr.Image(value=str(result.display[key]), alt_text=alts[key]) for key in PANELS},

@@ -193,7 +193,9 @@ class LabelResolver:
         return f"{label} is not an ImageNet-1k WordNet id" if index is None else index
 
 
-def read_annotations(source: str | os.PathLike[str], images: str | os.PathLike[str], categories: Sequence[str]) -> Annotations:
+def read_annotations(
+    source: str | os.PathLike[str], images: str | os.PathLike[str], categories: Sequence[str]
+) -> Annotations:
     """Reads a CSV file, an XML file or a folder of XML files.
 
     Args:
@@ -239,7 +241,10 @@ def _csv_rows(path: Path, problems: _Problems) -> Iterable[_Row]:
         missing = [column for column in CSV_COLUMNS if column not in header]
         if missing:
             problems.add(
-                name, "line 1", "", f"missing columns {', '.join(missing)}: the header must be {','.join(CSV_COLUMNS)}; nothing read"
+                name,
+                "line 1",
+                "",
+                f"missing columns {', '.join(missing)}: the header must be {','.join(CSV_COLUMNS)}; nothing read",
             )
             return
         where = [header.index(column) for column in CSV_COLUMNS]
@@ -255,7 +260,8 @@ def _csv_rows(path: Path, problems: _Problems) -> Iterable[_Row]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) < width:
-                problems.add(name, f"line {reader.line_num}", "", f"{len(row)} fields, expected {len(header)}; row skipped")
+                message = f"{len(row)} fields, expected {len(header)}; row skipped"
+                problems.add(name, f"line {reader.line_num}", "", message)
                 continue
             image, label, *corners = (row[i].strip() for i in where)
             yield name, f"line {reader.line_num}", image, label, corners
@@ -298,7 +304,8 @@ def _xml_rows(path: Path, root: Path, problems: _Problems) -> Iterable[_Row]:
         problems.add(name, "file", image, "no <object> in the file; image skipped")
     for number, obj in enumerate(objects, 1):
         box = obj.find("bndbox")
-        corners = [(box.findtext(tag) or "").strip() if box is not None else "" for tag in ("xmin", "ymin", "xmax", "ymax")]
+        tags = ("xmin", "ymin", "xmax", "ymax")
+        corners = [(box.findtext(tag) or "").strip() if box is not None else "" for tag in tags]
         yield name, f"object {number}", image, (obj.findtext("name") or "").strip(), corners
 
 
@@ -334,7 +341,8 @@ def _collect(rows: Iterable[_Row], root: Path, resolver: LabelResolver, problems
         try:
             x0, y0, x1, y1 = (_corner(c) for c in corners)
         except ValueError:
-            problems.add(source, where, image, f"corners {', '.join(corners) or '(none)'} are not four numbers; box skipped")
+            written = ", ".join(corners) or "(none)"
+            problems.add(source, where, image, f"corners {written} are not four numbers; box skipped")
             continue
         if x1 < x0 or y1 < y0:
             problems.add(source, where, image, f"box ({x0}, {y0}, {x1}, {y1}) has a negative size; box skipped")

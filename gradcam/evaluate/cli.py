@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Explain every image of an annotated dataset and measure whether Grad-CAM points at the objects "
         "(accuracy, localisation error, pointing game), on this machine or a Ray cluster.",
     )
-    parser.add_argument("images", type=Path, metavar="IMAGES", help="folder the annotations' image names are relative to")
+    parser.add_argument(
+        "images", type=Path, metavar="IMAGES", help="folder the annotations' image names are relative to"
+    )
     parser.add_argument("--annotations", required=True, type=Path, metavar="ANN",
                         help="CSV (image,label,x0,y0,x1,y1) or Pascal VOC / ILSVRC XML file or folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (a rerun resumes it)")
@@ -37,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="weights: a state dict path, or 'random' (default: the pretrained ones)")
     parser.add_argument("--labels", help="class names, one per line (a fine-tuned model)")
     parser.add_argument("--layer", help="target layer, dotted name (default: the model's)")
-    parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
+    parser.add_argument(
+        "--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs")
     parser.add_argument("--engine", default="local", choices=ENGINES, help="local (default) or ray")
@@ -99,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return "n/a" if value is None else f"{100 * value:.2f}%"
 
     if found.problems:
-        print(f"{len(found.problems)} annotation problem(s), first: {found.problems[0].text()} (all: {args.out / 'problems.txt'})")
+        first = found.problems[0].text()
+        print(f"{len(found.problems)} annotation problem(s), first: {first} (all: {args.out / 'problems.txt'})")
     print(f"{figures['images']} images ({figures['failed']} failed) with {figures['model']} at {figures['layer']} "
           f"in {figures['seconds']:.1f} s")
     print(f"top-1 / top-5 accuracy           {pct('top1_accuracy')} / {pct('top5_accuracy')}")

@@ -50,7 +50,7 @@ def header_size(path: str) -> tuple[int, int]:
             width, height = image.size
             if image.getexif().get(0x0112) in _ROTATED:
                 width, height = height, width
-    except Exception:  # noqa: BLE001 - the decoder reports the real reason when the image is evaluated
+    except Exception:  # the decoder reports the real reason when the image is evaluated
         return 0, 0
     return height, width
 
@@ -120,7 +120,9 @@ class BatchEvaluator:
         """Decodes and scores a batch, in the calling thread."""
         return self.evaluate([self.decode(s) for s in samples])
 
-    def class_maps(self, items: Sequence[Decoded], objects: Sequence[Sequence[GroundTruth]]) -> tuple[np.ndarray, list[dict[int, np.ndarray]]]:
+    def class_maps(
+        self, items: Sequence[Decoded], objects: Sequence[Sequence[GroundTruth]]
+    ) -> tuple[np.ndarray, list[dict[int, np.ndarray]]]:
         """Class probabilities and maps for decoded images of one size, in one forward pass.
 
         Only the annotated classes are explained: every figure of a row that
@@ -137,7 +139,8 @@ class BatchEvaluator:
             (of its best class for an image without objects).
         """
         size = items[0].size
-        x = torch.cat([item.x for item in items if item.x is not None])  # (N, 3, h, w); one original size, one input size
+        # (N, 3, h, w): one original size, one input size
+        x = torch.cat([item.x for item in items if item.x is not None])
         # Each image's annotated classes, padded with its first to one width: one forward, one batched backward.
         asked: list[list[int | None]] = [list(dict.fromkeys(o.label for o in found)) or [None] for found in objects]
         width = max(len(labels) for labels in asked)
@@ -155,11 +158,14 @@ class BatchEvaluator:
             item, (objects, notes) = items[n], clipped[n]
             if not objects:
                 return ImageResult(item.sample.image, notes=notes, error="no annotated box lies inside the image")
-            return score_image(item.sample.image, objects, self.categories, probabilities[n], maps[n], self.threshold, notes)
+            return score_image(
+                item.sample.image, objects, self.categories, probabilities[n], maps[n], self.threshold, notes
+            )
 
         if len(items) == 1 or WORKERS == 1:
             return [score(0)] if len(items) == 1 else [score(n) for n in range(len(items))]
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="score") as pool:  # the maps' boxes and metrics, side by side
+        # The maps' boxes and metrics, side by side.
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="score") as pool:
             return list(pool.map(score, range(len(items))))
 
 
@@ -201,7 +207,9 @@ class ResultsWriter:
             with self.path.open(newline="", encoding="utf-8") as file:
                 reader = csv.DictReader(file)
                 if reader.fieldnames is not None and tuple(reader.fieldnames) != columns:
-                    raise GradCAMError(f"{self.path} was written by another version (its columns differ); use another --out.")
+                    raise GradCAMError(
+                        f"{self.path} was written by another version (its columns differ); use another --out."
+                    )
                 self.done = {row["image"] for row in reader}
         self._file = self.path.open("a", newline="", encoding="utf-8")
         if self._file.tell() == 0:

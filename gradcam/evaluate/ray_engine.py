@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gradcam.backbone import Backbone
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import Sample
 from gradcam.evaluate.local import BatchEvaluator, ResultsWriter, as_arrays
 from gradcam.evaluate.metrics import ImageResult
 from gradcam.explainer import Explainer
-from gradcam.registry import Backbone
 
 INSTALL_HINT = "The Ray engine needs Ray: pip install -r requirements-ray.txt"
 
@@ -48,7 +48,7 @@ def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or a one-line error saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise GradCAMError(INSTALL_HINT) from exc
     return ray

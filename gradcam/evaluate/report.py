@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
+from gradcam import encode, words
 from gradcam.boxes import Box
 from gradcam.evaluate.annotations import Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
@@ -33,35 +33,15 @@ CASES = 4
 TRUTH_COLOUR = (40, 220, 40)
 
 
-def summary(results: Sequence[ImageResult], settings: Mapping[str, Any], seconds: float, problems: int) -> dict[str, Any]:
+def summary(
+    results: Sequence[ImageResult], settings: Mapping[str, Any], seconds: float, problems: int
+) -> dict[str, Any]:
     """The figures of ``summary.json``: totals, then the run's settings and duration.
 
     Fractions are in [0, 1]; NaN (nothing evaluated) is written as null.
     """
     figures = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(totals(results)).items()}
     return {**figures, "annotation_problems": problems, **settings, "seconds": round(seconds, 3)}
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _sentences(figures: Mapping[str, Any]) -> list[str]:
-    n = figures["images"]
-    p = _percent
-    return [
-        f"{n:,} images were evaluated"
-        + (f"; {figures['failed']:,} could not be (see results.csv, column error)." if figures["failed"] else "."),
-        f"The model's first guess was right for {p(figures['top1_accuracy'])} of the images, "
-        f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}.",
-        f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest point of "
-        f"the Grad-CAM map for the object's class lies on the object (within {POINTING_TOLERANCE} pixels of its box).",
-        f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box.",
-        f"Finding the object: the box drawn around the largest hot region of the map of the first guess failed to "
-        f"match the annotated box (the boxes must share at least half of their combined area, IoU {IOU_THRESHOLD}) "
-        f"or the guess was wrong for {p(figures['top1_localization_error'])} of the images; allowing any of the five "
-        f"best guesses, for {p(figures['top5_localization_error'])} (the paper's localisation error).",
-    ]
 
 
 def _box(text: str) -> Box | None:
@@ -84,22 +64,24 @@ def _picture(explainer: Explainer, sample: Sample, result: ImageResult, threshol
         cv2.rectangle(picture, truth[:2], truth[2:], TRUTH_COLOUR, thickness, cv2.LINE_AA)
     scale = 320 / max(picture.shape[:2])
     if scale < 1:
-        picture = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(picture[:, :, ::-1]))
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
+        size = (round(picture.shape[1] * scale), round(picture.shape[0] * scale))
+        picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    return "data:image/png;base64," + base64.b64encode(encode.png(picture, compact=True)).decode("ascii")
 
 
 def _case(explainer: Explainer, sample: Sample, result: ImageResult, threshold: float) -> str:
     try:
         uri = _picture(explainer, sample, result, threshold)
-    except Exception as exc:  # noqa: BLE001 - a picture that fails must not lose the report
-        return f"<figure><figcaption>{html.escape(result.image)}: no picture ({html.escape(str(exc))})</figcaption></figure>"
+    except Exception as exc:  # a picture that fails must not lose the report
+        why = html.escape(str(exc))
+        return f"<figure><figcaption>{html.escape(result.image)}: no picture ({why})</figcaption></figure>"
     guess = result.top5_names.split(";")[0]
     verdict = "right" if result.top1_correct else "wrong"
     caption = (
         f"<b>{html.escape(result.image)}</b><br>annotated: {html.escape(result.label_names.replace(';', ', '))}; "
         f"first guess: {html.escape(guess)} ({verdict}, {100 * result.top1_probability:.0f}%)<br>"
-        f"the boxes overlap {100 * result.iou:.0f}% (IoU); {100 * result.energy_in_box:.0f}% of the heat inside the object"
+        f"the boxes overlap {100 * result.iou:.0f}% (IoU); "
+        f"{100 * result.energy_in_box:.0f}% of the heat inside the object"
     )
     return f'<figure><img src="{uri}" alt="{html.escape(result.image)}"><figcaption>{caption}</figcaption></figure>'
 
@@ -125,7 +107,8 @@ def write_report(
     out = Path(directory)
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     (out / "problems.txt").write_text("".join(p.text() + "\n" for p in problems), encoding="utf-8")
-    done = sorted((r for r in results if not r.error and r.image in samples), key=lambda r: (r.iou, r.energy_in_box, r.image))
+    evaluated = (r for r in results if not r.error and r.image in samples)
+    done = sorted(evaluated, key=lambda r: (r.iou, r.energy_in_box, r.image))
     # A small run is split in halves, so that no image is shown as one of the worst while it is one of the best.
     low = min(CASES, (len(done) + 1) // 2)
     worst, best = done[:low], done[::-1][: min(CASES, len(done) - low)]
@@ -134,24 +117,26 @@ def write_report(
     def gallery(rows: Sequence[ImageResult]) -> str:
         if explainer is None or not rows:
             return "<p>No pictures.</p>"
-        return '<div class="cases">' + "".join(_case(explainer, samples[r.image], r, threshold) for r in rows) + "</div>"
+        cases = "".join(_case(explainer, samples[r.image], r, threshold) for r in rows)
+        return f'<div class="cases">{cases}</div>'
 
-    words = "".join(f"<li>{html.escape(s)}</li>" for s in _sentences(figures))
+    said = "".join(f"<li>{s.html}</li>" for s in words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD))
     listed = "".join(f"<li>{html.escape(p.text())}</li>" for p in problems[:50])
     more = f"<p>... and {len(problems) - 50:,} more in problems.txt.</p>" if len(problems) > 50 else ""
     table = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in figures.items()
     )
+    model = html.escape(str(figures.get("model", "")))
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {html.escape(str(figures.get('model', '')))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {model}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1.5em;line-height:1.5}}
 .cases{{display:flex;flex-wrap:wrap;gap:1em}} figure{{margin:0;max-width:330px}} figcaption{{font-size:90%}}
 td{{padding:0 1em 0 0}}</style></head><body>
 <h1>Does {html.escape(str(figures.get('model', 'the model')))} look at the object?</h1>
 <p>Grad-CAM colours each image by how much each region raised the model's score for a class
 (red: much, blue: little). Each image's annotated object is compared with the hot region.</p>
-<ul>{words}</ul>
+<ul>{said}</ul>
 <p>In the pictures, the <b style="color:#28b428">green box</b> is the annotated object and the
 <b>white box</b> is the one Grad-CAM draws around the largest hot region (above {100 * threshold:.0f}% of the
 hottest point) for the annotated class.</p>

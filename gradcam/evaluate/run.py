@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gradcam.backbone import Backbone
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import Annotations, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, BatchHook, ResultsWriter, plan_batches, read_results, run_local
 from gradcam.evaluate.report import summary, write_report
 from gradcam.explainer import Explainer
-from gradcam.registry import Backbone
 
 ENGINES = ("local", "ray")
 #: Settings that must match for a run to resume in the same folder.
