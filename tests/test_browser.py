@@ -36,7 +36,9 @@ UPLOAD = "#input-image button.upload-container"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: True once the sentence has scrolled to the top of the screen (on a phone, after a result).
-SENTENCE_AT_TOP = "() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }"
+SENTENCE_AT_TOP = (
+    "() => { const r = document.querySelector('#sentence').getBoundingClientRect(); return r.top >= 0 && r.top < 60; }"
+)
 
 DROP = """
 ([selector, data, name, type]) => {
