@@ -69,8 +69,10 @@ def short(value: object, limit: int = 40, *, quoted: bool = True) -> str:
     A number too long for Python to print (past its 4300-digit limit) is said by its size.
     With ``quoted=False`` a text is shown as the person wrote it, without quotes.
     """
-    if not quoted and isinstance(value, str):
-        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, str):  # cut the text, then quote it: the quotes stay balanced
+        room = limit - 2 if quoted else limit
+        text = value if len(value) <= room else value[: room - 1] + "…"
+        return repr(text) if quoted else text
     try:
         text = repr(value)
     except ValueError:  # an int past Python's 4300-digit printing limit
