@@ -3,15 +3,16 @@
 A visitor's download links must keep working while they read the page, whoever
 else uses the app meanwhile: :class:`OutputStore` gives each request its own
 folder, keeps every folder for at least ``keep_for`` seconds (15 minutes), drops
-older ones first, and caps the total disk it uses. When the cap is reached even
-after dropping everything old enough, it refuses new work with a "busy" message
-rather than delete a result someone may still be downloading.
+older ones first, and caps the total disk it uses. Each visitor (network address)
+has a share of that cap: beyond it their own oldest results make room for their
+new ones, so one visitor cannot fill the store for everyone. When the cap is
+reached even after dropping everything old enough, it refuses new work with a
+"busy" message rather than delete a result someone else may still be downloading.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import threading
 import time
@@ -25,18 +26,16 @@ from typing import NamedTuple
 
 import cv2
 
+from demo.request import Look
+from demo.settings import STORE_BYTES, STORE_SHARE
 from gradcam import GradCAMError, views
-from gradcam.config import COLORMAP, OVERLAY_ALPHA
-from gradcam.explanation import Explanation
 from gradcam.encode import write_jpeg
+from gradcam.explanation import PANELS, Explanation
+from gradcam.names import file_safe
 from gradcam.save import save_explanation
 
 #: How long a request's files stay downloadable, at least (seconds).
 KEEP_FOR = 15 * 60
-#: The most disk all kept request folders may use together (bytes).
-MAX_BYTES = 2 * 1024**3
-#: Panels returned to the page, in display order.
-PANELS = ("original", "heatmap", "overlay", "boxes")
 #: Longer side of the light copies the page shows (the zip keeps the full-size PNGs).
 DISPLAY_SIDE = 800
 
@@ -46,7 +45,7 @@ class StoreFullError(GradCAMError):
 
 
 class OutputStore:
-    """Per-request folders under ``root``, kept ``keep_for`` seconds, ``max_bytes`` in all.
+    """Per-request folders under ``root``, kept ``keep_for`` seconds, ``max_bytes`` in all, ``share`` per owner.
 
     Safe to use from several threads. Sizes are counted as folders are written, so
     a request does not walk the disk.
@@ -56,6 +55,8 @@ class OutputStore:
         keep_for: seconds every folder is kept at least.
         max_bytes: the total size beyond which new requests are refused until old
             folders expire (one request in flight may go past it).
+        share: the most one owner's folders may hold; past it, a new folder of theirs
+            replaces their oldest ones, however young.
         uploads: a folder (Gradio's upload folder) whose empty sub-folders older
             than ``keep_for`` are removed too: Gradio deletes old uploads but leaves
             their folders behind.
@@ -66,33 +67,40 @@ class OutputStore:
         self,
         root: Path,
         keep_for: float = KEEP_FOR,
-        max_bytes: int = MAX_BYTES,
+        max_bytes: int = STORE_BYTES,
         uploads: Path | None = None,
         clock: Callable[[], float] = time.time,
+        share: int = STORE_SHARE,
     ) -> None:
-        if keep_for <= 0 or max_bytes <= 0:
-            raise ValueError("keep_for and max_bytes must be positive.")
+        if keep_for <= 0 or max_bytes <= 0 or share <= 0:
+            raise ValueError("keep_for, max_bytes and share must be positive.")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep_for = keep_for
         self.max_bytes = max_bytes
+        self.share = share
         self.uploads = uploads
         self._clock = clock
-        self._folders: OrderedDict[Path, tuple[float, int]] = OrderedDict()  # oldest first: (created, bytes)
+        self._folders: OrderedDict[Path, _Kept] = OrderedDict()  # oldest first
         self._lock = threading.Lock()
 
     @property
     def used_bytes(self) -> int:
         """Bytes held by the kept folders."""
         with self._lock:
-            return sum(size for _, size in self._folders.values())
+            return sum(kept.size for kept in self._folders.values())
+
+    def owned_bytes(self, owner: str) -> int:
+        """Bytes held by one owner's folders."""
+        with self._lock:
+            return sum(kept.size for kept in self._folders.values() if kept.owner == owner)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._folders)
 
-    def folder(self) -> Path:
-        """A new, empty folder for one request; old folders are dropped first.
+    def folder(self, owner: str = "") -> Path:
+        """A new, empty folder for one request of ``owner``; old folders, and the owner's beyond their share, go first.
 
         Call :meth:`done` with it once its files are written, so that they count.
 
@@ -101,13 +109,23 @@ class OutputStore:
         """
         self.sweep()
         with self._lock:
-            if sum(size for _, size in self._folders.values()) >= self.max_bytes:
+            mine = [path for path, kept in self._folders.items() if kept.owner == owner]
+            held = sum(self._folders[path].size for path in mine)
+            replaced = []
+            for path in mine:  # oldest first
+                if held < self.share:
+                    break
+                held -= self._folders.pop(path).size
+                replaced.append(path)
+            if sum(kept.size for kept in self._folders.values()) >= self.max_bytes:
                 raise StoreFullError(
                     "The app is busy right now: many people are using it. Please try again in a few minutes."
                 )
             path = self.root / uuid.uuid4().hex
             path.mkdir()
-            self._folders[path] = (self._clock(), 0)
+            self._folders[path] = _Kept(self._clock(), 0, owner)
+        for old in replaced:
+            shutil.rmtree(old, ignore_errors=True)
         return path
 
     def done(self, path: Path) -> None:
@@ -115,14 +133,13 @@ class OutputStore:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         with self._lock:
             if path in self._folders:
-                created, _ = self._folders[path]
-                self._folders[path] = (created, size)
+                self._folders[path] = dataclasses.replace(self._folders[path], size=size)
 
     def sweep(self) -> None:
         """Removes folders older than ``keep_for``, oldest first, and empty old upload folders."""
         cutoff = self._clock() - self.keep_for
         with self._lock:
-            expired = [path for path, (created, _) in self._folders.items() if created < cutoff]
+            expired = [path for path, kept in self._folders.items() if kept.created < cutoff]
             for path in expired:
                 del self._folders[path]
         for path in expired:
@@ -133,19 +150,21 @@ class OutputStore:
     def write_explanation(
         self,
         explanation: Explanation,
-        alpha: float = OVERLAY_ALPHA,
-        colormap: str = COLORMAP,
+        look: Look = Look(),
         name: str = "image",
         *,
+        owner: str = "",
         workers: int | None = None,
     ) -> Written:
-        """Writes the four panels, the raw map, the manifest and a zip of them all (the page's copies: :meth:`write_display`).
+        """Writes the four panels, the raw map, the manifest and a zip of them all.
+
+        The page's light copies are :meth:`write_display`'s.
 
         Args:
             explanation: the result to save.
-            alpha: overlay opacity.
-            colormap: heatmap colormap.
+            look: the overlay's opacity and the colour map.
             name: the upload's file name; the zip is called ``gradcam-<stem>.zip``.
+            owner: whose result it is (their share of the store).
             workers: threads encoding the PNGs (see :func:`gradcam.save_explanation`).
 
         Returns:
@@ -154,10 +173,10 @@ class OutputStore:
         Raises:
             StoreFullError: when the disk cap is reached.
         """
-        folder = self.folder()
+        folder = self.folder(owner)
         try:
-            written = save_explanation(explanation, folder, alpha=alpha, colormap=colormap, workers=workers)
-            stem = download_stem(name)
+            written = save_explanation(explanation, folder, alpha=look.alpha, colormap=look.colormap, workers=workers)
+            stem = file_safe(Path(name).stem, "image", 40)
             archive = folder / f"gradcam-{stem}.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
                 for path in written.values():
@@ -167,16 +186,18 @@ class OutputStore:
         return Written({key: written[key] for key in PANELS}, archive)
 
     def write_display(
-        self, explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP, *, display_side: int = DISPLAY_SIDE
+        self, explanation: Explanation, look: Look = Look(), *, owner: str = "", display_side: int = DISPLAY_SIDE
     ) -> dict[str, Path]:
         """Writes only the light JPEG copies of the four panels, for the page to show at once.
 
         Raises:
             StoreFullError: when the disk cap is reached.
         """
-        folder = self.folder()
+        folder = self.folder(owner)
         try:
-            pictures = views.panels(shrunk(explanation, display_side), alpha, colormap)  # drawn at the size shown
+            pictures = views.panels(
+                shrunk(explanation, display_side), look.alpha, look.colormap
+            )  # drawn at the size shown
             shown = {key: folder / f"{key}-shown.jpg" for key in PANELS}
             with ThreadPoolExecutor(len(PANELS)) as pool:  # OpenCV releases the GIL while encoding
                 list(pool.map(lambda key: write_jpeg(shown[key], pictures[key]), PANELS))
@@ -203,7 +224,12 @@ def shrunk(explanation: Explanation, max_side: int) -> Explanation:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small_h, small_w = size[1], size[0]
     boxes = tuple(
-        (min(small_w - 1, int(x0 * scale)), min(small_h - 1, int(y0 * scale)), min(small_w - 1, int(x1 * scale)), min(small_h - 1, int(y1 * scale)))
+        (
+            min(small_w - 1, int(x0 * scale)),
+            min(small_h - 1, int(y0 * scale)),
+            min(small_w - 1, int(x1 * scale)),
+            min(small_h - 1, int(y1 * scale)),
+        )
         for x0, y0, x1, y1 in explanation.boxes
     )
     return dataclasses.replace(
@@ -218,16 +244,20 @@ def shrunk(explanation: Explanation, max_side: int) -> Explanation:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """A kept folder: when it was made (seconds since the epoch), its size, and whose it is."""
+
+    created: float
+    size: int
+    owner: str
+
+
 class Written(NamedTuple):
     """What one request wrote: the full-quality panel PNGs and the zip."""
 
     panels: dict[str, Path]
     archive: Path
-
-
-def download_stem(name: str, limit: int = 40) -> str:
-    """A safe file-name stem from an upload's name: letters, digits, ``-`` and ``_`` only."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:limit] or "image"
 
 
 def remove_empty_folders(root: Path, older_than: float, keep: Path | None = None) -> int:

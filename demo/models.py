@@ -2,19 +2,23 @@
 
 A visitor can use the page as soon as the default model is loaded; the others
 are shown as still loading, then as ready or unavailable (with the reason in
-plain words). Safe to share between threads.
+plain words). The background loading waits, before each model, until no
+visitor's explanation is running (and runs at the lowest CPU priority), so the
+first visitors after start-up are served as fast as later ones. Safe to share
+between threads.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from gradcam import Explainer, GradCAMError
-from gradcam.words import unavailable as unavailable_words
-
 from demo.errors import UserError
+from gradcam import Explainer, GradCAMError
+from gradcam.names import short
+from gradcam.words import unavailable as unavailable_words
 
 log = logging.getLogger("demo")
 
@@ -23,6 +27,22 @@ Loader = Callable[[], Explainer]
 
 class ModelUnavailable(UserError):
     """A model a visitor picked that is loading, failed to load, or does not exist; the message says which."""
+
+
+class LoadFailed(GradCAMError):
+    """A model could not be loaded: the operator's message, and the reason a visitor is told.
+
+    Attributes:
+        reason: why, in plain words for a visitor ("its weights are not on this server ...").
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _reason(exc: GradCAMError) -> str:
+    return exc.reason if isinstance(exc, LoadFailed) else "its weights could not be loaded"
 
 
 class ModelSet:
@@ -46,7 +66,14 @@ class ModelSet:
         self._done.set()
 
     @classmethod
-    def load(cls, loaders: Sequence[tuple[str, Loader]], *, background: bool = True, fallback: bool = True) -> ModelSet:
+    def load(
+        cls,
+        loaders: Sequence[tuple[str, Loader]],
+        *,
+        background: bool = True,
+        fallback: bool = True,
+        idle: Callable[[], None] = lambda: None,
+    ) -> ModelSet:
         """Loads models in order until one loads (the default), then the others after it.
 
         A model that cannot be loaded (no weights offline, say) is marked
@@ -57,7 +84,9 @@ class ModelSet:
             loaders: ``(title, load)`` pairs in page order; ``load`` builds the explainer.
             background: load the models after the default in a thread (False: all before returning).
             fallback: when the first model fails, try the next as the default (False: raise,
-            for a first model the operator configured explicitly, such as a weights file).
+                for a first model the operator configured explicitly, such as a weights file).
+            idle: returns when no visitor's explanation runs; the background loading calls it
+                before each model.
 
         Raises:
             GradCAMError: when no model can be loaded (the first model's error), or the
@@ -72,7 +101,7 @@ class ModelSet:
                 if position == 0 and not fallback:
                     raise
                 log.warning("%s is unavailable: %s", title, exc)
-                failed[title] = getattr(exc, "reason", None) or "its weights could not be loaded"
+                failed[title] = _reason(exc)
                 first_error = first_error or exc
                 continue
             models = cls({title: explainer}, failed)
@@ -82,25 +111,32 @@ class ModelSet:
             if rest:
                 models._done.clear()
                 if background:
-                    threading.Thread(target=models._load_rest, args=(rest,), name="load-models", daemon=True).start()
+                    threading.Thread(
+                        target=models._load_rest, args=(rest, idle, True), name="load-models", daemon=True
+                    ).start()
                 else:
-                    models._load_rest(rest)
+                    models._load_rest(rest, idle)
             if failed:
                 log.warning("serving with %s as the default model", title)
             return models
         assert first_error is not None
         raise first_error
 
-    def _load_rest(self, loaders: Sequence[tuple[str, Loader]]) -> None:
+    def _load_rest(self, loaders: Sequence[tuple[str, Loader]], idle: Callable[[], None], lowly: bool = False) -> None:
+        if lowly:
+            try:  # Linux gives each thread its own nice value: visitors' requests come first
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
         for title, load in loaders:
             try:
+                idle()
                 explainer = load()
             except GradCAMError as exc:
                 log.warning("%s is unavailable: %s", title, exc)
-                reason = getattr(exc, "reason", None) or "its weights could not be loaded"
                 with self._lock:
-                    self._unavailable[title] = reason
-            except Exception:  # noqa: BLE001 - a broken extra model must not take the page down
+                    self._unavailable[title] = _reason(exc)
+            except Exception:
                 log.exception("%s failed to load", title)
                 with self._lock:
                     self._unavailable[title] = "it failed to load"
@@ -137,7 +173,11 @@ class ModelSet:
         """Each title's state in words: "ready", "still loading" or the reason it is unavailable."""
         with self._lock:
             return {
-                title: "ready" if title in self._ready else "still loading" if title in self._loading else self._unavailable[title]
+                title: "ready"
+                if title in self._ready
+                else "still loading"
+                if title in self._loading
+                else self._unavailable[title]
                 for title in self._order
             }
 
@@ -152,8 +192,9 @@ class ModelSet:
             if title in self._ready:
                 return self._ready[title]
             if title in self._loading:
-                raise ModelUnavailable(f"{title} is still loading. Please try again in a minute, or pick another model.")
+                raise ModelUnavailable(
+                    f"{title} is still loading. Please try again in a minute, or pick another model."
+                )
             if title in self._unavailable:
                 raise ModelUnavailable(unavailable_words(title, self._unavailable[title]))
-        shown = title if len(title) <= 40 else title[:39] + "…"
-        raise ModelUnavailable(f"Unknown model {shown!r}; choose one of: {', '.join(self.ready)}.")
+        raise ModelUnavailable(f"Unknown model {short(title)}; choose one of: {', '.join(self.ready)}.")

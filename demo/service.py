@@ -1,48 +1,50 @@
-"""Running explanations for the web app, independent of Gradio.
+"""Answering the app's requests, independent of Gradio: one request value in, an explanation and its files out.
 
-:class:`DemoService` answers the page's requests: it reads the upload, asks the
-engine for one explanation (with everything the Explore views need), remembers
-it in an :class:`demo.cache.ExplanationCache` so that a slider change re-renders
-without running the model, draws the pictures with :mod:`gradcam.views`, takes
-the sentences from :mod:`gradcam.words`, and writes each request's files into
-its own folder. The models come from a :class:`demo.models.ModelSet`.
+A request travels one way: :func:`demo.request.parse` checks what was sent and
+makes a :class:`demo.request.Request`; :meth:`DemoService.explanation` gives its
+explanation, remembered (a look or threshold change never runs the model) or
+computed by the one engine call (:func:`demo.engine.run_engine`) with what the
+Explore views asked for so far; :meth:`DemoService.show` draws what the page
+shows first (light copies of the four panels), :meth:`DemoService.files` the
+full-quality files and the zip, the same for the page's download and the API.
+The pictures come from :mod:`gradcam.views`, the sentences from :mod:`gradcam.words`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from gradcam import Explainer, Explanation, WeightsError, available_offline, describe_spec, load_backbone, load_image, views, words
-from gradcam.boxes import box_iou
-from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
-from gradcam.errors import InvalidImageError
-from gradcam.explanation import MaskingTest
-from gradcam.save import save_explanation
-
-from demo import guard
+from demo import request as requests
 from demo.cache import ExplanationCache
+from demo.engine import ENGINE, Needs, run_engine
 from demo.files import OutputStore
-from demo.gpu import on_gpu
-from demo.errors import UserError
-from demo.models import ModelSet
+from demo.models import LoadFailed, ModelSet
+from demo.request import Request
 from demo.settings import CACHE_SIZE, MAX_SIDE
-from demo.text import TOP_PREDICTION, top_k_label
+from gradcam import (
+    Explainer,
+    Explanation,
+    WeightsError,
+    available_offline,
+    describe_spec,
+    load_backbone,
+    load_image,
+    views,
+    words,
+)
+from gradcam.boxes import box_iou
+from gradcam.encode import write_png
 
-__all__ = ["DemoService", "Rendered", "Shown", "UserError"]
+__all__ = ["DemoService", "Files", "Shown", "load_service"]
 
 log = logging.getLogger("demo")
 
-#: Longest class or model name accepted (the echo in a message is shorter still).
-MAX_CLASS_NAME = 200
 #: Best classes kept with every explanation, for the class comparison.
 COMPARED_CLASSES = 3
 
@@ -52,24 +54,27 @@ Key = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """What one request returns: the explanation, its files and its words."""
+class Shown:
+    """What the page shows for a request.
+
+    Attributes:
+        request: the request.
+        explanation: its explanation.
+        display: light JPEG copies of the four panels, drawn at the size shown.
+    """
+
+    request: Request
+    explanation: Explanation
+    display: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class Files:
+    """The full-quality files of a request: the four panel PNGs by name and the zip of everything; their explanation."""
 
     explanation: Explanation
     panels: dict[str, Path]
     archive: Path
-    sentence: str
-    label: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What the page shows first: the explanation, whether its class was asked for, light panel copies."""
-
-    explanation: Explanation
-    asked: bool
-    display: dict[str, Path]
-    key: Key
 
 
 class DemoService:
@@ -82,9 +87,6 @@ class DemoService:
             inside Gradio's cache folder, Gradio serves the files without copying them).
         cache_size: how many explanations are remembered for re-rendering.
         store: where request files are kept (by default an :class:`OutputStore` on ``workdir``).
-
-    Every public method checks its settings first (:mod:`demo.guard`): a mistaken
-    value gets one sentence for the person, the same on the page and through the API.
     """
 
     def __init__(
@@ -96,16 +98,11 @@ class DemoService:
         store: OutputStore | None = None,
     ) -> None:
         self.models = models if isinstance(models, ModelSet) else ModelSet(models, unavailable)
-        if store is not None:
-            self.workdir = store.root
-        elif workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="gradcam-app-"))
-        else:
-            self.workdir = Path(workdir)
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        self.store = store or OutputStore(self.workdir)
+        if store is None:
+            root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="gradcam-app-"))
+            store = OutputStore(root)
+        self.store = store
         self.cache = ExplanationCache(cache_size)
-        self.model_runs = 0
 
     @property
     def default_model(self) -> str:
@@ -123,190 +120,102 @@ class DemoService:
     def untrained(self) -> bool:
         return any(e.backbone.untrained for e in self.models.ready.values())
 
-    def explain(
+    def parse(
         self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        alpha: float = OVERLAY_ALPHA,
-        colormap: str = COLORMAP,
-        name: str = "image",
-    ) -> Rendered:
-        """Explains an upload, or re-renders a remembered explanation.
+        image: object,
+        target: object = requests.TOP_PREDICTION,
+        model: object = None,
+        threshold: object = None,
+        alpha: object = None,
+        colormap: object = None,
+        *,
+        visitor: str = "",
+    ) -> Request:
+        """What was sent, checked, as a request for one of this service's models (see :func:`demo.request.parse`)."""
+        return requests.parse(
+            image,
+            target,
+            model,
+            threshold,
+            alpha,
+            colormap,
+            models=self.models.titles,
+            default_model=self.default_model,
+            visitor=visitor,
+        )
+
+    def explanation(self, request: Request, needs: Needs = Needs(), progress: Progress | None = None) -> Explanation:
+        """The explanation of a request, remembered or computed.
+
+        One engine call gives the map and what the Explore views asked for so far;
+        a view asking for something the remembered explanation lacks gets one new
+        engine call that keeps everything it had.
+
+        Raises:
+            GradCAMError: an unknown class, a model not ready, an unreadable photo: in words for the person.
+        """
+        explainer = self.models.get(request.model)
+        index = None if request.target is None else explainer.class_index(request.target)
+        key: Key = (request.photo.sha256, request.model, index)
+        remembered = self.cache.get(key)
+        if not needs.lacking(remembered):
+            assert remembered is not None
+            return (
+                remembered
+                if remembered.threshold == request.threshold
+                else remembered.with_threshold(request.threshold)
+            )
+        rgb = load_image(request.photo.data, max_side=MAX_SIDE)
+        explanation = run_engine(explainer, rgb, index, request.threshold, needs.keeping(remembered), progress)
+        self.cache.put(key, explanation)
+        return explanation
+
+    def show(self, request: Request) -> Shown:
+        """What the page shows: the explanation and light copies of the four panels.
+
+        Raises:
+            GradCAMError: in words for the person.
+        """
+        explanation = self.explanation(request)
+        display = self.store.write_display(explanation, request.look, owner=request.visitor)
+        return Shown(request, explanation, display)
+
+    def files(self, request: Request, *, workers: int | None = None) -> Files:
+        """The full-quality files of a request: the four panel PNGs, the raw map, the manifest and their zip.
 
         Args:
-            image: the uploaded file's path or bytes.
-            target: a class name, or "Top prediction" (None means the same).
-            model: a model title; the default model when None.
-            threshold: box threshold, a fraction of the map's maximum.
-            alpha: heatmap opacity in the overlay.
-            colormap: matplotlib colormap of the heatmap.
-            name: the upload's file name, for the download's name.
+            request: the request (its explanation is remembered, or computed).
+            workers: threads encoding the PNGs (one leaves the other cores to the page and the next request).
 
         Raises:
-            UserError, GradCAMError: with a message for the person.
+            GradCAMError: in words for the person, or a full store.
         """
-        alpha, colormap = _look(alpha, colormap)
-        explanation, asked = self.explanation(image, target, model, threshold)
-        written = self.store.write_explanation(explanation, alpha, colormap, name)
-        sentence = words.summary(explanation, asked, colormap).markdown
-        return Rendered(explanation, written.panels, written.archive, sentence, top_k_label(explanation))
-
-    def show(
-        self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        alpha: float = OVERLAY_ALPHA,
-        colormap: str = COLORMAP,
-    ) -> Shown:
-        """What the page shows first: the explanation and light copies of the four panels.
-
-        The full-quality files come after, from :meth:`files` with the returned key, without running the model again.
-
-        Raises:
-            UserError, GradCAMError: with a message for the person.
-        """
-        alpha, colormap = _look(alpha, colormap)
-        explanation, asked, key = self._explanation(image, target, model, threshold)
-        return Shown(explanation, asked, self.store.write_display(explanation, alpha, colormap), key)
-
-    def files(self, key: Key, threshold: float, alpha: float, colormap: str, name: str = "image") -> Path | None:
-        """The zip of a remembered explanation (see :meth:`show`'s ``key``); None once it is forgotten.
-
-        Never runs the model, so the page can write the files beside the next explanation.
-
-        Raises:
-            UserError, GradCAMError: a setting that is not one (checked as :meth:`show` checks it), or a full store.
-        """
-        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
-        alpha, colormap = _look(alpha, colormap)
-        explanation = self.cache.get(key)
-        if explanation is None:
-            return None
-        if explanation.threshold != threshold:
-            explanation = explanation.with_threshold(threshold)
-        # One thread: the files are written while the person looks at the pictures, perhaps already moving a
-        # slider; the browser and the next explanation keep the other cores.
-        return self.store.write_explanation(explanation, alpha, colormap, name, workers=1).archive
-
-    def explanation(
-        self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        *,
-        counterfactual: bool = False,
-        compare: bool = False,
-        masking: bool = False,
-        guided: bool = False,
-        progress: Progress | None = None,
-    ) -> tuple[Explanation, bool]:
-        """The explanation of a request, remembered or computed; and whether the class was asked for.
-
-        One engine call gives the map and what the Explore views asked for so far:
-        the counterfactual map, the best classes' maps, the masking test, the guided
-        gradient. A view asking for something the remembered explanation lacks gets
-        one new engine call that keeps everything it had.
-
-        Raises:
-            UserError, GradCAMError: with a message for the person.
-        """
-        explanation, asked, _ = self._explanation(
-            image, target, model, threshold, counterfactual=counterfactual, compare=compare, masking=masking,
-            guided=guided, progress=progress,
+        explanation = self.explanation(request)
+        written = self.store.write_explanation(
+            explanation, request.look, request.photo.name, owner=request.visitor, workers=workers
         )
-        return explanation, asked
+        return Files(explanation, written.panels, written.archive)
 
-    def _explanation(
-        self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        *,
-        counterfactual: bool = False,
-        compare: bool = False,
-        masking: bool = False,
-        guided: bool = False,
-        progress: Progress | None = None,
-    ) -> tuple[Explanation, bool, Key]:
-        """:meth:`explanation`, and the key it is remembered by."""
-        threshold = guard.number(threshold, "Box threshold", 0.0, 1.0)
-        key, data = self._key_of(image, target, model)
-        explainer, index = self.models.get(key[1]), key[2]
-        asked = index is not None
-        explanation = self.cache.get(key)
-        if explanation is not None and explanation.threshold != threshold:
-            explanation = explanation.with_threshold(threshold)
-        had = explanation
-        asks = {
-            "counterfactual": counterfactual or (had is not None and had.counter_cam is not None),
-            "compare": COMPARED_CLASSES if compare or (had is not None and had.classes) else 0,
-            "masking": masking,  # only for the threshold it was made at: not kept
-            "guided": guided or (had is not None and had.guided is not None),
-        }
-        lacking = had is None or (
-            (counterfactual and had.counter_cam is None) or (compare and not had.classes)
-            or (masking and had.masking is None) or (guided and had.guided is None)
-        )
-        if lacking:
-            rgb = load_image(data, max_side=MAX_SIDE)
-            explanation = _run_engine(explainer, rgb, index, threshold=threshold, progress=progress, **asks)
-            self.model_runs += 1
-            self.cache.put(key, explanation)
-        assert explanation is not None
-        return explanation, asked, key
+    def report(self, request: Request) -> Path:
+        """One PNG for slides: the four panels, the top-5 and the sentence."""
+        explanation = self.explanation(request)
+        folder = self.store.folder(request.visitor)
+        try:
+            path = folder / "gradcam-report.png"
+            picture = views.one_picture(
+                explanation, request.look.alpha, request.look.colormap, asked=request.target is not None
+            )
+            write_png(path, picture)
+        finally:
+            self.store.done(folder)
+        return path
 
-    def masking(
-        self,
-        image: str | bytes | None,
-        target: str | None = TOP_PREDICTION,
-        model: str | None = None,
-        threshold: float = BOX_THRESHOLD,
-        progress: Progress | None = None,
-    ) -> tuple[MaskingTest, np.ndarray, np.ndarray, np.ndarray]:
-        """Runs the masking test: the result, the image with the region hidden, with only the region kept, the curve."""
-        explanation, _ = self.explanation(image, target, model, threshold, masking=True, progress=progress)
-        assert explanation.masking is not None
-        return (explanation.masking, *views.masking(explanation))
-
-    def counterfactual(
-        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
-        alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
-    ) -> tuple[np.ndarray, np.ndarray, str]:
-        """What speaks against the class: its heatmap, its overlay and a sentence."""
-        alpha, colormap = _look(alpha, colormap)
-        explanation, _ = self.explanation(image, target, model, counterfactual=True)
-        heat, over = views.counterfactual(explanation, alpha, colormap)
-        return heat, over, words.counterfactual(explanation).markdown
-
-    def guided(self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None) -> np.ndarray:
-        """Guided Grad-CAM: the fine detail inside the highlighted region."""
-        explanation, _ = self.explanation(image, target, model, guided=True)
-        return views.guided(explanation)
-
-    def compare_classes(
-        self, image: str | bytes | None, model: str | None = None, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
-        top: int = COMPARED_CLASSES,
-    ) -> list[tuple[np.ndarray, str]]:
-        """The overlays of the best ``top`` classes, from the explanation's own pass, with captions."""
-        alpha, colormap = _look(alpha, colormap)
-        explanation, _ = self.explanation(image, None, model, compare=True)
-        return [(picture, _caption(caption)) for picture, caption in views.classes(explanation, alpha, colormap)[:top]]
-
-    def compare_models(
-        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, threshold: float = BOX_THRESHOLD,
-        alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
-    ) -> tuple[list[tuple[np.ndarray, str]], str]:
-        """The same image through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
-        alpha, colormap = _look(alpha, colormap)
-        results = {title: self.explanation(image, target, title, threshold)[0] for title in self.models.ready}
+    def compare_models(self, request: Request) -> tuple[list[tuple[np.ndarray, str]], str]:
+        """The same photo through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
+        look = request.look
+        results = {title: self.explanation(replace(request, model=title)) for title in self.models.ready}
         pictures = [
-            (views.boxed_overlay(e, alpha, colormap), f"{title}: {words.label(e.class_name, e.probability)}")
+            (views.boxed_overlay(e, look.alpha, look.colormap), f"{title}: {words.label(e.class_name, e.probability)}")
             for title, e in results.items()
         ]
         titles = list(results)
@@ -317,72 +226,13 @@ class DemoService:
                 overlaps.append((first, second, box_iou(a[0], b[0]) if a and b else None))
         return pictures, words.models_agreement(overlaps).plain
 
-    def report(
-        self, image: str | bytes | None, target: str | None = TOP_PREDICTION, model: str | None = None,
-        threshold: float = BOX_THRESHOLD, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP,
-    ) -> Path:
-        """One PNG for slides: the four panels, the top-5 and the sentence."""
-        alpha, colormap = _look(alpha, colormap)
-        explanation, asked = self.explanation(image, target, model, threshold)
-        folder = self.store.folder()
-        try:
-            path = folder / "gradcam-report.png"
-            Image.fromarray(views.one_picture(explanation, alpha, colormap, asked=asked)).save(path)
-        finally:
-            self.store.done(folder)
-        return path
-
     def forget(self) -> None:
         """Drops the remembered explanations: the next requests run the model."""
         self.cache.clear()
 
-    def _key_of(self, image: str | bytes | None, target: str | None, model: str | None) -> tuple[Key, bytes]:
-        """What a request's explanation is remembered by (the upload's SHA-256, the model's title, the class), and the upload.
-
-        Raises:
-            UserError, GradCAMError: with a message for the person.
-        """
-        target = guard.text(target, "Class to explain", MAX_CLASS_NAME, default=TOP_PREDICTION)
-        title = guard.text(model, "Model", MAX_CLASS_NAME, default=self.default_model) or self.default_model
-        explainer = self.models.get(title)
-        asked = target not in (None, "", TOP_PREDICTION)
-        index = explainer.class_index(target) if asked else None
-        data = self._read(image)
-        return (hashlib.sha256(data).hexdigest(), title, index), data  # titles are unique; backbone names need not be
-
-    @staticmethod
-    def _read(image: str | bytes | None) -> bytes:
-        if image is None or image == b"" or image == "":
-            raise UserError("Please add an image first: drag one in, paste it, or pick an example below.")
-        if isinstance(image, bytes):
-            return image
-        try:
-            return Path(image).read_bytes()
-        except OSError as exc:
-            raise InvalidImageError("The upload could not be read. Please try again.") from exc
-
     def close(self) -> None:
         """Deletes every file the service wrote."""
         self.store.close()
-
-
-def _look(alpha: object, colormap: object) -> tuple[float, str]:
-    """The overlay settings, checked: an opacity from 0 to 1 and a known colour map (None: the default)."""
-    return guard.number(alpha, "Heatmap opacity", 0.0, 1.0), guard.colormap(colormap)
-
-
-def _run_engine(explainer: Explainer, rgb: np.ndarray, index: int | None, **options: Any) -> Explanation:
-    """The one engine call of a request (on a ZeroGPU Space, with a GPU attached for its duration)."""
-    return explainer.explain(rgb, index, **options)
-
-
-_run_engine = on_gpu(_run_engine)
-
-
-def _caption(label: str) -> str:
-    """ "tabby 61%" -> "tabby: 61%": the class and its probability, for a gallery caption."""
-    name, _, share = label.rpartition(" ")
-    return f"{name}: {share}"
 
 
 def load_service(
@@ -408,7 +258,8 @@ def load_service(
         device: where the models run ("cpu", "cuda").
         labels: class names for the first model (a fine-tuned one).
         layer: the first model's target layer.
-        background: serve while the models after the default load.
+        background: serve while the models after the default load (each waits for a moment
+            without explanations running).
         store: where request files are kept (default: an :class:`OutputStore` on ``workdir``).
 
     Raises:
@@ -421,11 +272,12 @@ def load_service(
                 if first:
                     backbone = load_backbone(spec, weights, labels, layer, device=device, progress=True)
                 else:
-                    backbone = load_backbone(spec, "random" if weights == "random" else None, device=device, progress=True)
+                    backbone = load_backbone(
+                        spec, "random" if weights == "random" else None, device=device, progress=True
+                    )
             except WeightsError as exc:
                 offline, reason = available_offline(spec)
-                exc.reason = "its weights could not be loaded" if offline else reason  # type: ignore[attr-defined]
-                raise
+                raise LoadFailed(str(exc), "its weights could not be loaded" if offline else reason) from exc
             return Explainer(backbone, compile=compile)
 
         return load
@@ -434,4 +286,5 @@ def load_service(
     # Weights, labels or a layer given for the first model are the operator's choice: if they
     # fail, say so and stop, rather than serve another model.
     chosen = (weights not in (None, "random")) or labels is not None or layer is not None
-    return DemoService(ModelSet.load(loaders, background=background, fallback=not chosen), workdir=workdir, store=store)
+    model_set = ModelSet.load(loaders, background=background, fallback=not chosen, idle=ENGINE.wait_idle)
+    return DemoService(model_set, workdir=workdir, store=store)

@@ -1,7 +1,9 @@
 """The app's settings, in one place: read once, at start-up, from the command line and the environment.
 
 Library code never reads the environment: :func:`from_environment` is called by
-``app.py`` (the edge) and the values are passed in.
+``app.py`` (the edge) and the values are passed in. The limits a visitor's
+request must keep (ranges, lengths, queue and disk shares) are constants here,
+so the page, the API and the checks read one rule for each setting.
 """
 
 from __future__ import annotations
@@ -11,8 +13,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-#: Requests waiting at most; beyond that a visitor is told the app is busy.
-QUEUE_SIZE: Final = 16
+from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number setting may take: ``low`` to ``high`` inclusive, shown in steps of ``step``."""
+
+    low: float
+    high: float
+    step: float
+    default: float
+
+
+#: The box threshold: how strong the evidence must be to be boxed (share of the strongest).
+THRESHOLD: Final = Range(0.05, 0.95, 0.05, BOX_THRESHOLD)
+#: The heatmap's opacity over the photo.
+OPACITY: Final = Range(0.0, 1.0, 0.05, OVERLAY_ALPHA)
+#: The colour maps offered (each has words in :data:`gradcam.words.COLOUR_WORDS`), the default first.
+COLORMAPS: Final = (COLORMAP, "viridis", "cividis", "magma")
+#: Longest class or model name accepted (the echo in a message is shorter still).
+MAX_NAME: Final = 200
+
+#: Requests waiting at most, every visitor together; beyond that a visitor is told the app is busy.
+QUEUE_SIZE: Final = 24
+#: Requests one browser tab may have waiting or running at once.
+QUEUE_PER_SESSION: Final = 3
+#: Requests one network address may have waiting or running at once (a room behind one Wi-Fi shares it).
+QUEUE_PER_ADDRESS: Final = 12
 #: Explanations run at once (each uses all cores already).
 CONCURRENCY: Final = 1
 #: Largest upload accepted, in bytes and as Gradio writes it.
@@ -22,6 +50,9 @@ MAX_UPLOAD: Final = "10mb"
 MAX_SIDE: Final = 1280
 #: How many explanations are kept for re-rendering.
 CACHE_SIZE: Final = 8
+#: The most disk all kept results may use together (bytes), and one visitor's (network address's) share of it.
+STORE_BYTES: Final = 2 * 1024**3
+STORE_SHARE: Final = 512 * 1024**2
 #: The models on the page by default, the first one the default model. The embedded
 #: EfficientNet-Lite0 needs no download, so the page works offline.
 DEFAULT_MODELS: Final = ("vgg19", "resnet50", "densenet121", "efficientnet_lite0")
@@ -45,6 +76,8 @@ class Settings:
         compile: compile VGG19's trunk at start-up.
         mcp: serve the explain function to AI assistants (Model Context Protocol).
         on_spaces: running as a Hugging Face Space (share buttons make sense there).
+        proxy_hops: how many proxies in front of the app append to ``X-Forwarded-For``
+            (1 on a Space: its proxy; 0 elsewhere: the header is the client's own and ignored).
         preview_image: absolute URL of the picture a shared link shows (on a Space: the
             README's picture, served by the Hub from the Space's repository).
     """
@@ -60,15 +93,18 @@ class Settings:
     compile: bool = False
     mcp: bool = True
     on_spaces: bool = False
+    proxy_hops: int = 0
     preview_image: str | None = None
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     """Settings from ``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``, ``GRADCAM_MODELS``,
     ``GRADCAM_WEIGHTS``, ``GRADCAM_LABELS``, ``GRADCAM_LAYER``, ``GRADCAM_DEVICE``,
-    ``GRADCAM_COMPILE``, ``GRADCAM_MCP`` and ``SPACE_ID``; the command line may override them.
+    ``GRADCAM_COMPILE``, ``GRADCAM_MCP``, ``GRADCAM_PROXY_HOPS`` and ``SPACE_ID``; the
+    command line may override them.
     """
     models = tuple(m.strip() for m in environ.get("GRADCAM_MODELS", "").split(",") if m.strip())
+    space = environ.get("SPACE_ID")
     return Settings(
         host=environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         port=int(environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -79,6 +115,7 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
         device=environ.get("GRADCAM_DEVICE", "auto"),
         compile=environ.get("GRADCAM_COMPILE") == "1",
         mcp=environ.get("GRADCAM_MCP", "1") != "0",
-        on_spaces=bool(environ.get("SPACE_ID")),
-        preview_image=f"https://huggingface.co/spaces/{environ['SPACE_ID']}/resolve/main/{PREVIEW}" if environ.get("SPACE_ID") else None,
+        on_spaces=bool(space),
+        proxy_hops=int(environ.get("GRADCAM_PROXY_HOPS", "1" if space else "0")),
+        preview_image=f"https://huggingface.co/spaces/{space}/resolve/main/{PREVIEW}" if space else None,
     )

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 from gradcam import Explanation, words
-from gradcam.words import COLOUR_WORDS, Colours, colour_key, colours  # noqa: F401 - the page uses these names
 from gradcam.config import COLORMAP
-
-TOP_PREDICTION = "Top prediction"
-
-
-def share(probability: float) -> str:
-    """A probability for people, the same on the whole page and in every sentence: "87%", "0.4%", "<0.1%"."""
-    return words.percent(probability)
+from gradcam.names import short
+from gradcam.words import colours, percent
 
 TITLE = "What is the model looking at?"
 
@@ -28,13 +21,25 @@ INTRO = """\
 Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours the parts that led it there.
 """
 
-TARGET_INFO = "Type to search the 1000 classes (\"cat\", \"cup\"...), or keep the model's top prediction."
+TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the model\'s top prediction.'
 
 SETTINGS = "Settings: model, box threshold, opacity, colours"
 
+DOWNLOAD = "Download everything (zip)"
+DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
+
+#: Why a request beyond a visitor's share of the queue is refused, for a browser tab and for a network address.
+QUEUE_SHARE = {
+    "session": "You already have several requests waiting. Please wait for them to finish, then try again.",
+    "address": "Many requests from your network are waiting right now. Please try again in a few seconds.",
+}
+
+#: What the sentence says between a new photo and its answer.
+EXPLAINING = "Looking at your photo…"
+
 UPLOAD_TOO_BIG = (
     "This file is {size} MB; the page takes photos up to {limit} MB. "
-    "Please pick a smaller photo (a screenshot or a copy \"for the web\" works well)."
+    'Please pick a smaller photo (a screenshot or a copy "for the web" works well).'
 )
 
 
@@ -60,23 +65,26 @@ def cannot_answer(message: str) -> str:
     return f"**No answer this time.** {html.escape(message)}"
 
 
-def legend(colormap: str = COLORMAP) -> str:
-    """The colour key under the panels, in words."""
-    names = colours(colormap)
-    return f"**{names.strong.capitalize()}**: strongest evidence · **{names.none.capitalize()}**: no evidence"
+def unknown_class(typed: str, close: list[str], used: str | None = None) -> str:
+    """The hint under the class picker when a typed name is not a class.
 
-
-def unknown_class(typed: str, close: list[str]) -> str:
-    """The hint under the class picker when a typed name is not a class."""
-    shown = typed if len(typed) <= 40 else typed[:40] + "..."
+    Args:
+        typed: what the person typed.
+        close: class names close to it.
+        used: the class explained instead (the model's top prediction), when a photo was explained.
+    """
+    head = f"No class is called \u201c{html.escape(short(typed, 41, quoted=False))}\u201d"
+    head += f", so the pictures show the model's top prediction, **{html.escape(used)}**." if used else "."
     if close:
-        return f"No class is called \u201c{html.escape(shown)}\u201d. Did you mean: {', '.join(close)}? Pick one from the list."
-    return f"No class is called \u201c{html.escape(shown)}\u201d. Type part of a name (\"dog\", \"car\") and pick from the list."
+        return f"{head} Did you mean: {', '.join(html.escape(c) for c in close)}? Pick one from the list."
+    return f'{head} Type part of a name ("dog", "car") and pick from the list.'
+
 
 HOW_TO_READ = """\
 **Original**: your photo. **Heatmap**: where the evidence for the chosen class is, from blue (none) to red (strongest)
 with the jet colours; the key under the pictures says it for the colours you chose.
-**Overlay**: the heatmap laid over your photo. **Boxes**: a box around the strongest region, with the class and the model's confidence.
+**Overlay**: the heatmap laid over your photo. **Boxes**: a box around the strongest region, with the class and the
+model's confidence.
 
 The box threshold sets how strong the evidence must be to count as part of the region (15% of the strongest, as in the
 Grad-CAM paper). The opacity only changes how the heatmap is drawn; neither slider runs the model again.
@@ -102,7 +110,9 @@ GUIDED_HELP = (
     "so you see *which details* inside the highlighted area count. Grey means no effect."
 )
 
-CLASSES_HELP = "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
+CLASSES_HELP = (
+    "The three classes the model finds most likely, each with its own heatmap, from a single pass through the model."
+)
 
 MODELS_HELP = (
     "The same photo through every model this server has loaded: do different networks look at the same place? "
@@ -119,17 +129,6 @@ UNTRAINED_BANNER = (
 WAITING = "*Add an image (drag it in, paste it, or click an example) to see what the model sees.*"
 
 
-def describe(explanation: Explanation, asked: bool, colormap: str = COLORMAP) -> str:
-    """One or two plain sentences about an explanation, in Markdown, naming the colours on the page.
-
-    Args:
-        explanation: the result to describe.
-        asked: True when the person picked the class, False for the top prediction.
-        colormap: the colour map of the pictures, so the sentence names their colours.
-    """
-    return words.summary(explanation, asked, colormap).markdown
-
-
 def top_k_label(explanation: Explanation) -> dict[str, float]:
     """The top predictions as ``gr.Label`` wants them: {name: probability}."""
     return {p.name: p.probability for p in explanation.top_k}
@@ -143,7 +142,7 @@ def top_k_html(explanation: Explanation) -> str:
         width = max(0.5, 100 * p.probability)
         rows.append(
             f'<li class="guess{chosen}"><span class="name">{html.escape(p.name)}</span>'
-            f'<span class="value">{share(p.probability)}</span>'
+            f'<span class="value">{percent(p.probability)}</span>'
             f'<span class="bar" aria-hidden="true"><span style="width:{width:.1f}%"></span></span></li>'
         )
     title = f"The model's top {len(rows)} guesses"

@@ -63,11 +63,16 @@ def closest_hint(typed: str, names: Sequence[str]) -> str:
     return f" Closest: {', '.join(found)}." if found else ""
 
 
-def short(value: object, limit: int = 40) -> str:
+def short(value: object, limit: int = 40, *, quoted: bool = True) -> str:
     """A value as a message quotes it: its ``repr``, cut to ``limit`` characters with "…".
 
     A number too long for Python to print (past its 4300-digit limit) is said by its size.
+    With ``quoted=False`` a text is shown as the person wrote it, without quotes.
     """
+    if isinstance(value, str):  # cut the text, then quote it: the quotes stay balanced
+        room = limit - 2 if quoted else limit
+        text = value if len(value) <= room else value[: room - 1] + "…"
+        return repr(text) if quoted else text
     try:
         text = repr(value)
     except ValueError:  # an int past Python's 4300-digit printing limit

@@ -56,3 +56,25 @@ def make_explanation(image: np.ndarray, cam: np.ndarray, **changes: object) -> E
     }
     fields.update(changes)
     return Explanation(**fields)  # type: ignore[arg-type]
+
+
+class ForwardCounter:
+    """Counts a model's forward passes, as ``with ForwardCounter(model) as runs:``.
+
+    The pre-hook sits on the model's first child, which every pass runs, also those that do not go
+    through the model's own ``forward`` (VGG19's exact path runs its trunk directly).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = next(model.children(), model)
+        self.count = 0
+
+    def __enter__(self) -> ForwardCounter:
+        def count(module: nn.Module, inputs: object) -> None:
+            self.count += 1
+
+        self._handle = self.model.register_forward_pre_hook(count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()

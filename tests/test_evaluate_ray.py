@@ -55,7 +55,9 @@ def tiny(state: dict[str, torch.Tensor], like: Backbone, marker: str | None = No
     model = CrashOnce(marker, parent) if marker else TinyNet()
     model.load_state_dict(state)
     model.eval().requires_grad_(False)
-    return Backbone(like.name, like.title, model, like.target_layer, like.categories, like.mean, like.std, like.weights, False)
+    return Backbone(
+        like.name, like.title, model, like.target_layer, like.categories, like.mean, like.std, like.weights, False
+    )
 
 
 def test_ray_rows_equal_local_rows(

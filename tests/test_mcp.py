@@ -58,7 +58,9 @@ def test_the_explain_tool_is_listed_with_words_an_assistant_can_act_on(mcp_app):
     properties = tool.inputSchema["properties"]
     assert {"image", "target"} <= set(properties)
     assert "Top prediction" in json.dumps(properties["target"])
-    assert not any(t.name.endswith(("page_explain", "cleared", "lambda")) for t in tools), "the page's own events are tools"
+    assert not any(t.name.endswith(("page_explain", "cleared", "lambda")) for t in tools), (
+        "the page's own events are tools"
+    )
 
 
 def test_calling_explain_with_an_image_returns_the_overlay_and_the_top_classes(mcp_app):

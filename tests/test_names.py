@@ -43,7 +43,7 @@ def test_the_hint_lists_at_most_five_names_as_written():
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(7, "7"), ("tabby", "'tabby'"), ("x" * 100, "'" + "x" * 38 + "…"), (10**5000, "a number of about 5000 digits")],
+    [(7, "7"), ("tabby", "'tabby'"), ("x" * 100, "'" + "x" * 37 + "…'"), (10**5000, "a number of about 5000 digits")],
     ids=["int", "str", "long-str", "huge-int"],
 )
 def test_values_in_messages_are_cut_short(value, shown):

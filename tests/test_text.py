@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gradcam import Explainer
-from gradcam.explanation import Prediction
-
 from demo import text
-from demo.ui import COLORMAPS
+from demo.page.layout import legend_html
+from demo.settings import COLORMAPS
+from gradcam import Explainer, words
+from gradcam.explanation import Prediction
 
 from .conftest import make_scene
 
@@ -23,39 +23,39 @@ def explanation(tiny_backbone):
 
 @pytest.mark.parametrize(
     ("colormap", "strong", "none"),
-    [("jet", "red and yellow", "blue"), ("viridis", "yellow", "dark purple"), ("cividis", "yellow", "dark blue"),
-     ("magma", "light yellow and white", "black")],
+    [
+        ("jet", "red and yellow", "blue"),
+        ("viridis", "yellow", "dark purple"),
+        ("cividis", "yellow", "dark blue"),
+        ("magma", "light yellow and white", "black"),
+    ],
 )
-def test_each_colour_map_has_its_own_words(colormap, strong, none):
-    assert text.colours(colormap) == text.Colours(strong, none)
-    assert strong.capitalize() in text.legend(colormap)
+def test_each_colour_map_has_its_own_words_in_the_colour_key(colormap, strong, none):
+    assert words.colours(colormap) == words.Colours(strong, none)
+    assert f"{strong.capitalize()}: strongest evidence" in legend_html(colormap)
 
 
 def test_every_colour_map_the_page_offers_has_words():
-    assert all(name in text.COLOUR_WORDS for name in COLORMAPS)
+    assert all(name in words.COLOUR_WORDS for name in COLORMAPS)
 
 
 def test_the_sentence_names_the_colours_of_the_chosen_map(explanation):
-    assert "red and yellow mark the strongest" in text.describe(explanation, False)
-    viridis = text.describe(explanation, False, "viridis")
+    assert "red and yellow mark the strongest" in words.summary(explanation, False, "jet").markdown
+    viridis = words.summary(explanation, False, "viridis").markdown
     assert "yellow marks the strongest" in viridis and "red" not in viridis
-
-
-@pytest.mark.parametrize(
-    ("probability", "written"), [(0.87, "87%"), (0.004, "0.4%"), (0.001, "0.1%"), (0.0001, "<0.1%"), (0.0, "0%")]
-)
-def test_share_writes_small_probabilities_without_a_false_zero(probability, written):
-    assert text.share(probability) == written
 
 
 def test_the_top5_writes_percentages_as_the_sentence_does(explanation):
     tiny = dataclasses.replace(
-        explanation, top_k=(Prediction(0, "square", 0.998), Prediction(1, "disc", 0.001)), class_index=1, class_name="disc",
+        explanation,
+        top_k=(Prediction(0, "square", 0.998), Prediction(1, "disc", 0.001)),
+        class_index=1,
+        class_name="disc",
         probability=0.001,
     )
     listing = text.top_k_html(tiny)
     assert ">0.1%<" in listing and ">0%<" not in listing
-    assert "0.1%" in text.describe(tiny, True)
+    assert "0.1%" in words.summary(tiny, True).markdown
     assert 'class="guess chosen"><span class="name">disc' in listing, "the explained class is not marked"
 
 
@@ -74,8 +74,18 @@ def test_an_unknown_name_gets_one_hint_with_close_names():
     hint = text.unknown_class("tigr", ["tiger", "tiger cat"])
     assert "tigr" in hint and "tiger, tiger cat" in hint
     assert "Pick one" in hint
-    assert "..." in text.unknown_class("x" * 5000, [])
+    assert "x…" in text.unknown_class("x" * 5000, [])
     assert len(text.unknown_class("x" * 5000, [])) < 200
+
+
+def test_a_photo_explained_despite_an_unknown_name_says_which_class_it_shows():
+    hint = text.unknown_class("zzzqqq", [], used="tabby")
+    assert hint.startswith(
+        "No class is called \u201czzzqqq\u201d, so the pictures show the model's top prediction, **tabby**."
+    )
+    assert "<b>" not in text.unknown_class("<b>x</b>", ["<i>"], used="<u>") and "&lt;b&gt;" in text.unknown_class(
+        "<b>", []
+    )
 
 
 def test_the_banner_speaks_to_visitors():
@@ -86,7 +96,13 @@ def test_the_models_a_visitor_cannot_pick_are_named_with_the_reason():
     from demo.text import models_note
 
     assert models_note({"EfficientNet-Lite0": "ready"}) == ""
-    note = models_note({"VGG19": "its weights (548 MB) are not on this server", "ResNet-50": "still loading", "EfficientNet-Lite0": "ready"})
+    note = models_note(
+        {
+            "VGG19": "its weights (548 MB) are not on this server",
+            "ResNet-50": "still loading",
+            "EfficientNet-Lite0": "ready",
+        }
+    )
     assert note == (
         "Still loading: ResNet-50 (reload the page in a minute). "
         "Not available on this server: VGG19 (its weights (548 MB) are not on this server)."

@@ -1,0 +1,165 @@
+"""One request, checked once: the photo, the model, the class, the box threshold and the look.
+
+:func:`parse` turns what the page, the API or an assistant sent into a
+:class:`Request`, or says in one sentence what is wrong with it. Every rule of
+every setting lives here (their ranges in :mod:`demo.settings`); nothing
+downstream checks a setting again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from demo import checks
+from demo.errors import UserError
+from demo.settings import COLORMAPS, MAX_NAME, MAX_UPLOAD_BYTES, OPACITY, THRESHOLD
+from gradcam.errors import InvalidImageError
+
+#: What the class picker says when the model's own best guess is to be explained.
+TOP_PREDICTION = "Top prediction"
+
+NO_PHOTO = "Please add an image first: drag one in, paste it, or pick an example below."
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An upload: its bytes, their SHA-256 (what results are remembered by) and its file name."""
+
+    data: bytes
+    sha256: str
+    name: str = "image"
+
+    @classmethod
+    def of(cls, data: bytes, name: str = "image") -> Photo:
+        return cls(data, hashlib.sha256(data).hexdigest(), name)
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a result is drawn: the heatmap's opacity and its colour map. Changing it never runs the model."""
+
+    alpha: float = OPACITY.default
+    colormap: str = COLORMAPS[0]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request.
+
+    Attributes:
+        photo: the upload.
+        model: the model's title ("VGG19"), one the page offers.
+        target: the class as typed (spaces tidied), or None for the model's top prediction.
+        threshold: the box threshold, a fraction of the map's maximum.
+        look: how the pictures are drawn.
+        visitor: who asked (a network address): their share of the app's disk.
+    """
+
+    photo: Photo
+    model: str
+    target: str | None = None
+    threshold: float = THRESHOLD.default
+    look: Look = Look()
+    visitor: str = ""
+
+    def top_prediction(self) -> Request:
+        """The same request for the model's own best guess."""
+        return replace(self, target=None)
+
+
+def parse(
+    image: Any,
+    target: object = TOP_PREDICTION,
+    model: object = None,
+    threshold: object = THRESHOLD.default,
+    alpha: object = OPACITY.default,
+    colormap: object = COLORMAPS[0],
+    *,
+    models: Sequence[str],
+    default_model: str | None = None,
+    visitor: str = "",
+) -> Request:
+    """Checks what was sent and builds the request (the page's, the API's and the assistants' one rule).
+
+    Args:
+        image: the upload: a path, file bytes, a Gradio file payload as sent (``path``, or a ``data:``
+            URL in ``url``; a mapping or an object), or None.
+        target: a class name, "Top prediction", or None (the same).
+        model: a model title from ``models``; None or "" for the default.
+        threshold: the box threshold (see :data:`demo.settings.THRESHOLD`).
+        alpha: the heatmap's opacity (see :data:`demo.settings.OPACITY`).
+        colormap: one of :data:`demo.settings.COLORMAPS`.
+        models: the titles the page offers.
+        default_model: the model when none is named (the first of ``models`` if not given).
+        visitor: who asks (see :attr:`Request.visitor`).
+
+    Raises:
+        InvalidInput: a setting that is not one, in words for the person.
+        UserError: no photo.
+        InvalidImageError: an upload that cannot be read.
+    """
+    typed = checks.text(target, "Class to explain", MAX_NAME, default=TOP_PREDICTION)
+    typed = " ".join(typed.split())
+    title = checks.choice(model, "Model", models, default=default_model or models[0])
+    return Request(
+        photo=read_photo(image),
+        model=title,
+        target=None if typed in ("", TOP_PREDICTION) else typed,
+        threshold=checks.number(threshold, "Box threshold", THRESHOLD),
+        look=parse_look(alpha, colormap),
+        visitor=visitor,
+    )
+
+
+def parse_look(alpha: object, colormap: object) -> Look:
+    """The look, checked (see :func:`parse`)."""
+    return Look(
+        checks.number(alpha, "Heatmap opacity", OPACITY),
+        checks.choice(colormap, "Colours", COLORMAPS, default=COLORMAPS[0]),
+    )
+
+
+def read_photo(image: Any) -> Photo:
+    """The upload's bytes and name from a path, bytes or a Gradio file payload.
+
+    Raises:
+        UserError: nothing was sent.
+        InvalidInput: a ``data:`` URL over the upload limit.
+        InvalidImageError: the file cannot be read.
+    """
+    if image is None or image == b"" or image == "":
+        raise UserError(NO_PHOTO)
+    if isinstance(image, bytes):
+        return Photo.of(image)
+    if isinstance(image, Mapping):  # a file payload as sent: {"path": ..., "url": ..., "orig_name": ...}
+        image = SimpleNamespace(path=image.get("path"), url=image.get("url"), orig_name=image.get("orig_name"))
+    url = getattr(image, "url", None)
+    if isinstance(url, str) and url.startswith("data:"):  # pasted or sent inline: decoded here, bounded first
+        checks.data_url(url)
+        try:
+            return Photo.of(
+                base64.b64decode(url.split(",", 1)[1], validate=False), getattr(image, "orig_name", None) or "image"
+            )
+        except (ValueError, IndexError, binascii.Error) as exc:
+            raise InvalidImageError("The pasted image could not be read. Please try again.") from exc
+    path = getattr(image, "path", image)
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise UserError(NO_PHOTO)
+    name = getattr(image, "orig_name", None) or Path(path).name
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_UPLOAD_BYTES + 1)
+    except OSError as exc:
+        raise InvalidImageError("The upload could not be read. Please try again.") from exc
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise checks.InvalidInput(f"The image is too large: at most {MAX_UPLOAD_BYTES // 1024 // 1024} MB, please.")
+    if not data:
+        raise InvalidImageError("The file is empty. Please choose an image file.")
+    return Photo.of(data, str(name))

@@ -1,0 +1,60 @@
+"""The page's pure helpers (the colour key, the link-preview tags), its layout and its handlers.
+
+The handlers are called as Gradio calls them (``demo.fns``), with the page's inputs, and their answers are
+``{component: value}``: what a person would see is checked by the components' ids.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from torchvision.models import VGG19_Weights
+
+from demo.page import build_demo, head
+from demo.page.layout import legend_html
+
+IMAGENET = VGG19_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+@pytest.mark.parametrize(("colormap", "words"), [("jet", "Red and yellow"), ("magma", "Light yellow and white")])
+def test_the_colour_key_shows_the_map_and_says_its_colours(colormap, words):
+    key = legend_html(colormap)
+    assert f"{words}: strongest evidence" in key
+    assert len(re.findall(r"rgb\(\d+,\d+,\d+\)", key)) == 11
+
+
+def test_the_preview_tags_are_escaped_and_carry_the_picture():
+    tags = head('A "title"', "words & more", "https://example.org/p.png")
+    assert 'property="og:title" content="A &quot;title&quot;"' in tags
+    assert 'content="words &amp; more"' in tags and 'property="og:image" content="https://example.org/p.png"' in tags
+    assert "og:image" not in head("t", "d", None)
+
+
+def test_the_page_has_stable_ids_and_share_buttons_only_on_spaces(tmp_path, tiny_backbone):
+    from demo.service import DemoService
+    from gradcam import Explainer
+
+    service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=tmp_path)
+    for on_spaces in (False, True):
+        config = build_demo(service, on_spaces=on_spaces).get_config_file()
+        ids = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
+        expected = {
+            "input-image",
+            "target",
+            "sentence",
+            "top5",
+            "panel-original",
+            "panel-heatmap",
+            "panel-overlay",
+            "panel-boxes",
+            "download",
+            "archive",
+            "threshold",
+            "opacity",
+            "colormap",
+            "model",
+            "target-hint",
+        }
+        assert expected <= set(ids)
+        assert ("share" in ids["panel-overlay"]["buttons"]) is on_spaces
