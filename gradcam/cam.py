@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al., ICCV 2017) for any CNN classifier.
+"""Grad-CAM (Selvaraju et al., ICCV 2017) and the CAM family for any classifier: the engine.
 
 The gradient of a class score with respect to the feature maps ``A`` of a target
 layer, averaged over space, weights those maps; the ReLU of their weighted sum is
@@ -7,10 +7,15 @@ the class activation map:
     alpha_k = 1 / (h * w) * sum_ij d y_c / d A_kij
     L_c     = ReLU(sum_k alpha_k A_k)
 
+The other methods of :mod:`gradcam.methods` (Grad-CAM++, XGrad-CAM, HiResCAM,
+LayerCAM, Eigen-CAM, Score-CAM) read the same pass: the activations, and the
+gradient maps themselves rather than their spatial sums.
+
 Only the part of the network after the target layer (the head) is differentiated:
 the trunk runs without autograd, no parameter gradient is ever computed, and
 several target classes share one forward pass, their gradients taken in one
-batched backward pass through the head.
+batched backward pass through the head. Eigen-CAM takes no gradient at all;
+Score-CAM adds one masked forward pass per channel, in batches.
 
 Any classifier works: convolutional layers give ``(N, C, h, w)`` maps; the token
 layers of vision transformers, ``(N, prefix + h * w, C)``, are read as an
@@ -21,26 +26,30 @@ float64, float16 or bfloat16 work; the maps are always float32.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gradcam.names import closest_hint, short
-
-Targets = int | Tensor | np.ndarray | Sequence[Any] | None
+from gradcam import methods
+from gradcam.errors import NotAvailableError
+from gradcam.inference import as_in_inference, floating_dtype, logits_of
+from gradcam.methods import Method, get_method
+from gradcam.names import closest_hint
+from gradcam.targets import Targets, resolve_targets
 
 #: Maps one-hot class selections ``(K, N, num_classes)`` to each channel's gradient
 #: summed over space, ``(K, N, C)``: all Grad-CAM needs of the backward pass.
 GradientSums = Callable[[Tensor], Tensor]
+#: Maps one-hot class selections ``(K, N, num_classes)`` to the gradient maps ``(K, N, C, h, w)``.
+GradientMaps = Callable[[Tensor], Tensor]
+Progress = Callable[[float], None]
 
 
 @runtime_checkable
@@ -48,9 +57,11 @@ class ExactPath(Protocol):
     """A model that computes Grad-CAM's channel gradient sums for one of its layers itself.
 
     :class:`GradCAM` uses :meth:`cam_forward` instead of its generic hook when it
-    explains the layer named ``cam_layer``. The sums must equal those of the hook
-    (an equivalence test guards each implementation); the point is speed, for
-    example :class:`gradcam.models.HookedVGG19` never differentiates its trunk.
+    explains the layer named ``cam_layer`` with Grad-CAM, the one method whose
+    weights are the channel gradient sums (the others need the gradient maps and
+    take the hook). The sums must equal those of the hook (an equivalence test
+    guards each implementation); the point is speed, for example
+    :class:`gradcam.models.HookedVGG19` never differentiates its trunk.
     """
 
     cam_layer: str
@@ -74,6 +85,7 @@ class CAMResult:
             (negated gradients: the regions that speak against each class),
             ``(N, K, H, W)``; else None.
         counter_empty: their empty flags, ``(N, K)``; else None.
+        method: the method's name (see :mod:`gradcam.methods`).
     """
 
     logits: Tensor
@@ -82,6 +94,17 @@ class CAMResult:
     empty: Tensor
     counter_maps: Tensor | None = None
     counter_empty: Tensor | None = None
+    method: str = methods.DEFAULT
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one forward pass gives the methods: activations ``(N, C, h, w)``, logits and their gradients."""
+
+    activations: Tensor
+    logits: Tensor
+    sums: GradientSums | None = None
+    maps: GradientMaps | None = None
 
 
 def _normalise(cams: Tensor) -> tuple[Tensor, Tensor]:
@@ -109,7 +132,7 @@ def _one_hot(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
 
 
 class GradCAM:
-    """Grad-CAM explainer for a classifier and one of its layers.
+    """Grad-CAM (or another method of the CAM family) for a classifier and one of its layers.
 
     The model is used as it is: its ``requires_grad`` flags, parameter ``.grad``
     and buffers are left untouched, and the hook that reads the target layer
@@ -118,8 +141,8 @@ class GradCAM:
     modules are switched to eval for the call and switched back after it. Calls
     from several threads at once are independent.
 
-    If the model implements :class:`ExactPath` for ``target_layer``, its own
-    exact, faster computation of the gradient sums is used instead of the hook.
+    If the model implements :class:`ExactPath` for ``target_layer``, Grad-CAM uses
+    its own exact, faster computation of the gradient sums instead of the hook.
 
     Args:
         model: a classifier mapping ``(N, 3, H, W)`` to ``(N, num_classes)``
@@ -131,25 +154,54 @@ class GradCAM:
             leading tokens (class, distillation, registers) to drop before the
             rest is read as a square grid; None tries 0, 1 and 2 (no class
             token, a class token, class and distillation tokens).
+        method: the method, by name or title (see :mod:`gradcam.methods`):
+            "gradcam" (the default), "gradcam++", "xgradcam", "hirescam",
+            "layercam", "eigencam" or "scorecam".
+        batch_size: masked inputs per forward pass of Score-CAM.
+        clock: seconds, for Score-CAM's time limit (tests pass a fake one).
 
     Raises:
         AttributeError: if the model has no such layer; the message lists the
             closest names.
+        UnknownMethodError: for a method name of no method; the message lists them.
 
     Example:
-        >>> cam = GradCAM(torchvision.models.resnet50().eval(), "layer4")
+        >>> cam = GradCAM(torchvision.models.resnet50().eval(), "layer4", method="layercam")
         >>> maps = cam(torch.rand(2, 3, 224, 224))  # (2, 224, 224), top-1 classes
     """
 
-    def __init__(self, model: nn.Module, target_layer: str, *, prefix_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str,
+        *,
+        prefix_tokens: int | None = None,
+        method: str | Method = methods.DEFAULT,
+        batch_size: int = methods.SCORE_BATCH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.model = model
         self.target_layer = target_layer
         self.prefix_tokens = prefix_tokens
+        self.method = get_method(method)
+        self.batch_size = batch_size
+        self.clock = clock
         try:
             self.layer = model.get_submodule(target_layer)
         except AttributeError as exc:
             hint = closest_hint(target_layer, [name for name, _ in model.named_modules() if name])
             raise AttributeError(f"The model has no layer {target_layer!r}.{hint}") from exc
+
+    def with_method(self, method: str | Method) -> GradCAM:
+        """The same engine (model, layer, settings) with another method; the model is shared, not copied."""
+        return GradCAM(
+            self.model,
+            self.target_layer,
+            prefix_tokens=self.prefix_tokens,
+            method=method,
+            batch_size=self.batch_size,
+            clock=self.clock,
+        )
 
     def __call__(self, x: Tensor, targets: Targets = None) -> Tensor:
         """Maps for one class per image.
@@ -173,6 +225,8 @@ class GradCAM:
         size: tuple[int, int] | None = None,
         counterfactual: bool = False,
         extra_top: int = 0,
+        progress: Progress | None = None,
+        time_limit: float | None = None,
     ) -> CAMResult:
         """Maps for one or several classes per image, from one forward pass.
 
@@ -190,6 +244,9 @@ class GradCAM:
                 al., Sec. 5: the same maps with negated gradients), from the same pass.
             extra_top: also explain each image's ``extra_top`` best classes,
                 after the asked ones (for comparisons), from the same pass.
+            progress: called with the share of Score-CAM's masked passes done.
+            time_limit: seconds Score-CAM's masked passes may take; it stops as
+                soon as it would take longer.
 
         Returns:
             The logits, the explained classes, the maps and their empty flags.
@@ -200,7 +257,51 @@ class GradCAM:
                 the batch.
             RuntimeError: inside ``torch.inference_mode()``, which turns off
                 the gradients Grad-CAM needs.
+            NotAvailableError: ``counterfactual`` with a method that has none.
+            TimeLimitError: Score-CAM would take longer than ``time_limit``.
         """
+        return self.compute_methods(
+            x,
+            targets,
+            (self.method,),
+            top=top,
+            size=size,
+            counterfactual=counterfactual,
+            extra_top=extra_top,
+            progress=progress,
+            time_limit=time_limit,
+        )[self.method.name]
+
+    def compute_methods(
+        self,
+        x: Tensor,
+        targets: Targets = None,
+        names: Sequence[str | Method] = methods.CHEAP,
+        *,
+        top: int = 1,
+        size: tuple[int, int] | None = None,
+        counterfactual: bool = False,
+        extra_top: int = 0,
+        progress: Progress | None = None,
+        time_limit: float | None = None,
+    ) -> dict[str, CAMResult]:
+        """The maps of several methods for the same classes, from one forward pass and one batched backward.
+
+        Args and raises as :meth:`compute`, and:
+            names: the methods (by default the cheap ones, all but Score-CAM).
+
+        Returns:
+            Each method's result, by name, in the order asked.
+        """
+        chosen = list(dict.fromkeys(get_method(n) for n in names))
+        if not chosen:
+            raise ValueError("Name at least one method.")
+        if counterfactual:
+            for method in chosen:
+                if not method.counterfactual:
+                    raise NotAvailableError(
+                        f"{method.title} has no counterfactual map: it does not use the class's gradients."
+                    )
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"Expected a float tensor (N, 3, H, W), got {tuple(x.shape)} {x.dtype}.")
         if torch.is_inference_mode_enabled():
@@ -208,37 +309,91 @@ class GradCAM:
                 "Grad-CAM needs gradients, which torch.inference_mode() turns off: "
                 "call it outside that block (inside torch.no_grad() is fine)."
             )
-        dtype = _floating_dtype(self.model)
+        dtype = floating_dtype(self.model)
         if dtype is not None and x.dtype != dtype:
             x = x.to(dtype)
-        with _as_in_inference(self.model):
-            activations, logits, gradient_sums = self._forward(x)
-            classes = self._resolve_targets(targets, logits, top)
+        needs = {method.needs for method in chosen}
+        with as_in_inference(self.model):
+            forward = self._forward(x, needs)
+            classes = resolve_targets(targets, forward.logits, top)
             if extra_top > 0:
-                best = logits.topk(min(extra_top, logits.shape[1]), dim=1).indices
+                best = forward.logits.topk(min(extra_top, forward.logits.shape[1]), dim=1).indices
                 classes = torch.cat([classes, best], dim=1)
-            seeds = _one_hot(classes, logits.shape[1], logits.dtype)  # (K, N, num_classes)
-            sums = gradient_sums(seeds)  # (K, N, C)
+            seeds = _one_hot(classes, forward.logits.shape[1], forward.logits.dtype)  # (K, N, num_classes)
+            raw = self._raw_maps(chosen, forward, seeds, classes, x, counterfactual, progress, time_limit)
+        size = size or (x.shape[-2], x.shape[-1])
+        results = {}
+        logits = forward.logits.float()
         with torch.no_grad():
-            weights = sums.float() / (activations.shape[-2] * activations.shape[-1])
-            raw = torch.einsum("knc,nchw->nkhw", weights, activations.float())  # (N, K, h, w)
-            size = size or (x.shape[-2], x.shape[-1])
-            maps, empty = _normalise(F.interpolate(F.relu(raw), size=size, mode="bilinear", align_corners=False))
-            counter_maps = counter_empty = None
-            if counterfactual:  # negated gradients: the weighted sum changes sign
-                against = F.interpolate(F.relu(-raw), size=size, mode="bilinear", align_corners=False)
-                counter_maps, counter_empty = _normalise(against)
-                counter_maps = counter_maps.contiguous()
-        return CAMResult(logits.float(), classes, maps.contiguous(), empty, counter_maps, counter_empty)
+            for name, (cams, against) in raw.items():
+                maps, empty = _normalise(F.interpolate(F.relu(cams), size=size, mode="bilinear", align_corners=False))
+                counter_maps = counter_empty = None
+                if against is not None:
+                    up = F.interpolate(F.relu(against), size=size, mode="bilinear", align_corners=False)
+                    counter_maps, counter_empty = _normalise(up)
+                    counter_maps = counter_maps.contiguous()
+                results[name] = CAMResult(logits, classes, maps.contiguous(), empty, counter_maps, counter_empty, name)
+        return results
 
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
-        """Runs the model once; returns activations ``(N, C, h, w)``, logits and their gradient-sum function."""
-        if isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
-            # The model offers an exact, faster path for its own target layer.
-            return self.model.cam_forward(x)
-        return self._forward_with_hook(x)
+    def _raw_maps(
+        self,
+        chosen: list[Method],
+        forward: _Pass,
+        seeds: Tensor,
+        classes: Tensor,
+        x: Tensor,
+        counterfactual: bool,
+        progress: Progress | None,
+        time_limit: float | None,
+    ) -> dict[str, tuple[Tensor, Tensor | None]]:
+        """Each method's maps ``(N, K, h, w)`` before the ReLU, and their counterfactual (negated gradients)."""
+        found: dict[str, tuple[Tensor, Tensor | None]] = {}
+        gradients = sums = None
+        if any(m.needs == "gradients" for m in chosen):
+            assert forward.maps is not None
+            gradients = forward.maps(seeds)  # (K, N, C, h, w)
+        elif any(m.needs == "sums" for m in chosen):
+            assert forward.sums is not None
+            sums = forward.sums(seeds)  # (K, N, C)
+        with torch.no_grad():
+            activations = forward.activations.float()
+            if gradients is not None:
+                gradients = gradients.float()
+                sums = gradients.sum(dim=(-2, -1))
+            for method in chosen:
+                if method.needs == "sums":
+                    assert sums is not None
+                    cams = methods.gradcam(activations, sums.float())
+                    found[method.name] = (cams, -cams if counterfactual else None)  # negated gradients
+                elif method.needs == "gradients":
+                    assert gradients is not None
+                    formula = methods.GRADIENT_FORMULAS[method.name]
+                    against = formula(activations, -gradients) if counterfactual else None
+                    found[method.name] = (formula(activations, gradients), against)
+                elif method.needs == "activations":
+                    cams = methods.eigencam(activations)[:, None]  # (N, 1, h, w): the same for every class
+                    found[method.name] = (cams.expand(-1, classes.shape[1], -1, -1), None)
+                else:
 
-    def _forward_with_hook(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
+                    def probabilities(inputs: Tensor) -> Tensor:
+                        return logits_of(self.model(inputs)).float().softmax(dim=1)
+
+                    weights = methods.score_weights(
+                        probabilities, x, forward.activations, classes, self.batch_size, progress, time_limit,
+                        self.clock,
+                    )
+                    found[method.name] = (methods.scorecam(activations, weights), None)
+        return found
+
+    def _forward(self, x: Tensor, needs: set[methods.Needs]) -> _Pass:
+        """Runs the model once: activations ``(N, C, h, w)``, logits and what the methods need of their gradients."""
+        if needs == {"sums"} and isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
+            # Grad-CAM, and the model offers an exact, faster path for its own target layer.
+            activations, logits, sums = self.model.cam_forward(x)
+            return _Pass(activations, logits, sums=sums)
+        return self._forward_with_hook(x, gradients=bool(needs & {"sums", "gradients"}))
+
+    def _forward_with_hook(self, x: Tensor, gradients: bool = True) -> _Pass:
         caller = threading.get_ident()
         captured: list[Tensor] = []
 
@@ -249,6 +404,9 @@ class GradCAM:
                 raise TypeError(f"Layer {self.target_layer!r} returns {type(output).__name__}, not a tensor.")
             if captured:
                 raise RuntimeError(f"Layer {self.target_layer!r} runs more than once per forward pass.")
+            if not gradients:  # a copy that inplace operations downstream cannot modify; no graph
+                captured.append(output.detach().clone())
+                return None
             leaf = output.detach().requires_grad_(True)
             captured.append(leaf)
             # From here on record the graph: only the head is differentiated.
@@ -266,19 +424,24 @@ class GradCAM:
         if not captured:
             raise RuntimeError(f"Layer {self.target_layer!r} did not run during the forward pass.")
         (activations,) = captured
-        if not logits.requires_grad:
+        if gradients and not logits.requires_grad:
             raise RuntimeError(f"The output does not depend on layer {self.target_layer!r}.")
         to_grid = self._grid_reader(activations)
+        if not gradients:
+            return _Pass(to_grid(activations), logits)
 
-        def gradient_sums(seeds: Tensor) -> Tensor:
+        def gradient_maps(seeds: Tensor) -> Tensor:
             if seeds.shape[0] == 1:
                 (grad,) = torch.autograd.grad(logits, activations, seeds[0])
                 grad = grad.unsqueeze(0)
             else:
                 (grad,) = torch.autograd.grad(logits, activations, seeds, is_grads_batched=True)
-            return to_grid(grad).sum(dim=(-2, -1))  # (K, N, C)
+            return to_grid(grad)  # (K, N, C, h, w)
 
-        return to_grid(activations.detach()), logits.detach(), gradient_sums
+        def gradient_sums(seeds: Tensor) -> Tensor:
+            return gradient_maps(seeds).sum(dim=(-2, -1))  # (K, N, C)
+
+        return _Pass(to_grid(activations.detach()), logits.detach(), gradient_sums, gradient_maps)
 
     def _grid_reader(self, activations: Tensor) -> Callable[[Tensor], Tensor]:
         """How to read the layer's output as maps ``(..., C, h, w)``: as it is, or tokens as a grid."""
@@ -305,117 +468,3 @@ class GradCAM:
             return patches.reshape(*patches.shape[:-2], side, side, patches.shape[-1]).movedim(-1, -3)
 
         return to_grid
-
-    @staticmethod
-    def _resolve_targets(targets: Targets, logits: Tensor, top: int) -> Tensor:
-        batch, num_classes = logits.shape
-        if targets is None:
-            if not 1 <= top <= num_classes:
-                raise ValueError(f"top must be between 1 and {num_classes}, got {top}.")
-            return logits.topk(top, dim=1).indices
-        targets = _plain(targets)
-        if not isinstance(targets, list):
-            rows: list[list[int | None]] = [[_class_index(targets)] for _ in range(batch)]
-        else:
-            rows = [[_class_index(t) for t in row] if isinstance(row, list) else [_class_index(row)] for row in targets]
-            if len(rows) != batch or len({len(r) for r in rows}) != 1:
-                raise ValueError(f"Expected {batch} targets (or {batch} lists of equal length), got {targets!r}.")
-        best = logits.argmax(dim=1).tolist()
-        filled = [[best[n] if t is None else t for t in row] for n, row in enumerate(rows)]
-        for row in filled:
-            for index in row:
-                if not 0 <= index < num_classes:
-                    raise ValueError(f"Class indices must be in [0, {num_classes}), got {short(index)}.")
-        return torch.tensor(filled, dtype=torch.long, device=logits.device)
-
-
-def predict(model: nn.Module, x: Tensor) -> Tensor:
-    """Class scores ``(N, num_classes)`` of a plain forward pass, float32, without autograd.
-
-    The model is treated as :class:`GradCAM` treats it: in inference mode whatever
-    its flags, its input cast to its floating-point type, its logits unwrapped.
-    """
-    dtype = _floating_dtype(model)
-    with torch.no_grad(), _as_in_inference(model):
-        return logits_of(model(x if dtype is None else x.to(dtype))).float()
-
-
-def _plain(targets: Any) -> Any:
-    """Tensors and arrays of targets as Python ints and lists."""
-    if isinstance(targets, Tensor):
-        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-            raise ValueError(f"Class indices must be integers, got a {targets.dtype} tensor.")
-        return targets.tolist()
-    if isinstance(targets, np.ndarray):
-        if not np.issubdtype(targets.dtype, np.integer):
-            raise ValueError(f"Class indices must be integers, got a {targets.dtype} array.")
-        return targets.tolist()
-    if isinstance(targets, (list, tuple)):
-        return [_plain(t) for t in targets]
-    return targets
-
-
-def _class_index(target: Any) -> int | None:
-    if target is None:
-        return None
-    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"A class index is an integer, not {type(target).__name__} ({short(target)}).")
-    return int(target)
-
-
-def _floating_dtype(model: nn.Module) -> torch.dtype | None:
-    """The floating-point type of the model's first parameter, if it has one."""
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return None
-
-
-def logits_of(output: object) -> Tensor:
-    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``."""
-    if isinstance(output, Tensor):
-        logits = output
-    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
-        logits = output[0]
-    elif isinstance(output, dict) and isinstance(output.get("logits"), Tensor):
-        logits = output["logits"]
-    elif isinstance(getattr(output, "logits", None), Tensor):
-        logits = output.logits  # type: ignore[attr-defined]
-    else:
-        raise TypeError(
-            f"The model returns {type(output).__name__}; Grad-CAM needs class scores (N, num_classes): "
-            "wrap the model so that forward returns them."
-        )
-    if logits.ndim != 2:
-        raise ValueError(f"The model's class scores should be (N, num_classes), got {tuple(logits.shape)}.")
-    return logits
-
-
-_training_locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
-_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def _as_in_inference(model: nn.Module) -> Iterator[None]:
-    """Runs a model in training mode as in inference, then restores its modules' flags.
-
-    Calls on a model already in eval mode pass straight through. Calls on a model
-    in training mode hold a per-model lock while its flags are switched, so that
-    concurrent calls neither see nor restore each other's switch.
-    """
-    with _locks_guard:
-        lock = _training_locks.setdefault(model, threading.Lock())
-    lock.acquire()
-    training = [module for module in model.modules() if module.training]
-    if not training:
-        lock.release()
-        yield
-        return
-    try:
-        for module in training:
-            module.training = False
-        yield
-    finally:
-        for module in training:
-            module.training = True
-        lock.release()

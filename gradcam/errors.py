@@ -48,3 +48,7 @@ class UnknownModelError(GradCAMError, KeyError):
 
 class UnknownLayerError(GradCAMError, ValueError):
     """A target layer the model does not have, or one whose output cannot be explained."""
+
+
+class TimeLimitError(GradCAMError):
+    """A computation that would take longer than the time it is allowed (Score-CAM on a public page)."""

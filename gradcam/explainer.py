@@ -24,13 +24,14 @@ import torch
 
 from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
-from gradcam.cam import CAMResult, GradCAM, predict
+from gradcam.cam import CAMResult, GradCAM
 from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
 from gradcam.errors import UnknownClassError
 from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction
 from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
+from gradcam.inference import predict
 from gradcam.models import HookedVGG19
 from gradcam.names import closest_hint, first_line
 
