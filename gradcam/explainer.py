@@ -3,8 +3,9 @@
 :class:`Explainer` ties a :class:`gradcam.backbone.Backbone` to the
 :class:`gradcam.cam.GradCAM` engine and returns :class:`Explanation` objects
 that carry everything later views need: one call computes the maps and, when
-asked, the counterfactual maps, the maps of the best classes, the masking test
-and the guided gradient. The whole image is explained: it is resized keeping
+asked, the counterfactual maps, the maps of the best classes, the masking test,
+the guided gradient, the trust check (:mod:`gradcam.trust`) and the other
+methods' maps with their scores. The whole image is explained: it is resized keeping
 its aspect ratio (shorter side 224 by default), never centre-cropped, so the
 map lines up with every pixel of the upload; models that take one input size
 only (vision transformers) get the image stretched to that size.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -27,13 +28,16 @@ from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
 from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
 from gradcam.errors import UnknownClassError
-from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction
-from gradcam.faithfulness import Progress, run_masking_test
+from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction, TrustCheck
+from gradcam.faithfulness import Progress, blurred, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.images import ImageSource, load_image
 from gradcam.inference import predict
+from gradcam.methods import CHEAP, Method, get_method
 from gradcam.models import HookedVGG19
 from gradcam.names import closest_hint, first_line
+from gradcam.randomisation import Randomised
+from gradcam.trust import BASELINES, LEVELS, STEPS, at_size, method_maps, trust_check
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
@@ -88,15 +92,22 @@ class Explainer:
         warm_up: run one tiny explanation now.
         compile: compile VGG19's convolutional trunk (the other backbones run
             through hooks and stay eager).
+        method: the method :meth:`explain` uses when none is named (see :mod:`gradcam.methods`).
     """
 
     def __init__(
-        self, backbone: Backbone, short_side: int | None = None, *, warm_up: bool = True, compile: bool = False
+        self,
+        backbone: Backbone,
+        short_side: int | None = None,
+        *,
+        warm_up: bool = True,
+        compile: bool = False,
+        method: str = "gradcam",
     ) -> None:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
         prefix_tokens = backbone.prefix_tokens if backbone.tokens else None
-        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens)
+        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens, method=method)
         self.device = next(backbone.model.parameters()).device
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
@@ -149,6 +160,11 @@ class Explainer:
         logits = predict(self.backbone.model, self.to_tensor(images))
         return logits.double().softmax(dim=1).cpu().numpy()
 
+    def baseline(self, small: np.ndarray, kind: str = "mean") -> torch.Tensor:
+        """What the trust check hides pixels with, preprocessed ``(1, 3, h, w)``: the mean colour (zeros after
+        normalisation) or the masking test's blur of a network image."""
+        return self.to_tensor([blurred(small)]) if kind == "blur" else torch.zeros_like(self.to_tensor([small]))
+
     def class_index(self, target: int | str) -> int:
         """The index of a class given by index or name (see :func:`resolve_class`)."""
         return resolve_class(self.backbone.categories, target)
@@ -164,7 +180,11 @@ class Explainer:
         masking: bool = False,
         guided: bool = False,
         compare: int = 0,
+        method: str | None = None,
+        trust: bool = False,
+        methods: bool | Sequence[str] = False,
         progress: Progress | None = None,
+        time_limit: float | None = None,
     ) -> Explanation:
         """Explains one image for one class: everything later views need, in one call.
 
@@ -179,7 +199,12 @@ class Explainer:
             guided: also compute the guided-backpropagation gradient (one more
                 forward and backward pass through the whole network).
             compare: also keep the maps of the ``compare`` best classes, from the same pass.
+            method: the method (see :mod:`gradcam.methods`); the explainer's by default.
+            trust: also run the trust check of the map (see :meth:`trust`: about 60 forward passes).
+            methods: also make the class's map with each cheap method (True) or the methods named, from
+                one more pass, each with its deletion and insertion curves (``2 * 20 - 1`` passes each).
             progress: called with the share of the work done, for long calls.
+            time_limit: seconds Score-CAM's masked passes may take (see :meth:`gradcam.GradCAM.compute`).
 
         Returns:
             The explanation.
@@ -187,26 +212,113 @@ class Explainer:
         Raises:
             InvalidImageError: the image cannot be used (see :func:`gradcam.load_image`).
             UnknownClassError: the target is not a class of the model.
-            NotAvailableError: ``guided`` for a model without a guided rule.
+            UnknownMethodError: an unknown method.
+            NotAvailableError: ``guided`` for a model without a guided rule, ``counterfactual`` for a
+                method without one.
+            TimeLimitError: Score-CAM would take longer than ``time_limit``.
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+        engine = self.cam if method is None else self.cam.with_method(method)
+        compared = (list(CHEAP) if methods is True else list(methods or ())) if methods is not False else []
+        chosen = [get_method(name) for name in compared]  # unknown names fail before the model runs
         rgb = load_image(image)
         rgb.setflags(write=False)  # ours, shared by the explanation without a copy
         index = None if target is None else self.class_index(target)
         small = self.network_image(rgb)
-        result = self.cam.compute(
-            self.to_tensor([small]), [index], size=rgb.shape[:2], counterfactual=counterfactual, extra_top=compare
+        slow = engine.method.name == "scorecam"
+        stages = _stages(progress, [0.5 if slow else 0.1, 0.3 if masking else 0.0, 1.0 if trust else 0.0,
+                                    1.0 if chosen else 0.0])
+        result = engine.compute(
+            self.to_tensor([small]),
+            [index],
+            size=rgb.shape[:2],
+            counterfactual=counterfactual,
+            extra_top=compare,
+            progress=stages[0] if slow else None,
+            time_limit=time_limit,
         )
         explanation = self._explanation(rgb, small, result, top_k, threshold)
-        if progress is not None:
-            progress(0.1)
+        if stages[0] is not None:
+            stages[0](1.0)
         if guided:
             explanation = dataclasses.replace(explanation, guided=self._guided(small, explanation.class_index))
         if masking:
-            test = self._masking(explanation, progress=progress)
+            test = self._masking(explanation, progress=stages[1])
             explanation = dataclasses.replace(explanation, masking=test)
+        if trust:
+            check = self._trust(
+                small, explanation.cam, explanation.class_index, explanation.probability, engine.method,
+                progress=stages[2],
+            )
+            explanation = dataclasses.replace(explanation, trust=check)
+        if chosen:
+            maps = method_maps(
+                self.cam, self.to_tensor([small]), self.baseline(small), chosen, class_index=explanation.class_index,
+                before=explanation.probability, size=rgb.shape[:2], progress=stages[3],
+            )
+            explanation = dataclasses.replace(explanation, methods=maps)
         return explanation
+
+    def trust(
+        self,
+        image: ImageSource,
+        cam: np.ndarray,
+        target: Target = None,
+        *,
+        method: str | None = None,
+        steps: int = STEPS,
+        levels: Sequence[float] | None = LEVELS,
+        baseline: str = "mean",
+        sanity: bool = True,
+        control: bool = True,
+        seed: int = 0,
+        randomised: Sequence[Randomised] | None = None,
+        progress: Progress | None = None,
+    ) -> TrustCheck:
+        """The trust check of any map of an image: this method's, another's, a random baseline's.
+
+        Every map is scored the same way, at the network input's size (see :mod:`gradcam.trust`):
+        deletion and insertion (``2 * steps - 1`` forward passes), ROAD (``2 * len(levels)`` passes and as
+        many imputations) and, for a map made by one of this package's methods on this model, the
+        randomisation test (see :mod:`gradcam.randomisation`: three re-initialised copies of the model, each
+        about 2 passes and one guided pass for Guided Backpropagation's control).
+
+        Args:
+            image: the image (see :func:`gradcam.load_image`).
+            cam: its map, float ``(height, width)`` at the image's or the network input's size; higher is
+                more important.
+            target: the class the map explains (None: the top prediction), an index or a name.
+            method: the method that made ``cam`` on this model, for the randomisation test; None (a map from
+                elsewhere) leaves the test out.
+            steps: deletion and insertion's steps.
+            levels: ROAD's shares of pixels removed; None leaves ROAD out.
+            baseline: what deletion hides pixels with and insertion reveals them on: "mean" (the dataset's
+                mean colour) or "blur" (the masking test's blur of the image).
+            sanity: run the randomisation test (with ``method``).
+            control: with it, Guided Backpropagation's correlation too (where the model has a guided rule).
+            seed: of ROAD's noise, and the first of the randomisation test's three draws of new weights.
+            randomised: randomised copies made before (:func:`gradcam.randomisation.randomised_copy`), to share.
+            progress: called with the share of the work done.
+
+        Raises:
+            ValueError: a map whose shape is neither the image's nor the network input's, another baseline.
+        """
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}.")
+        rgb = load_image(image)
+        small = self.network_image(rgb)
+        if cam.shape not in (rgb.shape[:2], small.shape[:2]):
+            raise ValueError(f"The map {cam.shape} matches neither the image {rgb.shape[:2]} nor the input.")
+        x = self.to_tensor([small])
+        logits = predict(self.backbone.model, x)
+        index = int(logits.argmax(1)[0]) if target is None else self.class_index(target)
+        before = float(logits.double().softmax(dim=1)[0, index])
+        engine = None if method is None or not sanity else get_method(method)
+        return self._trust(
+            small, cam, index, before, engine, steps=steps, levels=levels, baseline=baseline, control=control,
+            seed=seed, randomised=randomised, progress=progress, extra_passes=1,
+        )
 
     def masking_test(
         self,
@@ -284,6 +396,7 @@ class Explainer:
             counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, 0]),
             input_size=(small.shape[0], small.shape[1]),
             classes=compared,
+            method=result.method,
         )
 
     def _masking(
@@ -310,6 +423,62 @@ class Explainer:
             progress=progress,
         )
 
+    def _trust(
+        self,
+        small: np.ndarray,
+        cam: np.ndarray,
+        index: int,
+        before: float,
+        method: Method | None,
+        *,
+        steps: int = STEPS,
+        levels: Sequence[float] | None = LEVELS,
+        baseline: str = "mean",
+        control: bool = True,
+        seed: int = 0,
+        randomised: Sequence[Randomised] | None = None,
+        progress: Progress | None = None,
+        extra_passes: int = 0,
+    ) -> TrustCheck:
+        return trust_check(
+            self.backbone.model,
+            self.to_tensor([small]),
+            self.baseline(small, baseline),
+            at_size(cam, small.shape[:2]),
+            class_index=index,
+            class_name=self.backbone.categories[index],
+            before=before,
+            engine=None if method is None else self.cam.with_method(method),
+            baseline=baseline,
+            steps=steps,
+            levels=levels,
+            control=control,
+            seed=seed,
+            randomised=randomised,
+            progress=progress,
+            extra_passes=extra_passes,
+        )
+
     def _guided(self, small: np.ndarray, class_index: int) -> np.ndarray:
         gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (3, h, w)
         return gradient.float().permute(1, 2, 0).cpu().numpy()
+
+
+def _stages(progress: Progress | None, weights: Sequence[float]) -> list[Progress | None]:
+    """One progress callback per stage of a call, each mapping its own share done onto the whole's."""
+    total = sum(weights)
+    if progress is None or total <= 0:
+        return [None] * len(weights)
+    stages: list[Progress | None] = []
+    start = 0.0
+    for weight in weights:
+        if weight <= 0:
+            stages.append(None)
+            continue
+        stages.append(_stage(progress, start / total, weight / total))
+        start += weight
+    return stages
+
+
+def _stage(progress: Progress, offset: float, share: float) -> Callable[[float], None]:
+    return lambda done: progress(min(1.0, offset + share * done))

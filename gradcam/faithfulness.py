@@ -23,7 +23,7 @@ import numpy as np
 
 from gradcam.explanation import Explanation, MaskingTest
 
-__all__ = ["MaskingTest", "blurred", "highlighted_region", "masking_test", "run_masking_test"]
+__all__ = ["MaskingTest", "blurred", "highlighted_region", "masking_test", "ranks", "run_masking_test"]
 
 #: Images per forward pass of the masking test: progress is reported after each batch.
 BATCH = 4
@@ -44,6 +44,15 @@ def blurred(image: np.ndarray) -> np.ndarray:
     """A strong blur of the image: what hidden pixels are filled with (keeps colours, removes shapes)."""
     sigma = max(image.shape[:2]) / 25
     return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def ranks(cam: np.ndarray, *, descending: bool = True) -> np.ndarray:
+    """Each pixel's rank in the map, flat ``(height * width,)``: 0 for the most important (``descending``)
+    or the least important pixel; tied pixels in row-major order. The order every removal here follows."""
+    order = np.argsort(-cam if descending else cam, axis=None, kind="stable")
+    ranked = np.empty(order.size, dtype=np.int64)
+    ranked[order] = np.arange(order.size)
+    return ranked
 
 
 def highlighted_region(cam: np.ndarray | Explanation, threshold: float | None = None) -> np.ndarray:
@@ -109,12 +118,10 @@ def run_masking_test(
     fill = blurred(image)
     inside = region[:, :, None]
     variants = [np.where(inside, fill, image), np.where(inside, image, fill)]
-    order = np.argsort(-cam, axis=None, kind="stable")  # most important pixel first
+    rank = ranks(cam).reshape(cam.shape)  # most important pixel first
     fractions = np.linspace(0.0, 1.0, steps + 1)
     for fraction in fractions[1:]:
-        removed = np.zeros(cam.size, dtype=bool)
-        removed[order[: round(fraction * cam.size)]] = True
-        variants.append(np.where(removed.reshape(cam.shape)[:, :, None], fill, image))
+        variants.append(np.where((rank < round(fraction * cam.size))[:, :, None], fill, image))
     found = []
     for start in range(0, len(variants), BATCH):
         found.append(probabilities(variants[start : start + BATCH])[:, class_index])
