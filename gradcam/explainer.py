@@ -481,4 +481,4 @@ def _stages(progress: Progress | None, weights: Sequence[float]) -> list[Progres
 
 
 def _stage(progress: Progress, offset: float, share: float) -> Callable[[float], None]:
-    return lambda done: progress(min(1.0, offset + share * done))
+    return lambda done: progress(min(1.0, round(offset + share * done, 9)))

@@ -192,7 +192,8 @@ def spearman(reference: np.ndarray, other: np.ndarray) -> float | None:
 
 
 def guided_saliency(model: nn.Module, x: Tensor, class_index: int) -> np.ndarray | None:
-    """Guided Backpropagation's saliency: the guided gradient's magnitude summed over colours, ``(h, w)``.
+    """Guided Backpropagation's saliency: the guided gradient's largest magnitude over the colours, ``(h, w)``
+    (the reduction of Simonyan et al.'s saliency maps, ICLR Workshop 2014).
 
     None for a model whose activations have no guided rule.
     """
@@ -201,4 +202,4 @@ def guided_saliency(model: nn.Module, x: Tensor, class_index: int) -> np.ndarray
             gradient = guided_backprop(model, x, class_index)  # (3, h, w)
     except NotAvailableError:
         return None
-    return gradient.abs().sum(dim=0).float().cpu().numpy()
+    return gradient.abs().amax(dim=0).float().cpu().numpy()

@@ -199,10 +199,14 @@ def forward_passes(steps: int | None, levels: Sequence[float] | None, pixels: in
 
 @contextmanager
 def _counting(model: nn.Module) -> Iterator[list[int]]:
-    """Counts the model's forward passes: the runs of its first child, which every pass runs."""
+    """Counts the images the model's forward passes take: the inputs of its first child, which every pass runs."""
     first = next(model.children(), model)
     runs = [0]
-    handle = first.register_forward_pre_hook(lambda module, inputs: runs.__setitem__(0, runs[0] + 1))
+
+    def count(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        runs[0] += len(inputs[0]) if inputs and isinstance(inputs[0], Tensor) else 1
+
+    handle = first.register_forward_pre_hook(count)
     try:
         yield runs
     finally:
