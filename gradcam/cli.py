@@ -1,9 +1,10 @@
 """Command line: ``python -m gradcam IMAGE_OR_FOLDER... [options]``.
 
 Explains each image, prints the prediction, and writes the four pictures, the
-raw map and a manifest into one folder per image; options add the
-counterfactual map, the masking test, Guided Grad-CAM, a one-picture report and
-the maps of the best classes. A bad image is reported in one line and skipped;
+raw map and a manifest into one folder per image; ``--method`` picks another
+method of the CAM family, and options add the counterfactual map, the masking
+test, the trust check, Guided Grad-CAM, a one-picture report and the maps of the
+best classes. A bad image is reported in one line and skipped;
 the exit code is non-zero if any image failed.
 """
 
@@ -28,9 +29,10 @@ from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHT
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
+from gradcam.methods import METHODS, get_method
 from gradcam.names import file_safe
 from gradcam.registry import available_offline, load_backbone
-from gradcam.save import masking_manifest, save_explanation
+from gradcam.save import masking_manifest, save_explanation, trust_manifest
 from gradcam.specs import BUILTINS
 
 log = logging.getLogger("gradcam")
@@ -60,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)"
     )
     parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
+    parser.add_argument(
+        "--method",
+        default="gradcam",
+        metavar="NAME",
+        help=f"the CAM method: {', '.join(METHODS)} (default: gradcam; scorecam runs one pass per channel)",
+    )
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
     parser.add_argument(
         "--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum"
@@ -89,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hide the highlighted region and see what the model says then, with a deletion curve: "
         'deletion.png, and the numbers under "masking_test" in manifest.json',
+    )
+    more.add_argument(
+        "--trust",
+        action="store_true",
+        help="score the map the field's ways (deletion and insertion, ROAD, the randomisation test), about 70 "
+        'forward passes: trust.png (the curves), trust_scrambled.png, and the numbers under "trust" in manifest.json',
     )
     more.add_argument(
         "--guided", action="store_true", help="Guided Grad-CAM, the fine detail inside the region: guided_gradcam.png"
@@ -146,6 +160,13 @@ def _views(
         pictures["deletion.png"] = views.masking(explanation)[2]
         entries["masking_test"] = masking_manifest(explanation.masking)
         lines.append(f"  masking test: {entries['masking_test']['sentence']}")
+    if explanation.trust is not None:
+        curves, scrambled = views.trust(explanation, args.alpha, args.colormap)
+        pictures["trust.png"] = curves
+        if scrambled is not None:
+            pictures["trust_scrambled.png"] = scrambled
+        entries["trust"] = trust_manifest(explanation.trust)
+        lines.append(f"  trust: {entries['trust']['sentence']}")
     if explanation.guided is not None:
         pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:
@@ -197,6 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --compare-classes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
+        method = get_method(args.method)
+    except GradCAMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.counterfactual and not method.counterfactual:
+        print(f"error: {method.title} has no counterfactual map (it does not use the class's gradients); "
+              "leave out --counterfactual or choose another --method", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         explainer = Explainer(_backbone(args), compile=args.compile)
         if args.target is not None:
             explainer.class_index(args.target)  # fail before the first image
@@ -226,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 masking=args.masking_test,
                 guided=args.guided,
                 compare=args.compare_classes or 0,
+                method=method.name,
+                trust=args.trust,
             )
             pictures, entries, lines = _views(explanation, args)
             folder = _unique_folder(args.out, path.stem, used)

@@ -1,4 +1,4 @@
-"""Figures drawn with matplotlib: the deletion curve and the one-picture report (with its colour bar).
+"""Figures drawn with matplotlib: the deletion curve, the trust check's curves and the one-picture report.
 
 Each function returns an RGB uint8 image ``(height, width, 3)``. Figures are
 built with matplotlib's object API on their own Agg canvas (no pyplot state), so
@@ -15,7 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gradcam.config import COLORMAP
-from gradcam.explanation import Explanation, MaskingTest
+from gradcam.explanation import Explanation, MaskingTest, TrustCheck
+from gradcam.methods import METHODS
 from gradcam.render import heatmap
 from gradcam.words import percent
 
@@ -59,6 +60,39 @@ def deletion_plot(test: MaskingTest, width: int = 480) -> np.ndarray:
     return _pixels(figure)
 
 
+def trust_plot(check: TrustCheck, width: int = 720) -> np.ndarray:
+    """The trust check's curves: deletion and insertion, and ROAD's two orders when it ran."""
+    panels = 2 if check.morf is not None and check.lerf is not None else 1
+    figure = Figure(figsize=(width / DPI, width * 0.42 / DPI), dpi=DPI, layout="constrained")
+    grid = figure.subplots(1, panels, squeeze=False)[0]
+    axes = grid[0]
+    shares = [100 * f for f in check.deletion.fractions]
+    axes.plot(shares, [100 * p for p in check.deletion.probabilities], color="#d9480f",
+              label=f"hidden, most important first (AUC {check.deletion_auc:.2f})")
+    axes.plot(shares, [100 * p for p in check.insertion.probabilities], color="#1971c2",
+              label=f"only these shown (AUC {check.insertion_auc:.2f})")
+    axes.set_title("Hiding and showing the map's pixels", fontsize=11)
+    axes.set_xlabel("share of the image (%)")
+    axes.set_ylabel(f"confidence in {check.class_name} (%)")
+    if panels == 2:
+        assert check.morf is not None and check.lerf is not None
+        road = grid[1]
+        levels = [100 * f for f in check.morf.fractions]
+        road.plot(levels, [100 * p for p in check.morf.probabilities], marker="o", color="#d9480f",
+                  label=f"most relevant first (mean {check.morf.mean:.2f})")
+        road.plot(levels, [100 * p for p in check.lerf.probabilities], marker="o", color="#1971c2",
+                  label=f"least relevant first (mean {check.lerf.mean:.2f})")
+        road.set_title("ROAD: removed pixels filled in", fontsize=11)
+        road.set_xlabel("share of the image removed (%)")
+    for ax in grid:
+        ax.axhline(100 * check.before, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, max(1.0, 105 * max(check.before, *check.insertion.probabilities, *check.deletion.probabilities)))
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+    return _pixels(figure)
+
+
 def report(
     explanation: Explanation, sentence: str, panels: dict[str, np.ndarray], *, colormap: str = COLORMAP
 ) -> np.ndarray:
@@ -97,7 +131,7 @@ def report(
     note = figure.add_subplot(side[1])
     note.axis("off")
     caption = (
-        f"{explanation.model_name}, Grad-CAM at layer {explanation.layer_name}; "
+        f"{explanation.model_name}, {method_title(explanation.method)} at layer {explanation.layer_name}; "
         f"box at {explanation.threshold:.0%} of the peak"
     )
     if explanation.untrained:
@@ -106,3 +140,9 @@ def report(
     # Wrapped to the figure's width (about 7.5 points a character at 14 points), never clipped.
     figure.suptitle(textwrap.fill(sentence, width=max(40, int(figure.get_figwidth() * 72 / 8.2))), fontsize=14)
     return _pixels(figure)
+
+
+def method_title(name: str) -> str:
+    """A method's name for people ("LayerCAM"); the name itself for one this package does not know."""
+    method = METHODS.get(name)
+    return method.title if method is not None else name

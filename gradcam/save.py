@@ -16,7 +16,8 @@ import numpy as np
 
 from gradcam import encode, views, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
-from gradcam.explanation import Explanation, MaskingTest
+from gradcam.explanation import Curve, Explanation, MaskingTest, MethodMap, TrustCheck
+from gradcam.methods import METHODS
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
@@ -50,6 +51,8 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
     data: dict[str, Any] = {
         "model": explanation.model_name,
         "layer": explanation.layer_name,
+        "method": explanation.method,
+        "method_title": METHODS[explanation.method].title if explanation.method in METHODS else explanation.method,
         "weights": explanation.weights,
         "untrained": explanation.untrained,
         "class": {"index": explanation.class_index, "name": explanation.class_name},
@@ -82,6 +85,56 @@ def masking_manifest(test: MaskingTest) -> dict[str, Any]:
         "deletion_area": test.deletion_area,
         "sentence": words.masking(test).plain,
     }
+
+
+def _curve(curve: Curve | None, share: str) -> dict[str, Any] | None:
+    if curve is None:
+        return None
+    return {share: list(curve.fractions), "probability": list(curve.probabilities)}
+
+
+def trust_manifest(check: TrustCheck) -> dict[str, Any]:
+    """The JSON-ready description of a trust check: its numbers, its curves, its cost and its sentences."""
+    sanity = check.sanity
+    return {
+        "class": check.class_name,
+        "method": check.method,
+        "before": check.before,
+        "deletion_auc": check.deletion_auc,
+        "insertion_auc": check.insertion_auc,
+        "road_morf": check.road_morf,
+        "road_lerf": check.road_lerf,
+        "randomisation_correlation": check.randomisation_correlation,
+        "randomisation": None if sanity is None else {
+            "correlation": sanity.correlation,
+            "correlations": list(sanity.correlations),
+            "guided_backprop_control": sanity.control,
+            "reinitialised_layers": list(sanity.layers),
+            "seeds": list(sanity.seeds),
+            "similarity": "Spearman rank correlation at the network input's size, mean of the draws",
+        },
+        "baseline": check.baseline,
+        "curves": {
+            "deletion": _curve(check.deletion, "fraction_hidden"),
+            "insertion": _curve(check.insertion, "fraction_shown"),
+            "road_morf": _curve(check.morf, "fraction_removed"),
+            "road_lerf": _curve(check.lerf, "fraction_removed"),
+        },
+        "input_size": list(check.input_size),
+        "forward_passes": check.forward_passes,
+        "sentence": words.trust(check).plain,
+        "road_sentence": words.road(check).plain,
+    }
+
+
+def methods_manifest(maps: tuple[MethodMap, ...]) -> list[dict[str, Any]]:
+    """The compared methods: each one's deletion and insertion areas, the most faithful marked."""
+    best = words.most_faithful(maps) if maps else -1
+    return [
+        {"method": m.method, "title": m.title, "deletion_auc": m.deletion.area, "insertion_auc": m.insertion.area,
+         "cam_empty": m.empty, "most_faithful": k == best}
+        for k, m in enumerate(maps)
+    ]
 
 
 def save_explanation(

@@ -7,6 +7,7 @@ CLI, the saved files and the web app show the same pictures of the same result.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from gradcam import render, words
@@ -14,7 +15,7 @@ from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import NotAvailableError
 from gradcam.explanation import Explanation
 from gradcam.guided import guided_picture
-from gradcam.plots import deletion_plot, report
+from gradcam.plots import deletion_plot, report, trust_plot
 
 
 def heatmap(explanation: Explanation, colormap: str = COLORMAP) -> np.ndarray:
@@ -98,6 +99,45 @@ def classes(
     return [
         (render.overlay(explanation.image, c.cam, alpha, colormap), words.label(c.name, c.probability))
         for c in explanation.classes
+    ]
+
+
+def trust(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The trust check: its curves, and the overlay of the map once the model's weights are scrambled.
+
+    The second picture is None when the randomisation test did not run.
+
+    Raises:
+        NotAvailableError: the explanation was made without ``trust=True``.
+    """
+    check = explanation.trust
+    if check is None:
+        raise NotAvailableError("This explanation has no trust check: explain with trust=True.")
+    scrambled = None
+    if check.sanity is not None and check.sanity.cam is not None:
+        height, width = explanation.image.shape[:2]
+        cam = cv2.resize(check.sanity.cam, (width, height), interpolation=cv2.INTER_LINEAR)
+        scrambled = render.overlay(explanation.image, cam, alpha, colormap)
+    return trust_plot(check), scrambled
+
+
+def methods(
+    explanation: Explanation, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> list[tuple[np.ndarray, str]]:
+    """Each compared method's overlay with its caption ("LayerCAM: deletion 0.08, insertion 0.61"), the most
+    faithful marked.
+
+    Raises:
+        NotAvailableError: the explanation was made without ``methods``.
+    """
+    if not explanation.methods:
+        raise NotAvailableError("This explanation has no other methods' maps: explain with methods=True.")
+    best = words.most_faithful(explanation.methods)
+    return [
+        (render.overlay(explanation.image, m.cam, alpha, colormap), words.method_caption(m, k == best))
+        for k, m in enumerate(explanation.methods)
     ]
 
 

@@ -367,3 +367,35 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     assert manifest["layer"] == "layer4"
     assert cli.main([*args, "--layer", "layer5"]) == cli.EXIT_USAGE
     assert "layer5" in capsys.readouterr().err
+
+
+def test_an_unknown_method_is_one_line_listing_the_real_ones_and_nothing_is_written(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--method", "gradcam+", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert stderr == ["error: Unknown method 'gradcam+'; the methods are: gradcam, gradcam++, xgradcam, hirescam, "
+                      "layercam, eigencam, scorecam."]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_method_without_a_counterfactual_is_refused_with_counterfactual(tmp_path, capsys):
+    image = write_image(tmp_path / "cat.png")
+    code, _, stderr = run([image, *FAST, "--method", "Eigen-CAM", "--counterfactual", "--out", tmp_path / "out"],
+                          capsys)
+    assert code == 2 and len(stderr) == 1 and stderr[0].startswith("error: Eigen-CAM has no counterfactual map")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_method_and_the_trust_check_are_in_the_manifest_with_the_curves_as_a_picture(tmp_path, capsys,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(cli, "Explainer", functools.partial(Explainer, short_side=64))
+    image = write_image(tmp_path / "photo.png", size=(64, 64))
+    code, stdout, stderr = run([image, *FAST, "--method", "layercam", "--trust", "--out", tmp_path / "out"], capsys)
+    assert code == 0, stderr
+    folder = tmp_path / "out" / "photo"
+    data = manifest(folder)
+    assert data["method"] == "layercam" and data["trust"]["method"] == "layercam"
+    assert {"trust.png", "trust_scrambled.png"} <= set(data["more_files"])
+    assert decoded(folder / "trust.png").shape[1] == 720
+    assert f"  trust: {data['trust']['sentence']}" in stdout

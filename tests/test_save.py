@@ -159,3 +159,22 @@ def test_extra_entries_cannot_replace_the_manifest_s_own(explanation, tmp_path, 
     with pytest.raises(ValueError, match=f"extra cannot replace the manifest's own entries: {key}"):
         save_explanation(explanation, tmp_path / "out", extra={key: "mine", "mine": 1})
     assert not (tmp_path / "out").exists(), "nothing is written when extra is refused"
+
+
+def test_the_manifest_records_the_method_and_the_trust_check(tiny_backbone, source, tmp_path):
+    from gradcam.save import trust_manifest
+
+    explainer = Explainer(dataclasses.replace(tiny_backbone, short_side=64))
+    explanation = explainer.explain(source, method="layercam", trust=True)
+    written = save_explanation(explanation, tmp_path / "out", extra={"trust": trust_manifest(explanation.trust)})
+    data = json.loads(written["manifest"].read_text())
+    assert data["method"] == "layercam" and data["method_title"] == "LayerCAM"
+    trust = data["trust"]
+    check = explanation.trust
+    assert trust["method"] == "layercam" and trust["deletion_auc"] == check.deletion_auc
+    assert trust["road_morf"] == check.road_morf
+    assert trust["randomisation_correlation"] == check.randomisation_correlation
+    assert trust["randomisation"]["seeds"] == [0, 1, 2] and trust["randomisation"]["reinitialised_layers"]
+    assert len(trust["curves"]["deletion"]["fraction_hidden"]) == 21 and trust["curves"]["road_lerf"]["probability"]
+    assert trust["forward_passes"] == check.forward_passes > 57
+    assert trust["sentence"].startswith("Hiding the highlighted fifth of the photo")

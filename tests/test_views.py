@@ -108,3 +108,35 @@ def test_the_box_label_names_the_class_and_its_probability(
     explanation = make_explanation(image, cam, probability=probability, untrained=untrained)
     assert words.box_label(explanation) == label
     np.testing.assert_array_equal(views.boxed(explanation), draw_boxes(image, explanation.boxes, label))
+
+
+@pytest.fixture(scope="module")
+def trusted(tiny_backbone):
+    import dataclasses
+
+    scene = make_scene(np.random.default_rng(13), (1,))
+    explainer = Explainer(dataclasses.replace(tiny_backbone, short_side=64))
+    return scene, explainer.explain(scene.image, 1, trust=True, methods=("gradcam", "layercam", "eigencam"))
+
+
+def test_the_trust_and_methods_views_never_run_the_model(tiny_backbone, trusted):
+    scene, explanation = trusted
+    calls: list[int] = []
+    handle = tiny_backbone.model.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    try:
+        curves, scrambled = views.trust(explanation)
+        compared = views.methods(explanation)
+    finally:
+        handle.remove()
+    assert calls == []
+    assert curves.dtype == np.uint8 and curves.shape[2] == 3 and curves.std() > 10
+    assert scrambled.shape == scene.image.shape
+    assert [caption.split(":")[0] for _, caption in compared] == ["Grad-CAM", "LayerCAM", "Eigen-CAM"]
+    assert sum("(most faithful)" in caption for _, caption in compared) == 1
+    assert all(picture.shape == scene.image.shape for picture, _ in compared)
+
+
+@pytest.mark.parametrize(("view", "says"), [(views.trust, "trust=True"), (views.methods, "methods=True")])
+def test_the_trust_views_say_how_to_get_them(bare, view, says):
+    with pytest.raises(NotAvailableError, match=says):
+        view(bare)

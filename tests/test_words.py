@@ -108,3 +108,76 @@ def test_html_escapes_the_words_and_marks_the_emphasis():
     text = words.Text.of("cats <and> ", ("strong", "dogs & co"), " ", ("soft", "'maybe'"))
     assert text.html == "cats &lt;and&gt; <b>dogs &amp; co</b> <i>&#x27;maybe&#x27;</i>"
     assert text.plain == "cats <and> dogs & co 'maybe'"
+
+
+# ----------------------------------------------------------------------------- trust
+
+
+def _check(hidden: float, shown: float, rho: float | None = 0.1, control: float | None = 0.97, before: float = 0.61):
+    from gradcam.explanation import Curve, Sanity, TrustCheck
+
+    fractions = tuple(i / 20 for i in range(21))
+    deletion = Curve(fractions, tuple(before if f < 0.2 else hidden for f in fractions))
+    insertion = Curve(fractions, tuple(shown if f < 0.9 else before for f in fractions))
+    sanity = None if rho is None else Sanity(rho, (rho,), control, ("fc",))
+    return TrustCheck(281, "tabby", "gradcam", before, deletion, insertion, sanity=sanity)
+
+
+def test_the_trust_verdict_reads_as_the_issue_asks():
+    said = words.trust(_check(0.09, 0.48))
+    assert said.plain == (
+        "Hiding the highlighted fifth of the photo drops the model's confidence in tabby from 61% to 9%; showing "
+        "only that fifth brings back 48%. When the model's learned weights are scrambled the map changes "
+        "completely, so it reflects what the model learned. (Guided Backpropagation, a method known to fail this "
+        "check, keeps 0.97.)"
+    )
+    assert "**tabby**" in said.markdown
+
+
+@pytest.mark.parametrize(
+    ("hidden", "rho", "says"),
+    [
+        (0.6, 0.1, "barely changes the model's confidence in tabby (61% before, 60% after)"),
+        (0.6, 0.1, "The model does not rely on the highlighted area alone: do not read the map as its reason."),
+        (0.09, 0.42, "the map changes a lot, so it mostly reflects what the model learned."),
+        (0.09, 0.65, "changes only in part (correlation 0.65): part of it shows the photo's structure"),
+        (0.09, 0.91, "barely changes (correlation 0.91): it shows where the photo's features are strong, not what "
+                     "the model learned, so do not trust it as an explanation."),
+    ],
+)
+def test_a_check_that_fails_gets_an_honest_verdict(hidden, rho, says):
+    assert says in words.trust(_check(hidden, 0.2, rho)).plain
+
+
+def test_without_the_randomisation_test_the_verdict_says_only_what_was_measured():
+    said = words.trust(_check(0.09, 0.48, rho=None)).plain
+    assert "scrambled" not in said and said.endswith("brings back 48%.")
+
+
+def test_the_trust_figures_say_which_way_is_better():
+    rows = words.trust_figures(_check(0.09, 0.48))
+    assert [name for name, _, _ in rows] == [
+        "Deletion AUC", "Insertion AUC", "Scrambled-weights correlation", "... Guided Backpropagation's"
+    ]
+    assert "lower is better" in rows[0][2] and "higher is better" in rows[1][2]
+
+
+def test_the_methods_comparison_names_the_most_faithful_and_the_identical_maps():
+    from gradcam.explanation import Curve
+
+    @dataclass(frozen=True)
+    class Map:
+        title: str
+        deletion: Curve
+        insertion: Curve
+
+    def curve(value: float) -> Curve:
+        return Curve((0.0, 1.0), (value, value))
+
+    maps = [Map("Grad-CAM", curve(0.2), curve(0.5)), Map("LayerCAM", curve(0.1), curve(0.6)),
+            Map("XGrad-CAM", curve(0.2), curve(0.5)), Map("HiResCAM", curve(0.1), curve(0.6))]
+    assert words.most_faithful(maps) == 1
+    said = words.methods_comparison(maps).plain
+    assert "LayerCAM's map is the most faithful here (deletion 0.10, insertion 0.60)." in said
+    assert said.endswith("HiResCAM gives the same map on this model.")
+    assert words.method_caption(maps[1], best=True) == "LayerCAM: deletion 0.10, insertion 0.60 (most faithful)"
