@@ -110,7 +110,7 @@ def _dense_inverse(unknown: np.ndarray, scale: float) -> np.ndarray:
 
 
 #: Unknown cells of the coarsest grid, solved exactly (a dense inverse).
-_COARSEST = 800
+_COARSEST = 100
 
 
 def _hierarchy(removed: np.ndarray, channels: int) -> tuple[list[_Level], np.ndarray]:
@@ -149,13 +149,15 @@ def _v_cycle(levels: list[_Level], exact: np.ndarray, index: int, b: np.ndarray)
     return x
 
 
-def linear_fill(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
+def linear_fill(image: np.ndarray, removed: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     """The removed pixels of ``image`` filled with the weighted mean of their neighbours, without noise.
 
     Args:
         image: ``(H, W, C)`` values (any units: the fill is linear, so it commutes with a per-channel
             normalisation).
         removed: boolean ``(H, W)``, True where a pixel is removed; not every pixel.
+        start: a first guess of the filled image ``(H, W, C)``, such as the fill of a smaller hole (the
+            solution is the same; only the solver's work changes).
 
     Returns:
         A new float64 array ``(H, W, C)``: the known pixels as they were, the removed ones filled.
@@ -182,7 +184,10 @@ def linear_fill(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
 
     b = _neighbours(values * (1.0 - unknown)) * unknown
     goal = TOLERANCE * float(np.linalg.norm(b))
-    x, r = np.zeros_like(b), b.copy()
+    x = np.zeros_like(b) if start is None else np.ascontiguousarray(start, dtype=np.float64) * unknown
+    r = b - apply(x) if start is not None else b.copy()
+    if float(np.linalg.norm(r)) <= goal:
+        return np.where(removed[..., None], x, values)
     z = precondition(r)
     p, rz = z.copy(), float(np.dot(r.ravel(), z.ravel()))
     for _ in range(_MAX_ITERATIONS):  # flexible conjugate gradients: the float32 V-cycle is not exactly linear
@@ -200,8 +205,13 @@ def linear_fill(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
 
 
 def noisy_linear_imputation(
-    image: Tensor, removed: np.ndarray, *, noise: float = NOISE, generator: torch.Generator | None = None
-) -> Tensor:
+    image: Tensor,
+    removed: np.ndarray,
+    *,
+    noise: float = NOISE,
+    generator: torch.Generator | None = None,
+    start: np.ndarray | None = None,
+) -> tuple[Tensor, np.ndarray]:
     """ROAD's imputation of one image: the removed pixels filled from their neighbours, plus Gaussian noise.
 
     Args:
@@ -211,16 +221,19 @@ def noisy_linear_imputation(
         generator: the noise's random numbers (for repeatable results), drawn as the authors' code draws
             them: channel by channel, the filled pixels in row-major order within each; with a generator
             seeded as their global one, the same image.
+        start: a first guess of the noiseless fill ``(H, W, C)`` (see :func:`linear_fill`).
 
     Returns:
-        The imputed image, ``(C, H, W)``, of the input's type and device.
+        The imputed image ``(C, H, W)``, of the input's type and device, and the noiseless fill
+        ``(H, W, C)`` (a first guess for a larger hole).
     """
     values = image.detach().double().permute(1, 2, 0).cpu().numpy()  # (H, W, C)
-    filled = linear_fill(values, removed)
+    filled = linear_fill(values, removed, start)
+    clean = filled.copy()
     if noise and removed.any():
         where = np.flatnonzero(removed)
         channels = values.shape[2]
         draws = torch.randn((channels, len(where)), generator=generator, dtype=torch.float32)  # channel by channel
         flat = filled.reshape(-1, channels)
         flat[where] = flat[where].astype(np.float32) + noise * draws.T.numpy()
-    return torch.from_numpy(filled).permute(2, 0, 1).to(device=image.device, dtype=image.dtype)
+    return torch.from_numpy(filled).permute(2, 0, 1).to(device=image.device, dtype=image.dtype), clean

@@ -163,7 +163,8 @@ def road(
         seed: of the noise; each imputation draws from its own generator, seeded ``seed + its number``
             (MoRF's levels first, then LeRF's).
         batch: inputs per forward pass.
-        workers: threads filling the images in (the solver releases the interpreter's lock).
+        workers: threads filling the images in, one order each (the solver releases the interpreter's lock;
+            each level starts from the fill of the level before, a smaller hole).
 
     Returns:
         The MoRF and the LeRF curve, one point per level.
@@ -172,16 +173,20 @@ def road(
         raise ValueError(f"ROAD's levels must be shares in (0, 1), got {list(levels)}.")
     if cam.shape != tuple(x.shape[-2:]):
         raise ValueError(f"The map {cam.shape} does not match the input {tuple(x.shape[-2:])}.")
-    jobs = [(level, most) for most in (True, False) for level in levels]
+    order = sorted(range(len(levels)), key=lambda k: levels[k])  # smaller holes first: each starts the next
 
-    def fill(job: tuple[int, tuple[float, bool]]) -> Tensor:
-        number, (level, most) = job
-        removed = road_removed(cam, level, most)
-        generator = torch.Generator().manual_seed(seed + number)
-        return noisy_linear_imputation(x[0], removed, noise=noise, generator=generator)[None]
+    def fill(most: bool) -> list[Tensor]:
+        first = 0 if most else len(levels)
+        filled: dict[int, Tensor] = {}
+        start = None
+        for k in order:
+            generator = torch.Generator().manual_seed(seed + first + k)
+            removed = road_removed(cam, levels[k], most)
+            filled[k], start = noisy_linear_imputation(x[0], removed, noise=noise, generator=generator, start=start)
+        return [filled[k][None] for k in range(len(levels))]
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        inputs = list(pool.map(fill, enumerate(jobs)))
+    with ThreadPoolExecutor(max(1, min(2, workers))) as pool:
+        inputs = [image for images in pool.map(fill, (True, False)) for image in images]
     found = _probabilities(scores, inputs, class_index, batch)
     fractions = tuple(float(level) for level in levels)
     return Curve(fractions, tuple(found[: len(levels)])), Curve(fractions, tuple(found[len(levels) :]))

@@ -466,6 +466,38 @@ def evaluation(figures: Mapping[str, Any], pointing_tolerance: float, iou_thresh
     ]
 
 
+def methods_evaluation(figures: Mapping[str, Any]) -> list[Text]:
+    """Which method localises best and which is most faithful on a dataset (``summary.json``'s figures)."""
+    per_method: Mapping[str, Mapping[str, Any]] = figures.get("per_method") or {}
+    titles = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM", "hirescam": "HiResCAM",
+              "layercam": "LayerCAM", "eigencam": "Eigen-CAM", "scorecam": "Score-CAM"}
+    said = []
+    located = figures.get("best_localisation")
+    if located is not None and len(per_method) > 1:
+        error = per_method[located]["top1_localization_error"]
+        said.append(Text.of(
+            ("strong", titles.get(located, located)),
+            f" localises best: its top-1 localisation error, the paper's protocol, is {_share(error)}.",
+        ))
+    faithful = figures.get("most_faithful")
+    if faithful is not None:
+        f = per_method[faithful]
+        lead = "is the most faithful on this model and data" if len(per_method) > 1 else "scores"
+        said.append(Text.of(
+            ("strong", titles.get(faithful, faithful)),
+            f" {lead}: hiding what its maps highlight leaves a deletion area of {f['deletion_auc']:.3f} and "
+            f"showing only that an insertion area of {f['insertion_auc']:.3f} (means over the images).",
+        ))
+    rho = {m: f.get("randomisation_correlation") for m, f in per_method.items()}
+    failed = [titles.get(m, m) for m, value in rho.items() if value is not None and value >= 0.5]
+    if failed:
+        said.append(Text.of(
+            f"{', '.join(failed)}: when the model's learned weights are scrambled the maps stay similar (mean "
+            "rank correlation 0.5 or more), so they depend little on what the model learned."
+        ))
+    return said
+
+
 def unavailable(title: str, reason: str) -> str:
     """Why a model cannot be used right now, for a visitor."""
     return f"{title} is not available on this server right now ({reason}). Please pick another model."

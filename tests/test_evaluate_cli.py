@@ -118,3 +118,17 @@ def test_efficientnet_lite0_on_the_example_photos_in_both_formats(tmp_path: Path
     assert figures["top5_accuracy"] == 1.0  # a tabby cat and an espresso
     assert figures["pointing_accuracy"] == 1.0  # the map's peak is on the cat and on the cup
     assert (tmp_path / "csv" / "results.csv").read_text() == (tmp_path / "xml-out" / "results.csv").read_text()
+
+
+def test_an_unknown_method_is_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradcam.evaluate.cli import main
+
+    (tmp_path / "ann.csv").write_text("image,label,x0,y0,x1,y1\n")
+    code = main([str(tmp_path), "--annotations", str(tmp_path / "ann.csv"), "--out", str(tmp_path / "out"),
+                 "--methods", "gradcam,layer-cam++"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: Unknown method 'layer-cam++'; the methods are: gradcam, gradcam++, xgradcam, hirescam, layercam, "
+        "eigencam, scorecam."
+    ]
+    assert not (tmp_path / "out").exists()

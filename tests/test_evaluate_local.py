@@ -130,7 +130,7 @@ def test_a_line_cut_short_is_dropped_and_redone(tmp_path: Path) -> None:
         writer.write([ImageResult("a.png"), ImageResult("b.png")])
     path.write_bytes(path.read_bytes()[:-5])  # the process died in the middle of b's row
     with ResultsWriter(path) as writer:
-        assert writer.done == {"a.png"}
+        assert writer.done == {("a.png", "gradcam")}
         assert writer.write([ImageResult("a.png"), ImageResult("b.png")]) == 1
     assert [r.image for r in read_results(path)] == ["a.png", "b.png"]
 
@@ -181,3 +181,76 @@ def test_plan_groups_sizes_and_is_stable(dataset: Dataset) -> None:
     assert plan == plan_batches(tuple(reversed(samples)), 8)
     with open(dataset.csv) as file:
         assert sum(1 for _ in csv.reader(file)) == 25
+
+
+@pytest.mark.slow
+def test_methods_and_trust_are_rows_that_resume_and_the_report_names_the_best(
+    dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    import dataclasses
+    import zlib
+
+    tiny = dataclasses.replace(tiny_backbone, short_side=64)  # the images' own size: the imputations stay small
+
+    def die_after_one(number: int, results: list[ImageResult]) -> None:
+        if number == 0:
+            raise Interrupted
+
+    run = dict(batch_size=4, progress=False, report=True, limit=8, methods=("gradcam", "layercam"), trust=True)
+    with pytest.raises(Interrupted):
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny,
+                         on_batch=die_after_one, **run)
+    assert len(read_results(tmp_path / "run" / "results.csv")) == 8  # 4 images, 2 methods
+    figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path / "run", lambda: tiny, **run)
+    resumed = read_results(tmp_path / "run" / "results.csv")
+    assert len(resumed) == len({r.key for r in resumed}) == 16
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path / "whole", lambda: tiny, **run)
+    assert {r.key: r for r in resumed} == {r.key: r for r in read_results(tmp_path / "whole" / "results.csv")}
+    for row in resumed:
+        assert row.method in ("gradcam", "layercam")
+        for value in (row.deletion_auc, row.insertion_auc, row.road_morf, row.road_lerf):
+            assert value is not None and 0.0 <= value <= 1.0
+        assert row.randomisation_correlation is not None and -1.0 <= row.randomisation_correlation <= 1.0
+    assert list(figures["per_method"]) == ["gradcam", "layercam"] and figures["methods"] == ["gradcam", "layercam"]
+    assert {figures["best_localisation"], figures["most_faithful"]} <= {"gradcam", "layercam"}
+    for name, f in figures["per_method"].items():
+        rows = [r for r in resumed if r.method == name]
+        assert f["deletion_auc"] == pytest.approx(np.mean([r.deletion_auc for r in rows]), abs=1e-6)
+    # a row's scores are the trust check of its first annotated class's map, as the explainer gives it
+    row = next(r for r in resumed if r.method == "gradcam")
+    label = int(row.labels)
+    explainer = Explainer(tiny)
+    cam = explainer.explain(dataset.images / row.image, label).cam
+    check = explainer.trust(dataset.images / row.image, cam, label, seed=zlib.crc32(row.image.encode()), sanity=False)
+    assert row.deletion_auc == pytest.approx(check.deletion_auc, abs=1e-4)
+    assert row.road_morf == pytest.approx(check.road_morf, abs=1e-3)
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<h2>Methods</h2>" in page and "localises best" in page and "the most faithful on this model" in page
+    assert "deletion AUC (lower is better)" in page
+
+
+def test_each_method_is_a_row_of_its_own_and_the_maps_are_each_methods(
+    dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    figures, _ = evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, batch_size=8,
+                                  progress=False, report=False, limit=6, methods=("gradcam", "Eigen-CAM"))
+    rows = read_results(tmp_path / "results.csv")
+    assert [r.method for r in rows] == ["gradcam", "eigencam"] * 6
+    assert all(r.deletion_auc is None for r in rows) and figures["most_faithful"] is None
+    assert "deletion_auc,insertion_auc,road_morf,road_lerf,randomisation_correlation" in (
+        (tmp_path / "results.csv").read_text().splitlines()[0]
+    )
+    evaluator = BatchEvaluator(Explainer(tiny_backbone), 0.15, ("eigencam",))
+    sample = read_annotations(dataset.csv, dataset.images, SHAPES).samples[0]
+    _, maps = evaluator.class_maps([evaluator.decode(sample)], [sample.objects])
+    label = sample.objects[0].label
+    expected = Explainer(tiny_backbone).explain(sample.path, label, method="eigencam").cam
+    np.testing.assert_allclose(maps[0][label], expected, atol=1e-5)
+
+
+def test_another_set_of_methods_is_another_run(dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path) -> None:
+    run = dict(batch_size=8, progress=False, report=False, limit=4)
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, **run)
+    with pytest.raises(GradCAMError, match=r"other settings \(methods, trust\)"):
+        evaluate_dataset(dataset.images, dataset.csv, tmp_path, lambda: tiny_backbone, methods=("layercam",),
+                         trust=True, **run)

@@ -121,3 +121,24 @@ def test_a_dead_worker_is_retried_without_lost_or_duplicated_rows(
     rows = read_results(tmp_path / "out" / "results.csv")
     assert sorted(r.image for r in rows) == sorted(dataset.boxes)
     assert figures["images"] == 16 and figures["failed"] == 0
+
+
+def small(state: dict[str, torch.Tensor], like: Backbone) -> Backbone:
+    """The tiny backbone explained at its images' own size (64 pixels), so that the trust check stays quick."""
+    import dataclasses
+
+    return dataclasses.replace(tiny(state, like), short_side=64)
+
+
+@pytest.mark.slow
+def test_ray_rows_equal_local_rows_with_methods_and_the_trust_check(
+    local_ray: None, dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    factory = functools.partial(small, tiny_backbone.model.state_dict(), tiny_backbone)
+    run = dict(batch_size=3, progress=False, report=False, limit=6, methods=("gradcam", "hirescam"), trust=True)
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path / "local", factory, **run)
+    evaluate_dataset(dataset.images, dataset.csv, tmp_path / "ray", factory, engine="ray", **run)
+    local = read_results(tmp_path / "local" / "results.csv")
+    distributed = read_results(tmp_path / "ray" / "results.csv")
+    assert len(local) == len(distributed) == 12 and all(r.road_lerf is not None for r in local)
+    assert {r.key: r for r in distributed} == {r.key: r for r in local}

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-cpus-per-actor", type=_positive(float), metavar="C",
                         help="CPUs Ray reserves for each (default: 1 with cuda, else 0.5); each computes with as many "
                         "torch threads as the local engine here, so the rows equal its rows")
+    parser.add_argument("--methods", default="gradcam", metavar="A,B",
+                        help="CAM methods to compare, comma-separated (one row per image and method; default: gradcam)")
+    parser.add_argument("--trust", action="store_true",
+                        help="also score each map (deletion and insertion AUC, ROAD, the randomisation test), about "
+                        "60 forward passes and 18 imputations per image and method")
     parser.add_argument("--limit", type=int, help="evaluate only the first N annotated images")
     parser.add_argument("--no-pictures", action="store_true", help="leave the example pictures out of report.html")
     return parser
@@ -92,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.images, args.annotations, args.out, _factory(args),
             threshold=args.threshold, batch_size=args.batch_size, device=args.device, engine=args.engine,
             ray_address=args.ray_address, ray_options=_ray_options(args), limit=args.limit, report=not args.no_pictures,
+            methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), trust=args.trust,
         )
     except (GradCAMError, KeyError, TypeError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -111,5 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"top-1 / top-5 localisation error {pct('top1_localization_error')} / {pct('top5_localization_error')}")
     print(f"pointing game                    {pct('pointing_accuracy')}")
     print(f"energy inside the boxes          {pct('energy_in_box')}")
+    per_method = figures.get("per_method") or {}
+    if len(per_method) > 1 or args.trust:
+        for name, f in per_method.items():
+            trust = ""
+            if f.get("deletion_auc") is not None:
+                trust = (f", deletion {f['deletion_auc']:.3f}, insertion {f['insertion_auc']:.3f}, "
+                         f"scrambled-weights correlation {f['randomisation_correlation']:.2f}")
+            error = f["top1_localization_error"]
+            print(f"  {name:<10} top-1 localisation error {'n/a' if error is None else f'{100 * error:.2f}%'}{trust}")
+        if figures.get("best_localisation"):
+            print(f"best localisation: {figures['best_localisation']}; most faithful: {figures['most_faithful']}")
     print(f"results: {args.out / 'results.csv'}, {args.out / 'summary.json'}, {args.out / 'report.html'}")
     return 0

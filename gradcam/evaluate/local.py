@@ -5,8 +5,12 @@ Work is planned once (:func:`plan_batches`): images are ordered by their size
 images of one size. :class:`BatchEvaluator` turns one planned batch into rows;
 it groups the images of the batch by original size, so that every forward pass
 takes equally sized inputs and each map equals what :meth:`gradcam.Explainer.explain`
-gives for that image alone. The Ray engine runs the same plan through the same
-evaluator, so both engines give the same rows.
+gives for that image alone. Several methods share one forward pass and one
+batched backward (one row per image and method); with ``trust``, each row also
+gets the trust check of its first annotated class's map, computed image by image
+with fixed batches and a seed from the image's name, so that neither the planned
+batch nor the engine changes it. The Ray engine runs the same plan through the
+same evaluator, so both engines give the same rows.
 
 :func:`run_local` decodes the next batches in a thread pool while the model
 works on the current one, appends each batch's rows to ``results.csv`` as soon as
@@ -16,8 +20,11 @@ they exist (:class:`ResultsWriter`), and shows a progress bar.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
+import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +41,9 @@ from gradcam.evaluate.annotations import GroundTruth, Sample
 from gradcam.evaluate.metrics import ImageResult, clip_box, score_image
 from gradcam.explainer import Explainer
 from gradcam.images import load_image
+from gradcam.methods import get_method
+from gradcam.randomisation import Randomised, randomised_copy
+from gradcam.trust import SEEDS, at_size, trust_check
 
 #: Batches decoded ahead of the model.
 PREFETCH = 2
@@ -41,6 +51,7 @@ PREFETCH = 2
 WORKERS = min(8, os.cpu_count() or 1)
 
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+NO_BOX = "no annotated box lies inside the image"
 
 
 def header_size(path: str) -> tuple[int, int]:
@@ -83,14 +94,25 @@ class BatchEvaluator:
     Args:
         explainer: the model to evaluate, with its preprocessing.
         threshold: box threshold, a fraction of the map's maximum.
+        methods: the methods compared (see :mod:`gradcam.methods`), one row each per image.
+        trust: also run the trust check of each row's map (about 60 forward passes and 18 imputations per
+            row; the randomised copies of the model are made once, on the first image).
     """
 
-    def __init__(self, explainer: Explainer, threshold: float) -> None:
+    def __init__(
+        self, explainer: Explainer, threshold: float, methods: Sequence[str] = ("gradcam",), trust: bool = False
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
         self.explainer = explainer
         self.threshold = threshold
         self.categories = explainer.backbone.categories
+        self.methods = tuple(dict.fromkeys(get_method(m).name for m in methods))
+        if not self.methods:
+            raise ValueError("Name at least one method.")
+        self.trust = trust
+        self._randomised: list[Randomised] | None = None
+        self._lock = threading.Lock()
 
     def decode(self, sample: Sample) -> Decoded:
         """Reads and preprocesses one image; a bad image becomes an error, never an exception."""
@@ -104,17 +126,17 @@ class BatchEvaluator:
 
     def evaluate(self, decoded: Sequence[Decoded]) -> list[ImageResult]:
         """Scores decoded images, in the order given: images of one size share forward passes."""
-        results: dict[int, ImageResult] = {}
+        results: dict[int, list[ImageResult]] = {}
         groups: dict[tuple[int, int], list[int]] = {}
         for index, item in enumerate(decoded):
             if item.error:
-                results[index] = ImageResult(item.sample.image, error=item.error)
+                results[index] = [ImageResult(item.sample.image, m, error=item.error) for m in self.methods]
             else:
                 groups.setdefault(item.size, []).append(index)
         for size, indices in groups.items():
-            for index, result in zip(indices, self._evaluate_group([decoded[i] for i in indices], size)):
-                results[index] = result
-        return [results[i] for i in range(len(decoded))]
+            for index, rows in zip(indices, self._evaluate_group([decoded[i] for i in indices], size)):
+                results[index] = rows
+        return [row for i in range(len(decoded)) for row in results[i]]
 
     def __call__(self, samples: Sequence[Sample]) -> list[ImageResult]:
         """Decodes and scores a batch, in the calling thread."""
@@ -136,8 +158,15 @@ class BatchEvaluator:
         Returns:
             Probabilities ``(N, num_classes)``, and for each image the map
             ``(height, width)`` of each of its annotated classes, by class index
-            (of its best class for an image without objects).
+            (of its best class for an image without objects), for the first method.
         """
+        probabilities, maps = self.method_maps(items, objects)
+        return probabilities, maps[self.methods[0]]
+
+    def method_maps(
+        self, items: Sequence[Decoded], objects: Sequence[Sequence[GroundTruth]]
+    ) -> tuple[np.ndarray, dict[str, list[dict[int, np.ndarray]]]]:
+        """As :meth:`class_maps`, for every method, from the same forward pass and batched backward."""
         size = items[0].size
         # (N, 3, h, w): one original size, one input size
         x = torch.cat([item.x for item in items if item.x is not None])
@@ -145,28 +174,70 @@ class BatchEvaluator:
         asked: list[list[int | None]] = [list(dict.fromkeys(o.label for o in found)) or [None] for found in objects]
         width = max(len(labels) for labels in asked)
         targets = [labels + [labels[0]] * (width - len(labels)) for labels in asked]
-        result = self.explainer.cam.compute(x, targets, size=size)
-        maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
-        by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]
-        return torch.softmax(result.logits.cpu().double(), dim=1).numpy(), by_image
+        if self.methods == (self.explainer.cam.method.name,):
+            found = {self.methods[0]: self.explainer.cam.compute(x, targets, size=size)}  # the exact path applies
+        else:
+            found = self.explainer.cam.compute_methods(x, targets, self.methods, size=size)
+        by_method = {}
+        for name, result in found.items():
+            maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
+            by_method[name] = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(x))]
+        logits = next(iter(found.values())).logits
+        return torch.softmax(logits.cpu().double(), dim=1).numpy(), by_method
 
-    def _evaluate_group(self, items: Sequence[Decoded], size: tuple[int, int]) -> list[ImageResult]:
+    def randomised(self, x: torch.Tensor) -> list[Randomised]:
+        """The randomisation test's copies of the model, made once (on the first image's input) and shared."""
+        with self._lock:
+            if self._randomised is None:
+                backbone = self.explainer.backbone
+                self._randomised = [randomised_copy(backbone.model, backbone.target_layer, x, seed=s) for s in SEEDS]
+            return self._randomised
+
+    def _evaluate_group(self, items: Sequence[Decoded], size: tuple[int, int]) -> list[list[ImageResult]]:
         clipped = [_clip_objects(item.sample, *size) for item in items]
-        probabilities, maps = self.class_maps(items, [objects for objects, _ in clipped])
+        probabilities, maps = self.method_maps(items, [objects for objects, _ in clipped])
+        jobs = [(n, method) for n in range(len(items)) for method in self.methods]
 
-        def score(n: int) -> ImageResult:
+        def score(job: tuple[int, str]) -> ImageResult:
+            n, method = job
             item, (objects, notes) = items[n], clipped[n]
             if not objects:
-                return ImageResult(item.sample.image, notes=notes, error="no annotated box lies inside the image")
-            return score_image(
-                item.sample.image, objects, self.categories, probabilities[n], maps[n], self.threshold, notes
+                return ImageResult(item.sample.image, method, notes=notes, error=NO_BOX)
+            row = score_image(
+                item.sample.image, objects, self.categories, probabilities[n], maps[method][n], self.threshold, notes
             )
+            return dataclasses.replace(row, method=method)
 
-        if len(items) == 1 or WORKERS == 1:
-            return [score(0)] if len(items) == 1 else [score(n) for n in range(len(items))]
-        # The maps' boxes and metrics, side by side.
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="score") as pool:
-            return list(pool.map(score, range(len(items))))
+        if len(jobs) == 1 or WORKERS == 1:
+            rows = [score(job) for job in jobs]
+        else:  # the maps' boxes and metrics, side by side
+            with ThreadPoolExecutor(WORKERS, thread_name_prefix="score") as pool:
+                rows = list(pool.map(score, jobs))
+        if self.trust:
+            rows = [self._trusted(row, items[n], maps[method][n], probabilities[n]) for (n, method), row in
+                    zip(jobs, rows)]
+        per_image = len(self.methods)
+        return [rows[i : i + per_image] for i in range(0, len(rows), per_image)]
+
+    def _trusted(
+        self, row: ImageResult, item: Decoded, maps: dict[int, np.ndarray], probabilities: np.ndarray
+    ) -> ImageResult:
+        """The row with the trust check of its first annotated class's map."""
+        if row.error or item.x is None:
+            return row
+        label = int(row.labels.split(";")[0])
+        x = item.x
+        cam = at_size(maps[label], (x.shape[-2], x.shape[-1]))
+        check = trust_check(
+            self.explainer.backbone.model, x, torch.zeros_like(x), cam, class_index=label,
+            class_name=self.categories[label], before=float(probabilities[label]),
+            engine=self.explainer.cam.with_method(row.method), control=False,
+            seed=zlib.crc32(row.image.encode("utf-8")), randomised=self.randomised(x),
+        )
+        return dataclasses.replace(
+            row, deletion_auc=check.deletion_auc, insertion_auc=check.insertion_auc, road_morf=check.road_morf,
+            road_lerf=check.road_lerf, randomisation_correlation=check.randomisation_correlation,
+        )
 
 
 def _clip_objects(sample: Sample, height: int, width: int) -> tuple[list[GroundTruth], str]:
@@ -191,8 +262,8 @@ class ResultsWriter:
     """Appends rows to ``results.csv`` one batch at a time; knows which images are done.
 
     A file left by an interrupted run is kept: a last line cut short by the
-    interruption is dropped, and its images count as done (a rerun skips them).
-    A row for an image already written is never written again.
+    interruption is dropped, and its rows count as done (a rerun skips them).
+    A row for an image and method already written is never written again.
 
     Args:
         path: the CSV file.
@@ -200,7 +271,7 @@ class ResultsWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.done: set[str] = set()
+        self.done: set[tuple[str, str]] = set()
         columns = ImageResult.columns()
         if self.path.exists():
             _drop_partial_line(self.path)
@@ -210,28 +281,32 @@ class ResultsWriter:
                     raise GradCAMError(
                         f"{self.path} was written by another version (its columns differ); use another --out."
                     )
-                self.done = {row["image"] for row in reader}
+                self.done = {(row["image"], row["method"]) for row in reader}
         self._file = self.path.open("a", newline="", encoding="utf-8")
         if self._file.tell() == 0:
             self._file.write(",".join(columns) + "\r\n")
             self._file.flush()
 
     def write(self, results: Iterable[ImageResult]) -> int:
-        """Appends the rows of images not yet written, in one write; returns how many."""
+        """Appends the rows not yet written, in one write; returns how many."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, ImageResult.columns())
         written = 0
         for result in results:
-            if result.image in self.done:
+            if result.key in self.done:
                 continue
             writer.writerow(result.row())
-            self.done.add(result.image)
+            self.done.add(result.key)
             written += 1
         if written:
             self._file.write(buffer.getvalue())
             self._file.flush()
             os.fsync(self._file.fileno())
         return written
+
+    def finished(self, sample: Sample, methods: Sequence[str]) -> bool:
+        """Whether every method's row of the sample's image is written."""
+        return all((sample.image, method) in self.done for method in methods)
 
     def close(self) -> None:
         """Closes the file."""
@@ -273,7 +348,7 @@ def run_local(
 
     Args:
         evaluator: the model and its settings.
-        batches: the plan (see :func:`plan_batches`); images already in
+        batches: the plan (see :func:`plan_batches`); images whose rows are all in
             ``writer.done`` are skipped.
         writer: where rows go.
         workers: decoding threads.
@@ -283,7 +358,7 @@ def run_local(
     Returns:
         How many rows were written.
     """
-    todo = [[s for s in batch if s.image not in writer.done] for batch in batches]
+    todo = [[s for s in batch if not writer.finished(s, evaluator.methods)] for batch in batches]
     todo = [batch for batch in todo if batch]
     written = 0
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode") as pool, tqdm(
@@ -305,7 +380,7 @@ def run_local(
             submit()  # decoding of a later batch overlaps the model's work on this one
             results = evaluator.evaluate([f.result() for f in futures])
             written += writer.write(results)
-            bar.update(len(results))
+            bar.update(len(futures))
             if on_batch is not None:
                 on_batch(number, results)
             number += 1

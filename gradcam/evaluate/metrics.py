@@ -15,6 +15,11 @@ Follows the evaluation of Selvaraju et al. (ICCV 2017), Sec. 4.1 and 4.2:
   pixels of a box of that class.
 * **Energy in box**: the share of the annotated class's map (sum of its values)
   that falls inside the boxes of that class.
+* With ``--trust``, the trust check of the first annotated class's map
+  (:mod:`gradcam.trust`): deletion and insertion areas, ROAD's two means and
+  the randomisation test's correlation.
+
+Each row is one image explained with one method (``--methods`` compares several).
 
 All boxes are ``(x0, y0, x1, y1)`` in pixels of the original image, corners inclusive.
 """
@@ -87,6 +92,7 @@ class ImageResult:
 
     Attributes:
         image: the image as the annotations name it.
+        method: the method that made the maps (see :mod:`gradcam.methods`).
         labels: annotated class indices, ``;``-separated.
         label_names: their names, ``;``-separated.
         top5: the five best predicted class indices, best first, ``;``-separated.
@@ -104,9 +110,15 @@ class ImageResult:
         truth_box: the ground-truth box it overlaps most, ``x0 y0 x1 y1``.
         notes: annotation boxes clipped or ignored for this image.
         error: why the image could not be evaluated ("" when it was).
+        deletion_auc: with ``--trust``: the first annotated class's map's deletion area (else empty).
+        insertion_auc: its insertion area.
+        road_morf: ROAD's mean probability, most relevant removed first.
+        road_lerf: ROAD's mean probability, least relevant removed first.
+        randomisation_correlation: the randomisation test's mean rank correlation.
     """
 
     image: str
+    method: str = "gradcam"
     labels: str = ""
     label_names: str = ""
     top5: str = ""
@@ -123,6 +135,16 @@ class ImageResult:
     truth_box: str = ""
     notes: str = ""
     error: str = ""
+    deletion_auc: float | None = None
+    insertion_auc: float | None = None
+    road_morf: float | None = None
+    road_lerf: float | None = None
+    randomisation_correlation: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What a row is unique by: the image and the method."""
+        return self.image, self.method
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -139,11 +161,18 @@ class ImageResult:
         values: dict[str, object] = {}
         for f in fields(cls):
             text = row.get(f.name, "") or ""
-            values[f.name] = int(text or 0) if f.type == "int" else float(text or 0) if f.type == "float" else text
+            if f.type == "float | None":
+                values[f.name] = float(text) if text else None
+            elif f.type == "int":
+                values[f.name] = int(text or 0)
+            else:
+                values[f.name] = float(text or 0) if f.type == "float" else text
         return cls(**values)  # type: ignore[arg-type]
 
 
 def _text(value: object) -> str:
+    if value is None:
+        return ""
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
@@ -208,9 +237,13 @@ def score_image(
     )
 
 
+#: The trust check's columns, averaged over the images that have them.
+TRUST_COLUMNS = ("deletion_auc", "insertion_auc", "road_morf", "road_lerf", "randomisation_correlation")
+
+
 @dataclass(frozen=True)
 class Totals:
-    """Dataset figures from the rows of ``results.csv`` (fractions in [0, 1])."""
+    """Dataset figures from the rows of ``results.csv`` (fractions in [0, 1]) of one method."""
 
     images: int
     failed: int
@@ -221,16 +254,25 @@ class Totals:
     pointing_accuracy: float
     energy_in_box: float
     mean_iou: float
+    deletion_auc: float | None = None
+    insertion_auc: float | None = None
+    road_morf: float | None = None
+    road_lerf: float | None = None
+    randomisation_correlation: float | None = None
 
 
 def totals(results: Sequence[ImageResult]) -> Totals:
-    """Averages over the evaluated images; failed images are counted, not averaged.
+    """Averages over the evaluated images (of one method); failed images are counted, not averaged.
 
     ``images`` counts the evaluated images. The pointing accuracy is the share of
     (image, annotated class) pairs hit; the others are means over images. With
-    no evaluated image every figure is NaN.
+    no evaluated image every figure is NaN; a trust figure no row has is None.
     """
     done = [r for r in results if not r.error]
+    trust: dict[str, float | None] = {}
+    for column in TRUST_COLUMNS:
+        found = [getattr(r, column) for r in done if getattr(r, column) is not None]
+        trust[column] = float(np.mean(found)) if found else None
     pairs = [(len(r.labels.split(";")), r.pointing) for r in done]
 
     def mean(values: Sequence[float]) -> float:
@@ -247,4 +289,5 @@ def totals(results: Sequence[ImageResult]) -> Totals:
         pointing_accuracy=sum(n * p for n, p in pairs) / count if count else float("nan"),
         energy_in_box=mean([r.energy_in_box for r in done]),
         mean_iou=mean([r.iou for r in done]),
+        **trust,
     )

@@ -99,14 +99,22 @@ class EvaluatorActor:
         threshold: box threshold, a fraction of the map's maximum.
         decoders: threads decoding the images of a batch.
         threads: torch threads the model computes with (default: as Ray set them up).
+        methods: the methods compared (see :class:`gradcam.evaluate.local.BatchEvaluator`).
+        trust: also run the trust check of each row's map.
     """
 
     def __init__(
-        self, factory: BackboneFactory, threshold: float, decoders: int = 2, threads: int | None = None
+        self,
+        factory: BackboneFactory,
+        threshold: float,
+        decoders: int = 2,
+        threads: int | None = None,
+        methods: Sequence[str] = ("gradcam",),
+        trust: bool = False,
     ) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
-        self.evaluator = BatchEvaluator(Explainer(factory()), threshold)
+        self.evaluator = BatchEvaluator(Explainer(factory(), method=methods[0]), threshold, methods, trust)
         self.pool = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -131,12 +139,14 @@ def run_ray(
     threads: int | None = None,
     progress: bool = True,
     ray_init: bool = True,
+    methods: Sequence[str] = ("gradcam",),
+    trust: bool = False,
 ) -> int:
     """Evaluates planned batches with Ray Data, writing each batch's rows as they arrive.
 
     Args:
         factory: builds the backbone in each actor.
-        batches: the plan; images already in ``writer.done`` are skipped.
+        batches: the plan; images whose rows are all in ``writer.done`` are skipped.
         writer: where rows go.
         threshold: box threshold.
         device: "cpu", or "cuda" for one GPU per actor.
@@ -151,12 +161,14 @@ def run_ray(
         progress: show a progress bar.
         ray_init: connect to Ray here (and shut the local one down after);
             False when the caller already did.
+        methods: the methods compared, one row each per image.
+        trust: also run the trust check of each row's map.
 
     Returns:
         How many rows were written.
     """
     ray = import_ray()
-    todo = [[s for s in batch if s.image not in writer.done] for batch in batches]
+    todo = [[s for s in batch if not writer.finished(s, methods)] for batch in batches]
     todo = [batch for batch in todo if batch]
     if not todo:
         return 0
@@ -183,7 +195,10 @@ def run_ray(
             batch_size=1,  # one planned batch per call: the same groups as the local engine
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            fn_constructor_kwargs={"factory": factory, "threshold": threshold, "threads": threads},
+            fn_constructor_kwargs={
+                "factory": factory, "threshold": threshold, "threads": threads, "methods": tuple(methods),
+                "trust": trust,
+            },
             num_cpus=cpus_per_actor,
             num_gpus=gpus,
         )
@@ -195,7 +210,7 @@ def run_ray(
                     ImageResult.from_row({c: str(batch[c][i]) for c in columns}) for i in range(len(batch["image"]))
                 ]
                 written += writer.write(results)
-                bar.update(len(results))
+                bar.update(len({r.image for r in results}))
         return written
     finally:
         if started:

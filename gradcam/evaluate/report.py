@@ -1,8 +1,12 @@
 """What an evaluation says: ``summary.json`` for machines, ``report.html`` for people.
 
 The report states each figure in plain words and shows the images where
-Grad-CAM found the annotated object best and worst, the object's annotated box
-and the Grad-CAM box drawn on the heatmap overlay. Those few images are
+Grad-CAM (the first method asked) found the annotated object best and worst, the
+object's annotated box and the Grad-CAM box drawn on the heatmap overlay. With
+several methods or the trust check, a table compares the methods and two
+sentences say which one localises best (the paper's protocol: the lowest top-1
+localisation error) and which one is most faithful (the highest insertion minus
+deletion area). Those few images are
 explained again (one explanation each) for the report: the run itself keeps no
 maps, so its memory does not grow with the dataset.
 """
@@ -26,6 +30,7 @@ from gradcam.boxes import Box
 from gradcam.evaluate.annotations import Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
 from gradcam.explainer import Explainer
+from gradcam.methods import METHODS
 from gradcam.render import draw_boxes, overlay
 
 #: How many best and worst cases the report shows.
@@ -33,15 +38,36 @@ CASES = 4
 TRUTH_COLOUR = (40, 220, 40)
 
 
+def _figures(results: Sequence[ImageResult]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(totals(results)).items()}
+
+
 def summary(
     results: Sequence[ImageResult], settings: Mapping[str, Any], seconds: float, problems: int
 ) -> dict[str, Any]:
-    """The figures of ``summary.json``: totals, then the run's settings and duration.
+    """The figures of ``summary.json``: the first method's totals, then each method's, the run's settings and
+    duration, and which method localises best and which is most faithful (None when not measured).
 
     Fractions are in [0, 1]; NaN (nothing evaluated) is written as null.
     """
-    figures = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(totals(results)).items()}
-    return {**figures, "annotation_problems": problems, **settings, "seconds": round(seconds, 3)}
+    names = list(settings.get("methods") or dict.fromkeys(r.method for r in results)) or ["gradcam"]
+    per_method = {name: _figures([r for r in results if r.method == name]) for name in names}
+    best = compare_methods(per_method)
+    return {**per_method[names[0]], "annotation_problems": problems, **settings, "seconds": round(seconds, 3),
+            "per_method": per_method, **best}
+
+
+def compare_methods(per_method: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]:
+    """Which method localises best (lowest top-1 localisation error) and which is most faithful (highest
+    insertion minus deletion area), among those measured."""
+    located = {m: f["top1_localization_error"] for m, f in per_method.items() if f.get("top1_localization_error")
+               is not None}
+    faithful = {m: f["insertion_auc"] - f["deletion_auc"] for m, f in per_method.items()
+                if f.get("insertion_auc") is not None and f.get("deletion_auc") is not None}
+    return {
+        "best_localisation": min(located, key=located.__getitem__) if located else None,
+        "most_faithful": max(faithful, key=faithful.__getitem__) if faithful else None,
+    }
 
 
 def _box(text: str) -> Box | None:
@@ -107,7 +133,8 @@ def write_report(
     out = Path(directory)
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     (out / "problems.txt").write_text("".join(p.text() + "\n" for p in problems), encoding="utf-8")
-    evaluated = (r for r in results if not r.error and r.image in samples)
+    first = (figures.get("methods") or ["gradcam"])[0]
+    evaluated = (r for r in results if not r.error and r.image in samples and r.method == first)
     done = sorted(evaluated, key=lambda r: (r.iou, r.energy_in_box, r.image))
     # A small run is split in halves, so that no image is shown as one of the worst while it is one of the best.
     low = min(CASES, (len(done) + 1) // 2)
@@ -126,8 +153,10 @@ def write_report(
     table = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in figures.items()
+        if k != "per_method"
     )
     model = html.escape(str(figures.get("model", "")))
+    methods = _methods_section(figures)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {model}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1.5em;line-height:1.5}}
@@ -140,6 +169,7 @@ td{{padding:0 1em 0 0}}</style></head><body>
 <p>In the pictures, the <b style="color:#28b428">green box</b> is the annotated object and the
 <b>white box</b> is the one Grad-CAM draws around the largest hot region (above {100 * threshold:.0f}% of the
 hottest point) for the annotated class.</p>
+{methods}
 <h2>Where Grad-CAM found the object best</h2>{gallery(best)}
 <h2>Where it found it worst</h2>{gallery(worst)}
 <h2>Annotation problems ({len(problems):,})</h2><ul>{listed or '<li>none</li>'}</ul>{more}
@@ -148,3 +178,36 @@ hottest point) for the annotated class.</p>
 </body></html>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
+
+
+_COLUMNS = (
+    ("top1_localization_error", "top-1 localisation error", "lower"),
+    ("pointing_accuracy", "pointing game", "higher"),
+    ("energy_in_box", "energy in the box", "higher"),
+    ("deletion_auc", "deletion AUC", "lower"),
+    ("insertion_auc", "insertion AUC", "higher"),
+    ("road_morf", "ROAD, most relevant first", "lower"),
+    ("road_lerf", "ROAD, least relevant first", "higher"),
+    ("randomisation_correlation", "scrambled-weights correlation", "lower"),
+)
+
+
+def _methods_section(figures: Mapping[str, Any]) -> str:
+    """The methods' table and the two sentences: nothing for one method without the trust check."""
+    per_method: Mapping[str, Mapping[str, Any]] = figures.get("per_method") or {}
+    if len(per_method) < 2 and not figures.get("trust"):
+        return ""
+    shown = [(k, label, better) for k, label, better in _COLUMNS
+             if any(f.get(k) is not None for f in per_method.values())]
+
+    def cell(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    head = "".join(f"<th>{html.escape(label)} ({better} is better)</th>" for _, label, better in shown)
+    rows = "".join(
+        f"<tr><td>{html.escape(METHODS[m].title if m in METHODS else m)}</td>"
+        + "".join(f"<td>{cell(f.get(k))}</td>" for k, _, _ in shown) + "</tr>"
+        for m, f in per_method.items()
+    )
+    said = "".join(f"<li>{s.html}</li>" for s in words.methods_evaluation(figures))
+    return f"<h2>Methods</h2><ul>{said}</ul><table><tr><th>method</th>{head}</tr>{rows}</table>"

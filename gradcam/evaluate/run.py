@@ -20,10 +20,11 @@ from gradcam.evaluate.annotations import Annotations, read_annotations
 from gradcam.evaluate.local import BatchEvaluator, BatchHook, ResultsWriter, plan_batches, read_results, run_local
 from gradcam.evaluate.report import summary, write_report
 from gradcam.explainer import Explainer
+from gradcam.methods import get_method
 
 ENGINES = ("local", "ray")
 #: Settings that must match for a run to resume in the same folder.
-_SAME = ("model", "layer", "weights", "threshold", "annotations")
+_SAME = ("model", "layer", "weights", "threshold", "annotations", "methods", "trust")
 
 
 def evaluate_dataset(
@@ -42,6 +43,8 @@ def evaluate_dataset(
     progress: bool = True,
     report: bool = True,
     on_batch: BatchHook | None = None,
+    methods: tuple[str, ...] = ("gradcam",),
+    trust: bool = False,
 ) -> tuple[dict[str, Any], Annotations]:
     """Evaluates a dataset and writes its results into ``out``; resumes a run left there.
 
@@ -60,6 +63,8 @@ def evaluate_dataset(
         progress: show a progress bar.
         report: write ``report.html`` with pictures (explains a few images again).
         on_batch: called after each batch of the local engine is written.
+        methods: the methods to compare (one row per image and method); the first is the report's pictures'.
+        trust: also run the trust check of each row's map (deletion, insertion, ROAD, randomisation).
 
     Returns:
         The summary (as in ``summary.json``) and the annotations read.
@@ -73,6 +78,9 @@ def evaluate_dataset(
         raise GradCAMError(f"--threshold must be in [0, 1], got {threshold}.")
     if batch_size < 1:
         raise GradCAMError(f"--batch-size must be at least 1, got {batch_size}.")
+    methods = tuple(dict.fromkeys(get_method(m).name for m in methods))  # an unknown name: one line, before any work
+    if not methods:
+        raise GradCAMError("--methods names no method.")
     if engine == "ray":
         from gradcam.evaluate.ray_engine import import_ray
 
@@ -92,18 +100,21 @@ def evaluate_dataset(
         "engine": engine,
         "batch_size": batch_size,
         "device": device,
+        "methods": list(methods),
+        "trust": trust,
     }
     _check_same_run(folder / "run.json", settings)
-    explainer = Explainer(backbone)
+    explainer = Explainer(backbone, method=methods[0])
     with ResultsWriter(folder / "results.csv") as writer:
-        batches = plan_batches([s for s in samples if s.image not in writer.done], batch_size)
+        batches = plan_batches([s for s in samples if not writer.finished(s, methods)], batch_size)
         if engine == "local":
-            run_local(BatchEvaluator(explainer, threshold), batches, writer, progress=progress, on_batch=on_batch)
+            evaluator = BatchEvaluator(explainer, threshold, methods, trust)
+            run_local(evaluator, batches, writer, progress=progress, on_batch=on_batch)
         else:
             from gradcam.evaluate.ray_engine import run_ray
 
             options = {"device": device, "address": ray_address, "progress": progress, **(ray_options or {})}
-            run_ray(factory, batches, writer, threshold=threshold, **options)
+            run_ray(factory, batches, writer, threshold=threshold, methods=methods, trust=trust, **options)
     wanted = {s.image for s in samples}
     results = [r for r in read_results(folder / "results.csv") if r.image in wanted]
     figures = summary(results, settings, time.perf_counter() - start, len(found.problems))
