@@ -61,12 +61,23 @@ ENGINE = EngineGate()
 
 @dataclass(frozen=True)
 class Needs:
-    """What an explanation must hold besides its map: what the Explore views asked for so far."""
+    """What an explanation must hold besides its map: what the Explore views asked for so far.
+
+    Attributes:
+        counterfactual: the map of what speaks against the class.
+        compare: the maps of this many best classes.
+        masking: the masking test.
+        guided: the guided gradient.
+        trust: the trust check ("Can I trust this map?").
+        methods: every cheap method's map with its scores ("Compare methods").
+    """
 
     counterfactual: bool = False
     compare: int = 0
     masking: bool = False
     guided: bool = False
+    trust: bool = False
+    methods: bool = False
 
     def lacking(self, explanation: Explanation | None) -> bool:
         """Whether ``explanation`` (a remembered one, or None) lacks something asked for."""
@@ -77,12 +88,15 @@ class Needs:
             or (self.compare > 0 and not explanation.classes)
             or (self.masking and explanation.masking is None)
             or (self.guided and explanation.guided is None)
+            or (self.trust and explanation.trust is None)
+            or (self.methods and not explanation.methods)
         )
 
     def keeping(self, explanation: Explanation | None) -> Needs:
         """These needs and what ``explanation`` already holds (a new engine call keeps what it had).
 
-        The masking test is made for one box threshold and is not kept.
+        The masking test is made for one box threshold and is not kept; the trust check and the methods'
+        scores do not depend on it and are kept.
         """
         if explanation is None:
             return self
@@ -91,12 +105,21 @@ class Needs:
             compare=max(self.compare, len(explanation.classes)),
             masking=self.masking,
             guided=self.guided or explanation.guided is not None,
+            trust=self.trust or explanation.trust is not None,
+            methods=self.methods or bool(explanation.methods),
         )
 
 
 @on_gpu
 def run_engine(
-    explainer: Explainer, rgb: np.ndarray, index: int | None, threshold: float, needs: Needs, progress: Any = None
+    explainer: Explainer,
+    rgb: np.ndarray,
+    index: int | None,
+    threshold: float,
+    needs: Needs,
+    progress: Any = None,
+    method: str = "gradcam",
+    time_limit: float | None = None,
 ) -> Explanation:
     """The one engine call of a request: one :meth:`gradcam.Explainer.explain` with what ``needs`` asks for.
 
@@ -106,7 +129,9 @@ def run_engine(
         index: the class to explain; None for the top prediction.
         threshold: the box threshold.
         needs: the extra views to compute in the same call.
-        progress: called with the share of the work done (the masking test).
+        progress: called with the share of the work done (the masking test, the trust check, Score-CAM).
+        method: the CAM method's name.
+        time_limit: the longest Score-CAM's masked passes may take, in seconds.
     """
     with ENGINE.running():
         return explainer.explain(
@@ -117,5 +142,9 @@ def run_engine(
             compare=needs.compare,
             masking=needs.masking,
             guided=needs.guided,
+            method=method,
+            trust=needs.trust,
+            methods=needs.methods,
             progress=progress,
+            time_limit=time_limit,
         )

@@ -1,4 +1,4 @@
-"""One request, checked once: the photo, the model, the class, the box threshold and the look.
+"""One request, checked once: the photo, the model, the class, the method, the box threshold and the look.
 
 :func:`parse` turns what the page, the API or an assistant sent into a
 :class:`Request`, or says in one sentence what is wrong with it. Every rule of
@@ -19,8 +19,9 @@ from typing import Any
 
 from demo import checks
 from demo.errors import UserError
-from demo.settings import COLORMAPS, MAX_NAME, MAX_UPLOAD_BYTES, OPACITY, THRESHOLD
+from demo.settings import COLORMAPS, MAX_NAME, MAX_UPLOAD_BYTES, METHODS, OPACITY, THRESHOLD
 from gradcam.errors import InvalidImageError
+from gradcam.methods import DEFAULT, UnknownMethodError, get_method
 
 #: What the class picker says when the model's own best guess is to be explained.
 TOP_PREDICTION = "Top prediction"
@@ -60,6 +61,7 @@ class Request:
         threshold: the box threshold, a fraction of the map's maximum.
         look: how the pictures are drawn.
         visitor: who asked (a network address): their share of the app's disk.
+        method: the CAM method's name ("layercam", see :mod:`gradcam.methods`).
     """
 
     photo: Photo
@@ -68,6 +70,7 @@ class Request:
     threshold: float = THRESHOLD.default
     look: Look = Look()
     visitor: str = ""
+    method: str = DEFAULT
 
     def top_prediction(self) -> Request:
         """The same request for the model's own best guess."""
@@ -81,6 +84,7 @@ def parse(
     threshold: object = THRESHOLD.default,
     alpha: object = OPACITY.default,
     colormap: object = COLORMAPS[0],
+    method: object = None,
     *,
     models: Sequence[str],
     default_model: str | None = None,
@@ -96,6 +100,7 @@ def parse(
         threshold: the box threshold (see :data:`demo.settings.THRESHOLD`).
         alpha: the heatmap's opacity (see :data:`demo.settings.OPACITY`).
         colormap: one of :data:`demo.settings.COLORMAPS`.
+        method: a method's title ("LayerCAM") or name ("layercam"); None or "" for Grad-CAM.
         models: the titles the page offers.
         default_model: the model when none is named (the first of ``models`` if not given).
         visitor: who asks (see :attr:`Request.visitor`).
@@ -115,7 +120,23 @@ def parse(
         threshold=checks.number(threshold, "Box threshold", THRESHOLD),
         look=parse_look(alpha, colormap),
         visitor=visitor,
+        method=parse_method(method),
     )
+
+
+def parse_method(value: object) -> str:
+    """A method's name from its title or name (see :func:`parse`).
+
+    Raises:
+        InvalidInput: for anything else, naming the methods.
+    """
+    if value is None or value == "":
+        return DEFAULT
+    text = checks.text(value, "Method", MAX_NAME)
+    try:
+        return get_method(text).name
+    except UnknownMethodError:
+        raise checks.InvalidInput(f"Method must be one of: {', '.join(METHODS)}; got {checks.shorten(text)}.") from None
 
 
 def parse_look(alpha: object, colormap: object) -> Look:

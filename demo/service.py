@@ -26,7 +26,7 @@ from demo.engine import ENGINE, Needs, run_engine
 from demo.files import OutputStore
 from demo.models import LoadFailed, ModelSet
 from demo.request import Request
-from demo.settings import CACHE_SIZE, MAX_SIDE
+from demo.settings import CACHE_SIZE, MAX_SIDE, SCORE_CAM_SECONDS
 from gradcam import (
     Explainer,
     Explanation,
@@ -49,8 +49,9 @@ log = logging.getLogger("demo")
 COMPARED_CLASSES = 3
 
 Progress = Callable[[float], None]
-#: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one).
-Key = tuple[str, str, int | None]
+#: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one),
+#: the method.
+Key = tuple[str, str, int | None, str]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class DemoService:
         threshold: object = None,
         alpha: object = None,
         colormap: object = None,
+        method: object = None,
         *,
         visitor: str = "",
     ) -> Request:
@@ -139,6 +141,7 @@ class DemoService:
             threshold,
             alpha,
             colormap,
+            method,
             models=self.models.titles,
             default_model=self.default_model,
             visitor=visitor,
@@ -156,7 +159,7 @@ class DemoService:
         """
         explainer = self.models.get(request.model)
         index = None if request.target is None else explainer.class_index(request.target)
-        key: Key = (request.photo.sha256, request.model, index)
+        key: Key = (request.photo.sha256, request.model, index, request.method)
         remembered = self.cache.get(key)
         if not needs.lacking(remembered):
             assert remembered is not None
@@ -166,17 +169,30 @@ class DemoService:
                 else remembered.with_threshold(request.threshold)
             )
         rgb = load_image(request.photo.data, max_side=MAX_SIDE)
-        explanation = run_engine(explainer, rgb, index, request.threshold, needs.keeping(remembered), progress)
+        explanation = run_engine(
+            explainer,
+            rgb,
+            index,
+            request.threshold,
+            needs.keeping(remembered),
+            progress,
+            request.method,
+            SCORE_CAM_SECONDS,
+        )
         self.cache.put(key, explanation)
         return explanation
 
-    def show(self, request: Request) -> Shown:
+    def show(self, request: Request, progress: Progress | None = None) -> Shown:
         """What the page shows: the explanation and light copies of the four panels.
+
+        Args:
+            request: the request.
+            progress: called with the share of the work done (Score-CAM takes a while).
 
         Raises:
             GradCAMError: in words for the person.
         """
-        explanation = self.explanation(request)
+        explanation = self.explanation(request, progress=progress)
         display = self.store.write_display(explanation, request.look, owner=request.visitor)
         return Shown(request, explanation, display)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
+from gradcam.methods import METHODS as CAM_METHODS
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ OPACITY: Final = Range(0.0, 1.0, 0.05, OVERLAY_ALPHA)
 COLORMAPS: Final = (COLORMAP, "viridis", "cividis", "magma")
 #: Longest class or model name accepted (the echo in a message is shorter still).
 MAX_NAME: Final = 200
+#: The methods the page offers, by their titles, the default first ("Grad-CAM").
+METHODS: Final = tuple(m.title for m in CAM_METHODS.values())
+#: The longest a Score-CAM explanation may take on the page (one masked pass per channel), in seconds: it holds
+#: the one explanation slot of the queue while it runs.
+SCORE_CAM_SECONDS: Final = 45.0
 
 #: Requests waiting at most, every visitor together; beyond that a visitor is told the app is busy.
 QUEUE_SIZE: Final = 24

@@ -23,7 +23,13 @@ Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours
 
 TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the model\'s top prediction.'
 
-SETTINGS = "Settings: model, box threshold, opacity, colours"
+SETTINGS = "Settings: model, method, box threshold, opacity, colours"
+
+METHOD_INFO = (
+    "How the heatmap is made. Grad-CAM is the original; the others weigh the evidence differently. Score-CAM asks "
+    'the model once per feature map, so it takes much longer (up to 45 s here). "Compare methods" below scores '
+    "each one on your photo."
+)
 
 DOWNLOAD = "Download everything (zip)"
 DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
@@ -36,6 +42,8 @@ QUEUE_SHARE = {
 
 #: What the sentence says between a new photo and its answer.
 EXPLAINING = "Looking at your photo…"
+#: What the progress says while Score-CAM asks the model once per feature map.
+SCORE_CAM = "Score-CAM: asking the model once per feature map"
 
 UPLOAD_TOO_BIG = (
     "This file is {size} MB; the page takes photos up to {limit} MB. "
@@ -119,6 +127,21 @@ MODELS_HELP = (
     "The overlap of their boxes is given as a percentage (100% means the same box)."
 )
 
+TRUST_HELP = (
+    "Three checks researchers use. **Hiding and showing**: the pixels are hidden (made grey) in the heatmap's order, "
+    "most important first, and then shown alone: a good map costs the model its confidence when hidden and brings "
+    "it back when shown (the areas under these curves, *deletion* and *insertion*). **ROAD**: the same, with the "
+    "hidden pixels filled in from their surroundings, so the model cannot recognise the hole's shape. **Scrambled "
+    "weights**: the model's learned weights above the heatmap's layer are replaced by random ones; a map that "
+    "barely changes shows the photo, not what the model learned. About 70 passes through the model: a few seconds."
+)
+
+METHODS_HELP = (
+    "The same photo and class explained by six ways of making the heatmap, from one pass through the model, each "
+    "tested by hiding and showing its pixels. The most faithful one is marked. Score-CAM is left out: it takes "
+    "hundreds of passes."
+)
+
 REPORT_HELP = "One picture with the four panels, the top guesses and the sentence, to paste into slides."
 
 UNTRAINED_BANNER = (
@@ -160,3 +183,10 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
         "overlay": f"The photo with the heatmap for {name} laid over it.",
         "boxes": f"The photo with {boxes}, labelled {words.box_label(explanation)}.",
     }
+
+
+def trust_table(rows: list[tuple[str, str, str]], passes: int) -> str:
+    """The trust check's numbers as a Markdown table, with what they cost."""
+    lines = ["| check | value | how to read it |", "|---|---:|---|"]
+    lines += [f"| {name} | {value} | {html.escape(how)} |" for name, value, how in rows]
+    return "\n".join(lines) + f"\n\n*{passes} passes through the model.*"

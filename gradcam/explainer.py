@@ -249,7 +249,7 @@ class Explainer:
         if trust:
             check = self._trust(
                 small, explanation.cam, explanation.class_index, explanation.probability, engine.method,
-                progress=stages[2],
+                progress=stages[2], time_limit=time_limit,
             )
             explanation = dataclasses.replace(explanation, trust=check)
         if chosen:
@@ -439,6 +439,7 @@ class Explainer:
         randomised: Sequence[Randomised] | None = None,
         progress: Progress | None = None,
         extra_passes: int = 0,
+        time_limit: float | None = None,
     ) -> TrustCheck:
         return trust_check(
             self.backbone.model,
@@ -457,6 +458,7 @@ class Explainer:
             randomised=randomised,
             progress=progress,
             extra_passes=extra_passes,
+            time_limit=time_limit,
         )
 
     def _guided(self, small: np.ndarray, class_index: int) -> np.ndarray:

@@ -228,6 +228,7 @@ def sanity_check(
     control: bool = True,
     seeds: Sequence[int] = SEEDS,
     randomised: Sequence[Randomised] | None = None,
+    time_limit: float | None = None,
 ) -> tuple[Sanity, int]:
     """The randomisation test of a map at the input's size (see :mod:`gradcam.randomisation`), and its passes.
 
@@ -241,6 +242,7 @@ def sanity_check(
         seeds: the draws of new weights, one copy each (made one at a time).
         randomised: copies randomised before for the same layer, to share (an evaluation's images do);
             ``seeds`` is then not used.
+        time_limit: seconds each new Score-CAM map may take (see :meth:`gradcam.GradCAM.compute`).
     """
     passes = 0
     original = guided_saliency(model, x, class_index) if control else None
@@ -259,7 +261,7 @@ def sanity_check(
         layers, used = twin_model.layers, [*used, twin_model.seed]
         twin = GradCAM(twin_model.model, engine.target_layer, prefix_tokens=engine.prefix_tokens, method=engine.method)
         with _counting(twin_model.model) as runs:
-            new = twin.compute(x, [class_index], size=cam.shape).maps[0, 0].cpu().numpy()
+            new = twin.compute(x, [class_index], size=cam.shape, time_limit=time_limit).maps[0, 0].cpu().numpy()
             if original is not None:
                 changed = guided_saliency(twin_model.model, x, class_index)
                 if changed is not None:
@@ -292,6 +294,7 @@ def trust_check(
     randomised: Sequence[Randomised] | None = None,
     progress: Progress | None = None,
     extra_passes: int = 0,
+    time_limit: float | None = None,
 ) -> TrustCheck:
     """Deletion, insertion, ROAD and (with ``engine``) the randomisation test of one map.
 
@@ -312,6 +315,7 @@ def trust_check(
         randomised: randomised copies to share (see :func:`sanity_check`).
         progress: called with the share of the work done.
         extra_passes: forward passes the caller spent on the check (counted in its cost).
+        time_limit: seconds each of the randomisation test's Score-CAM maps may take.
     """
 
     def scores(batch: Tensor) -> Tensor:
@@ -331,7 +335,8 @@ def trust_check(
     if engine is not None:
         seeds = tuple(seed + offset for offset in range(len(SEEDS)))
         sanity, more = sanity_check(
-            model, engine, x, cam, class_index, control=control, seeds=seeds, randomised=randomised
+            model, engine, x, cam, class_index, control=control, seeds=seeds, randomised=randomised,
+            time_limit=time_limit,
         )
         passes += more
     if progress is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import struct
 import zipfile
@@ -136,7 +137,10 @@ def test_the_api_documents_explain(client):
     info = client.view_api(return_format="dict", print_info=False)
     assert list(info["named_endpoints"]) == ["/explain"], "the page's own events are in the API"
     parameters = [p["parameter_name"] for p in info["named_endpoints"]["/explain"]["parameters"]]
-    assert parameters[:2] == ["image", "target"]
+    # The six of the first version keep their places; the method came after them, with its default.
+    assert parameters == ["image", "target", "model", "threshold", "alpha", "colormap", "method"]
+    method = info["named_endpoints"]["/explain"]["parameters"][-1]
+    assert method["parameter_has_default"] and method["parameter_default"] == "Grad-CAM"
     returns = [r["label"] for r in info["named_endpoints"]["/explain"]["returns"]]
     assert returns[:6] == ["Original", "Heatmap", "Overlay", "Boxes", "Top 5 guesses", "Sentence"]
     assert not any(name.startswith("value_") for name in returns)
@@ -158,3 +162,17 @@ def test_the_footer_links_to_the_api(app):
     config = httpx.get(app.url + "config", timeout=10).json()
     assert "api" in config["footer_links"]
     assert "footer" not in str(config.get("css") or ""), "CSS hides the footer"
+
+
+def test_the_method_is_the_explain_endpoints_seventh_parameter_and_recorded_in_the_manifest(client):
+    image = handle_file(str(EXAMPLES / "coffee.png"))
+    *panels, _, _, archive = client.predict(
+        image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "LayerCAM", api_name="/explain"
+    )
+    with zipfile.ZipFile(archive) as bundle:
+        data = json.loads(bundle.read(next(n for n in bundle.namelist() if n.endswith("manifest.json"))))
+    assert data["method"] == "layercam"
+    *default, _, _, _ = client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", api_name="/explain")
+    assert not np.array_equal(_png(panels[1]), _png(default[1])), "the method did not change the map"
+    with pytest.raises(Exception, match="Method must be one of: Grad-CAM"):
+        client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "Grad-CAM+++", api_name="/explain")

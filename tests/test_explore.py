@@ -40,8 +40,8 @@ def _page(backbone, tmp_path):
 def _ask(demo, name: str, upload: str | None, target: str = "Top prediction", **settings) -> dict[str, object]:
     """The answer of the handler named ``name`` to the page's inputs, by element id."""
     (fn,) = [f.fn for f in demo.fns.values() if f.fn is not None and f.name == name]
-    values = {"threshold": 0.15, "alpha": 0.5, "colormap": "jet", **settings}
-    answer = fn(upload, target, None, values["threshold"], values["alpha"], values["colormap"], None)
+    values = {"threshold": 0.15, "alpha": 0.5, "colormap": "jet", "method": None, **settings}
+    answer = fn(upload, target, None, values["threshold"], values["alpha"], values["colormap"], values["method"], None)
     return {component.elem_id: value for component, value in answer.items()}
 
 
@@ -75,7 +75,7 @@ def test_the_counterfactual_points_at_what_speaks_against_the_class(page, upload
         and "yellow marks the strongest" in answer["counter-sentence"]
     )
     assert answer["counter-heatmap"].shape == answer["counter-overlay"].shape == scene.image.shape
-    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", 0))
+    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", 0, "gradcam"))
     y, x = np.unravel_index(int(explanation.counter_cam.argmax()), explanation.counter_cam.shape)
     x0, y0, x1, y1 = scene.objects[1]  # the disc
     assert x0 - 2 <= x <= x1 + 2 and y0 - 2 <= y <= y1 + 2
@@ -119,7 +119,8 @@ def test_the_report_is_one_picture_and_its_file(page, upload):
 
 
 @pytest.mark.parametrize(
-    "name", ["run_masking", "run_counter", "run_guided", "run_classes", "run_models", "run_report"]
+    "name",
+    ["run_trust", "run_methods", "run_masking", "run_counter", "run_guided", "run_classes", "run_models", "run_report"],
 )
 def test_a_question_without_a_photo_is_answered_in_its_sentence_and_its_pictures_stay_empty(page, name):
     _, demo = page
@@ -135,3 +136,63 @@ def test_a_mistyped_class_is_answered_for_the_top_prediction(page, upload):
     _, demo = page
     answer = _ask(demo, "run_counter", upload, "sqare")
     assert "against" in answer["counter-sentence"]
+
+
+@pytest.fixture
+def small_page(tiny_backbone, tmp_path):
+    """The page with the tiny model explained at its images' size (64 pixels): the trust check stays quick."""
+    service, demo = _page(dataclasses.replace(tiny_backbone, short_side=64), tmp_path)
+    yield service, demo
+    service.close()
+
+
+def test_can_i_trust_this_map_answers_with_curves_numbers_and_a_verdict(small_page, upload, scene):
+    service, demo = small_page
+    answer = _ask(demo, "run_trust", upload, "square")
+    said = answer["trust-sentence"]
+    assert said.startswith("Hiding the highlighted fifth of the photo") and "**square**" in said
+    assert "When the model's learned weights are scrambled the map" in said and "(ROAD" in said
+    assert answer["trust-curves"].dtype == np.uint8 and answer["trust-curves"].std() > 10
+    assert answer["trust-scrambled"].shape == scene.image.shape
+    table = answer["trust-figures"]
+    assert "| Deletion AUC |" in table and "| Scrambled-weights correlation |" in table and "passes through" in table
+    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", 0, "gradcam"))
+    assert explanation.trust is not None and f"{explanation.trust.deletion_auc:.3f}" in table
+
+
+def test_compare_methods_shows_each_cheap_method_with_its_scores_the_most_faithful_marked(small_page, upload):
+    _, demo = small_page
+    answer = _ask(demo, "run_methods", upload, "disc")
+    captions = [caption for _, caption in answer["methods-gallery"]]
+    assert [c.split(":")[0] for c in captions] == [
+        "Grad-CAM",
+        "Grad-CAM++",
+        "XGrad-CAM",
+        "HiResCAM",
+        "LayerCAM",
+        "Eigen-CAM",
+    ]
+    assert sum(c.endswith("(most faithful)") for c in captions) == 1
+    assert all(re.fullmatch(r".+: deletion \d\.\d\d, insertion \d\.\d\d( \(most faithful\))?", c) for c in captions)
+    assert "map is the most faithful here" in answer["methods-sentence"]
+
+
+def test_the_method_picked_on_the_page_makes_the_map_and_a_class_agnostic_one_says_so(page, upload):
+    service, demo = page
+    answer = _ask(demo, "run_classes", upload, method="Eigen-CAM")
+    assert answer["classes-sentence"] == "Eigen-CAM does not depend on the class: every class gets the same map."
+    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", None, "eigencam"))
+    assert explanation is not None and explanation.method == "eigencam"
+
+
+def test_a_method_that_is_not_one_is_answered_where_the_answer_goes(page, upload):
+    _, demo = page
+    answer = _ask(demo, "run_trust", upload, method="Grad-CAM+++")
+    assert answer["trust-sentence"].startswith("**No answer this time.** Method must be one of: Grad-CAM, Grad-CAM++")
+    assert answer["trust-curves"] is None and answer["trust-figures"] is None
+
+
+def test_counterfactual_with_a_method_that_has_none_is_answered_in_words(page, upload):
+    _, demo = page
+    answer = _ask(demo, "run_counter", upload, method="Score-CAM")
+    assert answer["counter-sentence"].startswith("**No answer this time.** Score-CAM has no counterfactual map")

@@ -55,6 +55,12 @@ def test_the_page_has_stable_ids_and_share_buttons_only_on_spaces(tmp_path, tiny
             "colormap",
             "model",
             "target-hint",
+            "method",
+            "trust-run",
+            "trust-sentence",
+            "trust-curves",
+            "methods-run",
+            "methods-gallery",
         }
         assert expected <= set(ids)
         assert ("share" in ids["panel-overlay"]["buttons"]) is on_spaces

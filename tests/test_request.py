@@ -105,3 +105,40 @@ def test_a_file_is_read_at_most_to_the_upload_limit(tmp_path):
         read_photo(str(tmp_path / "empty.png"))
     with pytest.raises(InvalidImageError, match="could not be read"):
         read_photo(str(tmp_path / "missing.png"))
+
+
+@pytest.mark.parametrize(
+    ("sent", "method"),
+    [
+        (None, "gradcam"),
+        ("", "gradcam"),
+        ("LayerCAM", "layercam"),
+        ("score-cam", "scorecam"),
+        ("gradcam++", "gradcam++"),
+    ],
+)
+def test_the_method_is_a_title_or_a_name(sent, method):
+    from demo.request import parse_method
+
+    assert parse_method(sent) == method
+
+
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        (
+            "Grad-CAM+++",
+            "Method must be one of: Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, Score-CAM;",
+        ),
+        (3, "Method must be text"),
+        ("x" * 300, "Method is too long"),
+    ],
+)
+def test_a_method_that_is_not_one_is_one_sentence_naming_them(sent, said):
+    from demo.checks import InvalidInput
+    from demo.request import parse_method
+
+    with pytest.raises(InvalidInput) as raised:
+        parse_method(sent)
+    message = str(raised.value)
+    assert "\n" not in message and len(message) < 300 and message.startswith(said)

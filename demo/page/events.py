@@ -7,8 +7,8 @@ Every event's handler gets the page's inputs, makes one checked request of them
   results leave the page at once (in the browser, before the server answers),
   then the new photo is explained, always: a class the model does not know is
   answered with the top prediction and a hint that says so;
-- the Explain button, a picked class or model: the same, and the Explore
-  answers about the old class go;
+- the Explain button, a picked class, model or method: the same, and the
+  Explore answers about the old class go;
 - the box threshold, the opacity and the colours: the remembered explanation
   drawn again, never a model run;
 - "Download everything": the full-quality files of what the page shows, written
@@ -58,9 +58,16 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         """One message where the sentence goes, instead of a red badge on every output; the old results go."""
         return {**cleared(), layout.sentence: text.cannot_explain(message)}
 
-    def shown(asked: Asked) -> Outputs:
+    def shown(asked: Asked, progress: gr.Progress | None = None) -> Outputs:
         """The four panels, the top 5, the sentence and the hint of a request."""
-        result = service.show(asked.request)
+        report = None
+        if progress is not None and asked.request.method == "scorecam":  # the one slow method: say how far it is
+            bar = progress
+
+            def report(done: float) -> None:
+                bar(done, desc=text.SCORE_CAM)
+
+        result = service.show(asked.request, report)
         explanation, look = result.explanation, asked.request.look
         alts = text.alt_texts(explanation, look.colormap)
         hint = gr.update(value="", visible=False)
@@ -76,7 +83,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         }
 
     def explained(asked: Asked, progress: gr.Progress) -> Outputs:
-        return {**shown(asked), **explore.cleared()}  # the Explore answers were about the old photo or class
+        return {**shown(asked, progress), **explore.cleared()}  # the Explore answers were about the old photo or class
 
     def redrawn(asked: Asked, progress: gr.Progress) -> Outputs:
         return shown(asked)
@@ -107,7 +114,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     layout.image.change(explain_page, layout.inputs, everything, js=assets.NEW_PHOTO_JS, **page).then(
         None, js=assets.SHOWN_JS
     )
-    for trigger in (layout.button.click, layout.target.input, layout.model.input):
+    for trigger in (layout.button.click, layout.target.input, layout.model.input, layout.method.input):
         trigger(explain_page, layout.inputs, everything, **page).then(None, js=assets.SHOWN_JS)
     for slider in (layout.threshold, layout.alpha):
         # .change also follows a number typed into the slider's field; only the last value runs.
@@ -131,6 +138,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         threshold: float = 0.15,
         alpha: float = 0.5,
         colormap: str = "jet",
+        method: str = "Grad-CAM",
         http: gr.Request = None,  # type: ignore[assignment]  # given by Gradio
     ) -> Outputs:
         """Explains which parts of a photo an image classifier used for its answer (Grad-CAM).
@@ -148,13 +156,16 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
                 strongest).
             alpha: heatmap opacity over the photo, 0 to 1.
             colormap: heatmap colours: jet, viridis, cividis or magma.
+            method: how the heatmap is made: Grad-CAM (the default), Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM,
+                Eigen-CAM or Score-CAM (one pass per feature map: slow, bounded in time).
 
         Returns:
             The photo, the heatmap, the heatmap over the photo, the photo with a box around the strongest evidence
             (PNG images); the top 5 classes with probabilities; one sentence that says what the model sees; a zip
             of everything.
         """
-        asked = handling.request((image, target, model, threshold, alpha, colormap), http, unknown_class="raise")
+        values = (image, target, model, threshold, alpha, colormap, method)
+        asked = handling.request(values, http, unknown_class="raise")
         written = service.files(asked.request)
         explanation = written.explanation
         sentence = words.summary(explanation, asked.request.target is not None, asked.request.look.colormap).markdown

@@ -21,8 +21,11 @@ from demo.page.handling import Asked, Handling
 from demo.page.layout import share_buttons
 from demo.service import COMPARED_CLASSES
 from gradcam import views, words
+from gradcam.methods import get_method
 
 MASKING_PROGRESS = "Hiding parts of the photo and asking the model again"
+TRUST_PROGRESS = "Hiding, filling in and scrambling: about 70 passes through the model"
+METHODS_PROGRESS = "Making and testing each method's map"
 
 
 @dataclass
@@ -69,7 +72,8 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
     buttons = share_buttons(on_spaces)
     explore = Explore()
     with gr.Accordion(
-        "Explore: is it really looking there? What speaks against it? Would another model agree?", open=True
+        "Explore: can I trust this map? Is it really looking there? What speaks against it? Would another model agree?",
+        open=True,
     ):
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone the questions wrap onto two lines, none hidden in a menu
             with gr.Tab("Is it really looking there?"):
@@ -80,6 +84,21 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
                     hidden = _picture("Highlighted area hidden", 260, "masking-hidden", buttons)
                     kept = _picture("Only the highlighted area kept", 260, "masking-kept", buttons)
                     curve = _picture("Deletion curve", 260, "masking-curve", buttons)
+            with gr.Tab("Can I trust this map?"):
+                gr.Markdown(text.TRUST_HELP)
+                trust_button = gr.Button("Check this map", elem_id="trust-run")
+                trust_words = gr.Markdown(elem_id="trust-sentence")
+                with gr.Row():
+                    trust_curves = _picture("Hiding and showing the map's pixels", 300, "trust-curves", buttons)
+                    trust_scrambled = _picture(
+                        "The map with the model's weights scrambled", 300, "trust-scrambled", buttons
+                    )
+                trust_table = gr.Markdown(elem_id="trust-figures")
+            with gr.Tab("Compare methods"):
+                gr.Markdown(text.METHODS_HELP)
+                methods_button = gr.Button("Compare the methods", elem_id="methods-run")
+                methods_words = gr.Markdown(elem_id="methods-sentence")
+                methods_gallery = _gallery("Each method's map of this class", "methods-gallery", allow_preview=True)
             with gr.Tab("What speaks against it?"):
                 gr.Markdown(text.COUNTER_HELP)
                 counter_button = gr.Button("Show what speaks against the class", elem_id="counter-run")
@@ -133,6 +152,32 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
             curve: plot,
         }
 
+    def run_trust(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
+        progress(0.0, desc=TRUST_PROGRESS)
+        explanation = service.explanation(
+            asked.request, Needs(trust=True), progress=lambda done: progress(done, desc=TRUST_PROGRESS)
+        )
+        assert explanation.trust is not None
+        look = asked.request.look
+        curves, scrambled = views.trust(explanation, look.alpha, look.colormap)
+        sentence = words.trust(explanation.trust).markdown
+        road = words.road(explanation.trust).markdown
+        return {
+            trust_words: f"{sentence}\n\n{road}" if road else sentence,
+            trust_curves: curves,
+            trust_scrambled: scrambled,
+            trust_table: text.trust_table(words.trust_figures(explanation.trust), explanation.trust.forward_passes),
+        }
+
+    def run_methods(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
+        progress(0.0, desc=METHODS_PROGRESS)
+        explanation = service.explanation(
+            asked.request, Needs(methods=True), progress=lambda done: progress(done, desc=METHODS_PROGRESS)
+        )
+        look = asked.request.look
+        shown = views.methods(explanation, look.alpha, look.colormap)
+        return {methods_words: words.methods_comparison(explanation.methods).markdown, methods_gallery: shown}
+
     def run_counter(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
         look = asked.request.look
         explanation = service.explanation(asked.request, Needs(counterfactual=True))
@@ -148,7 +193,9 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         request = asked.request.top_prediction()
         explanation = service.explanation(request, Needs(compare=COMPARED_CLASSES))
         shown = views.classes(explanation, request.look.alpha, request.look.colormap)[:COMPARED_CLASSES]
-        return {classes_words: "", classes_gallery: [(picture, _caption(label)) for picture, label in shown]}
+        method = get_method(request.method)
+        said = "" if method.class_specific else words.class_agnostic(method.title).markdown
+        return {classes_words: said, classes_gallery: [(picture, _caption(label)) for picture, label in shown]}
 
     def run_models(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
         pictures, sentence = service.compare_models(asked.request)
@@ -169,7 +216,10 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         return handling.on_request(fn, failed=failed)
 
     options: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "model", "preprocess": False}
+    slow = {run_masking: curve, run_trust: trust_curves, run_methods: methods_gallery}
     for button, fn, sentence, pictures in (
+        (trust_button, run_trust, trust_words, [trust_curves, trust_scrambled, trust_table]),
+        (methods_button, run_methods, methods_words, [methods_gallery]),
         (masking_button, run_masking, masking_words, [hidden, kept, curve]),
         (counter_button, run_counter, counter_words, [counter_heat, counter_over]),
         (guided_button, run_guided, guided_words, [guided_image]),
@@ -177,9 +227,15 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         (models_button, run_models, models_words, [models_gallery]),
         (report_button, run_report, report_words, [report_file, report_image]),
     ):
-        progress: dict[str, Any] = {"show_progress": "full", "show_progress_on": curve} if fn is run_masking else {}
+        progress: dict[str, Any] = {"show_progress": "full", "show_progress_on": slow[fn]} if fn in slow else {}
         button.click(answer(fn, sentence, pictures), inputs, [sentence, *pictures], **options, **progress)
     explore.answers = [
+        trust_words,
+        trust_curves,
+        trust_scrambled,
+        trust_table,
+        methods_words,
+        methods_gallery,
         masking_words,
         hidden,
         kept,

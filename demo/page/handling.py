@@ -72,7 +72,7 @@ class Handling:
     proxy_hops: int = 0
 
     def request(self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_class: str = "top") -> Asked:
-        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours).
+        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours, method).
 
         Args:
             values: the event's inputs, in :attr:`demo.page.layout.Layout.inputs` order.
@@ -128,13 +128,14 @@ class Handling:
             threshold: Any,
             alpha: Any,
             colormap: Any,
+            method: Any,
             http: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Any:
             if empty is not None and image is None:
                 return empty()
             try:
-                return answer((image, target, model, threshold, alpha, colormap), http, progress)
+                return answer((image, target, model, threshold, alpha, colormap, method), http, progress)
             except gr.Error as exc:
                 if failed is None:
                     raise

@@ -17,7 +17,7 @@ import numpy as np
 
 from demo import text
 from demo.request import TOP_PREDICTION
-from demo.settings import COLORMAPS, OPACITY, THRESHOLD
+from demo.settings import COLORMAPS, METHODS, OPACITY, THRESHOLD
 from gradcam.explanation import PANELS
 from gradcam.render import heatmap
 from gradcam.words import colours
@@ -53,11 +53,12 @@ class Layout:
     colormap: gr.Radio
     threshold: gr.Slider
     alpha: gr.Slider
+    method: gr.Radio
 
     @property
     def inputs(self) -> list[Any]:
-        """What every request is made of, in the ``explain`` endpoint's order."""
-        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap]
+        """What every request is made of, in the ``explain`` endpoint's order (the method last, the newest)."""
+        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap, self.method]
 
 
 def share_buttons(on_spaces: bool) -> list[Any]:
@@ -139,6 +140,13 @@ def build(
                 info="viridis and cividis read well with colour blindness and in greyscale.",
                 elem_id="colormap",
             )
+        method = gr.Radio(
+            list(METHODS),
+            value=METHODS[0],
+            label="Method",
+            info=text.METHOD_INFO,
+            elem_id="method",
+        )
         with gr.Row():
             threshold = gr.Slider(
                 THRESHOLD.low,
@@ -175,6 +183,7 @@ def build(
         colormap,
         threshold,
         alpha,
+        method,
     )
 
 
