@@ -24,7 +24,6 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from gradcam.backbone import Backbone
@@ -179,8 +178,31 @@ def with_preprocessing(
     return dataclasses.replace(backbone, **changes)  # type: ignore[arg-type]
 
 
-def to_channels(batch: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB float images ``(N, h, w, 3)`` as the network's channels: unchanged, or grayscale ``(N, h, w, 1)``."""
-    if channels == 1:
-        return batch @ torch.tensor(LUMA, dtype=batch.dtype)[:, None]
-    return batch
+def parse_size(text: str) -> int | tuple[int, int]:
+    """A size as people type it: ``"384"`` (a side) or ``"384x320"`` (height x width).
+
+    Raises:
+        SettingError: for anything else, in one sentence.
+    """
+    parts = text.strip().lower().replace(" ", "").split("x")
+    if len(parts) in (1, 2) and all(part.isdecimal() for part in parts):
+        values = [int(part) for part in parts]
+        return values[0] if len(values) == 1 else (values[0], values[1])
+    raise SettingError(f"A size is a number of pixels (384) or height x width (384x320), not {text!r}.")
+
+
+def parse_values(text: str | Sequence[str], what: str) -> tuple[float, ...]:
+    """Per-channel values as people type them: ``"0.5,0.5,0.5"``, ``"0.5 0.5 0.5"`` or ``["0.5", "0.5", "0.5"]``.
+
+    Raises:
+        SettingError: for a value that is not a number, in one sentence.
+    """
+    joined = text if isinstance(text, str) else " ".join(text)
+    items = [item for item in joined.replace(",", " ").replace("/", " ").split() if item]
+    try:
+        values = tuple(float(item) for item in items)
+    except ValueError:
+        raise SettingError(f"The {what} is one number per channel (0.5,0.5,0.5), not {joined!r}.") from None
+    if not values:
+        raise SettingError(f"The {what} is one number per channel (0.5,0.5,0.5); none was given.")
+    return values

@@ -54,6 +54,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         "untrained": explanation.untrained,
         "class": {"index": explanation.class_index, "name": explanation.class_name},
         "probability": explanation.probability,
+        "head": explanation.head.value,  # softmax, sigmoid (multi-label: each probability on its own) or binary
         "sentence": words.summary(explanation).plain,
         "top_k": [{"index": p.index, "name": p.name, "probability": p.probability} for p in explanation.top_k],
         "boxes": [list(box) for box in explanation.boxes],

@@ -367,3 +367,62 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     assert manifest["layer"] == "layer4"
     assert cli.main([*args, "--layer", "layer5"]) == cli.EXIT_USAGE
     assert "layer5" in capsys.readouterr().err
+
+
+def _one_logit_mobilenet(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    weights = tmp_path / "binary.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=1).state_dict(), weights)
+    return weights
+
+
+@pytest.mark.slow
+def test_a_binary_model_explains_its_negative_class(tmp_path, capsys):
+    weights = _one_logit_mobilenet(tmp_path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("normal\npneumonia\n")
+    image = write_image(tmp_path / "xray.png")
+    args = [image, "--model", "torchvision:mobilenet_v3_small", "--weights", weights, "--labels", labels]
+    code, stdout, _ = run([*args, "--target", "normal", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    data = manifest(tmp_path / "out" / "xray")
+    assert data["head"] == "binary" and data["class"] == {"index": 0, "name": "normal"}
+    assert {p["name"] for p in data["top_k"]} == {"normal", "pneumonia"}
+    assert sum(p["probability"] for p in data["top_k"]) == pytest.approx(1.0)
+    assert stdout[-1].startswith(f"{image}: normal ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--labels", "three"], "has a head of 1 output but the labels file .* names 3 classes .*binary model"),
+        (["--mean", "0.5", "0.5"], r"The mean has 2 values but mobilenet_v3_small \(torchvision\) takes 3 channels"),
+        (["--head", "softmax"], "A softmax over a single logit is always 100%"),
+        (["--size", "huge"], r"A size is a number of pixels \(384\) or height x width"),
+        (["--size", "8"], "The size must be a whole number of pixels from 32 to 896"),
+        (["--std", "58", "57", "57"], r"\[0, 1\] scale .*divide by 255"),
+    ],
+)
+def test_every_wrong_combination_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, options, says):
+    weights = _one_logit_mobilenet(tmp_path)
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    options = [str(tmp_path / "three.txt") if option == "three" else option for option in options]
+    image = write_image(tmp_path / "photo.png")
+    args = [image, "--model", "torchvision:mobilenet_v3_small", "--weights", weights, *options]
+    code, _, stderr = run([*args, "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_USAGE
+    assert len(stderr) == 1 and stderr[0].startswith("error: ") and re.search(says, stderr[0]), stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_multi_label_head_says_likely_to_contain(tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png")
+    code, stdout, _ = run([image, *FAST, "--head", "sigmoid", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    (line,) = [line for line in stdout if line.startswith(str(image))]
+    assert " likely to contain " in line and "(each on its own)" in line
+    data = manifest(tmp_path / "out" / "photo")
+    assert data["head"] == "sigmoid" and "likely to contain" in data["sentence"]
+    assert sum(p["probability"] for p in data["top_k"]) > 1.0  # untrained sigmoids near 50% each

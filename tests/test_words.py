@@ -20,6 +20,7 @@ class Result:
     cam_empty: bool = False
     counter_empty: bool = False
     untrained: bool = False
+    head: str = "softmax"
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ class BatchEvaluator:
             objects: each image's annotated objects.
 
         Returns:
-            Probabilities ``(N, num_classes)``, and for each image the map
+            Probabilities ``(N, num_classes)`` (by the backbone's head, as the explainer's), and for each image the map
             ``(height, width)`` of each of its annotated classes, by class index
             (of its best class for an image without objects).
         """
@@ -148,7 +148,7 @@ class BatchEvaluator:
         result = self.explainer.cam.compute(x, targets, size=size)
         maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
         by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]
-        return torch.softmax(result.logits.cpu().double(), dim=1).numpy(), by_image
+        return self.explainer.probabilities_of(result.logits), by_image  # the backbone's head: one rule everywhere
 
     def _evaluate_group(self, items: Sequence[Decoded], size: tuple[int, int]) -> list[ImageResult]:
         clipped = [_clip_objects(item.sample, *size) for item in items]
