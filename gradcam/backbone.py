@@ -41,6 +41,7 @@ class Backbone:
             size the model accepts (a vision transformer with a fixed position
             embedding), or the one asked for with ``resize="exact"``; None: the
             shorter side is ``short_side``, the aspect ratio kept.
+        strict_size: True when ``fixed_size`` is the only input size the model accepts.
         layout: how the target layer's output is laid out (``(N, C, h, w)``,
             ``(N, h, w, C)`` or tokens, as :func:`gradcam.layers.find_layer` traced
             it); None lets the engine read 4-D outputs as ``(N, C, h, w)`` and 3-D
@@ -67,6 +68,7 @@ class Backbone:
     spec: str = ""
     short_side: int = INPUT_SHORT_SIDE
     fixed_size: tuple[int, int] | None = None
+    strict_size: bool = False
     layout: Layout | None = None
     prefix_tokens: int = 0
     head: Head = Head.SOFTMAX

@@ -198,6 +198,31 @@ def _candidates(
     ]
 
 
+def _is_norm(module: nn.Module) -> bool:
+    """A normalisation layer (LayerNorm, RMSNorm and their kin in timm and transformers)."""
+    return isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "norm" in type(module).__name__.lower()
+
+
+def _automatic(model: nn.Module, found: list[Candidate]) -> Candidate:
+    """The layer chosen among the readable layers that reach the logits: the last one.
+
+    For tokens, the last normalisation layer of the last tokens' stage when there is one: a
+    transformer's norm before its last attention (timm ``blocks.11.norm1``, transformers'
+    ``layernorm_before``), not the attention's own projections after it, whose patch tokens
+    reach the class token only through the values.
+    """
+    last = found[-1]
+    if last[2] is not Layout.TOKENS:
+        return last
+    stage = last[1].shape[1]
+    norms = [
+        entry
+        for entry in found
+        if entry[2] is Layout.TOKENS and entry[1].shape[1] == stage and _is_norm(model.get_submodule(entry[0]))
+    ]
+    return norms[-1] if norms else last
+
+
 def find_layer(
     model: nn.Module,
     size: tuple[int, int],
@@ -248,7 +273,7 @@ def find_layer(
             "No layer of the model outputs a spatial map (N, C, h, w) or (N, h, w, C), or patch tokens, that reach "
             "the logits; name one with layer=."
         )
-    name, _, layout, prefix = found[-1]
+    name, _, layout, prefix = found[-1] if layer is not None else _automatic(model, found)
     return TargetLayer(name, layout, prefix)
 
 
@@ -279,14 +304,16 @@ def candidate_layers(
             second = None
     candidates = _candidates(outputs, calls, size, second, _declared_prefix(model))
     reached = _reaches(score, [c[1] for c in candidates], [c[3] for c in candidates])
-    named: list[TargetLayer] = []
-    seen: set[int] = set()
-    for name, tensor, layout, prefix in reversed([c for c, ok in zip(candidates, reached) if ok]):
-        if id(tensor) not in seen:  # else a child of the container named already
+    found = [c for c, ok in zip(candidates, reached) if ok]
+    if not found:
+        return []
+    automatic = _automatic(model, found)
+    named = [TargetLayer(automatic[0], automatic[2], automatic[3])]
+    seen: set[int] = {id(automatic[1])}
+    for name, tensor, layout, prefix in reversed(found):
+        if id(tensor) not in seen:  # else the automatic one, or a child of the container named already
             seen.add(id(tensor))
             named.append(TargetLayer(name, layout, prefix))
-    if not named:
-        return []
     order = {layer.name: position for position, layer in enumerate(named)}
     others = sorted(named[1:], key=lambda layer: (layer.name.count("."), order[layer.name]))[: max(0, limit - 1)]
     return [named[0], *sorted(others, key=lambda layer: order[layer.name])]

@@ -31,11 +31,13 @@ from gradcam.heads import HEAD_CHOICES, MULTI_LABEL, Head, resolve_head
 from gradcam.layers import TargetLayer, find_layer
 from gradcam.layout import Layout
 from gradcam.preprocess import RESIZE_CHOICES, fit_values, input_channels, with_preprocessing
-from gradcam.sources import Source, embedded, timm, torchvision
+from gradcam.sources import Source, embedded, hf, timm, torchvision
 from gradcam.specs import parse_spec
 
 #: The sources, by the name a spec gives (:attr:`gradcam.specs.BackboneSpec.source`).
-SOURCES: dict[str, Source] = {"torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE}
+SOURCES: dict[str, Source] = {
+    "torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE, "hf": hf.SOURCE,
+}
 
 
 def available_offline(spec: str) -> tuple[bool, str]:
@@ -135,7 +137,7 @@ def load_backbone(
         )
     outputs = 1 if built.head is Head.BINARY else len(built.categories)
     declared = MULTI_LABEL if built.head is Head.SIGMOID else None
-    strict = built.fixed_size is not None  # the source says the model takes that size only
+    strict = built.strict_size and built.fixed_size is not None  # the model takes that size only
     backbone = dataclasses.replace(
         built,
         model=model,

@@ -66,6 +66,7 @@ def backbone(
     std: tuple[float, ...],
     short_side: int,
     fixed_size: tuple[int, int] | None = None,
+    strict_size: bool | None = None,
     head: Head | None = None,
 ) -> Backbone:
     """The backbone a builder returns: the spec's names and known layer, with what the source found.
@@ -79,7 +80,8 @@ def backbone(
         mean: normalisation mean (RGB, [0, 1] scale).
         std: normalisation std.
         short_side: shorter side of the input the weights were trained at.
-        fixed_size: ``(height, width)`` when the network takes that input size only.
+        fixed_size: ``(height, width)`` photos are stretched to: the network's only size, or its processor's.
+        strict_size: the network takes ``fixed_size`` only (None: whenever a fixed size is given).
         head: the model's own head when it declares one (a multi-label model); by
             default binary for two class names of one logit, else softmax.
     """
@@ -96,6 +98,7 @@ def backbone(
         spec=spec.name,
         short_side=short_side,
         fixed_size=fixed_size,
+        strict_size=fixed_size is not None if strict_size is None else strict_size,
         head=head or (Head.BINARY if _outputs(model) == 1 else Head.SOFTMAX),
     )
 

