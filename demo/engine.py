@@ -96,7 +96,13 @@ class Needs:
 
 @on_gpu
 def run_engine(
-    explainer: Explainer, rgb: np.ndarray, index: int | None, threshold: float, needs: Needs, progress: Any = None
+    explainer: Explainer,
+    rgb: np.ndarray,
+    index: int | None,
+    threshold: float,
+    needs: Needs,
+    progress: Any = None,
+    layer: str | None = None,
 ) -> Explanation:
     """The one engine call of a request: one :meth:`gradcam.Explainer.explain` with what ``needs`` asks for.
 
@@ -107,6 +113,7 @@ def run_engine(
         threshold: the box threshold.
         needs: the extra views to compute in the same call.
         progress: called with the share of the work done (the masking test).
+        layer: the layer to read; None: the model's automatic one.
     """
     with ENGINE.running():
         return explainer.explain(
@@ -118,4 +125,5 @@ def run_engine(
             masking=needs.masking,
             guided=needs.guided,
             progress=progress,
+            layer=layer,
         )

@@ -36,7 +36,7 @@ from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
 from gradcam.heads import probabilities as head_probabilities
 from gradcam.images import ImageSource, load_image
-from gradcam.layers import find_layer
+from gradcam.layers import TargetLayer, candidate_layers, find_layer
 from gradcam.layout import Layout
 from gradcam.models import HookedVGG19
 from gradcam.names import closest_hint, first_line
@@ -111,6 +111,7 @@ class Explainer:
         )
         self._cams: dict[str, GradCAM] = {backbone.target_layer: self.cam}
         self._cams_lock = threading.Lock()
+        self._layers: dict[str, TargetLayer] | None = None  # the readable layers, once asked for
         self.device = next(backbone.model.parameters()).device
         if len(backbone.mean) != self.channels or len(backbone.std) != self.channels:
             raise ValueError(
@@ -190,12 +191,32 @@ class Explainer:
         with self._cams_lock:
             found = self._cams.get(layer)
             if found is None:
-                size = self.backbone.fixed_size or (self.short_side, self.short_side)
-                traced = find_layer(self.backbone.model, size, layer, channels=self.channels)
+                traced = (self._layers or {}).get(layer) or find_layer(
+                    self.backbone.model, self._dry_size(), layer, channels=self.channels,
+                    fixed_size=self.backbone.strict_size,
+                )
                 prefix = traced.prefix_tokens if traced.layout is Layout.TOKENS else None
                 found = GradCAM(self.backbone.model, traced.name, prefix_tokens=prefix, layout=traced.layout)
                 self._cams[layer] = found
         return found
+
+    def layers(self) -> tuple[str, ...]:
+        """The layers a person may pick, the backbone's own first (see :func:`gradcam.layers.candidate_layers`).
+
+        Found by dry passes the first time, then kept; their layouts too, so that
+        :meth:`cam_for` needs no other pass for them.
+        """
+        with self._cams_lock:
+            if self._layers is None:
+                found = candidate_layers(
+                    self.backbone.model, self._dry_size(), channels=self.channels, fixed_size=self.backbone.strict_size
+                )
+                own = self.backbone.target_layer
+                self._layers = {layer.name: layer for layer in found if layer.name != own}
+            return (self.backbone.target_layer, *self._layers)
+
+    def _dry_size(self) -> tuple[int, int]:
+        return self.backbone.fixed_size or (self.short_side, self.short_side)
 
     def class_index(self, target: int | str) -> int:
         """The index of a class given by index or name (see :func:`resolve_class`)."""

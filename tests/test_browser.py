@@ -359,6 +359,21 @@ def test_examples_and_typed_numbers_follow_the_controls(light_app, browser):
     page.close()
 
 
+def test_the_layer_picker_lists_the_models_layers_and_explains_the_chosen_one(light_app, browser):
+    page = _explained(browser, light_app, DESKTOP)
+    page.get_by_text("Settings: model").click()
+    page.locator("#layer input").click()
+    options = page.locator("#layer [role=option]").all_inner_texts()
+    assert options[0].strip() == "features (automatic)" and "features.3" in [o.strip() for o in options], options
+    before = _overlay_src(page)
+    page.locator("#layer [role=option]", has_text="features.3").click()
+    _wait_painted(page, before)
+    assert page.locator("#layer input").input_value() == "features.3"
+    assert "Can't explain" not in page.inner_text("#sentence")
+    _shot(page, "layer-picker.png")
+    page.close()
+
+
 def test_a_new_photo_or_remove_clears_the_old_results(light_app, browser):
     page = _explained(browser, light_app, DESKTOP)
     page.get_by_role("tab", name="Fine detail").click()

@@ -72,20 +72,23 @@ class Handling:
     proxy_hops: int = 0
 
     def request(self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_class: str = "top") -> Asked:
-        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours).
+        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours, layer).
 
         Args:
             values: the event's inputs, in :attr:`demo.page.layout.Layout.inputs` order.
             http: the HTTP request Gradio gives the handler (None in tests).
             unknown_class: "top": a class the model does not know becomes the top prediction
-                (the page; :attr:`Asked.unknown` says so); "raise": it is an error (the API).
+                (the page; :attr:`Asked.unknown` says so), and a layer it does not offer (the
+                layer list still the previous model's) its automatic layer; "raise": both are
+                errors (the API).
 
         Raises:
             gradio.Error: the visitor has left.
             GradCAMError: a value that is not one, in words for the person.
         """
         drop_if_gone()  # a visitor who has left gets no model run
-        request = self.service.parse(*values, visitor=self.visitor(http))
+        layer = "raise" if unknown_class == "raise" else "automatic"
+        request = self.service.parse(*values, visitor=self.visitor(http), unknown_layer=layer)
         if request.target is None:
             return Asked(request)
         try:
@@ -128,13 +131,14 @@ class Handling:
             threshold: Any,
             alpha: Any,
             colormap: Any,
+            layer: Any,
             http: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Any:
             if empty is not None and image is None:
                 return empty()
             try:
-                return answer((image, target, model, threshold, alpha, colormap), http, progress)
+                return answer((image, target, model, threshold, alpha, colormap, layer), http, progress)
             except gr.Error as exc:
                 if failed is None:
                     raise
