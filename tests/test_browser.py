@@ -363,8 +363,8 @@ def test_the_layer_picker_lists_the_models_layers_and_explains_the_chosen_one(li
     page = _explained(browser, light_app, DESKTOP)
     page.get_by_text("Settings: model").click()
     page.locator("#layer input").click()
-    options = page.locator("#layer [role=option]").all_inner_texts()
-    assert options[0].strip() == "features (automatic)" and "features.3" in [o.strip() for o in options], options
+    options = [text.replace("✓", "").strip() for text in page.locator("#layer [role=option]").all_inner_texts()]
+    assert options == ["features (automatic)", "features.3", "features.2", "features.0"], options  # ✓: selected
     before = _overlay_src(page)
     page.locator("#layer [role=option]", has_text="features.3").click()
     _wait_painted(page, before)
