@@ -44,8 +44,8 @@ class Backbone:
         strict_size: True when ``fixed_size`` is the only input size the model accepts.
         layout: how the target layer's output is laid out (``(N, C, h, w)``,
             ``(N, h, w, C)`` or tokens, as :func:`gradcam.layers.find_layer` traced
-            it); None lets the engine read 4-D outputs as ``(N, C, h, w)`` and 3-D
-            ones as tokens.
+            it); None: the :class:`gradcam.Explainer` traces it (:class:`gradcam.GradCAM`
+            alone reads 4-D outputs as ``(N, C, h, w)`` and 3-D ones as tokens).
         prefix_tokens: class (and distillation, register) tokens before the
             patch tokens, to drop before reshaping to the patch grid.
         head: how the logits become probabilities (:class:`gradcam.heads.Head`):

@@ -88,7 +88,8 @@ class Explainer:
     with ``compile`` (or ``backbone.compile``) VGG19's trunk is compiled with
     ``torch.compile``, falling back to eager with a warning. Another layer than
     the backbone's can be asked for per call (``explain(..., layer=...)``): its
-    engine is made once, its layout traced once, and kept.
+    engine is made once, its layout traced once, and kept. A backbone filled in by
+    hand without a layout gets its layer's layout traced here (two dry passes).
 
     Args:
         backbone: the model to explain, from :func:`gradcam.load_backbone`.
@@ -105,9 +106,16 @@ class Explainer:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
         self.channels = backbone.channels or input_channels(backbone.model)
-        prefix_tokens = backbone.prefix_tokens if backbone.layout is Layout.TOKENS else None
+        layout, prefix = backbone.layout, backbone.prefix_tokens
+        if layout is None:  # a backbone filled in by hand: its layer's layout is traced, not assumed
+            traced = find_layer(
+                backbone.model, self._dry_size(), backbone.target_layer, channels=self.channels,
+                fixed_size=backbone.strict_size,
+            )
+            layout, prefix = traced.layout, traced.prefix_tokens
         self.cam = GradCAM(
-            backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens, layout=backbone.layout
+            backbone.model, backbone.target_layer, prefix_tokens=prefix if layout is Layout.TOKENS else None,
+            layout=layout,
         )
         self._cams: dict[str, GradCAM] = {backbone.target_layer: self.cam}
         self._cams_lock = threading.Lock()

@@ -181,3 +181,23 @@ def test_plan_groups_sizes_and_is_stable(dataset: Dataset) -> None:
     assert plan == plan_batches(tuple(reversed(samples)), 8)
     with open(dataset.csv) as file:
         assert sum(1 for _ in csv.reader(file)) == 25
+
+
+def test_the_probabilities_follow_the_backbones_head_as_the_explainers_do(dataset: Dataset, tiny_backbone) -> None:
+    """One rule everywhere: a multi-label backbone's rows come from its independent sigmoids."""
+    import dataclasses
+
+    import torch
+
+    from gradcam.heads import Head
+
+    tags = Explainer(dataclasses.replace(tiny_backbone, head=Head.SIGMOID))
+    evaluator = BatchEvaluator(tags, 0.15)
+    samples = read_annotations(dataset.csv, dataset.images, SHAPES).samples[:4]
+    group = [d for d in (evaluator.decode(s) for s in samples) if d.size == (64, 64)]
+    probabilities, _ = evaluator.class_maps(group, [d.sample.objects for d in group])
+    with torch.no_grad():
+        logits = tiny_backbone.model(torch.cat([d.x for d in group if d.x is not None])).double()
+    np.testing.assert_allclose(probabilities, torch.sigmoid(logits).numpy(), atol=1e-12)
+    explained = tags.explain(group[0].sample.path, top_k=2)
+    assert [p.probability for p in explained.top_k] == pytest.approx(sorted(probabilities[0], reverse=True))

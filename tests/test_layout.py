@@ -117,3 +117,20 @@ def test_timm_mambaout_runs_channels_last_and_is_explained_by_definition():
     layer, layout, r = _explained_by_definition("timm:mambaout_femto", (160, 224))  # any size: two dry passes
     assert (layer, layout) == ("stages", Layout.CHANNELS_LAST)
     assert r >= 0.9999
+
+
+def test_a_backbone_filled_in_by_hand_gets_its_layout_traced_by_the_explainer():
+    from gradcam import Backbone, Explainer
+
+    torch.manual_seed(0)
+    model = ChannelsLast().eval()
+    backbone = Backbone(
+        name="mine", title="Mine", model=model, target_layer="stage", categories=("a", "b", "c"),
+        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True,
+    )
+    explainer = Explainer(backbone, short_side=32)
+    assert explainer.cam.layout is Layout.CHANNELS_LAST
+    image = np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    explanation = explainer.explain(image, target=1)
+    expected = by_definition(model, "stage", explainer.preprocess(image), 1, lambda t: t.permute(*NHWC_TO_NCHW))
+    assert correlation(explanation.cam, expected) >= 0.9999
