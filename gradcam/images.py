@@ -17,7 +17,10 @@ bytes and the rest of the package. It
   animation or the first page of a TIFF is decoded;
 * shrinks big photos when asked (``max_side``): a JPEG is decoded at 1/2, 1/4
   or 1/8 scale by the JPEG library itself, so a 48-megapixel phone photo costs
-  what a 3-megapixel one does;
+  what a 3-megapixel one does. Only DCT frames are (the frame type is read from
+  the header first): a lossless JPEG is decoded at full size within the pixel
+  limit, as the library cannot scale it, and the processes it does not decode
+  (hierarchical, arithmetic-coded lossless) are refused;
 * normalises the rest to an upright RGB uint8 array: EXIF orientation applied,
   transparency composited over white, CMYK, palette, grayscale and 16-bit
   images converted.
@@ -34,6 +37,7 @@ import io
 import os
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,17 @@ _JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 #: Start-of-frame markers (0xC0-0xCF but DHT, JPG and DAC), and those of progressive frames.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+#: DCT frames that libjpeg-turbo decodes at a reduced scale: sequential and progressive, Huffman
+#: (SOF0-SOF2) or arithmetic coded (SOF9, SOF10); the scaling is in the inverse DCT, after either coding.
+_JPEG_SCALABLE = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
+#: Lossless frames (SOF3): decoded at full size only. libjpeg-turbo (3.0 and later) decodes them but
+#: ignores a requested scale, and Pillow's reduced-scale decoding then writes full rows into a buffer
+#: sized for the reduced ones (a heap overflow: a 65-byte file killed the process).
+_JPEG_LOSSLESS = 0xC3
+_UNUSUAL_JPEG = (
+    "This JPEG is stored in a way that cameras and photo editors do not use (hierarchical or arithmetic-coded "
+    "lossless), and cannot be read. Please save it again as an ordinary JPEG or as a PNG."
+)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ICO_MAGIC = b"\x00\x00\x01\x00"
 #: TIFF compression names (Pillow's) whose strips or tiles are JPEG streams.
@@ -78,7 +93,7 @@ def _formats() -> tuple[str, ...]:
     formats = [name for name in IMAGE_FORMATS if name != "HEIF"]
     if "HEIF" in IMAGE_FORMATS:
         try:
-            import pillow_heif  # noqa: PLC0415 - optional, and only its HEIF opener (not AVIF)
+            import pillow_heif  # optional, and only its HEIF opener (not AVIF)
         except ImportError:
             pass
         else:
@@ -131,7 +146,8 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
     height, width = rgb.shape[:2]
     if min(height, width) < MIN_IMAGE_SIDE:
         raise ImageTooSmallError(
-            f"This image is only {width} x {height} pixels. Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
+            f"This image is only {width} x {height} pixels. "
+            f"Please use one at least {MIN_IMAGE_SIDE} pixels on each side."
         )
     if max_side is not None:
         rgb = _shrink(rgb, max_side)
@@ -201,17 +217,43 @@ def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
 # --- bounded decoding -------------------------------------------------------------------------
 
 
-def _jpeg_scans(data: bytes) -> tuple[int, bool]:
-    """Counts the scans of the JPEG at the start of ``data`` by walking its segments.
+@dataclass(frozen=True)
+class _JpegLayout:
+    """What walking a JPEG's segments tells before any decoder runs.
+
+    Attributes:
+        scans: start-of-scan segments, counted up to ``MAX_JPEG_SCANS + 1``.
+        frames: the start-of-frame markers met (one in a well-formed file).
+    """
+
+    scans: int
+    frames: frozenset[int]
+
+    @property
+    def progressive(self) -> bool:
+        """Whether the frame is progressive (every coefficient of the image is held while decoding)."""
+        return bool(self.frames & _JPEG_PROGRESSIVE)
+
+    @property
+    def scalable(self) -> bool:
+        """Whether the JPEG library can decode it at a reduced scale (a DCT frame of a process it scales)."""
+        return bool(self.frames) and self.frames <= _JPEG_SCALABLE
+
+    @property
+    def decodable(self) -> bool:
+        """Whether the JPEG library decodes its process at all (not hierarchical, not arithmetic lossless)."""
+        return self.frames <= _JPEG_SCALABLE | {_JPEG_LOSSLESS}
+
+
+def _jpeg_layout(data: bytes) -> _JpegLayout:
+    """Counts the scans of the JPEG at the start of ``data`` and reads its frame type, walking its segments.
 
     Stops at the end of the image (EOI) or of the data, and once the count is
     over ``MAX_JPEG_SCANS``: a scan's entropy-coded data runs up to the next
-    marker, which is what the JPEG library reads too.
-
-    Returns:
-        The number of scans (start-of-scan segments) and whether the frame is progressive.
+    marker, which is what the JPEG library reads too. Segments are skipped by
+    their lengths, so a thumbnail inside EXIF data is not mistaken for the image.
     """
-    position, scans, progressive, end = 2, 0, False, len(data)  # after the SOI marker
+    position, scans, frames, end = 2, 0, set(), len(data)  # after the SOI marker
     while position + 1 < end and scans <= MAX_JPEG_SCANS:
         if data[position] != 0xFF or data[position + 1] in (0xFF, 0x00) or 0xD0 <= data[position + 1] <= 0xD7:
             position += 1  # fill bytes, stray bytes and restart markers between segments
@@ -224,7 +266,7 @@ def _jpeg_scans(data: bytes) -> tuple[int, bool]:
             continue
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         if marker in _JPEG_SOF:
-            progressive = marker in _JPEG_PROGRESSIVE
+            frames.add(marker)
         position += 2 + length
         if marker == _JPEG_SOS:
             scans += 1
@@ -232,7 +274,7 @@ def _jpeg_scans(data: bytes) -> tuple[int, bool]:
             if found is None:
                 break
             position = found.start()
-    return scans, progressive
+    return _JpegLayout(scans, frozenset(frames))
 
 
 def _tiff_jpeg_scans(image: Image.Image, data: bytes) -> tuple[int, int]:
@@ -269,28 +311,34 @@ def _ico_frame_sizes(data: bytes) -> list[tuple[int, int]]:
     return sizes
 
 
-def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> None:
+def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> bool:
     """Refuses, before decoding, what would take too long or too much memory to decode.
 
+    Returns:
+        Whether the image may be decoded at a reduced scale: a JPEG of a frame type
+        the JPEG library scales (read from our own bytes, not from a caller's image).
+
     Raises:
+        InvalidImageError: a JPEG of a process the JPEG library does not decode.
         ImageTooLargeError: too many pixels in the image or in a frame it holds.
         ImageTooComplexError: too many JPEG scans.
     """
     width, height = image.size
     if image.format in _JPEG_FORMATS and data:
-        scans, progressive = _jpeg_scans(data)
-        if scans > MAX_JPEG_SCANS:
+        jpeg = _jpeg_layout(data)
+        if not jpeg.decodable:
+            raise InvalidImageError(_UNUSUAL_JPEG)
+        if jpeg.scans > MAX_JPEG_SCANS:
             raise ImageTooComplexError(
                 f"This JPEG is stored in more than {MAX_JPEG_SCANS} passes, far more than cameras and photo editors "
                 "write, and would take too long to read. Please save it again as an ordinary JPEG or as a PNG."
             )
-        # A reduced-scale decode holds few pixels, but a progressive file keeps every
-        # coefficient of the full image in memory, so only sequential files may exceed the limit.
-        shrinkable = max_side is not None and not progressive and width * height <= MAX_JPEG_PIXELS
-        if width * height > MAX_IMAGE_PIXELS and not shrinkable:
-            limit = MAX_JPEG_PIXELS if max_side is not None and not progressive else MAX_IMAGE_PIXELS
-            raise ImageTooLargeError(_too_large_message(width, height, limit))
-        return
+        # A reduced-scale decode holds few pixels, but a progressive file keeps every coefficient of the
+        # full image in memory, and a lossless one is decoded at full size: only the others may exceed the limit.
+        beyond = max_side is not None and jpeg.scalable and not jpeg.progressive
+        if width * height > (MAX_JPEG_PIXELS if beyond else MAX_IMAGE_PIXELS):
+            raise ImageTooLargeError(_too_large_message(width, height, MAX_JPEG_PIXELS if beyond else MAX_IMAGE_PIXELS))
+        return jpeg.scalable
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageTooLargeError(_too_large_message(width, height))
     if image.format == "TIFF" and data and image.info.get("compression") in _TIFF_JPEG:
@@ -300,6 +348,7 @@ def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> None:
                 "This TIFF image is stored in far more passes than scanners and photo editors write, and would take "
                 "too long to read. Please save it again as an ordinary TIFF, JPEG or PNG."
             )
+    return False
 
 
 def _decode(image: Image.Image, data: bytes, max_side: int | None) -> np.ndarray:
@@ -308,10 +357,10 @@ def _decode(image: Image.Image, data: bytes, max_side: int | None) -> np.ndarray
         image.seek(0)  # first frame of an animation, first page of a TIFF
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(_INCOMPLETE) from exc
-    _check_work(image, data, max_side)
+    scalable = _check_work(image, data, max_side)
     width, height = image.size
     target = _fitted(width, height, max_side)
-    if data and image.format in _JPEG_FORMATS and target != (width, height):  # our own file, not a caller's image
+    if scalable and target != (width, height):
         image.draft(None, target)  # DCT scaling: 1/2, 1/4 or 1/8, never below the target
         if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:  # a max_side too large to bring it under the limit
             raise ImageTooLargeError(_too_large_message(width, height))
@@ -353,7 +402,9 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise InvalidImageError(f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}.")
+        raise InvalidImageError(
+            f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}."
+        )
     if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
         raise ImageTooLargeError(_too_large_message(array.shape[1], array.shape[0]))
     if array.shape[2] == 4:

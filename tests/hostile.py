@@ -407,6 +407,62 @@ def many_scan_jpeg(size: tuple[int, int], extra_scans: int, mode: str = "RGB") -
     return data[:-2] + data[last:-2] * extra_scans + data[-2:]
 
 
+#: JPEG start-of-frame markers by the process they name (ITU-T T.81, Table B.1).
+JPEG_FRAMES = {
+    0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive", 0xC3: "lossless",
+    0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
+    0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive", 0xCB: "arithmetic lossless",
+    0xCD: "arithmetic differential sequential", 0xCE: "arithmetic differential progressive",
+    0xCF: "arithmetic differential lossless",
+}
+_JPEG_ARITHMETIC = range(0xC9, 0xD0)
+_JPEG_LOSSLESS = (0xC3, 0xC7, 0xCB, 0xCF)
+_JPEG_PROGRESSIVE = (0xC2, 0xC6, 0xCA, 0xCE)
+
+
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def minimal_jpeg(width: int, height: int, frame: int = 0xC3, components: int = 1) -> bytes:
+    """A JPEG written by hand, 43 to 162 bytes whatever the size its frame header claims.
+
+    SOI; a quantisation table (DCT frames); a start-of-frame segment of marker
+    ``frame`` (see :data:`JPEG_FRAMES`; SOF3, lossless, by default) with 8-bit
+    samples; Huffman tables whose only code, one ``0`` bit, means "no change"
+    (a DC difference of 0, an end of block, or for a lossless frame a sample
+    equal to its prediction), or none for arithmetic frames (their default
+    conditioning); one scan (lossless: predictor 1; progressive: the first DC
+    scan); 16 zero bytes of entropy-coded data; EOI. The JPEG library pads a
+    scan that ends early with zero bits, so the whole image decodes (where the
+    library decodes that process at all): a Huffman-coded frame as flat gray
+    128, an arithmetic-coded one as whatever zero bits mean to that decoder.
+
+    Such a lossless file wider than twice the app's working size killed the
+    server: Pillow's reduced-scale decoding (``draft``) sized its buffer for a
+    quarter of the width, and libjpeg-turbo, which does not scale lossless
+    frames, wrote full rows into it.
+    """
+    lossless = frame in _JPEG_LOSSLESS
+    ids = range(1, components + 1)
+    head = b"\xff\xd8"
+    if not lossless:
+        head += _jpeg_segment(0xDB, bytes(1) + bytes([1] * 64))  # table 0, 8-bit, every step 1
+    sampling = b"".join(bytes((i, 0x11, 0)) for i in ids)  # component id, 1 x 1 sampling, quantisation table 0
+    head += _jpeg_segment(frame, struct.pack(">BHHB", 8, height, width, components) + sampling)
+    if frame not in _JPEG_ARITHMETIC:
+        one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1, for symbol 0
+        head += _jpeg_segment(0xC4, b"\x00" + one_code + (b"" if lossless else b"\x10" + one_code))  # DC 0 (and AC 0)
+    if lossless:
+        spectral = (1, 0)  # predictor 1 (the sample to the left); Se unused
+    elif frame in _JPEG_PROGRESSIVE:
+        spectral = (0, 0)  # the first scan of a progressive image holds the DC coefficients only
+    else:
+        spectral = (0, 63)
+    scan = bytes([components]) + b"".join(bytes((i, 0x00)) for i in ids) + bytes((*spectral, 0))
+    return head + _jpeg_segment(0xDA, scan) + bytes(16) + b"\xff\xd9"
+
+
 def _psd(width: int, height: int, colour: RGB) -> bytes:
     """A minimal Photoshop file written by hand: header, empty sections, raw planar RGB."""
     header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
@@ -492,6 +548,27 @@ def _slow() -> list[HostileCase]:
     return cases
 
 
+def _jpeg_processes() -> list[HostileCase]:
+    """JPEGs of the rarer coding processes, each a header and a few bytes wider than twice the app's working size."""
+    gray = (128, 128, 128)
+    return [
+        HostileCase(
+            "jpeg_lossless_wide", "lossless.jpg", minimal_jpeg(4000, 16), "ok", shape=(16, 4000, 3),
+            pixels=(((0, 0), gray), ((15, 3999), gray)),
+            why="a 65-byte lossless JPEG (SOF3) 4000 pixels wide: its reduced-scale decoding killed the server",
+        ),
+        HostileCase(
+            "jpeg_arithmetic", "arithmetic.jpg", minimal_jpeg(4000, 16, 0xC9), "ok", shape=(16, 4000, 3),
+            why="an arithmetic-coded JPEG (SOF9): a DCT frame, decoded at a reduced scale like any other",
+        ),
+        HostileCase(
+            "jpeg_hierarchical", "hierarchical.jpg", minimal_jpeg(4000, 16, 0xC7), "error", error=InvalidImageError,
+            message=r"This JPEG is stored in a way that cameras and photo editors do not use",
+            why="a hierarchical (differential lossless, SOF7) JPEG: refused before any decoder runs",
+        ),
+    ]
+
+
 def _heif() -> bool:
     """Whether HEIC files can be written here (``pillow_heif`` installed)."""
     try:
@@ -503,7 +580,7 @@ def _heif() -> bool:
 
 
 _BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (
-    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow,
+    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow, _jpeg_processes,
 )
 
 

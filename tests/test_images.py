@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 import re
 import warnings
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,18 @@ from PIL import Image
 from gradcam import load_image
 from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
 from gradcam.errors import GradCAMError, ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
-from tests.hostile import BLUE, JARGON, RED, HostileCase, case_named, hostile_cases, many_scan_jpeg, write_case
+from tests.hostile import (
+    BLUE,
+    JARGON,
+    JPEG_FRAMES,
+    RED,
+    HostileCase,
+    case_named,
+    hostile_cases,
+    many_scan_jpeg,
+    minimal_jpeg,
+    write_case,
+)
 
 CASES = hostile_cases()
 OK = [case for case in CASES if case.outcome == "ok"]
@@ -258,7 +271,8 @@ def test_a_tiny_array_is_too_small() -> None:
 #: The corpus's files in formats we refuse, and the format Pillow's full set of readers sees in each.
 FOREIGN = {
     "jpeg2000": "JPEG2000", "avif": "AVIF", "qoi": "QOI", "tga": "TGA", "pcx": "PCX", "sgi": "SGI", "icns": "ICNS",
-    "dds": "DDS", "xbm": "XBM", "msp": "MSP", "im": "IM", "ppm": "PPM", "psd": "PSD", "eps": "EPS", "eps_named_jpg": "EPS",
+    "dds": "DDS", "xbm": "XBM", "msp": "MSP", "im": "IM", "ppm": "PPM", "psd": "PSD", "eps": "EPS",
+    "eps_named_jpg": "EPS",
 }
 
 
@@ -314,8 +328,9 @@ def test_postscript_named_cat_jpg_never_reaches_ghostscript(monkeypatch: pytest.
 
 
 def test_a_pil_image_the_caller_opened_in_a_foreign_format_is_refused_too() -> None:
-    with Image.open(io.BytesIO(case_named("qoi").data)) as image, pytest.raises(InvalidImageError, match="not an image"):
-        load_image(image)
+    with Image.open(io.BytesIO(case_named("qoi").data)) as image:
+        with pytest.raises(InvalidImageError, match="not an image"):
+            load_image(image)
 
 
 def test_heic_photos_are_read_when_pillow_heif_is_installed() -> None:
@@ -469,3 +484,114 @@ def _png_bytes(array: np.ndarray) -> bytes:
 def test_a_bad_max_side_is_a_programming_error(max_side: object) -> None:
     with pytest.raises(ValueError, match="max_side must be a positive integer"):
         load_image(np.zeros((12, 20, 3), np.uint8), max_side=max_side)  # type: ignore[arg-type]
+
+
+# --- JPEG frame types: reduced-scale decoding only where the JPEG library scales ----------------
+
+#: DCT frames libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale: Huffman or arithmetic coded, sequential or progressive.
+SCALABLE = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
+#: Decoded, but only at full size: libjpeg-turbo ignores the scale of a lossless frame.
+LOSSLESS = 0xC3
+#: Processes libjpeg-turbo does not decode: hierarchical (differential) frames and arithmetic-coded lossless ones.
+REFUSED = tuple(frame for frame in JPEG_FRAMES if frame not in (*SCALABLE, LOSSLESS))
+_FRAME_MESSAGE = r"^This JPEG is stored in a way that cameras and photo editors do not use"
+
+
+def _load_and_send(data: bytes, max_side: int | None, sender: Connection) -> None:
+    try:
+        rgb = load_image(data, max_side=max_side)
+    except InvalidImageError as exc:
+        sender.send(("error", f"{type(exc).__name__}: {exc}"))
+    else:
+        sender.send(("array", rgb.shape))
+
+
+def load_in_child(data: bytes, max_side: int | None = None, timeout: float = 30) -> tuple[int | None, object]:
+    """Runs ``load_image`` in a forked child process, which a heap overflow kills instead of the tests.
+
+    Returns:
+        The child's exit code (negative: killed by that signal; None: still running after
+        ``timeout`` seconds, then killed) and what ``load_image`` gave: ``("array", shape)``,
+        ``("error", "ClassName: message")``, or None when the child sent nothing.
+    """
+    context = multiprocessing.get_context("fork")  # fast: the child already has gradcam imported
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_load_and_send, args=(data, max_side, sender))
+    child.start()
+    sender.close()
+    child.join(timeout)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        return None, None
+    try:
+        sent = receiver.recv() if receiver.poll() else None
+    except EOFError:  # the child died before sending
+        sent = None
+    receiver.close()
+    return child.exitcode, sent
+
+
+@pytest.mark.slow  # a child process per case
+@pytest.mark.parametrize("components", [1, 3], ids=["gray", "colour"])
+@pytest.mark.parametrize("frame", list(JPEG_FRAMES), ids=[f"SOF{frame - 0xC0}" for frame in JPEG_FRAMES])
+def test_no_jpeg_frame_type_brings_the_process_down(frame: int, components: int) -> None:
+    # 4000 pixels wide: more than twice max_side, so the app's reduced-scale decoding is asked for.
+    data = minimal_jpeg(4000, 16, frame, components)
+    assert len(data) < 200
+    exitcode, sent = load_in_child(data, max_side=1280)
+    assert exitcode == 0, f"{JPEG_FRAMES[frame]} JPEG: the process ended with exit code {exitcode} (negative: signal)"
+    if frame in REFUSED:
+        assert isinstance(sent, tuple) and sent[0] == "error", sent
+        assert re.search(_FRAME_MESSAGE, sent[1].split(": ", 1)[1]), sent
+    else:
+        assert sent == ("array", (5, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {sent}"
+
+
+def test_a_lossless_jpeg_is_decoded_at_full_size_and_never_at_a_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import JpegImagePlugin
+
+    def no_draft(*args: object, **kwargs: object) -> None:
+        raise AssertionError("reduced-scale decoding asked of a lossless JPEG")  # instead of overflowing the heap
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", no_draft)
+    for components in (1, 3):
+        data = minimal_jpeg(4000, 16, LOSSLESS, components)
+        rgb = load_image(data, max_side=1280)
+        assert rgb.shape == (5, 1280, 3) and (rgb == 128).all()
+        assert load_image(data).shape == (16, 4000, 3)
+
+
+def test_a_lossless_jpeg_keeps_the_pixel_limit_even_when_it_is_to_be_shrunk() -> None:
+    # A baseline JPEG of this size would be decoded at 1/8 scale; a lossless one would be decoded whole.
+    assert load_image(minimal_jpeg(8000, 6000, 0xC0), max_side=1280).shape == (960, 1280, 3)
+    with pytest.raises(ImageTooLargeError, match=r"8000 x 6000 pixels, which is larger than the 40 megapixel limit"):
+        load_image(minimal_jpeg(8000, 6000, LOSSLESS), max_side=1280)
+
+
+@pytest.mark.parametrize("frame", REFUSED, ids=[JPEG_FRAMES[frame] for frame in REFUSED])
+def test_jpeg_processes_the_library_does_not_decode_are_refused_before_any_decoder_runs(
+    frame: int, readers_run: list[str]
+) -> None:
+    with pytest.raises(InvalidImageError, match=_FRAME_MESSAGE) as caught:
+        load_image(minimal_jpeg(4000, 16, frame), max_side=1280)
+    assert type(caught.value) is InvalidImageError
+    message = str(caught.value)
+    assert not JARGON.search(message) and message.endswith(".") and "\n" not in message
+    assert not [name for name in readers_run if name.startswith("decoder:")], readers_run
+
+
+@pytest.mark.parametrize("frame", SCALABLE, ids=[JPEG_FRAMES[frame] for frame in SCALABLE])
+def test_dct_jpegs_huffman_or_arithmetic_are_still_decoded_at_a_reduced_scale(
+    frame: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resized: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def recording(self: Image.Image, *args: object, **kwargs: object) -> Image.Image:
+        resized.append(self.size)
+        return resize(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "resize", recording)
+    assert load_image(minimal_jpeg(4000, 16, frame), max_side=1280).shape == (5, 1280, 3)
+    assert resized == [(2000, 8)], "decoded at half its size by the JPEG library, then resized"
