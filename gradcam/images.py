@@ -13,8 +13,11 @@ bytes and the rest of the package. It
   ``MAX_JPEG_SCANS`` scans (each scan is a pass over the whole image, so a
   100 kB file of thousands of scans would otherwise decode for minutes), the
   pictures inside an icon obey the pixel limit (checked before opening it:
-  Pillow decodes an icon as it opens it), and only the first frame of an
-  animation or the first page of a TIFF is decoded;
+  Pillow decodes an icon as it opens it), a TIFF's strips and tiles must hold
+  no more than the pixel limit either (tiles are decoded whole, and Pillow lays
+  out every strip listed as it opens the file: read from the tags before it
+  does), and only the first frame of an animation or the first page of a TIFF
+  is decoded;
 * shrinks big photos when asked (``max_side``): a JPEG is decoded at 1/2, 1/4
   or 1/8 scale by the JPEG library itself, so a 48-megapixel phone photo costs
   what a 3-megapixel one does. Only DCT frames are (the frame type is read from
@@ -76,10 +79,26 @@ _UNUSUAL_JPEG = (
 )
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ICO_MAGIC = b"\x00\x00\x01\x00"
+#: The headers Pillow's TIFF reader accepts (classic and BigTIFF, and two with the version's bytes swapped).
+_TIFF_MAGIC = (b"II\x2a\x00", b"MM\x00\x2a", b"II\x00\x2a", b"MM\x2a\x00", b"II\x2b\x00", b"MM\x00\x2b")
 #: TIFF compression names (Pillow's) whose strips or tiles are JPEG streams.
 _TIFF_JPEG = ("jpeg", "tiff_jpeg")
 _TIFF_STRIPS = (273, 279)  # StripOffsets, StripByteCounts
 _TIFF_TILES = (324, 325)  # TileOffsets, TileByteCounts
+_TIFF_WIDTH, _TIFF_LENGTH, _TIFF_BITS, _TIFF_COMPRESSION = 256, 257, 258, 259
+_TIFF_SAMPLES, _TIFF_ROWS_PER_STRIP, _TIFF_PLANAR, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 277, 278, 284, 322, 323
+#: The tags that say how much a TIFF decoder does: a second entry of one of them is refused
+#: (libtiff keeps the first, Pillow the last, so the checks would read other numbers than the decoder).
+_TIFF_LAYOUT = frozenset(
+    {_TIFF_WIDTH, _TIFF_LENGTH, _TIFF_BITS, _TIFF_COMPRESSION, _TIFF_SAMPLES, _TIFF_ROWS_PER_STRIP, _TIFF_PLANAR}
+    | {_TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, *_TIFF_STRIPS, *_TIFF_TILES}
+)
+#: TIFF integer field types (BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG, LONG8, SLONG8) and their struct formats:
+#: those libtiff reads a size from.
+_TIFF_INTEGERS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 16: "Q", 17: "q"}
+#: The most bytes one stored byte decodes to, by TIFF compression, where that is bounded: none; PackBits (a
+#: 2-byte run, 128 bytes); LZW (a code of at least 9 bits stands for at most 4096 bytes); deflate (1032:1).
+_TIFF_EXPANSION = {1: 1.0, 32773: 64.0, 5: 4096 * 8 / 9, 8: 1032.0, 32946: 1032.0}
 
 
 @functools.cache
@@ -176,6 +195,8 @@ def _open(data: bytes) -> ImageFile.ImageFile:
         for width, height in _ico_frame_sizes(data):
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageTooLargeError(_too_large_message(width, height))
+    if data[:4] in _TIFF_MAGIC and "TIFF" in allowed:  # Pillow lays out every strip listed as it opens the file
+        _check_tiff_blocks(data)
     try:
         # Pillow only warns between its own limit and twice that; our smaller
         # limit is checked on the size read from the header, before decoding.
@@ -195,6 +216,11 @@ def _open(data: bytes) -> ImageFile.ImageFile:
 def _too_large_message(width: int | None = None, height: int | None = None, limit: int = MAX_IMAGE_PIXELS) -> str:
     size = f" is {width} x {height} pixels, which" if width and height else ""
     return f"This image{size} is larger than the {limit // 1_000_000} megapixel limit. Please use a smaller image."
+
+
+def _megapixels(pixels: int) -> str:
+    """Millions of pixels as people read them: "40.9", "3,221"."""
+    return f"{pixels / 1e6:,.1f}" if pixels < 100_000_000 else f"{pixels / 1e6:,.0f}"
 
 
 def _fitted(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -288,6 +314,132 @@ def _tiff_jpeg_scans(image: Image.Image, data: bytes) -> tuple[int, int]:
             scans = sum(data.count(b"\xff\xda", offset, offset + count) for offset, count in zip(offsets, counts))
             return scans, len(offsets)
     return 0, 1
+
+
+class _TiffDirectory:
+    """A TIFF's first image directory (IFD) as libtiff reads it, parsed from the bytes before Pillow opens them.
+
+    Pillow builds one tile per listed strip as it opens a file, and libtiff, which
+    decodes compressed files, reads the directory again on its own: so the layout
+    is read here, from the bytes, and a tag that would read differently to the
+    two (written twice: libtiff keeps the first entry, Pillow the last) is refused.
+
+    Raises:
+        InvalidImageError: the directory cannot be read, or a layout tag comes twice.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.order: str = "<" if data[:2] == b"II" else ">"
+        if data[:4] == b"MM\x00\x2b":  # big-endian BigTIFF: Pillow reads it as a classic TIFF, libtiff does not
+            raise InvalidImageError(_DAMAGED)
+        self.big = data[:4] == b"II\x2b\x00"  # 8-byte counts and offsets
+        try:
+            if self.big:
+                (offset,) = struct.unpack_from("<Q", data, 8)
+                (count,) = struct.unpack_from("<Q", data, offset)
+                start, size, layout = offset + 8, 20, "HHQ8s"
+            else:
+                (offset,) = struct.unpack_from(self.order + "I", data, 4)
+                (count,) = struct.unpack_from(self.order + "H", data, offset)
+                start, size, layout = offset + 2, 12, "HHI4s"
+        except struct.error as exc:
+            raise InvalidImageError(_DAMAGED) from exc
+        #: tag -> (field type, value count, the value field: the values, or where they are).
+        self.entries: dict[int, tuple[int, int, bytes]] = {}
+        for index in range(min(count, max(0, len(data) - start) // size)):
+            tag, kind, values, field = struct.unpack_from(self.order + layout, data, start + index * size)
+            if tag in self.entries:
+                if tag in _TIFF_LAYOUT:
+                    raise InvalidImageError(_DAMAGED)
+                continue  # libtiff ignores the later ones
+            self.entries[tag] = (kind, values, field)
+
+    def count(self, tag: int) -> int:
+        """How many values the tag has (0 when absent)."""
+        return self.entries[tag][1] if tag in self.entries else 0
+
+    def values(self, tag: int) -> np.ndarray | None:
+        """The integer values of a tag, or None when it is absent, not integers or not all in the file."""
+        if tag not in self.entries or self.entries[tag][0] not in _TIFF_INTEGERS:
+            return None
+        kind, count, field = self.entries[tag]
+        dtype = np.dtype(self.order + _TIFF_INTEGERS[kind])
+        if count * dtype.itemsize <= len(field):
+            return np.frombuffer(field, dtype, count)
+        (offset,) = struct.unpack(self.order + ("Q" if self.big else "I"), field)
+        if offset + count * dtype.itemsize > len(self.data):
+            return None
+        return np.frombuffer(self.data, dtype, count, offset)
+
+    def number(self, tag: int, default: int | None = None) -> int:
+        """The tag's one positive integer (``default`` when absent and a default is given).
+
+        Raises:
+            InvalidImageError: absent without a default, not one integer, or not positive.
+        """
+        if tag not in self.entries and default is not None:
+            return default
+        values = self.values(tag)
+        if values is None or len(values) != 1 or values[0] < 1:
+            raise InvalidImageError(_DAMAGED)
+        return int(values[0])
+
+
+def _check_tiff_blocks(data: bytes) -> None:
+    """Refuses, before Pillow opens it, a TIFF whose strips or tiles would decode to far more than the pixel limit.
+
+    A TIFF's first page is decoded strip by strip or tile by tile; libtiff
+    decodes every tile whole, however little of it lies inside the image (a
+    1.6-megapixel image in 12 tiles of 16384 x 16384 pixels is 3.2 gigapixels
+    of decoding), and Pillow's reader of uncompressed files decodes every strip
+    listed, beyond those the image needs (and builds them all as it opens the
+    file: two million strips of a 64 x 8 image held it for 8 s). So the pixels
+    of all the tiles or strips must fit the pixel limit, and no strip or tile may
+    claim more pixels than its stored bytes could decode to with its compression.
+
+    Raises:
+        InvalidImageError: unreadable layout tags, or a block too short for its pixels.
+        ImageTooLargeError: the tiles or strips hold more pixels than the limit.
+    """
+    directory = _TiffDirectory(data)
+    width, height = directory.number(_TIFF_WIDTH), directory.number(_TIFF_LENGTH)
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(_too_large_message(width, height))
+    samples = directory.number(_TIFF_SAMPLES, 1)
+    planes = samples if directory.number(_TIFF_PLANAR, 1) == 2 else 1
+    bits = directory.values(_TIFF_BITS)
+    block_bits = (int(bits.max()) if bits is not None and len(bits) else 1) * (samples // planes)  # per pixel
+    limit = f"more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit, and would take too long to read"
+    if {_TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, *_TIFF_TILES} & directory.entries.keys():
+        block_width, block_rows = directory.number(_TIFF_TILE_WIDTH), directory.number(_TIFF_TILE_LENGTH)
+        needed = -(-width // block_width) * -(-height // block_rows)
+        blocks = max(needed, -(-directory.count(_TIFF_TILES[0]) // planes))
+        pixels = blocks * block_width * block_rows  # every tile is decoded whole
+        if pixels > MAX_IMAGE_PIXELS:
+            raise ImageTooLargeError(
+                f"This TIFF image is stored in tiles of {block_width} x {block_rows} pixels that add up to "
+                f"{_megapixels(pixels)} megapixels, {limit}. Please save it again without tiles, or as a JPEG or PNG."
+            )
+        rows = np.full(blocks * planes, block_rows)
+        counts = directory.values(_TIFF_TILES[1])
+    else:
+        block_width, block_rows = width, min(directory.number(_TIFF_ROWS_PER_STRIP, height), height)
+        needed = -(-height // block_rows)
+        blocks = max(needed, -(-directory.count(_TIFF_STRIPS[0]) // planes))
+        pixels = width * (height + (blocks - needed) * block_rows)  # the last strip of a page holds the rows left
+        if pixels > MAX_IMAGE_PIXELS:
+            raise ImageTooLargeError(
+                f"This TIFF image is stored in {blocks:,} strips that add up to {_megapixels(pixels)} megapixels, "
+                f"{limit}. Please save it again as an ordinary TIFF, or as a JPEG or PNG."
+            )
+        rows = np.minimum(block_rows, height - np.arange(blocks * planes) % needed * block_rows)
+        counts = directory.values(_TIFF_STRIPS[1])
+    expansion = _TIFF_EXPANSION.get(directory.number(_TIFF_COMPRESSION, 1))
+    if expansion is not None and counts is not None:
+        decoded = -(-block_width * block_bits // 8) * rows[: len(counts)]  # bytes of each block's pixels
+        if (counts.astype(np.float64) * expansion < decoded).any():
+            raise InvalidImageError(_INCOMPLETE)  # fewer bytes than any encoder could store those pixels in
 
 
 def _ico_frame_sizes(data: bytes) -> list[tuple[int, int]]:

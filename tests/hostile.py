@@ -28,7 +28,7 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -463,6 +463,77 @@ def minimal_jpeg(width: int, height: int, frame: int = 0xC3, components: int = 1
     return head + _jpeg_segment(0xDA, scan) + bytes(16) + b"\xff\xd9"
 
 
+#: TIFF field types: (code, struct format) of SHORT and LONG.
+_TIFF_SHORT, _TIFF_LONG = (3, "H"), (4, "I")
+#: A TIFF entry: tag, field type, values.
+TiffEntry = tuple[int, tuple[int, str], tuple[int, ...]]
+
+
+def handmade_tiff(
+    width: int,
+    height: int,
+    blocks: Sequence[bytes],
+    *,
+    tile: tuple[int, int] | None = None,
+    rows_per_strip: int | None = None,
+    compression: int = 1,
+    byte_counts: Sequence[int] | None = None,
+    extra: Sequence[TiffEntry] = (),
+) -> bytes:
+    """A little-endian 8-bit grayscale TIFF written by hand, one IFD, its strips or tiles given as bytes.
+
+    Equal blocks are stored once, so many strips or tiles can share one
+    compressed stream (the file stays small however many of them there are).
+
+    Args:
+        width: the width the header claims.
+        height: the height the header claims.
+        blocks: the data of each strip (or tile), in order; their count is the offsets' count.
+        tile: ``(tile width, tile height)`` for a tiled image; strips otherwise.
+        rows_per_strip: the RowsPerStrip tag (omitted when None: the whole image in one strip).
+        compression: the Compression tag (1 none, 5 LZW, 8 deflate, 32773 PackBits).
+        byte_counts: the byte counts written, when they should lie (default: each block's length).
+        extra: more entries, after those of the same tag (a duplicate tag comes second).
+    """
+    stored: dict[bytes, int] = {}
+    for block in blocks:
+        stored.setdefault(block, 0)
+    offsets_tag, counts_tag = (324, 325) if tile else (273, 279)
+    counts = tuple(byte_counts) if byte_counts is not None else tuple(len(b) for b in blocks)
+    entries: list[TiffEntry] = [
+        (256, _TIFF_LONG, (width,)), (257, _TIFF_LONG, (height,)), (258, _TIFF_SHORT, (8,)),
+        (259, _TIFF_SHORT, (compression,)), (262, _TIFF_SHORT, (1,)), (277, _TIFF_SHORT, (1,)),
+        (284, _TIFF_SHORT, (1,)), (offsets_tag, _TIFF_LONG, (0,) * len(blocks)), (counts_tag, _TIFF_LONG, counts),
+    ]
+    if tile:
+        entries += [(322, _TIFF_LONG, (tile[0],)), (323, _TIFF_LONG, (tile[1],))]
+    if rows_per_strip is not None:
+        entries.append((278, _TIFF_LONG, (rows_per_strip,)))
+    entries = sorted([*entries, *extra], key=lambda entry: entry[0])  # stable: a duplicate stays second
+    # Layout: header (8), IFD (2 + 12 n + 4), out-of-line values, then the blocks.
+    position = 8 + 2 + 12 * len(entries) + 4
+    places: list[int] = []  # where each entry's values lie when they do not fit in the entry (0: inside)
+    for _, (_, kind), values in entries:
+        size = struct.calcsize("<" + kind * len(values))
+        places.append(position if size > 4 else 0)
+        position += size if size > 4 else 0
+    for block in stored:
+        stored[block] = position
+        position += len(block)
+    offsets = tuple(stored[block] for block in blocks)
+    ifd = struct.pack("<H", len(entries))
+    values_data = b""
+    for (tag, (code, kind), values), place in zip(entries, places):
+        values = offsets if tag == offsets_tag and values == (0,) * len(blocks) else values
+        packed = struct.pack("<" + kind * len(values), *values)
+        if place:
+            ifd += struct.pack("<HHII", tag, code, len(values), place)
+            values_data += packed
+        else:
+            ifd += struct.pack("<HHI", tag, code, len(values)) + packed.ljust(4, b"\x00")
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + values_data + b"".join(stored)
+
+
 def _psd(width: int, height: int, colour: RGB) -> bytes:
     """A minimal Photoshop file written by hand: header, empty sections, raw planar RGB."""
     header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
@@ -569,6 +640,30 @@ def _jpeg_processes() -> list[HostileCase]:
     ]
 
 
+def _tiff_layouts() -> list[HostileCase]:
+    """TIFFs whose strips or tiles would make the decoder produce far more than the header's size."""
+    rows = (np.arange(32 * 64) // 8).astype(np.uint8).reshape(32, 64)  # (32, 64): row y, column x holds (64 y + x) // 8
+    tiles = [zlib.compress(rows[y : y + 16, x : x + 16].tobytes()) for y in (0, 16) for x in (0, 16, 32, 48)]
+    huge_tiles = handmade_tiff(196_608, 8, [bytes(16)] * 12, tile=(16_384, 16_384), compression=8)
+    return [
+        HostileCase(
+            "tiff_huge_tiles", "tiles.tif", huge_tiles, "error", error=ImageTooLargeError,
+            message=r"TIFF image is stored in tiles of 16384 x 16384 pixels",
+            why="a 1.6-megapixel TIFF in 12 tiles of 16384 x 16384: each tile is decoded whole (21.7 s, 770 MB)",
+        ),
+        HostileCase(
+            "tiff_many_strips", "strips.tif", handmade_tiff(40_000, 8, [b"\x00"] * 1_008, rows_per_strip=1), "error",
+            error=ImageTooLargeError, message=r"TIFF image is stored in 1,008 strips that add up to 40\.3 megapixels",
+            why="8 rows listed as 1008 strips: Pillow lays out and decodes every strip listed",
+        ),
+        HostileCase(
+            "tiff_tiles", "tiled.tif", handmade_tiff(64, 32, tiles, tile=(16, 16), compression=8), "ok",
+            shape=(32, 64, 3), pixels=(((0, 0), BLACK), ((31, 63), (255, 255, 255)), ((16, 16), (130, 130, 130))),
+            why="an honest tiled TIFF (deflate, 8 tiles of 16 x 16) still loads, tiles in their places",
+        ),
+    ]
+
+
 def _heif() -> bool:
     """Whether HEIC files can be written here (``pillow_heif`` installed)."""
     try:
@@ -580,7 +675,7 @@ def _heif() -> bool:
 
 
 _BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (
-    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow, _jpeg_processes,
+    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow, _jpeg_processes, _tiff_layouts,
 )
 
 

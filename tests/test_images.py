@@ -6,6 +6,7 @@ import io
 import multiprocessing
 import re
 import warnings
+import zlib
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.hostile import (
     RED,
     HostileCase,
     case_named,
+    handmade_tiff,
     hostile_cases,
     many_scan_jpeg,
     minimal_jpeg,
@@ -595,3 +597,82 @@ def test_dct_jpegs_huffman_or_arithmetic_are_still_decoded_at_a_reduced_scale(
     monkeypatch.setattr(Image.Image, "resize", recording)
     assert load_image(minimal_jpeg(4000, 16, frame), max_side=1280).shape == (5, 1280, 3)
     assert resized == [(2000, 8)], "decoded at half its size by the JPEG library, then resized"
+
+
+# --- TIFF: the strips and tiles a decoder would decode, bounded before Pillow opens the file ------
+
+
+def test_a_small_tiff_in_huge_tiles_is_refused_before_any_reader_runs(readers_run: list[str]) -> None:
+    case = case_named("tiff_huge_tiles")
+    assert len(case.data) < 1000
+    message = r"add up to 3,221 megapixels, more than the 40 megapixel limit"
+    with pytest.raises(ImageTooLargeError, match=message) as caught:
+        load_image(case.data, max_side=1280)
+    assert_friendly(caught.value, case)
+    assert readers_run == [], "refused from the tags, before Pillow's TIFF reader parsed them"
+
+
+def test_tiles_are_counted_whole_but_an_honest_tiled_tiff_loads() -> None:
+    block = zlib.compress(bytes(256 * 256))
+    # 6000 x 6400 = 38.4 megapixels in 24 x 25 tiles of 256 x 256 pixels: 39.3 megapixels of tiles, under the limit.
+    assert load_image(handmade_tiff(6000, 6400, [block] * 600, tile=(256, 256), compression=8)).shape == (6400, 6000, 3)
+    # 6000 x 6600 is under the limit too, but its 24 x 26 tiles hold 40.9 megapixels.
+    with pytest.raises(ImageTooLargeError, match=r"tiles of 256 x 256 pixels that add up to 40\.9 megapixels"):
+        load_image(handmade_tiff(6000, 6600, [block] * 624, tile=(256, 256), compression=8))
+    rgb = load_image(case_named("tiff_tiles").data)
+    np.testing.assert_array_equal(rgb[..., 0], (np.arange(32 * 64) // 8).reshape(32, 64))
+
+
+def test_more_tiles_listed_than_the_image_needs_count_too() -> None:
+    block = zlib.compress(bytes(1024 * 1024))
+    assert load_image(handmade_tiff(1024, 1024, [block], tile=(1024, 1024), compression=8)).shape == (1024, 1024, 3)
+    with pytest.raises(ImageTooLargeError, match=r"tiles of 1024 x 1024 pixels that add up to 40\.9 megapixels"):
+        load_image(handmade_tiff(1024, 1024, [block] * 39, tile=(1024, 1024), compression=8))
+
+
+def test_strips_beyond_the_rows_of_the_image_are_refused_before_pillow_lays_them_out(readers_run: list[str]) -> None:
+    case = case_named("tiff_many_strips")
+    with pytest.raises(ImageTooLargeError, match=case.message) as caught:
+        load_image(case.data)
+    assert_friendly(caught.value, case)
+    assert readers_run == []
+    # The same strips, one per row and no more: each strip's last rows and the whole image decode.
+    rows = np.arange(8 * 40_000, dtype=np.uint8).reshape(8, 40_000)
+    rgb = load_image(handmade_tiff(40_000, 8, [row.tobytes() for row in rows], rows_per_strip=1))
+    np.testing.assert_array_equal(rgb[..., 1], rows)
+
+
+@pytest.mark.parametrize(
+    ("compression", "stored"),
+    [(1, 32_000 - 1), (32773, 32_000 // 64 - 1), (5, 8), (8, 31)],
+    ids=["raw", "packbits", "lzw", "deflate"],
+)
+def test_a_strip_with_fewer_bytes_than_its_compression_could_hold_its_pixels_in_is_refused(
+    compression: int, stored: int, readers_run: list[str]
+) -> None:
+    # One strip of 4000 x 8 = 32000 gray pixels; deflate needs at least 32000 / 1032 = 31.01 bytes for them.
+    data = handmade_tiff(4000, 8, [bytes(stored)], compression=compression)
+    with pytest.raises(InvalidImageError, match=r"^This image file is damaged or incomplete and cannot be read\.$"):
+        load_image(data)
+    assert readers_run == []
+
+
+def test_a_tag_written_twice_is_refused_as_libtiff_and_pillow_read_different_tiles(readers_run: list[str]) -> None:
+    # libtiff keeps the first TileWidth (16384: 3.2 gigapixels of tiles), Pillow the last (16: nothing to see).
+    twice = [(322, (4, "I"), (16,)), (323, (4, "I"), (16,))]
+    data = handmade_tiff(196_608, 8, [bytes(16)] * 12, tile=(16_384, 16_384), compression=8, extra=twice)
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.tag_v2[322], image.tag_v2[323]) == (16, 16), "Pillow's view of the tile size"
+    readers_run.clear()
+    with pytest.raises(InvalidImageError, match=r"^This image file is damaged and cannot be read\.$"):
+        load_image(data)
+    assert readers_run == []
+
+
+def test_big_tiffs_are_read_and_big_endian_ones_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 16), (10, 200, 30)).save(buffer, "TIFF", big_tiff=True)
+    assert buffer.getvalue()[:4] == b"II\x2b\x00"
+    assert tuple(load_image(buffer.getvalue())[8, 12]) == (10, 200, 30)
+    with pytest.raises(InvalidImageError, match="damaged"):  # Pillow reads it as a classic TIFF, libtiff does not
+        load_image(b"MM\x00\x2b" + buffer.getvalue()[4:])
