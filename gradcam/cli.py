@@ -54,14 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--labels", type=Path, help="class names of a fine-tuned model, one per line (with --weights)")
     parser.add_argument("--layer", help="dotted name of the layer to explain (default: found automatically)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)"
+    )
     parser.add_argument("--target", help="class to explain, by name or ImageNet index (default: the top prediction)")
     parser.add_argument("--top-k", type=int, default=TOP_K, help=f"predictions to report (default: {TOP_K})")
-    parser.add_argument("--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum")
+    parser.add_argument(
+        "--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum"
+    )
     parser.add_argument("--alpha", type=float, default=OVERLAY_ALPHA, help="overlay opacity (default: %(default)s)")
     parser.add_argument("--colormap", default=COLORMAP, help="matplotlib colormap (default: %(default)s)")
     parser.add_argument(
-        "--compile", action="store_true", help="compile VGG19's convolutional trunk with torch.compile (falls back to eager)"
+        "--compile",
+        action="store_true",
+        help="compile VGG19's convolutional trunk with torch.compile (falls back to eager)",
     )
     parser.add_argument("--out", type=Path, default=Path("gradcam-out"), help="output folder (default: %(default)s)")
     parser.add_argument(
@@ -99,7 +105,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
-    """Files named on the command line, and the image files inside named folders."""
+    """Files named on the command line, and the image files inside named folders.
+
+    A folder's entry named like an image is given to the reader whatever it is: a
+    pipe or a device (or a link to one) is then refused in one line, not read.
+    """
     extensions = set(Image.registered_extensions())
     for item in inputs:
         path = Path(item)
@@ -107,18 +117,32 @@ def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
             yield path
             continue
         for child in sorted(path.iterdir()):
-            if child.is_file() and not child.name.startswith("."):
-                if child.suffix.lower() in extensions:
-                    yield child
-                else:
-                    skipped.append(child)
+            if child.name.startswith(".") or child.is_dir():
+                continue
+            if child.suffix.lower() in extensions:
+                yield child
+            else:
+                skipped.append(child)
+
+
+def _folder_name(stem: str, limit: int = 100) -> str:
+    """An input's stem as the name of its output folder: letters, digits, ``-`` and ``_`` only.
+
+    Made as the app makes download names (``demo.files.download_stem``): the stem of
+    an input named ``...png`` is ``..``, which would put the files beside ``--out``
+    instead of inside it, and a stem may hold a separator or a control character.
+    To be merged into the file-safe name helper of :mod:`gradcam.names`.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:limit] or "image"
 
 
 def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
-    name, n = stem, 1
+    """A new folder inside ``out`` for an input of this stem (``cat``, ``cat-2`` ...)."""
+    base = _folder_name(stem)
+    name, n = base, 1
     while name in used:
         n += 1
-        name = f"{stem}-{n}"
+        name = f"{base}-{n}"
     used.add(name)
     return out / name
 
@@ -128,13 +152,16 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "class"
 
 
-def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+def _views(
+    explanation: Explanation, args: argparse.Namespace
+) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
     """The pictures, manifest entries and printed lines that the options ask for (no model run)."""
     pictures: dict[str, np.ndarray] = {}
     entries: dict[str, Any] = {}
     lines: list[str] = []
     if args.counterfactual:
-        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = views.counterfactual(explanation, args.alpha, args.colormap)
+        counter = views.counterfactual(explanation, args.alpha, args.colormap)
+        pictures["counter_heatmap.png"], pictures["counter_overlay.png"] = counter
         entries["counter_empty"] = explanation.counter_empty
     if explanation.masking is not None:
         pictures["deletion.png"] = views.masking(explanation)[2]
@@ -144,13 +171,17 @@ def _views(explanation: Explanation, args: argparse.Namespace) -> tuple[dict[str
     if explanation.guided is not None:
         pictures["guided_gradcam.png"] = views.guided(explanation)
     if args.report:
-        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=args.target is not None)
+        asked = args.target is not None
+        pictures["report.png"] = views.one_picture(explanation, args.alpha, args.colormap, asked=asked)
     if args.compare_classes:
         listed = []
-        for rank, (picture, _), other in zip(range(1, args.compare_classes + 1), views.classes(explanation, args.alpha, args.colormap), explanation.classes):
+        ranks = range(1, args.compare_classes + 1)
+        drawn = views.classes(explanation, args.alpha, args.colormap)
+        for rank, (picture, _), other in zip(ranks, drawn, explanation.classes):
             name = f"class-{rank}-{_file_name(other.name)}.png"
             pictures[name] = picture
-            listed.append({"rank": rank, "index": other.index, "name": other.name, "probability": other.probability, "file": name})
+            entry = {"rank": rank, "index": other.index, "name": other.name, "probability": other.probability}
+            listed.append({**entry, "file": name})
         entries["compare_classes"] = listed
     if pictures:
         entries["more_files"] = list(pictures)
@@ -167,7 +198,8 @@ def _backbone(args: argparse.Namespace) -> Backbone:
     except WeightsError:
         if args.model is not None or weights is not None or available_offline(spec)[0]:
             raise
-    print(f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead", file=sys.stderr)
+    note = f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead"
+    print(note, file=sys.stderr)
     return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress)
 
 
@@ -200,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped: list[Path] = []
     paths = list(_images(args.inputs, skipped))
     if skipped:
-        print(f"skipping {len(skipped)} files that are not images: {', '.join(p.name for p in skipped)}", file=sys.stderr)
+        names = ", ".join(p.name for p in skipped)
+        print(f"skipping {len(skipped)} files that are not images: {names}", file=sys.stderr)
     failed, used = 0, set[str]()
     for path in tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
@@ -227,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             tqdm.write(f"error: {path}: cannot write the results: {exc}", file=sys.stderr)
             continue
-        except Exception:  # noqa: BLE001 - report, keep going with the other images
+        except Exception:  # report, keep going with the other images
             failed += 1
             log.exception("unexpected failure on %s", path)
             continue

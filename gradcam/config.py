@@ -23,6 +23,11 @@ TOP_K: Final = 5
 
 #: Largest image accepted, in pixels (width x height): 40 megapixels.
 MAX_IMAGE_PIXELS: Final = 40_000_000
+#: Largest image file read from a path (the CLI, ``evaluate``, a path given to ``load_image``), in
+#: bytes, checked before reading: the largest file an image within ``MAX_IMAGE_PIXELS`` is stored in
+#: (uncompressed 16-bit RGBA or CMYK, 8 bytes a pixel: 320 MB) and 50 MB for its metadata (EXIF,
+#: ICC profile, XMP, thumbnails, a TIFF's later pages). Uploads to the app are capped far lower.
+MAX_IMAGE_FILE_BYTES: Final = MAX_IMAGE_PIXELS * 8 + 50_000_000
 #: Smallest image side accepted, in pixels.
 MIN_IMAGE_SIDE: Final = 8
 #: Largest JPEG accepted when the caller asks for a smaller image (``max_side``): it is decoded

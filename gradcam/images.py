@@ -46,8 +46,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from gradcam.config import IMAGE_FORMATS, MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
-from gradcam.errors import ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
+from gradcam.config import (
+    IMAGE_FORMATS,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_JPEG_PIXELS,
+    MAX_JPEG_SCANS,
+    MIN_IMAGE_SIDE,
+)
+from gradcam.errors import (
+    FileRefusedError,
+    ImageTooComplexError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    InvalidImageError,
+)
+from gradcam.files import read_regular_file
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 
@@ -78,6 +92,9 @@ _UNUSUAL_JPEG = (
     "lossless), and cannot be read. Please save it again as an ordinary JPEG or as a PNG."
 )
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: The EXIF orientation tag, and its values that turn the image a quarter (width and height swap).
+_ORIENTATION = 0x0112
+_SIDEWAYS = frozenset({5, 6, 7, 8})
 _ICO_MAGIC = b"\x00\x00\x01\x00"
 #: The headers Pillow's TIFF reader accepts (classic and BigTIFF, and two with the version's bytes swapped).
 _TIFF_MAGIC = (b"II\x2a\x00", b"MM\x00\x2a", b"II\x00\x2a", b"MM\x2a\x00", b"II\x2b\x00", b"MM\x00\x2b")
@@ -173,16 +190,52 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
     return np.ascontiguousarray(rgb)
 
 
+def image_size(source: str | os.PathLike[str] | bytes) -> tuple[int, int]:
+    """An image's upright ``(height, width)`` read from its header, without decoding its pixels.
+
+    The file passes the same gate as in :func:`load_image` (a regular file under
+    the size cap, an allowed format sniffed from the content, the layout of icons
+    and TIFFs checked before Pillow opens them), so a dataset's files are never
+    opened by any other reader, not even to plan the work.
+
+    Raises:
+        InvalidImageError: the file cannot be read or opened as an allowed image.
+    """
+    image = _open(_read(source))
+    try:
+        width, height = image.size
+        try:
+            orientation = image.getexif().get(_ORIENTATION)
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+            orientation = None  # unreadable EXIF: decoded as stored
+    finally:
+        image.close()
+    return (width, height) if orientation in _SIDEWAYS else (height, width)
+
+
 def _read(source: str | os.PathLike[str] | bytes) -> bytes:
-    """The file's bytes, refusing an empty file or a path that is not a file."""
+    """The file's bytes, refusing an empty file, a path that is not a regular file, or one over the size cap.
+
+    A path is read only if it names a regular file (symbolic links followed) of at
+    most ``MAX_IMAGE_FILE_BYTES``, checked before reading: a FIFO would wait
+    forever, ``/dev/zero`` would be read until memory runs out, and a 1.5 GB file
+    held 2.5 GB before it could be found not to be an image.
+    """
     if isinstance(source, bytes):
         if not source:
             raise InvalidImageError("The file is empty. Please choose an image file.")
         return source
     path = Path(source)
-    if not path.is_file():
-        raise InvalidImageError(f"{path} is not a file.")
-    data = path.read_bytes()
+    try:
+        data = read_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise InvalidImageError(f"{path} is not a file.") from exc
+    except FileRefusedError as exc:
+        if path.is_dir():
+            raise InvalidImageError(f"{path} is not a file.") from exc
+        raise InvalidImageError(str(exc)) from exc
+    except OSError as exc:  # no permission, a loop of links, a socket's path
+        raise InvalidImageError(f"{path.name} cannot be read ({exc.strerror or exc}).") from exc
     if not data:
         raise InvalidImageError(f"{path.name} is empty. Please choose an image file.")
     return data

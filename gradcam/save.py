@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from gradcam import words
-from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
+from gradcam.config import COLORMAP, MAX_IMAGE_FILE_BYTES, OVERLAY_ALPHA, VERSION
 from gradcam.explanation import Explanation
+from gradcam.files import read_regular_file
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
@@ -75,6 +76,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         source: the image file, to record its name and SHA-256.
     """
     height, width = explanation.image.shape[:2]
+    pixels = hashlib.sha256(explanation.image.tobytes()).hexdigest()
     data: dict[str, Any] = {
         "model": explanation.model_name,
         "layer": explanation.layer_name,
@@ -88,13 +90,14 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         "box_format": "x0, y0, x1, y1 in pixels, corners inclusive",
         "threshold": explanation.threshold,
         "cam_empty": explanation.cam_empty,
-        "image": {"width": width, "height": height, "pixels_sha256": hashlib.sha256(explanation.image.tobytes()).hexdigest()},
+        "image": {"width": width, "height": height, "pixels_sha256": pixels},
         "versions": package_versions(),
     }
     if source is not None:
         path = Path(source)
         data["image"]["file"] = path.name
-        data["image"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        original = read_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file")  # as load_image read it
+        data["image"]["sha256"] = hashlib.sha256(original).hexdigest()
     return data
 
 

@@ -21,10 +21,10 @@ from PIL import Image
 
 from gradcam import Explainer, cli
 from gradcam.cli import main
-from gradcam.explanation import percent
+from gradcam.config import MAX_IMAGE_FILE_BYTES
 from gradcam.registry import cached_weights_path
 
-from .conftest import make_scene
+from .helpers import release_pipe_after
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
@@ -324,7 +324,9 @@ def test_without_the_default_weights_offline_it_falls_back_to_the_embedded_model
     assert cli.main([str(image), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     notes = [line for line in err.splitlines() if line.startswith("note:")]
-    assert notes == ["note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"]
+    assert notes == [
+        "note: the vgg19 weights cannot be had here (no internet); using the embedded efficientnet_lite0 instead"
+    ]
     manifest = json.loads((tmp_path / "out" / "photo" / "manifest.json").read_text())
     assert manifest["model"] == "EfficientNet-Lite0" and manifest["layer"] == "bn2"
 
@@ -344,10 +346,45 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     labels = tmp_path / "labels.txt"
     labels.write_text("healthy leaf\nrust\nblight\n")
     image = write_image(tmp_path / "leaf.png")
-    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    args = [str(image), "--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels)]
+    args += ["--out", str(tmp_path / "out")]
     assert cli.main(args) == 0
     manifest = json.loads((tmp_path / "out" / "leaf" / "manifest.json").read_text())
     assert {p["name"] for p in manifest["top_k"]} == {"healthy leaf", "rust", "blight"}
     assert manifest["layer"] == "layer4"
     assert cli.main([*args, "--layer", "layer5"]) == cli.EXIT_USAGE
     assert "layer5" in capsys.readouterr().err
+
+
+def test_inputs_that_are_not_regular_files_or_too_large_are_one_line_each_and_names_stay_inside_out(tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "my photo (1).png", seed=2)
+    dots = folder / "...png"  # named on the command line (a folder's hidden files are skipped): its stem is ".."
+    dots.write_bytes((folder / "my photo (1).png").read_bytes())
+    pipe = folder / "pipe.png"
+    os.mkfifo(pipe)
+    release_pipe_after(pipe, 20)  # should it be read after all, the test fails instead of hanging
+    big = folder / "big.png"
+    with big.open("wb") as file:  # sparse: no disk used
+        file.truncate(MAX_IMAGE_FILE_BYTES + 1)
+    out = tmp_path / "out"
+    code, stdout, stderr = run([folder, dots, *FAST, "--out", out], capsys)
+    assert code == 1
+    errors = sorted(line for line in stderr if line.startswith("error:"))
+    assert errors == [
+        f"error: {big}: big.png is {MAX_IMAGE_FILE_BYTES + 1:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} byte limit "
+        "for an image file, so it is not read.",
+        f"error: {pipe}: pipe.png is a pipe (FIFO), not a regular file, so it is not read.",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["image", "my-photo-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"], "nothing written beside --out"
+    assert all({p.name for p in (out / name).iterdir()} == FILES for name in ("image", "my-photo-1"))
+
+
+@pytest.mark.parametrize(
+    ("stem", "folder"),
+    [("..", "image"), (".", "image"), ("", "image"), ("cat", "cat"), ("a/b", "a-b"), ("été", "t"), ("-_-", "_"),
+     ("tiger cat.final", "tiger-cat-final"), ("x" * 300, "x" * 100)],
+)
+def test_folder_names_are_made_of_letters_digits_dashes_and_underscores(stem, folder):
+    assert cli._folder_name(stem) == folder

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import multiprocessing
+import os
 import re
 import warnings
 import zlib
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gradcam import load_image
-from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
+from gradcam.config import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
 from gradcam.errors import GradCAMError, ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
 from tests.hostile import (
     BLUE,
@@ -30,6 +29,8 @@ from tests.hostile import (
     minimal_jpeg,
     write_case,
 )
+
+from .helpers import in_child
 
 CASES = hostile_cases()
 OK = [case for case in CASES if case.outcome == "ok"]
@@ -499,39 +500,8 @@ REFUSED = tuple(frame for frame in JPEG_FRAMES if frame not in (*SCALABLE, LOSSL
 _FRAME_MESSAGE = r"^This JPEG is stored in a way that cameras and photo editors do not use"
 
 
-def _load_and_send(data: bytes, max_side: int | None, sender: Connection) -> None:
-    try:
-        rgb = load_image(data, max_side=max_side)
-    except InvalidImageError as exc:
-        sender.send(("error", f"{type(exc).__name__}: {exc}"))
-    else:
-        sender.send(("array", rgb.shape))
-
-
-def load_in_child(data: bytes, max_side: int | None = None, timeout: float = 30) -> tuple[int | None, object]:
-    """Runs ``load_image`` in a forked child process, which a heap overflow kills instead of the tests.
-
-    Returns:
-        The child's exit code (negative: killed by that signal; None: still running after
-        ``timeout`` seconds, then killed) and what ``load_image`` gave: ``("array", shape)``,
-        ``("error", "ClassName: message")``, or None when the child sent nothing.
-    """
-    context = multiprocessing.get_context("fork")  # fast: the child already has gradcam imported
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_load_and_send, args=(data, max_side, sender))
-    child.start()
-    sender.close()
-    child.join(timeout)
-    if child.exitcode is None:
-        child.kill()
-        child.join()
-        return None, None
-    try:
-        sent = receiver.recv() if receiver.poll() else None
-    except EOFError:  # the child died before sending
-        sent = None
-    receiver.close()
-    return child.exitcode, sent
+def _shape(data: bytes, max_side: int | None) -> tuple[int, ...]:
+    return load_image(data, max_side=max_side).shape
 
 
 @pytest.mark.slow  # a child process per case
@@ -541,13 +511,14 @@ def test_no_jpeg_frame_type_brings_the_process_down(frame: int, components: int)
     # 4000 pixels wide: more than twice max_side, so the app's reduced-scale decoding is asked for.
     data = minimal_jpeg(4000, 16, frame, components)
     assert len(data) < 200
-    exitcode, sent = load_in_child(data, max_side=1280)
-    assert exitcode == 0, f"{JPEG_FRAMES[frame]} JPEG: the process ended with exit code {exitcode} (negative: signal)"
+    child = in_child(_shape, data, 1280)
+    assert child.exitcode == 0, f"{JPEG_FRAMES[frame]} JPEG: the process ended with {child.exitcode} (negative: signal)"
     if frame in REFUSED:
-        assert isinstance(sent, tuple) and sent[0] == "error", sent
-        assert re.search(_FRAME_MESSAGE, sent[1].split(": ", 1)[1]), sent
+        assert child.returned is not None and child.returned[0] == "raised", child
+        kind, message = str(child.returned[1]).split(": ", 1)
+        assert kind == "InvalidImageError" and re.search(_FRAME_MESSAGE, message), child
     else:
-        assert sent == ("array", (5, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {sent}"
+        assert child.returned == ("returned", (5, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {child}"
 
 
 def test_a_lossless_jpeg_is_decoded_at_full_size_and_never_at_a_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -676,3 +647,60 @@ def test_big_tiffs_are_read_and_big_endian_ones_refused() -> None:
     assert tuple(load_image(buffer.getvalue())[8, 12]) == (10, 200, 30)
     with pytest.raises(InvalidImageError, match="damaged"):  # Pillow reads it as a classic TIFF, libtiff does not
         load_image(b"MM\x00\x2b" + buffer.getvalue()[4:])
+
+
+# --- paths: regular files only, and no more bytes than the cap --------------------------------
+
+
+def test_a_pipe_or_a_link_to_a_device_is_refused_without_being_read(tmp_path: Path) -> None:
+    pipe = tmp_path / "cat.png"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    device = tmp_path / "dog.png"
+    device.symlink_to("/dev/zero")  # reading it would never end
+    child = in_child(_read_path_error, pipe, timeout=10)
+    assert child.returned == ("returned", "cat.png is a pipe (FIFO), not a regular file, so it is not read."), child
+    child = in_child(_read_path_error, device, timeout=10, memory_mib=500)
+    assert child.returned == ("returned", "dog.png is a device, not a regular file, so it is not read."), child
+
+
+def _read_path_error(path: Path) -> str:
+    try:
+        load_image(path)
+    except InvalidImageError as exc:
+        assert type(exc) is InvalidImageError
+        return str(exc)
+    raise AssertionError(f"{path} was read")
+
+
+def test_a_pipe_put_in_place_of_the_file_after_it_was_looked_at_does_not_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    regular = tmp_path / "photo.png"
+    regular.write_bytes(case_named("bmp").data)
+    pipe = tmp_path / "swapped.png"
+    os.mkfifo(pipe)
+    real_stat = os.stat
+    # os.stat says "a regular file" (as it did a moment before the swap); the open must not wait.
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if str(p) == str(pipe) else p, *a, **k))
+    child = in_child(_read_path_error, pipe, timeout=10)
+    assert child.returned == ("returned", "swapped.png is a pipe (FIFO), not a regular file, so it is not read."), child
+
+
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as file:  # sparse: no disk used
+        file.write(case_named("bmp").data)
+        file.truncate(MAX_IMAGE_FILE_BYTES + 1)
+    child = in_child(_read_path_error, huge, timeout=10, memory_mib=100)  # reading it would need 370 MB
+    assert child.returned == (
+        "returned",
+        f"huge.png is {MAX_IMAGE_FILE_BYTES + 1:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} byte limit for an image "
+        "file, so it is not read.",
+    ), child
+    assert MAX_IMAGE_FILE_BYTES == MAX_IMAGE_PIXELS * 8 + 50_000_000
+
+
+def test_a_link_to_a_regular_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "real.png").write_bytes(case_named("bmp").data)
+    (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
+    assert load_image(tmp_path / "link.png").shape == (16, 16, 3)
