@@ -534,6 +534,91 @@ def handmade_tiff(
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + values_data + b"".join(stored)
 
 
+def _box(kind: bytes, payload: bytes, version: int | None = None, flags: int = 0) -> bytes:
+    """An ISO base media file format box; a full box (version and flags first) when ``version`` is given."""
+    if version is not None:
+        payload = bytes([version]) + flags.to_bytes(3, "big") + payload
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
+    """The boxes at one level of ``data[start:end]``: type -> (payload start, payload end), the first of each type."""
+    found: dict[bytes, tuple[int, int]] = {}
+    end = len(data) if end is None else end
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        if size < 8:
+            raise ValueError(f"a box of {size} bytes at {start}")
+        found.setdefault(kind, (start + 8, start + size))
+        start += size
+    return found
+
+
+def heic_tile(size: tuple[int, int], colour: RGB = RED) -> tuple[bytes, bytes]:
+    """One HEVC-coded picture of ``size`` from the HEIF encoder: its configuration box (hvcC) and its coded data."""
+    data = _save(_solid("RGB", size, colour), "HEIF", quality=30)
+    start, end = _boxes(data)[b"meta"]
+    meta = _boxes(data, start + 4, end)  # a full box: its version and flags first
+    start, end = meta[b"iprp"]
+    hvcc_start, hvcc_end = _boxes(data, *_boxes(data, start, end)[b"ipco"])[b"hvcC"]
+    iloc = data[meta[b"iloc"][0] : meta[b"iloc"][1]]  # version 0, 4-byte offsets and lengths, one item, one extent
+    # Version 0; 4-byte offsets, lengths and base offset; one item of one extent.
+    assert iloc[:6] == b"\x00\x00\x00\x00\x44\x40", "the encoder's item locations are laid out as expected"
+    (base,) = struct.unpack(">I", iloc[12:16])  # after sizes (2), item count (2), item (2), data reference (2)
+    offset, length = struct.unpack(">II", iloc[18:26])  # after the extent count (2)
+    offset += base
+    return data[hvcc_start - 8 : hvcc_end], data[offset : offset + length]
+
+
+def handmade_heic_grid(
+    tile: tuple[bytes, bytes], tile_size: tuple[int, int], grid: tuple[int, int], output: tuple[int, int]
+) -> bytes:
+    """A HEIF file whose primary image is a grid of ``rows x columns`` tiles, written by hand.
+
+    Every tile is its own item, and all their data is the one coded picture of
+    ``tile`` (from :func:`heic_tile`), stored once: the file stays small however
+    many tiles there are. The grid's header (and its ispe property) claims
+    ``output`` as the image's size, which may be far smaller than the tiles.
+
+    Args:
+        tile: the hvcC box and the coded data of one picture.
+        tile_size: the size the tiles' ispe property states (the coded picture's size).
+        grid: ``(rows, columns)``, each 1 to 256.
+        output: ``(width, height)`` of the grid image.
+    """
+    hvcc, coded = tile
+    rows, columns = grid
+    tiles = list(range(2, 2 + rows * columns))  # item 1 is the grid
+    grid_data = struct.pack(">BBBBII", 0, 1, rows - 1, columns - 1, *output)  # flags 1: 32-bit sizes
+    infe = [_box(b"infe", struct.pack(">HH4s", 1, 0, b"grid") + b"\x00", version=2)]
+    infe += [_box(b"infe", struct.pack(">HH4s", item, 0, b"hvc1") + b"\x00", version=2) for item in tiles]
+    sizes = b"".join(_box(b"ispe", struct.pack(">II", *size), version=0) for size in (tile_size, output))
+    # Properties 1 hvcC, 2 the tiles' ispe, 3 the grid's ispe; 0x80 marks an essential one.
+    ipma = struct.pack(">IHBB", 1 + len(tiles), 1, 1, 3)
+    ipma += b"".join(struct.pack(">HBBB", item, 2, 0x81, 0x02) for item in tiles)
+    properties = _box(b"iprp", _box(b"ipco", hvcc + sizes) + _box(b"ipma", ipma, version=0))
+    dimg = _box(b"dimg", struct.pack(">HH", 1, len(tiles)) + struct.pack(f">{len(tiles)}H", *tiles))
+    references = _box(b"iref", dimg, version=0)
+
+    def meta(mdat_offset: int) -> bytes:
+        locations = struct.pack(">HHHHII", 1, 1, 0, 1, 0, len(grid_data))  # the grid: construction method 1 (idat)
+        locations += b"".join(struct.pack(">HHHHII", item, 0, 0, 1, mdat_offset, len(coded)) for item in tiles)
+        children = [
+            _box(b"hdlr", struct.pack(">I4s12s", 0, b"pict", bytes(12)) + b"\x00", version=0),
+            _box(b"pitm", struct.pack(">H", 1), version=0),
+            _box(b"iloc", bytes([0x44, 0x00]) + struct.pack(">H", 1 + len(tiles)) + locations, version=1),
+            _box(b"iinf", struct.pack(">H", len(infe)) + b"".join(infe), version=0),
+            references,
+            properties,
+            _box(b"idat", grid_data),
+        ]
+        return _box(b"meta", b"".join(children), version=0)
+
+    head = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+    offset = len(head) + len(meta(0)) + 8  # the coded data, after the mdat box's header
+    return head + meta(offset) + _box(b"mdat", coded)
+
+
 def _psd(width: int, height: int, colour: RGB) -> bytes:
     """A minimal Photoshop file written by hand: header, empty sections, raw planar RGB."""
     header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
@@ -664,6 +749,62 @@ def _tiff_layouts() -> list[HostileCase]:
     ]
 
 
+def rle_bmp(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """An 8-bit run-length encoded BMP (BI_RLE8) written by hand, bottom-up, gray palette.
+
+    ``rows`` is the encoded pixel data; by default each row is runs of 255
+    pixels of index 128 and an end of line, which Pillow's decoder (Python)
+    reads quickly; an end of line after a single pixel is the slow case (Pillow
+    pads the row one byte at a time).
+    """
+    if rows is None:
+        line = b"\xff\x80" * (width // 255) + (bytes([width % 255, 0x80]) if width % 255 else b"") + b"\x00\x00"
+        rows = line * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+
+
+def gif_with(before_image: bytes, size: tuple[int, int] = (16, 16)) -> bytes:
+    """A one-frame GIF (palette index 1 everywhere) with ``before_image`` between its header and its image."""
+    data = _save(Image.new("P", size, 1), "GIF")
+    start = 13 + ((3 << ((data[10] & 7) + 1)) if data[10] & 0x80 else 0)  # after the global colour table, if any
+    return data[:start] + before_image + data[start:]
+
+
+def _structures() -> list[HostileCase]:
+    """Small files whose structure would make a reader do far more than their header says."""
+    jpeg = _save(_solid("RGB", (64, 48), GREEN), "JPEG")
+    cases = [
+        HostileCase(
+            "jpeg_many_segments", "segments.jpg", jpeg[:2] + b"\xff\xfe\x00\x02" * 5000 + jpeg[2:], "error",
+            error=ImageTooComplexError, message=r"JPEG file is made of far more pieces than cameras",
+            why="5000 empty comments: Pillow's reader parses each in Python (2.4 million took 3.3 s)",
+        ),
+        HostileCase(
+            "gif_many_comments", "comments.gif", gif_with(b"\x21\xfe\x00" * 5000), "error",
+            error=ImageTooComplexError, message=r"GIF file is made of far more pieces than cameras",
+            why="5000 empty comments before the image: Pillow joins them all (3.3 million: over two minutes)",
+        ),
+        HostileCase(
+            "bmp_rle_slow", "slow.bmp", rle_bmp(40_000, 1000, b"\x01\x05\x00\x00" * 1000 + b"\x00\x01"), "error",
+            error=ImageTooLargeError, message=r"BMP image is 40000 x 1000 pixels and run-length encoded",
+            why="a 5 kB run-length BMP of 40 megapixels, one pixel per row: Pillow's Python decoder took 5.9 s",
+        ),
+    ]
+    if _heif():
+        grid = handmade_heic_grid(heic_tile((512, 512)), (512, 512), (13, 13), (64, 64))
+        cases.append(
+            HostileCase(
+                "heic_huge_grid", "grid.heic", grid, "error", error=ImageTooLargeError,
+                message=r"HEIC image is stored in tiles that add up to 44\.3 megapixels",
+                why="a 64 x 64 HEIC grid of 169 tiles of 512 x 512: libheif decodes every tile whole",
+            )
+        )
+    return cases
+
+
 def _heif() -> bool:
     """Whether HEIC files can be written here (``pillow_heif`` installed)."""
     try:
@@ -676,6 +817,7 @@ def _heif() -> bool:
 
 _BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (
     _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow, _jpeg_processes, _tiff_layouts,
+    _structures,
 )
 
 
