@@ -230,13 +230,17 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ICO_MAGIC = b"\x00\x00\x01\x00"
 
 
-def _check_png(data: bytes) -> None:
+def _check_png(data: bytes, start: int = 0) -> None:
     """Refuses a PNG of more chunks than ``MAX_PNG_CHUNKS`` where Pillow reads them, up to its first image's end.
 
     Pillow reads every chunk up to the end of the file (IEND), but in an
     animated PNG only up to the end of the first frame's image data.
+
+    Args:
+        data: the file.
+        start: where the PNG starts (0 for a PNG file, the picture's offset in an icon).
     """
-    position, chunks, animated, seen_data = 8, 0, False, False
+    position, chunks, animated, seen_data = start + 8, 0, False, False
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position : position + 8])
         if kind == b"IEND" or (animated and seen_data and kind != b"IDAT"):
@@ -303,7 +307,10 @@ def _check_bmp(data: bytes, start: int, name: str = "BMP") -> None:
 
 
 def _check_ico(data: bytes) -> None:
-    """Refuses an icon holding a picture over the pixel limit, or a run-length encoded one over its own."""
+    """Refuses an icon holding a picture over the pixel limit, a run-length bitmap over its own, a PNG of many chunks.
+
+    Each picture is checked where its own header says, not by the icon's directory (which can lie).
+    """
     count = int.from_bytes(data[4:6], "little")
     for index in range(count):
         entry = data[6 + 16 * index : 22 + 16 * index]
@@ -313,6 +320,7 @@ def _check_ico(data: bytes) -> None:
         head = data[offset : offset + 24]
         if head[:8] == _PNG_MAGIC and len(head) == 24:
             width, height = struct.unpack(">II", head[16:24])
+            _check_png(data, offset)
         elif len(head) >= 12:  # a bitmap: its height counts the colour rows and the mask rows
             width, height = struct.unpack("<ii", head[4:12])
             width, height = abs(width), abs(height) // 2

@@ -181,6 +181,16 @@ def test_an_icon_holding_a_run_length_bitmap_over_the_limit_is_refused_before_it
     assert decoders_run == [], "Pillow decodes an icon's picture as it opens the file"
 
 
+def test_an_icon_holding_a_png_of_too_many_chunks_is_refused_before_it_is_decoded(decoders_run: list[str]) -> None:
+    png = _png_chunks(MAX_PNG_CHUNKS)
+    icon = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 64, 64, 0, 0, 1, 32, len(png), 22) + png
+    refused(icon, ImageTooComplexError, "PNG " + _PIECES)
+    assert decoders_run == []
+    fewer = _png_chunks(100)
+    icon = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 64, 64, 0, 0, 1, 32, len(fewer), 22) + fewer
+    assert load_image(icon).shape == (64, 64, 3)
+
+
 # --- HEIC --------------------------------------------------------------------------------------------------
 
 
