@@ -356,6 +356,7 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     assert "layer5" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a model and a CLI run
 def test_inputs_that_are_not_regular_files_or_too_large_are_one_line_each_and_names_stay_inside_out(tmp_path, capsys):
     folder = tmp_path / "in"
     write_image(folder / "my photo (1).png", seed=2)

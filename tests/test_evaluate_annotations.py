@@ -176,6 +176,7 @@ def _read(source: Path, images: Path) -> tuple[int, list[str]]:
     return len(found.samples), [p.text() for p in found.problems]
 
 
+@pytest.mark.slow  # a child process
 def test_a_pipe_and_a_link_to_dev_zero_among_the_xml_files_are_one_problem_line_each(folder: Path) -> None:
     os.mkfifo(folder / "xml" / "pipe.xml")  # reading it waited for a writer forever
     (folder / "xml" / "zero.xml").symlink_to("/dev/zero")  # read until memory ran out
@@ -192,6 +193,7 @@ def test_a_pipe_and_a_link_to_dev_zero_among_the_xml_files_are_one_problem_line_
     ]
 
 
+@pytest.mark.slow  # a child process
 @pytest.mark.parametrize("kind", ["pipe", "device"])
 def test_a_csv_annotation_file_that_is_a_pipe_or_a_device_is_one_problem_line(folder: Path, kind: str) -> None:
     path = folder / "annotations.csv"
@@ -205,6 +207,7 @@ def test_a_csv_annotation_file_that_is_a_pipe_or_a_device_is_one_problem_line(fo
     assert child.returned == ("returned", (0, [f"annotations.csv, file: {what}, not a regular file; nothing read"]))
 
 
+@pytest.mark.slow  # a child process
 def test_a_csv_annotation_file_over_its_cap_is_refused_before_it_is_read(folder: Path) -> None:
     path = folder / "big.csv"
     with path.open("wb") as file:
@@ -215,6 +218,7 @@ def test_a_csv_annotation_file_over_its_cap_is_refused_before_it_is_read(folder:
     assert child.returned == ("returned", (0, [f"big.csv, file: {reason}; nothing read"])), child
 
 
+@pytest.mark.slow  # a child process
 def test_images_that_are_pipes_devices_or_links_out_of_the_folder_are_skipped_in_one_line_each(folder: Path) -> None:
     images = folder / "images"
     (images / "img000.png").unlink()

@@ -232,6 +232,7 @@ def _plan_and_decode(sample: Sample, evaluator: BatchEvaluator) -> tuple[list[li
     return [[s.image for s in batch] for batch in plan], evaluator.decode(sample).error
 
 
+@pytest.mark.slow  # a child process
 def test_an_image_that_became_a_pipe_or_a_device_is_a_row_error_not_a_hang(
     tiny_backbone: Backbone, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ def _refusal(path: Path) -> str:
     raise AssertionError(f"{path} was read")
 
 
+@pytest.mark.slow  # a child process
 def test_pipes_devices_sockets_and_folders_are_refused_without_waiting_or_reading(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "zero").symlink_to("/dev/zero")

@@ -652,6 +652,7 @@ def test_big_tiffs_are_read_and_big_endian_ones_refused() -> None:
 # --- paths: regular files only, and no more bytes than the cap --------------------------------
 
 
+@pytest.mark.slow  # a child process
 def test_a_pipe_or_a_link_to_a_device_is_refused_without_being_read(tmp_path: Path) -> None:
     pipe = tmp_path / "cat.png"
     os.mkfifo(pipe)  # reading it would wait for a writer forever
@@ -672,6 +673,7 @@ def _read_path_error(path: Path) -> str:
     raise AssertionError(f"{path} was read")
 
 
+@pytest.mark.slow  # a child process
 def test_a_pipe_put_in_place_of_the_file_after_it_was_looked_at_does_not_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -686,6 +688,7 @@ def test_a_pipe_put_in_place_of_the_file_after_it_was_looked_at_does_not_block(
     assert child.returned == ("returned", "swapped.png is a pipe (FIFO), not a regular file, so it is not read."), child
 
 
+@pytest.mark.slow  # a child process
 def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.png"
     with huge.open("wb") as file:  # sparse: no disk used
