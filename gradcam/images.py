@@ -111,7 +111,8 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
             (``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8).
         max_side: if given, an image whose longer side is longer is shrunk to
             this many pixels on that side (aspect ratio kept; sides rounded as
-            ``round(side * max_side / longer_side)``). A JPEG is then decoded
+            ``round(side * max_side / longer_side)``, the shorter never below
+            ``MIN_IMAGE_SIDE``). A JPEG is then decoded
             at a reduced scale, which also admits JPEGs of up to
             ``MAX_JPEG_PIXELS`` pixels. Without it, nothing is resized and
             every image must fit ``MAX_IMAGE_PIXELS``.
@@ -234,11 +235,16 @@ def _open(data: bytes) -> tuple[ImageFile.ImageFile, JpegLayout | None]:
 
 
 def _fitted(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """``(width, height)`` shrunk so that the longer side is at most ``max_side``."""
+    """``(width, height)`` shrunk so that the longer side is at most ``max_side``.
+
+    The shorter side stays at least ``MIN_IMAGE_SIDE`` (a photo accepted as it is stays accepted
+    once shrunk: a 4000 x 16 banner becomes 1280 x 8, a little stretched, not a refused 1280 x 5).
+    """
     if max_side is None or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    least = min(width, height, MIN_IMAGE_SIDE)
+    return max(least, round(width * scale)), max(least, round(height * scale))
 
 
 def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:

@@ -707,3 +707,12 @@ def test_a_link_to_a_regular_file_is_read(tmp_path: Path) -> None:
     (tmp_path / "real.png").write_bytes(case_named("bmp").data)
     (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
     assert load_image(tmp_path / "link.png").shape == (16, 16, 3)
+
+
+def test_a_long_banner_shrunk_for_the_app_stays_explainable() -> None:
+    banner = np.zeros((16, 4000, 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(banner).save(buffer, "PNG")
+    shrunk = load_image(buffer.getvalue(), max_side=1280)
+    assert shrunk.shape == (MIN_IMAGE_SIDE, 1280, 3)  # 1280 x 5 by the ratio: a little stretched instead
+    assert load_image(shrunk).shape == shrunk.shape
