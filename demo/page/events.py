@@ -90,7 +90,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         gr.Warning(message, title="No download this time")
         return {layout.archive: None}
 
-    explain_page = handling.on_request(explained, failed=failed, empty=cleared)
+    explain_page = handling.on_request(explained, failed=failed, empty=cleared, repeat=lambda: {layout.hint: gr.skip()})
     redraw_page = handling.on_request(redrawn, failed=failed, empty=cleared)
     download = handling.on_request(downloaded, failed=no_download)
     everything = [*results, *explore.answers]
