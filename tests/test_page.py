@@ -58,3 +58,17 @@ def test_the_page_has_stable_ids_and_share_buttons_only_on_spaces(tmp_path, tiny
         }
         assert expected <= set(ids)
         assert ("share" in ids["panel-overlay"]["buttons"]) is on_spaces
+
+
+def test_building_the_page_writes_nothing_into_the_source_tree(tmp_path, tiny_backbone):
+    # Gradio writes a .pyi stub beside the module of every component subclass; the page has none.
+    from pathlib import Path
+
+    from gradcam import Explainer
+
+    from demo.service import DemoService
+
+    source = Path(__file__).resolve().parents[1] / "demo"
+    before = sorted(source.rglob("*.pyi"))
+    build_demo(DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=tmp_path))
+    assert sorted(source.rglob("*.pyi")) == before == []
