@@ -64,9 +64,8 @@ def test_building_the_page_writes_nothing_into_the_source_tree(tmp_path, tiny_ba
     # Gradio writes a .pyi stub beside the module of every component subclass; the page has none.
     from pathlib import Path
 
-    from gradcam import Explainer
-
     from demo.service import DemoService
+    from gradcam import Explainer
 
     source = Path(__file__).resolve().parents[1] / "demo"
     before = sorted(source.rglob("*.pyi"))
