@@ -518,7 +518,7 @@ def test_no_jpeg_frame_type_brings_the_process_down(frame: int, components: int)
         kind, message = str(child.returned[1]).split(": ", 1)
         assert kind == "InvalidImageError" and re.search(_FRAME_MESSAGE, message), child
     else:
-        assert child.returned == ("returned", (5, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {child}"
+        assert child.returned == ("returned", (MIN_IMAGE_SIDE, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {child}"
 
 
 def test_a_lossless_jpeg_is_decoded_at_full_size_and_never_at_a_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -531,7 +531,7 @@ def test_a_lossless_jpeg_is_decoded_at_full_size_and_never_at_a_reduced_scale(mo
     for components in (1, 3):
         data = minimal_jpeg(4000, 16, LOSSLESS, components)
         rgb = load_image(data, max_side=1280)
-        assert rgb.shape == (5, 1280, 3) and (rgb == 128).all()
+        assert rgb.shape == (MIN_IMAGE_SIDE, 1280, 3) and (rgb == 128).all()
         assert load_image(data).shape == (16, 4000, 3)
 
 
@@ -566,7 +566,7 @@ def test_dct_jpegs_huffman_or_arithmetic_are_still_decoded_at_a_reduced_scale(
         return resize(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Image.Image, "resize", recording)
-    assert load_image(minimal_jpeg(4000, 16, frame), max_side=1280).shape == (5, 1280, 3)
+    assert load_image(minimal_jpeg(4000, 16, frame), max_side=1280).shape == (MIN_IMAGE_SIDE, 1280, 3)
     assert resized == [(2000, 8)], "decoded at half its size by the JPEG library, then resized"
 
 

@@ -30,6 +30,8 @@ from .app_server import RunningApp, explain_index, gradio_workdir, join, running
 from .helpers import ForwardCounter, hook_count, resident_mib
 from .hostile import JARGON, hostile_cases, write_case
 
+pytestmark = pytest.mark.slow  # servers, subprocesses, floods and a soak
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "demo" / "examples"
 
