@@ -25,6 +25,13 @@ TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the mo
 
 SETTINGS = "Settings: model, box threshold, opacity, colours"
 
+#: What a request gets whose event the page does not have, or whose values Gradio cannot read.
+NO_SUCH_EVENT = "There is no such event on this page: see 'Use via API' at the bottom of the page for the API."
+UNREADABLE_INPUTS = (
+    "This request could not be read: send the photo as a file (or a base64 data: URL) and the settings "
+    "as 'Use via API' shows."
+)
+
 DOWNLOAD = "Download everything (zip)"
 DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
 
