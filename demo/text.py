@@ -36,6 +36,13 @@ def automatic_layer(name: str | None) -> str:
     return f"{name} (automatic)" if name else "Automatic"
 
 
+#: What a request gets whose event the page does not have, or whose values Gradio cannot read.
+NO_SUCH_EVENT = "There is no such event on this page: see 'Use via API' at the bottom of the page for the API."
+UNREADABLE_INPUTS = (
+    "This request could not be read: send the photo as a file (or a base64 data: URL) and the settings "
+    "as 'Use via API' shows."
+)
+
 DOWNLOAD = "Download everything (zip)"
 DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
 

@@ -132,7 +132,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
-    """Files named on the command line, and the image files inside named folders."""
+    """Files named on the command line, and the image files inside named folders.
+
+    A folder's entry named like an image is given to the reader whatever it is: a
+    pipe or a device (or a link to one) is then refused in one line, not read.
+    """
     extensions = set(Image.registered_extensions())
     for item in inputs:
         path = Path(item)
@@ -140,18 +144,25 @@ def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
             yield path
             continue
         for child in sorted(path.iterdir()):
-            if child.is_file() and not child.name.startswith("."):
-                if child.suffix.lower() in extensions:
-                    yield child
-                else:
-                    skipped.append(child)
+            if child.name.startswith(".") or child.is_dir():
+                continue
+            if child.suffix.lower() in extensions:
+                yield child
+            else:
+                skipped.append(child)
 
 
 def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
-    name, n = stem, 1
+    """A new folder inside ``out`` for an input of this stem (``cat``, ``cat-2`` ...).
+
+    The name is file-safe (letters, digits, ``-`` and ``_``): the stem of an input named
+    ``...png`` is ``..``, which would put the files beside ``--out`` instead of inside it.
+    """
+    base = file_safe(stem, "image", 100)
+    name, n = base, 1
     while name in used:
         n += 1
-        name = f"{stem}-{n}"
+        name = f"{base}-{n}"
     used.add(name)
     return out / name
 

@@ -318,9 +318,9 @@ def evaluation(figures: Mapping[str, Any], pointing_tolerance: float, iou_thresh
             f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}."
         ),
         Text.of(
-            f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest "
-            "point of the Grad-CAM map for the object's class lies on the object "
-            f"(within {pointing_tolerance:g} pixels of its box)."
+            f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated classes (each class of "
+            "each image counted once), the hottest point of the Grad-CAM map for that class lies on one of its "
+            f"objects (within {pointing_tolerance:g} pixels of a box of that class)."
         ),
         Text.of(f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box."),
         Text.of(

@@ -246,6 +246,22 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     return tried
 
 
+@pytest.fixture
+def scene() -> Scene:
+    """A 64 x 64 scene with a red square (class 0) and a green disc (class 1)."""
+    return make_scene(np.random.default_rng(31), (0, 1))
+
+
+@pytest.fixture
+def upload(tmp_path: Path, scene: Scene) -> str:
+    """The scene as a PNG file, as Gradio hands an upload over: a path (the name has a space)."""
+    from PIL import Image
+
+    path = tmp_path / "my photo.png"
+    Image.fromarray(scene.image).save(path)
+    return str(path)
+
+
 #: The picture the rendering and result tests draw on (``image``, ``cam``).
 HEIGHT, WIDTH = 60, 90  # not square, so a swapped height / width shows
 

@@ -22,6 +22,9 @@ from PIL import Image
 from gradcam import Explainer, cli
 from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
+from gradcam.config import MAX_IMAGE_FILE_BYTES
+
+from .helpers import release_pipe_after
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
@@ -367,6 +370,41 @@ def test_a_fine_tuned_model_with_its_labels_file(tmp_path, capsys):
     assert manifest["layer"] == "layer4"
     assert cli.main([*args, "--layer", "layer5"]) == cli.EXIT_USAGE
     assert "layer5" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a model and a CLI run
+def test_inputs_that_are_not_regular_files_or_too_large_are_one_line_each_and_names_stay_inside_out(tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "my photo (1).png", seed=2)
+    dots = folder / "...png"  # named on the command line (a folder's hidden files are skipped): its stem is ".."
+    dots.write_bytes((folder / "my photo (1).png").read_bytes())
+    pipe = folder / "pipe.png"
+    os.mkfifo(pipe)
+    release_pipe_after(pipe, 20)  # should it be read after all, the test fails instead of hanging
+    big = folder / "big.png"
+    with big.open("wb") as file:  # sparse: no disk used
+        file.truncate(MAX_IMAGE_FILE_BYTES + 1)
+    out = tmp_path / "out"
+    code, stdout, stderr = run([folder, dots, *FAST, "--out", out], capsys)
+    assert code == 1
+    errors = sorted(line for line in stderr if line.startswith("error:"))
+    assert errors == [
+        f"error: {big}: big.png is {MAX_IMAGE_FILE_BYTES + 1:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} byte limit "
+        "for an image file, so it is not read.",
+        f"error: {pipe}: pipe.png is a pipe (FIFO), not a regular file, so it is not read.",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["image", "my-photo-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"], "nothing written beside --out"
+    assert all({p.name for p in (out / name).iterdir()} == FILES for name in ("image", "my-photo-1"))
+
+
+@pytest.mark.parametrize(
+    ("stem", "folder"),
+    [("..", "image"), (".", "image"), ("", "image"), ("cat", "cat"), ("a/b", "a-b"), ("été", "t"), ("-_-", "_"),
+     ("tiger cat.final", "tiger-cat-final"), ("x" * 300, "x" * 100)],
+)
+def test_folder_names_are_made_of_letters_digits_dashes_and_underscores(stem, folder, tmp_path):
+    assert cli._unique_folder(tmp_path, stem, set()) == tmp_path / folder
 
 
 def _one_logit_mobilenet(tmp_path: Path) -> Path:

@@ -10,26 +10,13 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from demo.page import build_demo
 from demo.service import DemoService
 from gradcam import Explainer
 
-from .conftest import SignedNet, make_scene
+from .conftest import SignedNet
 from .helpers import ForwardCounter
-
-
-@pytest.fixture
-def scene():
-    return make_scene(np.random.default_rng(31), (0, 1))
-
-
-@pytest.fixture
-def upload(tmp_path, scene) -> str:
-    path = tmp_path / "my photo.png"
-    Image.fromarray(scene.image).save(path)
-    return str(path)
 
 
 def _page(backbone, tmp_path):

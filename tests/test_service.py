@@ -21,23 +21,10 @@ from gradcam import Explainer
 from gradcam.boxes import box_iou
 from gradcam.errors import UnknownClassError
 
-from .conftest import TinyNet, make_scene
+from .conftest import TinyNet
 from .helpers import ForwardCounter
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def scene():
-    return make_scene(np.random.default_rng(31), (0, 1))
-
-
-@pytest.fixture
-def upload(tmp_path, scene) -> str:
-    """A 64 x 64 PNG with a red square and a green disc, as Gradio hands it over: a path."""
-    path = tmp_path / "my photo.png"
-    Image.fromarray(scene.image).save(path)
-    return str(path)
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 
 def test_every_source_a_spec_can_name_is_registered():
     assert {spec.source for spec in BACKBONES.values()} | set(LIBRARIES) <= set(SOURCES)
-    assert SOURCES == {"torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE, "hf": hf.SOURCE}
+    assert SOURCES == {
+        "torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE, "hf": hf.SOURCE
+    }
 
 
 def test_the_weights_argument():

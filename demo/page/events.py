@@ -21,6 +21,7 @@ its full-quality files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -45,19 +46,22 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     results = [*layout.panels.values(), layout.top5, layout.sentence, layout.hint, layout.archive, layout.layer]
 
     def cleared() -> Outputs:
-        """The page without a photo: no panels, the waiting sentence, no download, no Explore answers."""
+        """The results without a photo: no panels, the waiting sentence, no hint, no download."""
         return {
             **{panel: None for panel in layout.panels.values()},
             layout.top5: "",
             layout.sentence: text.WAITING,
             layout.hint: gr.update(value="", visible=False),
             layout.archive: None,
-            **explore.cleared(),
         }
 
     def failed(message: str) -> Outputs:
         """One message where the sentence goes, instead of a red badge on every output; the old results go."""
         return {**cleared(), layout.sentence: text.cannot_explain(message)}
+
+    def also_explore(answer: Callable[..., Outputs]) -> Callable[..., Outputs]:
+        """The same answer, and the Explore answers emptied (they were about the old photo, class or model)."""
+        return lambda *args: {**answer(*args), **explore.cleared()}
 
     def shown(asked: Asked) -> Outputs:
         """The four panels, the top 5, the sentence and the hint of a request."""
@@ -81,10 +85,10 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         }
 
     def explained(asked: Asked, progress: gr.Progress) -> Outputs:
-        return {**shown(asked), **explore.cleared()}  # the Explore answers were about the old photo or class
+        return shown(asked)
 
     def redrawn(asked: Asked, progress: gr.Progress) -> Outputs:
-        return shown(asked)
+        return shown(asked)  # the same as explained: the remembered explanation makes it a re-drawing
 
     def downloaded(asked: Asked, progress: gr.Progress) -> Outputs:
         # One thread: the files are written while the person looks at the pictures, perhaps already moving a slider.
@@ -95,7 +99,12 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         gr.Warning(message, title="No download this time")
         return {layout.archive: None}
 
-    explain_page = handling.on_request(explained, failed=failed, empty=cleared)
+    explain_page = handling.on_request(
+        also_explore(explained),
+        failed=also_explore(failed),
+        empty=also_explore(cleared),
+        repeat=lambda: {layout.hint: gr.skip()},
+    )
     redraw_page = handling.on_request(redrawn, failed=failed, empty=cleared)
     download = handling.on_request(downloaded, failed=no_download)
     everything = [*results, *explore.answers]
