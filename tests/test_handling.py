@@ -60,10 +60,10 @@ def test_a_handler_answers_a_repeat_without_answering_again(handling, tmp_path):
     tab = SimpleNamespace(
         session_hash="tab-1", headers={"x-forwarded-for": "1.2.3.4"}, client=SimpleNamespace(host="10.0.0.1")
     )
-    values = (str(photo), "Top prediction", None, 0.15, 0.5, "jet")
+    values = (str(photo), "Top prediction", None, 0.15, 0.5, "jet", None)
     assert handle(*values, tab) == "answered"
     assert handle(*values, tab) == "repeat"
-    assert handle(*values[:4], 0.3, "jet", tab) == "answered"  # a new look is a new request
+    assert handle(*values[:4], 0.3, *values[5:], tab) == "answered"  # a new look is a new request
     assert len(answers) == 2 and answers[0].request.visitor == "1.2.3.4"
 
 

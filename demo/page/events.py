@@ -21,6 +21,8 @@ its full-quality files.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +63,12 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
 
     def also_explore(answer: Callable[..., Outputs]) -> Callable[..., Outputs]:
         """The same answer, and the Explore answers emptied (they were about the old photo, class or model)."""
-        return lambda *args: {**answer(*args), **explore.cleared()}
+
+        @functools.wraps(answer)
+        def answered(*args: Any) -> Outputs:
+            return {**answer(*args), **explore.cleared()}
+
+        return answered
 
     def shown(asked: Asked) -> Outputs:
         """The four panels, the top 5, the sentence and the hint of a request."""
