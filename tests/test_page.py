@@ -86,7 +86,8 @@ def test_every_page_event_answers_only_its_own_outputs_even_when_it_cannot_answe
     service = DemoService({"TinyNet": Explainer(tiny_backbone)}, workdir=tmp_path / "work")
     try:
         demo = build_demo(service)
-        page_events = [fn for fn in demo.fns.values() if fn.fn is not None and len(fn.inputs) >= 6]  # the newer settings last
+        # The six first inputs of every page event, the newer settings after them.
+        page_events = [fn for fn in demo.fns.values() if fn.fn is not None and len(fn.inputs) >= 6]
         assert len(page_events) >= 12
         for fn in page_events:
             outputs = set(fn.outputs)

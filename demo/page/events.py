@@ -22,7 +22,6 @@ its full-quality files.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 from typing import Any
 
