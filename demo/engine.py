@@ -120,6 +120,7 @@ def run_engine(
     progress: Any = None,
     method: str = "gradcam",
     time_limit: float | None = None,
+    layer: str | None = None,
 ) -> Explanation:
     """The one engine call of a request: one :meth:`gradcam.Explainer.explain` with what ``needs`` asks for.
 
@@ -132,6 +133,8 @@ def run_engine(
         progress: called with the share of the work done (the masking test, the trust check, Score-CAM).
         method: the CAM method's name.
         time_limit: the longest Score-CAM's masked passes may take, in seconds.
+        progress: called with the share of the work done (the masking test).
+        layer: the layer to read; None: the model's automatic one.
     """
     with ENGINE.running():
         return explainer.explain(
@@ -147,4 +150,5 @@ def run_engine(
             methods=needs.methods,
             progress=progress,
             time_limit=time_limit,
+            layer=layer,
         )

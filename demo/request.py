@@ -1,4 +1,4 @@
-"""One request, checked once: the photo, the model, the class, the method, the box threshold and the look.
+"""One request, checked once: the photo, the model, the class, the box threshold, the look, the layer and the method.
 
 :func:`parse` turns what the page, the API or an assistant sent into a
 :class:`Request`, or says in one sentence what is wrong with it. Every rule of
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,6 +61,7 @@ class Request:
         threshold: the box threshold, a fraction of the map's maximum.
         look: how the pictures are drawn.
         visitor: who asked (a network address): their share of the app's disk.
+        layer: the layer the map is read from, one of the model's; None: its automatic one.
         method: the CAM method's name ("layercam", see :mod:`gradcam.methods`).
     """
 
@@ -70,6 +71,7 @@ class Request:
     threshold: float = THRESHOLD.default
     look: Look = Look()
     visitor: str = ""
+    layer: str | None = None
     method: str = DEFAULT
 
     def top_prediction(self) -> Request:
@@ -84,11 +86,14 @@ def parse(
     threshold: object = THRESHOLD.default,
     alpha: object = OPACITY.default,
     colormap: object = COLORMAPS[0],
+    layer: object = None,
     method: object = None,
     *,
     models: Sequence[str],
     default_model: str | None = None,
     visitor: str = "",
+    layers: Callable[[str], Sequence[str] | None] | None = None,
+    unknown_layer: str = "raise",
 ) -> Request:
     """Checks what was sent and builds the request (the page's, the API's and the assistants' one rule).
 
@@ -100,10 +105,16 @@ def parse(
         threshold: the box threshold (see :data:`demo.settings.THRESHOLD`).
         alpha: the heatmap's opacity (see :data:`demo.settings.OPACITY`).
         colormap: one of :data:`demo.settings.COLORMAPS`.
+        layer: one of the model's layers (``layers(model)``); None or "" for its automatic one.
         method: a method's title ("LayerCAM") or name ("layercam"); None or "" for Grad-CAM.
         models: the titles the page offers.
         default_model: the model when none is named (the first of ``models`` if not given).
         visitor: who asks (see :attr:`Request.visitor`).
+        layers: the layers a model offers, its automatic one first (None while it loads: the
+            layer is then checked when the model is asked for).
+        unknown_layer: "raise": a layer the model does not offer is a mistake (the API);
+            "automatic": it becomes the automatic layer (the page, whose layer list follows
+            the model and may still be the previous model's).
 
     Raises:
         InvalidInput: a setting that is not one, in words for the person.
@@ -120,6 +131,7 @@ def parse(
         threshold=checks.number(threshold, "Box threshold", THRESHOLD),
         look=parse_look(alpha, colormap),
         visitor=visitor,
+        layer=parse_layer(layer, (lambda: layers(title)) if layers is not None else None, unknown_layer),
         method=parse_method(method),
     )
 
@@ -137,6 +149,28 @@ def parse_method(value: object) -> str:
         return get_method(text).name
     except UnknownMethodError:
         raise checks.InvalidInput(f"Method must be one of: {', '.join(METHODS)}; got {checks.shorten(text)}.") from None
+
+
+def parse_layer(
+    layer: object, offered_by: Callable[[], Sequence[str] | None] | None, unknown: str = "raise"
+) -> str | None:
+    """The layer, checked against those the model offers (see :func:`parse`); None for its automatic one.
+
+    Args:
+        layer: what was sent.
+        offered_by: the model's layers, asked for only when a layer was named.
+        unknown: see :func:`parse`.
+
+    Raises:
+        InvalidInput: a layer the model does not offer, with ``unknown="raise"``.
+    """
+    typed = checks.text(layer, "Layer", MAX_NAME, default="").strip()
+    offered = offered_by() if typed and offered_by is not None else None
+    if not typed or offered is None:
+        return typed or None
+    if typed == offered[0] or (typed not in offered and unknown != "raise"):
+        return None
+    return checks.choice(typed, "Layer", offered)
 
 
 def parse_look(alpha: object, colormap: object) -> Look:

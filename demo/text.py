@@ -23,12 +23,30 @@ Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours
 
 TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the model\'s top prediction.'
 
-SETTINGS = "Settings: model, method, box threshold, opacity, colours"
+SETTINGS = "Settings: model, method, box threshold, opacity, colours, layer"
 
 METHOD_INFO = (
     "How the heatmap is made. Grad-CAM is the original; the others weigh the evidence differently. Score-CAM asks "
     'the model once per feature map, so it takes much longer (up to 45 s here). "Compare methods" below scores '
     "each one on your photo."
+)
+
+LAYER_INFO = (
+    "For people who compare layers: the network layer the heatmap is read from. Earlier layers see smaller "
+    "details; the automatic one is the last that still sees the whole picture."
+)
+
+
+def automatic_layer(name: str | None) -> str:
+    """How the layer picker names the model's own layer (None: not known yet, the model still loading)."""
+    return f"{name} (automatic)" if name else "Automatic"
+
+
+#: What a request gets whose event the page does not have, or whose values Gradio cannot read.
+NO_SUCH_EVENT = "There is no such event on this page: see 'Use via API' at the bottom of the page for the API."
+UNREADABLE_INPUTS = (
+    "This request could not be read: send the photo as a file (or a base64 data: URL) and the settings "
+    "as 'Use via API' shows."
 )
 
 DOWNLOAD = "Download everything (zip)"
@@ -168,7 +186,11 @@ def top_k_html(explanation: Explanation) -> str:
             f'<span class="value">{percent(p.probability)}</span>'
             f'<span class="bar" aria-hidden="true"><span style="width:{width:.1f}%"></span></span></li>'
         )
-    title = f"The model's top {len(rows)} guesses"
+    title = (
+        f"The {len(rows)} most likely labels (each on its own)"
+        if words.multi_label(explanation)
+        else f"The model's top {len(rows)} guesses"
+    )
     return f'<p class="top5-title">{title}</p><ol class="top5" aria-label="{html.escape(title)}">{"".join(rows)}</ol>'
 
 
@@ -185,8 +207,8 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
     }
 
 
-def trust_table(rows: list[tuple[str, str, str]], passes: int) -> str:
-    """The trust check's numbers as a Markdown table, with what they cost."""
+def trust_table(rows: list[tuple[str, str, str]], passes: int, method: str) -> str:
+    """The trust check's numbers as a Markdown table, with the method checked and what the check cost."""
     lines = ["| check | value | how to read it |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {html.escape(how)} |" for name, value, how in rows]
-    return "\n".join(lines) + f"\n\n*{passes} passes through the model.*"
+    return "\n".join(lines) + f"\n\n*The {method} map, checked in {passes} passes through the model.*"

@@ -17,16 +17,19 @@ several target classes share one forward pass, their gradients taken in one
 batched backward pass through the head. Eigen-CAM takes no gradient at all;
 Score-CAM adds one masked forward pass per channel, in batches.
 
-Any classifier works: convolutional layers give ``(N, C, h, w)`` maps; the token
-layers of vision transformers, ``(N, prefix + h * w, C)``, are read as an
-``h x w`` grid of patches after their class (and distillation) tokens are
-dropped. A model in training mode is explained as in inference, and models in
-float64, float16 or bfloat16 work; the maps are always float32.
+Any classifier works: convolutional layers give ``(N, C, h, w)`` maps, Swin's
+stages ``(N, h, w, C)``, and the token layers of vision transformers,
+``(N, prefix + h * w, C)``, are read as an ``h x w`` grid of patches after their
+class (and distillation) tokens are dropped (:mod:`gradcam.layout`; the layer
+finder, :mod:`gradcam.layers`, traces which layout a layer has). A model in
+training mode is explained as in inference, and models in float64, float16 or
+bfloat16 work; the maps are always float32. A binary classifier's single logit
+``z`` is read as two classes, ``(-z/2, z/2)`` (:mod:`gradcam.heads`): explaining
+class 0 explains the negated logit, as pytorch-grad-cam's binary target does.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +42,9 @@ from torch import Tensor, nn
 
 from gradcam import methods
 from gradcam.errors import NotAvailableError
-from gradcam.inference import as_in_inference, floating_dtype, logits_of
+from gradcam.heads import two_classes
+from gradcam.inference import as_in_inference, floating_dtype, layer_tensor, logits_of, with_layer_tensor
+from gradcam.layout import Layout, grid_reader
 from gradcam.methods import Method, get_method
 from gradcam.names import closest_hint
 from gradcam.targets import Targets, resolve_targets
@@ -152,13 +157,17 @@ class GradCAM:
             example ``"layer4"`` for a ResNet or ``"features.35"`` for a VGG19.
         prefix_tokens: for a layer that outputs tokens ``(N, T, C)``, how many
             leading tokens (class, distillation, registers) to drop before the
-            rest is read as a square grid; None tries 0, 1 and 2 (no class
+            rest is read as the grid of patches; None tries 0, 1 and 2 (no class
             token, a class token, class and distillation tokens).
         method: the method, by name or title (see :mod:`gradcam.methods`):
             "gradcam" (the default), "gradcam++", "xgradcam", "hirescam",
             "layercam", "eigencam" or "scorecam".
         batch_size: masked inputs per forward pass of Score-CAM.
         clock: seconds, for Score-CAM's time limit (tests pass a fake one).
+        layout: how the layer's output is laid out (:class:`gradcam.layout.Layout`,
+            as :func:`gradcam.layers.find_layer` traces it); None reads a 4-D
+            output as ``(N, C, h, w)`` and a 3-D one as tokens. A layer that
+            returns a tuple is read at its first item.
 
     Raises:
         AttributeError: if the model has no such layer; the message lists the
@@ -179,6 +188,7 @@ class GradCAM:
         method: str | Method = methods.DEFAULT,
         batch_size: int = methods.SCORE_BATCH,
         clock: Callable[[], float] = time.monotonic,
+        layout: Layout | None = None,
     ) -> None:
         self.model = model
         self.target_layer = target_layer
@@ -186,6 +196,7 @@ class GradCAM:
         self.method = get_method(method)
         self.batch_size = batch_size
         self.clock = clock
+        self.layout = layout
         try:
             self.layer = model.get_submodule(target_layer)
         except AttributeError as exc:
@@ -201,6 +212,7 @@ class GradCAM:
             method=method,
             batch_size=self.batch_size,
             clock=self.clock,
+            layout=self.layout,
         )
 
     def __call__(self, x: Tensor, targets: Targets = None) -> Tensor:
@@ -390,30 +402,38 @@ class GradCAM:
         if needs == {"sums"} and isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
             # Grad-CAM, and the model offers an exact, faster path for its own target layer.
             activations, logits, sums = self.model.cam_forward(x)
-            return _Pass(activations, logits, sums=sums)
+            if logits.shape[1] != 1:
+                return _Pass(activations, logits, sums=sums)
+            # A binary model's logit z read as two classes (-z/2, z/2): seeds of those map onto z linearly.
+
+            def binary(seeds: Tensor) -> Tensor:
+                return sums((seeds[..., 1:] - seeds[..., :1]) / 2)
+
+            return _Pass(activations, two_classes(logits), sums=binary)
         return self._forward_with_hook(x, gradients=bool(needs & {"sums", "gradients"}))
 
     def _forward_with_hook(self, x: Tensor, gradients: bool = True) -> _Pass:
         caller = threading.get_ident()
         captured: list[Tensor] = []
 
-        def capture(module: nn.Module, inputs: object, output: object) -> Tensor | None:
+        def capture(module: nn.Module, inputs: object, output: object) -> object:
             if threading.get_ident() != caller:
                 return None  # another thread's call on the same model
-            if not isinstance(output, Tensor):
+            tensor = layer_tensor(output)
+            if tensor is None:
                 raise TypeError(f"Layer {self.target_layer!r} returns {type(output).__name__}, not a tensor.")
             if captured:
                 raise RuntimeError(f"Layer {self.target_layer!r} runs more than once per forward pass.")
             if not gradients:  # a copy that inplace operations downstream cannot modify; no graph
-                captured.append(output.detach().clone())
+                captured.append(tensor.detach().clone())
                 return None
-            leaf = output.detach().requires_grad_(True)
+            leaf = tensor.detach().requires_grad_(True)
             captured.append(leaf)
             # From here on record the graph: only the head is differentiated.
             torch.set_grad_enabled(True)
             # A copy, so that inplace operations downstream (ReLU(inplace=True))
             # cannot modify the leaf the gradient is taken with respect to.
-            return leaf.clone()
+            return with_layer_tensor(output, leaf.clone())
 
         handle = self.layer.register_forward_hook(capture)
         try:
@@ -426,7 +446,7 @@ class GradCAM:
         (activations,) = captured
         if gradients and not logits.requires_grad:
             raise RuntimeError(f"The output does not depend on layer {self.target_layer!r}.")
-        to_grid = self._grid_reader(activations)
+        to_grid = self._grid_reader(activations, (x.shape[-2], x.shape[-1]))
         if not gradients:
             return _Pass(to_grid(activations), logits)
 
@@ -443,28 +463,7 @@ class GradCAM:
 
         return _Pass(to_grid(activations.detach()), logits.detach(), gradient_sums, gradient_maps)
 
-    def _grid_reader(self, activations: Tensor) -> Callable[[Tensor], Tensor]:
-        """How to read the layer's output as maps ``(..., C, h, w)``: as it is, or tokens as a grid."""
-        if activations.ndim == 4:
-            return lambda t: t
-        if activations.ndim != 3:
-            raise ValueError(
-                f"Layer {self.target_layer!r} outputs {tuple(activations.shape)}; Grad-CAM needs feature maps "
-                "(N, C, h, w) or transformer tokens (N, tokens, C). Choose another layer."
-            )
-        tokens = activations.shape[1]
-        prefix = self.prefix_tokens
-        if prefix is None:
-            prefix = next((p for p in range(3) if tokens - p > 1 and math.isqrt(tokens - p) ** 2 == tokens - p), None)
-        side = math.isqrt(tokens - prefix) if prefix is not None and tokens > prefix else 0
-        if prefix is None or side * side != tokens - prefix or side < 2:
-            raise ValueError(
-                f"Layer {self.target_layer!r} outputs {tokens} tokens, which do not form a square grid of patches "
-                "after the class tokens; pass prefix_tokens, or choose another layer."
-            )
 
-        def to_grid(t: Tensor) -> Tensor:  # (..., N, prefix + h*w, C) -> (..., N, C, h, w)
-            patches = t[..., prefix:, :]
-            return patches.reshape(*patches.shape[:-2], side, side, patches.shape[-1]).movedim(-1, -3)
-
-        return to_grid
+    def _grid_reader(self, activations: Tensor, input_size: tuple[int, int]) -> Callable[[Tensor], Tensor]:
+        """How to read the layer's output as maps ``(..., C, h, w)``, by its layout (see :mod:`gradcam.layout`)."""
+        return grid_reader(activations, self.layout, self.prefix_tokens, input_size, self.target_layer)

@@ -8,7 +8,10 @@ the guided gradient, the trust check (:mod:`gradcam.trust`) and the other
 methods' maps with their scores. The whole image is explained: it is resized keeping
 its aspect ratio (shorter side 224 by default), never centre-cropped, so the
 map lines up with every pixel of the upload; models that take one input size
-only (vision transformers) get the image stretched to that size.
+only (vision transformers), and backbones asked to (``resize="exact"``), get the
+image stretched to that size. A grayscale model (one input channel) gets the
+image in grayscale. Probabilities follow the backbone's head
+(:mod:`gradcam.heads`): softmax, independent sigmoids, or a binary logit.
 
 Image -> network image (uint8, input size) -> tensor -> CAMResult -> Explanation.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,54 +31,24 @@ import torch
 from gradcam.backbone import Backbone
 from gradcam.boxes import cam_to_boxes
 from gradcam.cam import CAMResult, GradCAM
-from gradcam.config import BOX_THRESHOLD, INPUT_MAX_LONG_SIDE, INPUT_MIN_SIDE, TOP_K
-from gradcam.errors import UnknownClassError
+from gradcam.config import BOX_THRESHOLD, TOP_K
 from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction, TrustCheck
-from gradcam.faithfulness import Progress, blurred, run_masking_test
+from gradcam.faithfulness import Progress, blurred, run_masking_test, split_progress
 from gradcam.guided import guided_backprop
+from gradcam.heads import probabilities as head_probabilities
 from gradcam.images import ImageSource, load_image
 from gradcam.inference import predict
-from gradcam.methods import CHEAP, Method, get_method
+from gradcam.layers import TargetLayer, candidate_layers, find_layer
+from gradcam.layout import Layout
+from gradcam.methods import CHEAP, get_method
 from gradcam.models import HookedVGG19
-from gradcam.names import closest_hint, first_line
+from gradcam.names import first_line, resolve_class
+from gradcam.preprocess import LUMA, input_channels, input_size
 from gradcam.randomisation import Randomised
 from gradcam.trust import BASELINES, LEVELS, STEPS, at_size, method_maps, trust_check
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
-
-
-def input_size(height: int, width: int, short_side: int = 224) -> tuple[int, int]:
-    """Network input ``(height, width)``: shorter side ``short_side``, aspect ratio kept.
-
-    The longer side is capped at ``INPUT_MAX_LONG_SIDE`` and neither side goes
-    below ``INPUT_MIN_SIDE``; only images more elongated than that are stretched.
-    """
-    scale = short_side / min(height, width)
-    scale = min(scale, INPUT_MAX_LONG_SIDE / max(height, width))
-    return max(INPUT_MIN_SIDE, round(height * scale)), max(INPUT_MIN_SIDE, round(width * scale))
-
-
-def resolve_class(categories: Sequence[str], target: int | str) -> int:
-    """A class index from an index or a (case-insensitive) class name.
-
-    Raises:
-        UnknownClassError: for an index out of range or an unknown name; the
-            message lists the closest names.
-    """
-    if isinstance(target, str) and target.strip().isdecimal():  # isdigit() accepts "²", which int() refuses
-        target = int(target.strip())
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not 0 <= int(target) < len(categories):
-            raise UnknownClassError(f"Class index {target} is out of range: use 0 to {len(categories) - 1}.")
-        return int(target)
-    if not isinstance(target, str):
-        raise UnknownClassError(f"A class is a name or an index, not {type(target).__name__}.")
-    wanted = " ".join(target.split()).lower()
-    lowered = [name.lower() for name in categories]
-    if wanted in lowered:
-        return lowered.index(wanted)
-    raise UnknownClassError(f"Unknown class {target!r}.{closest_hint(target, categories)}")
 
 
 class Explainer:
@@ -83,7 +58,10 @@ class Explainer:
     construction: one tiny explanation warms the engine up (the VGG19 weight
     sums, autograd's first-use state) so that the first request does not, and
     with ``compile`` (or ``backbone.compile``) VGG19's trunk is compiled with
-    ``torch.compile``, falling back to eager with a warning.
+    ``torch.compile``, falling back to eager with a warning. Another layer than
+    the backbone's can be asked for per call (``explain(..., layer=...)``): its
+    engine is made once, its layout traced once, and kept. A backbone filled in by
+    hand without a layout gets its layer's layout traced here (two dry passes).
 
     Args:
         backbone: the model to explain, from :func:`gradcam.load_backbone`.
@@ -106,11 +84,30 @@ class Explainer:
     ) -> None:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
-        prefix_tokens = backbone.prefix_tokens if backbone.tokens else None
-        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens, method=method)
+        self.channels = backbone.channels or input_channels(backbone.model)
+        layout, prefix = backbone.layout, backbone.prefix_tokens
+        if layout is None:  # a backbone filled in by hand: its layer's layout is traced, not assumed
+            traced = find_layer(
+                backbone.model, self._dry_size(), backbone.target_layer, channels=self.channels,
+                fixed_size=backbone.strict_size,
+            )
+            layout, prefix = traced.layout, traced.prefix_tokens
+        self.cam = GradCAM(
+            backbone.model, backbone.target_layer, prefix_tokens=prefix if layout is Layout.TOKENS else None,
+            layout=layout, method=method,
+        )
+        self._cams: dict[str, GradCAM] = {backbone.target_layer: self.cam}
+        self._cams_lock = threading.Lock()
+        self._layers: dict[str, TargetLayer] | None = None  # the readable layers, once asked for
         self.device = next(backbone.model.parameters()).device
+        if len(backbone.mean) != self.channels or len(backbone.std) != self.channels:
+            raise ValueError(
+                f"The backbone's mean and std have {len(backbone.mean)} and {len(backbone.std)} values; "
+                f"its model takes {self.channels} input channels."
+            )
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
+        self._luma = np.asarray(LUMA, dtype=np.float32)[:, None]  # (3, 1)
         if compile or backbone.compile:
             self._compile()
         if warm_up:
@@ -118,8 +115,8 @@ class Explainer:
 
     def _warm_up(self) -> None:
         height, width = self.backbone.fixed_size or (64, 64)
-        x = torch.zeros(1, 3, height, width, device=self.device).contiguous(memory_format=torch.channels_last)
-        self.cam.compute(x)
+        x = torch.zeros(1, self.channels, height, width, device=self.device)
+        self.cam.compute(x.contiguous(memory_format=torch.channels_last))
 
     def _compile(self) -> None:
         model = self.backbone.model
@@ -147,18 +144,66 @@ class Explainer:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
     def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Equally sized network images to a normalised float batch ``(N, 3, h, w)``, channels-last, on the device."""
-        batch = np.stack([(image.astype(np.float32) - self._mean) * self._inv_std for image in images])  # (N, h, w, 3)
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)  # (N, 3, h, w), NHWC in memory
+        """Equally sized RGB network images to a normalised float batch ``(N, C, h, w)``, channels-last, on the device.
+
+        ``C`` is the model's input channels: 3, or 1 for a grayscale model (the images' luma).
+        """
+        if self.channels == 1:
+            batch = np.stack([(image.astype(np.float32) @ self._luma - self._mean) * self._inv_std for image in images])
+        else:
+            batch = np.stack([(image.astype(np.float32) - self._mean) * self._inv_std for image in images])
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)  # (N, C, h, w), NHWC in memory
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """An RGB uint8 image to a normalised float tensor ``(1, 3, h, w)``, channels-last."""
+        """An RGB uint8 image to a normalised float tensor ``(1, C, h, w)``, channels-last."""
         return self.to_tensor([self.network_image(image)])
 
+    def probabilities_of(self, logits: torch.Tensor) -> np.ndarray:
+        """Class probabilities ``(N, num_classes)``, float64, of logits by the backbone's head (see gradcam.heads)."""
+        return head_probabilities(logits.cpu(), self.backbone.head).numpy()
+
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Softmax probabilities ``(N, num_classes)`` of equally sized network images, one forward pass."""
-        logits = predict(self.backbone.model, self.to_tensor(images))
-        return logits.double().softmax(dim=1).cpu().numpy()
+        """Class probabilities ``(N, num_classes)`` of equally sized network images, one forward pass (head's rule)."""
+        return self.probabilities_of(predict(self.backbone.model, self.to_tensor(images)))
+
+    def cam_for(self, layer: str | None = None) -> GradCAM:
+        """The engine of a layer (the backbone's for None), made once: its layout traced by one dry pass, then kept.
+
+        Raises:
+            UnknownLayerError: for a layer the model does not have or that cannot be
+                explained; the message lists the closest names.
+        """
+        if layer is None or layer == self.backbone.target_layer:
+            return self.cam
+        with self._cams_lock:
+            found = self._cams.get(layer)
+            if found is None:
+                traced = (self._layers or {}).get(layer) or find_layer(
+                    self.backbone.model, self._dry_size(), layer, channels=self.channels,
+                    fixed_size=self.backbone.strict_size,
+                )
+                prefix = traced.prefix_tokens if traced.layout is Layout.TOKENS else None
+                found = GradCAM(self.backbone.model, traced.name, prefix_tokens=prefix, layout=traced.layout)
+                self._cams[layer] = found
+        return found
+
+    def layers(self) -> tuple[str, ...]:
+        """The layers a person may pick, the backbone's own first (see :func:`gradcam.layers.candidate_layers`).
+
+        Found by dry passes the first time, then kept; their layouts too, so that
+        :meth:`cam_for` needs no other pass for them.
+        """
+        with self._cams_lock:
+            if self._layers is None:
+                found = candidate_layers(
+                    self.backbone.model, self._dry_size(), channels=self.channels, fixed_size=self.backbone.strict_size
+                )
+                own = self.backbone.target_layer
+                self._layers = {layer.name: layer for layer in found if layer.name != own}
+            return (self.backbone.target_layer, *self._layers)
+
+    def _dry_size(self) -> tuple[int, int]:
+        return self.backbone.fixed_size or (self.short_side, self.short_side)
 
     def baseline(self, small: np.ndarray, kind: str = "mean") -> torch.Tensor:
         """What the trust check hides pixels with, preprocessed ``(1, 3, h, w)``: the mean colour (zeros after
@@ -185,6 +230,7 @@ class Explainer:
         methods: bool | Sequence[str] = False,
         progress: Progress | None = None,
         time_limit: float | None = None,
+        layer: str | None = None,
     ) -> Explanation:
         """Explains one image for one class: everything later views need, in one call.
 
@@ -205,6 +251,7 @@ class Explainer:
                 one more pass, each with its deletion and insertion curves (``2 * 20 - 1`` passes each).
             progress: called with the share of the work done, for long calls.
             time_limit: seconds Score-CAM's masked passes may take (see :meth:`gradcam.GradCAM.compute`).
+            layer: the layer to read (see :meth:`cam_for`); None: the backbone's.
 
         Returns:
             The explanation.
@@ -213,13 +260,15 @@ class Explainer:
             InvalidImageError: the image cannot be used (see :func:`gradcam.load_image`).
             UnknownClassError: the target is not a class of the model.
             UnknownMethodError: an unknown method.
+            UnknownLayerError: the layer cannot be explained.
             NotAvailableError: ``guided`` for a model without a guided rule, ``counterfactual`` for a
                 method without one.
             TimeLimitError: Score-CAM would take longer than ``time_limit``.
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
-        engine = self.cam if method is None else self.cam.with_method(method)
+        cam = self.cam_for(layer)
+        engine = cam if method is None else cam.with_method(method)
         compared = (list(CHEAP) if methods is True else list(methods or ())) if methods is not False else []
         chosen = [get_method(name) for name in compared]  # unknown names fail before the model runs
         rgb = load_image(image)
@@ -227,7 +276,7 @@ class Explainer:
         index = None if target is None else self.class_index(target)
         small = self.network_image(rgb)
         slow = engine.method.name == "scorecam"
-        stages = _stages(progress, [0.5 if slow else 0.1, 0.3 if masking else 0.0, 1.0 if trust else 0.0,
+        stages = split_progress(progress, [0.5 if slow else 0.1, 0.3 if masking else 0.0, 1.0 if trust else 0.0,
                                     1.0 if chosen else 0.0])
         result = engine.compute(
             self.to_tensor([small]),
@@ -238,7 +287,7 @@ class Explainer:
             progress=stages[0] if slow else None,
             time_limit=time_limit,
         )
-        explanation = self._explanation(rgb, small, result, top_k, threshold)
+        explanation = self._explanation(rgb, small, result, top_k, threshold, engine.target_layer)
         if stages[0] is not None:
             stages[0](1.0)
         if guided:
@@ -248,14 +297,14 @@ class Explainer:
             explanation = dataclasses.replace(explanation, masking=test)
         if trust:
             check = self._trust(
-                small, explanation.cam, explanation.class_index, explanation.probability, engine.method,
+                small, explanation.cam, explanation.class_index, explanation.probability, engine,
                 progress=stages[2], time_limit=time_limit,
             )
             explanation = dataclasses.replace(explanation, trust=check)
         if chosen:
             maps = method_maps(
-                self.cam, self.to_tensor([small]), self.baseline(small), chosen, class_index=explanation.class_index,
-                before=explanation.probability, size=rgb.shape[:2], progress=stages[3],
+                cam, self.to_tensor([small]), self.baseline(small), chosen, class_index=explanation.class_index,
+                before=explanation.probability, size=rgb.shape[:2], progress=stages[3], head=self.backbone.head,
             )
             explanation = dataclasses.replace(explanation, methods=maps)
         return explanation
@@ -267,6 +316,7 @@ class Explainer:
         target: Target = None,
         *,
         method: str | None = None,
+        layer: str | None = None,
         steps: int = STEPS,
         levels: Sequence[float] | None = LEVELS,
         baseline: str = "mean",
@@ -291,6 +341,7 @@ class Explainer:
             target: the class the map explains (None: the top prediction), an index or a name.
             method: the method that made ``cam`` on this model, for the randomisation test; None (a map from
                 elsewhere) leaves the test out.
+            layer: the layer that made ``cam`` (see :meth:`cam_for`); None: the backbone's.
             steps: deletion and insertion's steps.
             levels: ROAD's shares of pixels removed; None leaves ROAD out.
             baseline: what deletion hides pixels with and insertion reveals them on: "mean" (the dataset's
@@ -313,8 +364,8 @@ class Explainer:
         x = self.to_tensor([small])
         logits = predict(self.backbone.model, x)
         index = int(logits.argmax(1)[0]) if target is None else self.class_index(target)
-        before = float(logits.double().softmax(dim=1)[0, index])
-        engine = None if method is None or not sanity else get_method(method)
+        before = float(self.probabilities_of(logits)[0, index])
+        engine = None if method is None or not sanity else self.cam_for(layer).with_method(method)
         return self._trust(
             small, cam, index, before, engine, steps=steps, levels=levels, baseline=baseline, control=control,
             seed=seed, randomised=randomised, progress=progress, extra_passes=1,
@@ -362,12 +413,12 @@ class Explainer:
             )
 
     def _explanation(
-        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, top_k: int, threshold: float
+        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, top_k: int, threshold: float, layer: str
     ) -> Explanation:
         """The explanation of the first map of a one-image result; the maps after it are the compared classes."""
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
-        probabilities = torch.softmax(result.logits[0].double().cpu(), dim=0)
+        probabilities = torch.from_numpy(self.probabilities_of(result.logits[:1]))[0]
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
         classes = result.classes[0].tolist()
@@ -388,7 +439,7 @@ class Explainer:
             boxes=tuple(cam_to_boxes(cam, threshold)),
             threshold=threshold,
             model_name=self.backbone.title,
-            layer_name=self.backbone.target_layer,
+            layer_name=layer,
             weights=self.backbone.weights,
             untrained=self.backbone.untrained,
             cam_empty=empty[0],
@@ -397,6 +448,7 @@ class Explainer:
             input_size=(small.shape[0], small.shape[1]),
             classes=compared,
             method=result.method,
+            head=self.backbone.head,
         )
 
     def _masking(
@@ -424,63 +476,17 @@ class Explainer:
         )
 
     def _trust(
-        self,
-        small: np.ndarray,
-        cam: np.ndarray,
-        index: int,
-        before: float,
-        method: Method | None,
-        *,
-        steps: int = STEPS,
-        levels: Sequence[float] | None = LEVELS,
-        baseline: str = "mean",
-        control: bool = True,
-        seed: int = 0,
-        randomised: Sequence[Randomised] | None = None,
-        progress: Progress | None = None,
-        extra_passes: int = 0,
-        time_limit: float | None = None,
+        self, small: np.ndarray, cam: np.ndarray, index: int, before: float, engine: GradCAM | None, **options: Any
     ) -> TrustCheck:
+        """:func:`gradcam.trust.trust_check` of a map on a network image, with its options (steps, levels...)."""
         return trust_check(
-            self.backbone.model,
-            self.to_tensor([small]),
-            self.baseline(small, baseline),
-            at_size(cam, small.shape[:2]),
-            class_index=index,
-            class_name=self.backbone.categories[index],
-            before=before,
-            engine=None if method is None else self.cam.with_method(method),
-            baseline=baseline,
-            steps=steps,
-            levels=levels,
-            control=control,
-            seed=seed,
-            randomised=randomised,
-            progress=progress,
-            extra_passes=extra_passes,
-            time_limit=time_limit,
+            self.backbone.model, self.to_tensor([small]), self.baseline(small, options.get("baseline", "mean")),
+            at_size(cam, small.shape[:2]), class_index=index, class_name=self.backbone.categories[index],
+            before=before, engine=engine, head=self.backbone.head, **options,
         )
 
     def _guided(self, small: np.ndarray, class_index: int) -> np.ndarray:
-        gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (3, h, w)
-        return gradient.float().permute(1, 2, 0).cpu().numpy()
+        gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (C, h, w)
+        picture = gradient.float().permute(1, 2, 0).cpu().numpy()  # (h, w, C)
+        return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture  # a grayscale model's, as RGB
 
-
-def _stages(progress: Progress | None, weights: Sequence[float]) -> list[Progress | None]:
-    """One progress callback per stage of a call, each mapping its own share done onto the whole's."""
-    total = sum(weights)
-    if progress is None or total <= 0:
-        return [None] * len(weights)
-    stages: list[Progress | None] = []
-    start = 0.0
-    for weight in weights:
-        if weight <= 0:
-            stages.append(None)
-            continue
-        stages.append(_stage(progress, start / total, weight / total))
-        start += weight
-    return stages
-
-
-def _stage(progress: Progress, offset: float, share: float) -> Callable[[float], None]:
-    return lambda done: progress(min(1.0, round(offset + share * done, 9)))

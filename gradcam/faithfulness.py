@@ -15,7 +15,7 @@ batches; the probability with the whole image is the explanation's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import cv2
@@ -163,3 +163,23 @@ def masking_test(
             for a region of the wrong shape.
     """
     return explainer.masking_test(explanation, steps=steps, region=region)
+
+
+def split_progress(progress: Progress | None, weights: Sequence[float]) -> list[Progress | None]:
+    """One progress callback per stage of a call, each mapping its own share done onto the whole's."""
+    total = sum(weights)
+    if progress is None or total <= 0:
+        return [None] * len(weights)
+    stages: list[Progress | None] = []
+    start = 0.0
+    for weight in weights:
+        if weight <= 0:
+            stages.append(None)
+            continue
+        stages.append(_stage(progress, start / total, weight / total))
+        start += weight
+    return stages
+
+
+def _stage(progress: Progress, offset: float, share: float) -> Callable[[float], None]:
+    return lambda done: progress(min(1.0, round(offset + share * done, 9)))

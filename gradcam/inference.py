@@ -4,7 +4,7 @@ A model in training mode is run as in inference (BatchNorm running statistics, n
 Dropout) and its modules' flags are restored after the call; concurrent calls on
 one model neither see nor restore each other's switch. What the model returns
 (a tensor, a tuple, a mapping or an object with ``.logits``) is unwrapped to its
-class scores ``(N, num_classes)``.
+class scores ``(N, num_classes)``, and a layer's output to its tensor.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
+
+from gradcam.heads import two_classes
 
 
 def predict(model: nn.Module, x: Tensor) -> Tensor:
@@ -38,7 +40,11 @@ def floating_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 def logits_of(output: object) -> Tensor:
-    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``."""
+    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``.
+
+    A single logit ``z`` (a binary classifier) is read as two classes, ``(-z/2, z/2)``
+    (see :mod:`gradcam.heads`): class 1 is the positive one, class 0 its negation.
+    """
     if isinstance(output, Tensor):
         logits = output
     elif isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
@@ -54,7 +60,27 @@ def logits_of(output: object) -> Tensor:
         )
     if logits.ndim != 2:
         raise ValueError(f"The model's class scores should be (N, num_classes), got {tuple(logits.shape)}.")
-    return logits
+    return two_classes(logits)
+
+
+def layer_tensor(output: object) -> Tensor | None:
+    """The tensor a layer outputs: the output itself, or the first item of a tuple or list (None for anything else)."""
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    return None
+
+
+def with_layer_tensor(output: object, tensor: Tensor) -> object:
+    """The layer's output with its tensor (see :func:`layer_tensor`) replaced, of the same type."""
+    if isinstance(output, Tensor):
+        return tensor
+    assert isinstance(output, (tuple, list))
+    items = [tensor, *output[1:]]
+    if isinstance(output, tuple) and hasattr(output, "_fields"):  # a named tuple
+        return type(output)(*items)
+    return type(output)(items)
 
 
 _training_locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()

@@ -3,9 +3,10 @@
 Every "did you mean" of the package (a class, a layer, a model) ranks the
 candidates with :func:`closest`; every value quoted in an error message is cut
 by :func:`short`; every name that becomes part of a file name goes through
-:func:`file_safe`.
+:func:`file_safe`; a class given by name or index becomes its index through
+:func:`resolve_class`.
 
-This module is a leaf: it imports nothing of the package.
+This module is a leaf: it imports only the package's errors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+
+import numpy as np
+
+from gradcam.errors import UnknownClassError
 
 #: How many names a "Closest: ..." hint lists.
 HINT_NAMES = 5
@@ -96,3 +101,25 @@ def file_safe(name: str, fallback: str, limit: int | None = None) -> str:
         limit: at most this many characters.
     """
     return _UNSAFE.sub("-", name).strip("-")[:limit] or fallback
+
+
+def resolve_class(categories: Sequence[str], target: int | str) -> int:
+    """A class index from an index or a (case-insensitive) class name.
+
+    Raises:
+        UnknownClassError: for an index out of range or an unknown name; the
+            message lists the closest names.
+    """
+    if isinstance(target, str) and target.strip().isdecimal():  # isdigit() accepts "²", which int() refuses
+        target = int(target.strip())
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if not 0 <= int(target) < len(categories):
+            raise UnknownClassError(f"Class index {target} is out of range: use 0 to {len(categories) - 1}.")
+        return int(target)
+    if not isinstance(target, str):
+        raise UnknownClassError(f"A class is a name or an index, not {type(target).__name__}.")
+    wanted = " ".join(target.split()).lower()
+    lowered = [name.lower() for name in categories]
+    if wanted in lowered:
+        return lowered.index(wanted)
+    raise UnknownClassError(f"Unknown class {target!r}.{closest_hint(target, categories)}")

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from gradcam.cam import GradCAM
 from gradcam.explanation import Curve, MethodMap, Sanity, TrustCheck
 from gradcam.faithfulness import ranks
+from gradcam.heads import Head, probabilities
 from gradcam.imputation import NOISE, noisy_linear_imputation
 from gradcam.inference import predict
 from gradcam.methods import Method
@@ -259,7 +260,10 @@ def sanity_check(
             twin_model = randomised_copy(model, engine.target_layer, x, seed=copy_or_seed)
             passes += 1
         layers, used = twin_model.layers, [*used, twin_model.seed]
-        twin = GradCAM(twin_model.model, engine.target_layer, prefix_tokens=engine.prefix_tokens, method=engine.method)
+        twin = GradCAM(
+            twin_model.model, engine.target_layer, prefix_tokens=engine.prefix_tokens, method=engine.method,
+            layout=engine.layout,
+        )
         with _counting(twin_model.model) as runs:
             new = twin.compute(x, [class_index], size=cam.shape, time_limit=time_limit).maps[0, 0].cpu().numpy()
             if original is not None:
@@ -295,6 +299,7 @@ def trust_check(
     progress: Progress | None = None,
     extra_passes: int = 0,
     time_limit: float | None = None,
+    head: Head = Head.SOFTMAX,
 ) -> TrustCheck:
     """Deletion, insertion, ROAD and (with ``engine``) the randomisation test of one map.
 
@@ -316,10 +321,11 @@ def trust_check(
         progress: called with the share of the work done.
         extra_passes: forward passes the caller spent on the check (counted in its cost).
         time_limit: seconds each of the randomisation test's Score-CAM maps may take.
+        head: how the model's scores become probabilities (see :mod:`gradcam.heads`).
     """
 
     def scores(batch: Tensor) -> Tensor:
-        return predict(model, batch).softmax(dim=1)
+        return probabilities(predict(model, batch), head).float()
 
     height, width = cam.shape
     deletion, insertion = deletion_insertion(scores, x, cam, fill, class_index=class_index, before=before, steps=steps)
@@ -359,6 +365,7 @@ def method_maps(
     size: tuple[int, int],
     steps: int = STEPS,
     progress: Progress | None = None,
+    head: Head = Head.SOFTMAX,
 ) -> tuple[MethodMap, ...]:
     """Each method's map of one class from one pass, with its deletion and insertion curves.
 
@@ -372,10 +379,11 @@ def method_maps(
         size: ``(height, width)`` of the maps kept (the image's).
         steps: the curves' steps.
         progress: called with the share of the methods scored.
+        head: how the model's scores become probabilities (see :mod:`gradcam.heads`).
     """
 
     def scores(batch: Tensor) -> Tensor:
-        return predict(engine.model, batch).softmax(dim=1)
+        return probabilities(predict(engine.model, batch), head).float()
 
     results = engine.compute_methods(x, [class_index], methods, size=size)
     found = []

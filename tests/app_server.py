@@ -70,14 +70,14 @@ def explain_index(app: RunningApp) -> int:
 
 
 @contextmanager
-def running_app(service: DemoService, proxy_hops: int = 0) -> Iterator[RunningApp]:
+def running_app(service: DemoService, proxy_hops: int = 0, port: int | None = None) -> Iterator[RunningApp]:
     """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards.
 
     With ``proxy_hops=1`` it trusts the last ``X-Forwarded-For`` entry, as on a Space: a test can
     then be many visitors from one machine.
     """
     demo = create_app(service, proxy_hops=proxy_hops)
-    port = free_port()
+    port = port or free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,

@@ -268,6 +268,19 @@ def test_a_mistyped_class_never_blocks_the_next_photo_nor_leaves_the_old_answer(
     page.close()
 
 
+def test_a_replaced_photo_is_explained_once(light_app, browser, monkeypatch):
+    page = _explained(browser, light_app, DESKTOP)
+    shown = []
+    original = light_app.service.show
+    monkeypatch.setattr(light_app.service, "show", lambda asked: shown.append(asked.photo.name) or original(asked))
+    before = _overlay_src(page)
+    _drop(page, PAIR)  # Gradio announces a replaced photo twice: the second is told from a new request
+    _wait_painted(page, before)
+    page.wait_for_timeout(1500)  # time for a second answer, were there one
+    assert shown == [PAIR.name], shown
+    page.close()
+
+
 def test_a_photo_the_browser_cannot_show_is_previewed_from_the_servers_copy(light_app, browser, tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif")
     pillow_heif.register_heif_opener()
@@ -356,6 +369,59 @@ def test_examples_and_typed_numbers_follow_the_controls(light_app, browser):
     page.keyboard.type("0.9", delay=TYPING)
     page.keyboard.press("Enter")
     _wait_painted(page, before)
+    page.close()
+
+
+def test_the_layer_picker_lists_the_models_layers_and_explains_the_chosen_one(light_app, browser):
+    page = _explained(browser, light_app, DESKTOP)
+    page.get_by_text("Settings: model").click()
+    page.locator("#layer input").click()
+    options = [text.replace("✓", "").strip() for text in page.locator("#layer [role=option]").all_inner_texts()]
+    assert options == ["features (automatic)", "features.3", "features.2", "features.0"], options  # ✓: selected
+    before = _overlay_src(page)
+    page.locator("#layer [role=option]", has_text="features.3").click()
+    _wait_painted(page, before)
+    assert page.locator("#layer input").input_value() == "features.3"
+    assert "Can't explain" not in page.inner_text("#sentence")
+    _shot(page, "layer-picker.png")
+    page.close()
+
+
+def test_a_picked_method_makes_the_map_and_the_trust_check_and_compare_methods_answer_for_it(light_app, browser):
+    page = _explained(browser, light_app, DESKTOP)
+    page.get_by_text("Settings: model").click()
+    before = _overlay_src(page)
+    page.locator("#method").get_by_text("LayerCAM", exact=True).click()
+    _wait_painted(page, before)
+    assert "Can't explain" not in page.inner_text("#sentence")
+
+    page.get_by_role("tab", name="Can I trust this map?").click()
+    page.click("#trust-run")
+    page.wait_for_function(
+        "document.querySelector('#trust-sentence').innerText.includes('Hiding the highlighted fifth')", timeout=120_000
+    )
+    said = page.inner_text("#trust-sentence")
+    assert "learned weights are scrambled" in said and "ROAD" in said, said
+    page.wait_for_selector("#trust-curves img")
+    page.wait_for_selector("#trust-scrambled img")
+    table = page.inner_text("#trust-figures")
+    assert "Deletion AUC" in table and "Insertion AUC" in table and "LayerCAM map" in table, table
+    assert re.search(r"\d+ passes through the model", table), table
+    page.locator("#trust-figures").scroll_into_view_if_needed()
+    _shot(page, "explore-trust.png")
+
+    page.get_by_role("tab", name="Compare methods").click()
+    page.click("#methods-run")
+    page.wait_for_function("document.querySelectorAll('#methods-gallery img').length >= 6", timeout=120_000)
+    captions = page.locator("#methods-gallery .caption-label").all_inner_texts()
+    assert [c.split(":")[0] for c in captions] == [
+        "Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "Eigen-CAM"
+    ], captions
+    assert sum("(most faithful)" in c for c in captions) == 1, captions
+    assert all(re.search(r"deletion \d\.\d\d, insertion \d\.\d\d", c) for c in captions), captions
+    assert "map is the most faithful here" in page.inner_text("#methods-sentence")
+    page.locator("#methods-gallery").scroll_into_view_if_needed()
+    _shot(page, "explore-methods.png")
     page.close()
 
 
@@ -525,7 +591,7 @@ def test_explore_pictures_are_shareable(light_app, browser):
 def test_on_a_phone_every_explore_question_is_in_view_and_answers_fit_the_screen(light_app, browser):
     page = _explained(browser, light_app, PHONE)
     tabs = page.locator("button[role=tab]")
-    assert tabs.count() == 6
+    assert tabs.count() == 8
     for tab in tabs.all():  # none hidden in an overflow menu
         tab.scroll_into_view_if_needed()
         assert tab.is_visible(), f"{tab.inner_text()} is hidden"

@@ -132,3 +132,18 @@ def test_an_unknown_method_is_one_line_before_any_work(tmp_path: Path, capsys: p
         "eigencam, scorecam."
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_head_or_input_that_contradicts_the_model_is_one_line_and_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_dataset(tmp_path / "data", count=2)
+    args = [str(data.images), "--annotations", str(data.csv), "--model", "torchvision:mobilenet_v3_small",
+            "--weights", "random"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--mean", "0.5", "0.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: The mean has 2 values but mobilenet_v3_small")
+    assert not (tmp_path / "out").exists()
+    assert main([*args, "--out", str(tmp_path / "tags"), "--head", "sigmoid", "--size", "96", "--no-pictures"]) == 0
+    run = json.loads((tmp_path / "tags" / "run.json").read_text())
+    assert run["head"] == "sigmoid" and run["input"]["short_side"] == 96 and run["input"]["channels"] == 3

@@ -166,7 +166,11 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
             trust_words: f"{sentence}\n\n{road}" if road else sentence,
             trust_curves: curves,
             trust_scrambled: scrambled,
-            trust_table: text.trust_table(words.trust_figures(explanation.trust), explanation.trust.forward_passes),
+            trust_table: text.trust_table(
+                words.trust_figures(explanation.trust),
+                explanation.trust.forward_passes,
+                get_method(explanation.method).title,
+            ),
         }
 
     def run_methods(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:

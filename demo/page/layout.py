@@ -8,6 +8,7 @@ download; then the settings folded into an accordion. The Explore area is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,13 @@ class Layout:
     colormap: gr.Radio
     threshold: gr.Slider
     alpha: gr.Slider
+    layer: gr.Dropdown
     method: gr.Radio
 
     @property
     def inputs(self) -> list[Any]:
-        """What every request is made of, in the ``explain`` endpoint's order (the method last, the newest)."""
-        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap, self.method]
+        """What every request is made of, in the ``explain`` endpoint's order (the newest last)."""
+        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap, self.layer, self.method]
 
 
 def share_buttons(on_spaces: bool) -> list[Any]:
@@ -66,10 +68,27 @@ def share_buttons(on_spaces: bool) -> list[Any]:
     return ["download", "fullscreen", *(["share"] if on_spaces else [])]
 
 
+def layer_choices(layers: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The layer picker's choices, (label, value): the automatic layer first, named so, its value "" (whatever
+    the model: what the API's callers send by default too), then the others by name."""
+    if not layers:
+        return [(text.automatic_layer(None), "")]
+    return [(text.automatic_layer(layers[0]), ""), *((name, name) for name in layers[1:])]
+
+
 def build(
-    categories: list[str], model_titles: list[str], default_model: str, models_note: str, *, on_spaces: bool
+    categories: list[str],
+    model_titles: list[str],
+    default_model: str,
+    models_note: str,
+    *,
+    on_spaces: bool,
+    layers: Sequence[str] | None = None,
 ) -> Layout:
-    """Lays out the first part of the page (call inside a ``gr.Blocks`` context)."""
+    """Lays out the first part of the page (call inside a ``gr.Blocks`` context).
+
+    ``layers`` are the default model's, its automatic layer first (the layer picker's choices).
+    """
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
             image = gr.Image(
@@ -165,6 +184,15 @@ def build(
                 label="Heatmap opacity",
                 elem_id="opacity",
             )
+        choices = layer_choices(layers)
+        layer = gr.Dropdown(
+            choices,
+            value="",
+            label="Layer",
+            info=text.LAYER_INFO,
+            elem_id="layer",
+            filterable=True,
+        )
     with gr.Accordion("How to read this", open=False):
         gr.Markdown(text.HOW_TO_READ)
     return Layout(
@@ -183,6 +211,7 @@ def build(
         colormap,
         threshold,
         alpha,
+        layer,
         method,
     )
 
