@@ -156,8 +156,8 @@ TRUST_HELP = (
 
 METHODS_HELP = (
     "The same photo and class explained by six ways of making the heatmap, from one pass through the model, each "
-    "tested by hiding and showing its pixels. The most faithful one is marked. Score-CAM is left out: it takes "
-    "hundreds of passes."
+    "tested by hiding and showing its pixels. The most faithful one is marked when the scores tell them apart. "
+    "Score-CAM is left out: it takes hundreds of passes."
 )
 
 REPORT_HELP = "One picture with the four panels, the top guesses and the sentence, to paste into slides."

@@ -132,7 +132,7 @@ def trust_manifest(check: TrustCheck) -> dict[str, Any]:
 
 def methods_manifest(maps: tuple[MethodMap, ...]) -> list[dict[str, Any]]:
     """The compared methods: each one's deletion and insertion areas, the most faithful marked."""
-    best = words.most_faithful(maps) if maps else -1
+    best = words.most_faithful(maps)
     return [
         {"method": m.method, "title": m.title, "deletion_auc": m.deletion.area, "insertion_auc": m.insertion.area,
          "cam_empty": m.empty, "most_faithful": k == best}

@@ -134,7 +134,7 @@ def methods(
     """
     if not explanation.methods:
         raise NotAvailableError("This explanation has no other methods' maps: explain with methods=True.")
-    best = words.most_faithful(explanation.methods)
+    best = words.most_faithful(explanation.methods)  # None: the scores cannot tell the maps apart
     return [
         (render.overlay(explanation.image, m.cam, alpha, colormap), words.method_caption(m, k == best))
         for k, m in enumerate(explanation.methods)

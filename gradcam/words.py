@@ -432,9 +432,19 @@ def trust_figures(check: Trusted) -> list[tuple[str, str, str]]:
     return rows
 
 
-def most_faithful(maps: Sequence[Compared]) -> int:
-    """The index of the most faithful map: the highest insertion area minus deletion area (the first of ties)."""
+#: Scores (insertion minus deletion area) closer than this cannot tell the maps apart: none is marked.
+FAITHFUL_TIE = 0.01
+
+
+def most_faithful(maps: Sequence[Compared]) -> int | None:
+    """The index of the most faithful map: the highest insertion area minus deletion area (the first of ties).
+
+    None when every map scores within :data:`FAITHFUL_TIE` of the others (one map alone included): the
+    check cannot choose between them (an untrained model's confidence, flat whatever is hidden).
+    """
     scores = [m.insertion.area - m.deletion.area for m in maps]
+    if len(scores) < 2 or max(scores) - min(scores) < FAITHFUL_TIE:
+        return None
     return scores.index(max(scores))
 
 
@@ -448,17 +458,30 @@ def methods_comparison(maps: Sequence[Compared]) -> Text:
     """Which method's map is the most faithful here, in words a visitor understands."""
     if not maps:
         return Text.of("No method was compared.")
-    best = maps[most_faithful(maps)]
+    lead = (
+        "Each map is tested the same way: hiding what it highlights should cost the model its confidence "
+        "(deletion, lower is better) and showing only that should bring it back (insertion, higher is better). "
+    )
+    found = most_faithful(maps)
+    if found is None:
+        deletions, insertions = [m.deletion.area for m in maps], [m.insertion.area for m in maps]
+        return Text.of(
+            lead,
+            ("strong", "The maps score alike here"),
+            f" (deletion {min(deletions):.2f} to {max(deletions):.2f}, insertion {min(insertions):.2f} to "
+            f"{max(insertions):.2f}): hiding or showing what any of them highlights changes the model's confidence "
+            "about equally, so this check cannot choose between them.",
+        )
+    best = maps[found]
     same = [m.title for m in maps if m is not best and _same_scores(m, best)]
     said = Text.of(
-        "Each map is tested the same way: hiding what it highlights should cost the model its confidence "
-        "(deletion, lower is better) and showing only that should bring it back (insertion, higher is better). ",
+        lead,
         ("strong", best.title),
         f"'s map is the most faithful here (deletion {best.deletion.area:.2f}, insertion {best.insertion.area:.2f}).",
     )
     if same:
         others = ", ".join(same[:-1]) + (" and " if len(same) > 1 else "") + same[-1]
-        said = said + Text.of(f" {others} {'give' if len(same) > 1 else 'gives'} the same map on this model.")
+        said = said + Text.of(f" {others} {'score' if len(same) > 1 else 'scores'} the same.")
     return said
 
 

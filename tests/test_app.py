@@ -139,8 +139,8 @@ def test_the_api_documents_explain(client):
     info = client.view_api(return_format="dict", print_info=False)
     assert list(info["named_endpoints"]) == ["/explain"], "the page's own events are in the API"
     parameters = [p["parameter_name"] for p in info["named_endpoints"]["/explain"]["parameters"]]
-    # The six of the first version keep their places; the method came after them, with its default.
-    assert parameters == ["image", "target", "model", "threshold", "alpha", "colormap", "method"]
+    # The six of the first version keep their places; the layer and then the method came after them, with defaults.
+    assert parameters == ["image", "target", "model", "threshold", "alpha", "colormap", "layer", "method"]
     method = info["named_endpoints"]["/explain"]["parameters"][-1]
     assert method["parameter_has_default"] and method["parameter_default"] == "Grad-CAM"
     returns = [r["label"] for r in info["named_endpoints"]["/explain"]["returns"]]
@@ -166,15 +166,15 @@ def test_the_footer_links_to_the_api(app):
     assert "footer" not in str(config.get("css") or ""), "CSS hides the footer"
 
 
-def test_the_method_is_the_explain_endpoints_seventh_parameter_and_recorded_in_the_manifest(client):
+def test_the_method_is_the_explain_endpoints_eighth_parameter_and_recorded_in_the_manifest(client):
     image = handle_file(str(EXAMPLES / "coffee.png"))
     *panels, _, _, archive = client.predict(
-        image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "LayerCAM", api_name="/explain"
+        image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "", "LayerCAM", api_name="/explain"
     )
     with zipfile.ZipFile(archive) as bundle:
         data = json.loads(bundle.read(next(n for n in bundle.namelist() if n.endswith("manifest.json"))))
-    assert data["method"] == "layercam"
+    assert data["method"] == "layercam" and data["layer"] == "features_conv"
     *default, _, _, _ = client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", api_name="/explain")
     assert not np.array_equal(_png(panels[1]), _png(default[1])), "the method did not change the map"
     with pytest.raises(Exception, match="Method must be one of: Grad-CAM"):
-        client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "Grad-CAM+++", api_name="/explain")
+        client.predict(image, TOP_PREDICTION, "VGG19", 0.15, 0.5, "jet", "", "Grad-CAM+++", api_name="/explain")

@@ -417,9 +417,12 @@ def test_a_picked_method_makes_the_map_and_the_trust_check_and_compare_methods_a
     assert [c.split(":")[0] for c in captions] == [
         "Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "Eigen-CAM"
     ], captions
-    assert sum("(most faithful)" in c for c in captions) == 1, captions
     assert all(re.search(r"deletion \d\.\d\d, insertion \d\.\d\d", c) for c in captions), captions
-    assert "map is the most faithful here" in page.inner_text("#methods-sentence")
+    for caption in page.locator("#methods-gallery .caption-label").all():
+        assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), f"cut: {caption.inner_text()}"
+    # An untrained network's confidence (0.1%) barely moves whatever is hidden: no map is called the best.
+    assert "The maps score alike here" in page.inner_text("#methods-sentence")
+    assert not any("(most faithful)" in c for c in captions), captions
     page.locator("#methods-gallery").scroll_into_view_if_needed()
     _shot(page, "explore-methods.png")
     page.close()

@@ -405,7 +405,7 @@ def _model_fns(app: RunningApp) -> dict[int, object]:
 
 def test_the_rest_routes_that_skip_the_queue_are_closed(tiny_app):
     counter = ForwardCounter(tiny_app.service.models.get(None).backbone.model).__enter__()
-    data = [None, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", ""]
+    data = [None, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", "", ""]
     for route in ("run/explain", "api/explain", "run/explain/", "api/explain/"):
         response = httpx.post(tiny_app.url + "gradio_api/" + route, json={"data": data}, timeout=10)
         assert response.status_code == 404 and "Not found" in response.text, route
@@ -491,7 +491,7 @@ def test_a_data_url_over_the_upload_limit_is_refused(tiny_app):
     payload = base64.b64encode(_photo(43, (64, 64)) + bytes(10 * 1024 * 1024 + 100)).decode()
     image["url"] = "data:image/png;base64," + payload
     status, answer = join(
-        tiny_app, explain_index(tiny_app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", ""], "dataurl"
+        tiny_app, explain_index(tiny_app), [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", "", ""], "dataurl"
     )
     assert status == 200
     if answer["success"]:  # Gradio replaced the URL by the uploaded file's: the data URL was never decoded
@@ -511,38 +511,59 @@ def test_results_stay_downloadable_while_others_use_the_app(tiny_app, tmp_path):
 
 
 BAD_SETTINGS = [
-    ("nan-threshold", '[IMAGE, "Top prediction", "TinyNet", NaN, 0.5, "jet", ""]', "Box threshold must be a number"),
     (
-        "inf-opacity",
-        '[IMAGE, "Top prediction", "TinyNet", 0.15, Infinity, "jet", ""]',
-        "Heatmap opacity must be a number",
-    ),
-    ("huge-number", '[IMAGE, "Top prediction", "TinyNet", 1e308, 0.5, "jet", ""]', "Box threshold must be a number"),
-    (
-        "digits",
-        '[IMAGE, "Top prediction", "TinyNet", 1' + "0" * 5000 + ', 0.5, "jet", ""]',
+        "nan-threshold",
+        '[IMAGE, "Top prediction", "TinyNet", NaN, 0.5, "jet", "", ""]',
         "Box threshold must be a number",
     ),
-    ("long-target", '[IMAGE, "' + "9" * 5000 + '", "TinyNet", 0.15, 0.5, "jet", ""]', "Class to explain is too long"),
     (
-        "huge-class-name",
-        '[IMAGE, "' + "a" * 5_000_000 + '", "TinyNet", 0.15, 0.5, "jet", ""]',
+        "inf-opacity",
+        '[IMAGE, "Top prediction", "TinyNet", 0.15, Infinity, "jet", "", ""]',
+        "Heatmap opacity must be a number",
+    ),
+    (
+        "huge-number",
+        '[IMAGE, "Top prediction", "TinyNet", 1e308, 0.5, "jet", "", ""]',
+        "Box threshold must be a number",
+    ),
+    (
+        "digits",
+        '[IMAGE, "Top prediction", "TinyNet", 1' + "0" * 5000 + ', 0.5, "jet", "", ""]',
+        "Box threshold must be a number",
+    ),
+    (
+        "long-target",
+        '[IMAGE, "' + "9" * 5000 + '", "TinyNet", 0.15, 0.5, "jet", "", ""]',
         "Class to explain is too long",
     ),
-    ("text-threshold", '[IMAGE, "Top prediction", "TinyNet", "abc", 0.5, "jet", ""]', "Box threshold must be a number"),
-    ("number-target", '[IMAGE, 5, "TinyNet", 0.15, 0.5, "jet", ""]', "Class to explain must be text"),
-    ("list-model", '[IMAGE, "Top prediction", ["x"], 0.15, 0.5, "jet", ""]', "Model must be one of: TinyNet"),
+    (
+        "huge-class-name",
+        '[IMAGE, "' + "a" * 5_000_000 + '", "TinyNet", 0.15, 0.5, "jet", "", ""]',
+        "Class to explain is too long",
+    ),
+    (
+        "text-threshold",
+        '[IMAGE, "Top prediction", "TinyNet", "abc", 0.5, "jet", "", ""]',
+        "Box threshold must be a number",
+    ),
+    ("number-target", '[IMAGE, 5, "TinyNet", 0.15, 0.5, "jet", "", ""]', "Class to explain must be text"),
+    ("list-model", '[IMAGE, "Top prediction", ["x"], 0.15, 0.5, "jet", "", ""]', "Model must be one of: TinyNet"),
     (
         "unknown-colours",
-        '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "' + "x" * 5000 + '", ""]',
+        '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "' + "x" * 5000 + '", "", ""]',
         "Colours must be one of",
     ),
     (
         "unknown-class",
-        '[IMAGE, "' + "zebra" * 1000 + '", "TinyNet", 0.15, 0.5, "jet", ""]',
+        '[IMAGE, "' + "zebra" * 1000 + '", "TinyNet", 0.15, 0.5, "jet", "", ""]',
         "Class to explain is too long",
     ),
-    ("unknown-layer", '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "jet", "layer4"]', "Layer must be one of"),
+    ("unknown-layer", '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "jet", "layer4", ""]', "Layer must be one of"),
+    (
+        "unknown-method",
+        '[IMAGE, "Top prediction", "TinyNet", 0.15, 0.5, "jet", "", "Grad-CAM+++"]',
+        "Method must be one of: Grad-CAM, Grad-CAM++",
+    ),
 ]
 
 

@@ -164,7 +164,7 @@ def test_the_trust_figures_say_which_way_is_better():
     assert "lower is better" in rows[0][2] and "higher is better" in rows[1][2]
 
 
-def test_the_methods_comparison_names_the_most_faithful_and_the_identical_maps():
+def test_the_methods_comparison_names_the_most_faithful_and_the_equal_scores():
     from gradcam.explanation import Curve
 
     @dataclass(frozen=True)
@@ -181,5 +181,25 @@ def test_the_methods_comparison_names_the_most_faithful_and_the_identical_maps()
     assert words.most_faithful(maps) == 1
     said = words.methods_comparison(maps).plain
     assert "LayerCAM's map is the most faithful here (deletion 0.10, insertion 0.60)." in said
-    assert said.endswith("HiResCAM gives the same map on this model.")
+    assert said.endswith("HiResCAM scores the same.")
     assert words.method_caption(maps[1], best=True) == "LayerCAM: deletion 0.10, insertion 0.60 (most faithful)"
+
+
+def test_maps_that_score_alike_are_not_ranked():
+    """An untrained model's confidence barely moves whatever is hidden: no map is called the most faithful."""
+    from gradcam.explanation import Curve
+
+    @dataclass(frozen=True)
+    class Map:
+        title: str
+        deletion: Curve
+        insertion: Curve
+
+    def curve(value: float) -> Curve:
+        return Curve((0.0, 1.0), (value, value))
+
+    maps = [Map("Grad-CAM", curve(0.001), curve(0.0012)), Map("LayerCAM", curve(0.0011), curve(0.001))]
+    assert words.most_faithful(maps) is None and words.most_faithful(maps[:1]) is None
+    said = words.methods_comparison(maps).plain
+    assert "The maps score alike here (deletion 0.00 to 0.00, insertion 0.00 to 0.00)" in said
+    assert "cannot choose between them" in said and "most faithful" not in said

@@ -54,10 +54,10 @@ def _picture(label: str, height: int, elem_id: str, buttons: list[Any]) -> gr.Im
     )
 
 
-def _gallery(label: str, elem_id: str, **options: Any) -> gr.Gallery:
+def _gallery(label: str, elem_id: str, columns: int = 3, **options: Any) -> gr.Gallery:
     return gr.Gallery(
         label=label,
-        columns=3,
+        columns=columns,
         height="auto",
         object_fit="contain",
         elem_id=elem_id,
@@ -98,7 +98,9 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
                 gr.Markdown(text.METHODS_HELP)
                 methods_button = gr.Button("Compare the methods", elem_id="methods-run")
                 methods_words = gr.Markdown(elem_id="methods-sentence")
-                methods_gallery = _gallery("Each method's map of this class", "methods-gallery", allow_preview=True)
+                methods_gallery = _gallery(  # two abreast: each caption carries two scores
+                    "Each method's map of this class", "methods-gallery", columns=2, allow_preview=True
+                )
             with gr.Tab("What speaks against it?"):
                 gr.Markdown(text.COUNTER_HELP)
                 counter_button = gr.Button("Show what speaks against the class", elem_id="counter-run")
