@@ -1,14 +1,18 @@
-"""Makes the README's pictures: Run: source scripts/env.sh; python docs/figures.py
+"""Makes the README's pictures: Run: source scripts/env.sh; python docs/figures.py [real localisation methods]
 
 - docs/real-photos.png: EfficientNet-Lite0 (real ImageNet weights, shipped in a
   pip package) on the example photos, and the class switch on cat-and-coffee.jpg.
 - docs/localisation.png: Grad-CAM on the tiny CNN the tests train, on two-object
   scenes: the picture with a known right answer (a red square and a green disc).
+- docs/compare-methods.png: the page's "Compare methods" view for EfficientNet-Lite0
+  (real weights) on cat-and-coffee.jpg, class tabby: each cheap method's map with its
+  deletion and insertion AUC; its numbers and the trust check are printed as Markdown.
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gradcam import Explainer, GradCAM, load_backbone, overlay, views, words  # noqa: E402
+from gradcam.methods import get_method  # noqa: E402
 from tests.conftest import SHAPES, TinyNet, make_scene, to_tensor  # noqa: E402
 
 
@@ -59,8 +64,41 @@ def real_photos() -> None:
     FigureCanvasAgg(figure).print_png(ROOT / "docs" / "real-photos.png")
 
 
-def main() -> None:
-    real_photos()
+def compare_methods() -> None:
+    """The "Compare methods" view of a real photo, with its numbers and the trust check printed as Markdown."""
+    explainer = Explainer(load_backbone("efficientnet_lite0"))
+    photo = ROOT / "demo" / "examples" / "cat-and-coffee.jpg"
+    explanation = explainer.explain(photo, "tabby", methods=True, trust=True)
+    shown = views.methods(explanation, 0.5)
+    figure = Figure(figsize=(9.6, 5.6), dpi=80, layout="constrained")
+    axes = figure.subplots(2, 3).ravel()
+    for ax, (picture, caption) in zip(axes, shown):
+        ax.imshow(picture)
+        ax.set_title(caption, fontsize=10)
+        ax.axis("off")
+    said = words.methods_comparison(explanation.methods).plain
+    figure.suptitle(
+        f"cat-and-coffee.jpg, class {explanation.class_name} ({explanation.probability:.0%}), EfficientNet-Lite0 "
+        f"(real weights), layer {explanation.layer_name}\n" + "\n".join(textwrap.wrap(said, 130)),
+        fontsize=9,
+    )
+    FigureCanvasAgg(figure).print_png(ROOT / "docs" / "compare-methods.png")
+    best = words.most_faithful(explanation.methods)
+    print("| method | deletion AUC (lower is better) | insertion AUC (higher is better) |")
+    print("|---|---:|---:|")
+    for k, m in enumerate(explanation.methods):
+        mark = " **(most faithful)**" if k == best else ""
+        print(f"| {m.title}{mark} | {m.deletion.area:.3f} | {m.insertion.area:.3f} |")
+    check = explanation.trust
+    assert check is not None
+    print(f"\nTrust check of the {get_method(explanation.method).title} map ({check.forward_passes} passes):")
+    print(f"> {words.trust(check).plain} {words.road(check).plain}")
+    for name, value, how in words.trust_figures(check):
+        print(f"| {name} | {value} | {how} |")
+
+
+def localisation() -> None:
+    """Grad-CAM on the tiny CNN the tests train, both classes of two-object scenes."""
     torch.set_num_threads(1)
     model = train()
     scenes = [make_scene(np.random.default_rng(seed), (0, 1)) for seed in (3, 5, 8, 13)]
@@ -77,6 +115,14 @@ def main() -> None:
                 axes[row, column].set_title(title, fontsize=10)
     canvas = FigureCanvasAgg(figure)
     canvas.print_png(ROOT / "docs" / "localisation.png")
+
+
+FIGURES = {"real": real_photos, "localisation": localisation, "methods": compare_methods}
+
+
+def main() -> None:
+    for name in sys.argv[1:] or FIGURES:
+        FIGURES[name]()
 
 
 if __name__ == "__main__":
