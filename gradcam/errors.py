@@ -48,3 +48,15 @@ class UnknownModelError(GradCAMError, KeyError):
 
 class UnknownLayerError(GradCAMError, ValueError):
     """A target layer the model does not have, or one whose output cannot be explained."""
+
+
+class InvalidVideoError(GradCAMError, ValueError):
+    """The file is not a video clip we can read, or is empty, damaged or truncated."""
+
+
+class VideoTooLongError(InvalidVideoError):
+    """The clip lasts longer, or holds more frames, than the limits allow."""
+
+
+class VideoTooLargeError(InvalidVideoError):
+    """The clip's frames have more pixels than the limit."""
