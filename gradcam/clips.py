@@ -147,7 +147,8 @@ def explain_clip(
 
     Raises:
         InvalidVideoError: the clip cannot be read or is beyond the limits (see
-            :func:`gradcam.video.open_clip`); nothing is left in ``folder``.
+            :func:`gradcam.video.open_clip`); the two files are not left behind (and
+            ``folder`` is not made when the header is refused).
         UnknownClassError: the target is not a class of the model (before the clip is read).
         ValueError: ``every`` or ``batch`` below 1, or a threshold outside [0, 1].
     """
@@ -160,9 +161,9 @@ def explain_clip(
     index = None if target is None else explainer.class_index(target)
     run = engine or (lambda frames: explainer.explain_frames(frames, index, threshold=threshold))
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
     video, table = out / VIDEO_FILE, out / TABLE_FILE
-    with open_clip(source) as clip:
+    with open_clip(source) as clip:  # refused before anything is written
+        out.mkdir(parents=True, exist_ok=True)
         info = clip.info
         width, height = info.size(max_side)
         try:
