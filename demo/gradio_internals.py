@@ -1,6 +1,6 @@
 """Every place the app relies on a part of Gradio that is not its public API, in one module.
 
-Gradio 6.31 offers no public way to do these four things; each function names
+Gradio 6.31 offers no public way to do these five things; each function names
 the private it uses, and ``tests/test_gradio_internals.py`` has one test per
 function that fails when a Gradio release changes what it relies on:
 
@@ -14,10 +14,14 @@ function that fails when a Gradio release changes what it relies on:
   queued endpoint (``GradioMCPServer._execute_tool_without_progress``).
 - :class:`Page`: link previews (``og:description``, ``og:image``) in the HTML the
   server sends (``Blocks.get_config_file``'s ``simple_description`` and ``thumbnail``).
+- :func:`end_streams`: a browser tab's streaming events (the live camera) end the
+  moment its visitor leaves (``Queue.event_ids_to_events``, and what the
+  ``/stream/<event>/close`` route sets on an ``Event``: ``closed``, ``run_time``, ``signal``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -142,3 +146,22 @@ class Page(gr.Blocks):
         config["simple_description"] = self.simple_description  # type: ignore[typeddict-unknown-key]
         config["thumbnail"] = self.thumbnail  # type: ignore[typeddict-unknown-key]
         return config
+
+
+def end_streams(blocks: gr.Blocks, session_hash: str) -> int:
+    """Ends the streaming events of one browser tab at once; returns how many. Call on the server's event loop.
+
+    Gradio 6.31 waits for a stream's next chunk until its time limit, even when the
+    visitor has closed the page (``Queue.process_events``: ``wait_for_batch`` with the
+    time limit as the timeout), so the stream's slot stays taken meanwhile. This does
+    what the page's own "Stop" does through ``POST /stream/<event>/close``.
+    """
+    queue = getattr(blocks, "_queue", None)
+    ended = 0
+    for event in list(getattr(queue, "event_ids_to_events", {}).values()):
+        if event.session_hash == session_hash and event.streaming and not event.closed:
+            event.run_time = math.inf
+            event.closed = True
+            event.signal.set()
+            ended += 1
+    return ended

@@ -8,6 +8,7 @@ download; then the settings folded into an accordion. The Explore area is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,19 @@ def share_buttons(on_spaces: bool) -> list[Any]:
 
 
 def build(
-    categories: list[str], model_titles: list[str], default_model: str, models_note: str, *, on_spaces: bool
+    categories: list[str],
+    model_titles: list[str],
+    default_model: str,
+    models_note: str,
+    *,
+    on_spaces: bool,
+    more_sources: Callable[[], object] | None = None,
 ) -> Layout:
-    """Lays out the first part of the page (call inside a ``gr.Blocks`` context)."""
+    """Lays out the first part of the page (call inside a ``gr.Blocks`` context).
+
+    ``more_sources`` lays out what comes right under the photo row: the other sources
+    of pictures (the live camera, video clips; :mod:`demo.page.live`).
+    """
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
             image = gr.Image(
@@ -102,6 +113,8 @@ def build(
                 examples_per_page=8,
                 elem_id="examples",
             )
+    if more_sources is not None:
+        more_sources()
     sentence = gr.Markdown(text.WAITING, elem_id="sentence", label="Sentence")
     # Built with the page and hidden by CSS while the panels are empty: a result only fills it in.
     with gr.Column(elem_id="results"):

@@ -1,0 +1,254 @@
+"""The live camera on the page: point it at a mug and the heatmap follows the mug.
+
+The browser's camera sends a small frame (``LIVE_WIDTH`` x ``LIVE_HEIGHT``, scaled
+down by the browser before it travels) every ``LIVE_EVERY`` seconds to one
+streaming event (Gradio's ``Image.stream``). Each frame is a request like a photo's:
+the page's inputs with the frame as the photo (:meth:`Handling.on_request`), so the
+class picker, the model and the look apply to the next frame; it is explained by
+the one engine call (:meth:`demo.service.DemoService.frame`) when the model is
+free, and dropped when it is not (Gradio keeps only the newest frame of a stream,
+so frames never queue). The map is averaged over the last frames
+(:mod:`demo.live`), drawn with its box and label, and sent back inline: no file per
+frame. The sentence changes at most once a second; the page counts down the last
+seconds of a run and stops the camera at the end; "Freeze" makes the frame shown
+the page's photo, so every Explore view answers about it.
+
+The streaming routes (``/gradio_api/stream/<event>`` and its ``/close``) pass the
+request guard's limits like every other request (:mod:`demo.limits`); a visitor who
+leaves ends their run at once (:func:`demo.gradio_internals.end_streams`).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from demo import text
+from demo.gradio_internals import current_event, end_streams
+from demo.live import LiveRuns, steadied
+from demo.page.handling import Asked, Handling
+from demo.page.layout import Layout
+from demo.presence import LISTENERS
+from demo.settings import LIVE_EVERY, LIVE_HEIGHT, LIVE_SECONDS, LIVE_STREAMS, LIVE_WARNING, LIVE_WIDTH
+from gradcam import views, words
+from gradcam.encode import jpeg
+from gradcam.names import closest
+
+Outputs = dict[Any, Any]
+
+#: What the page asks the camera for: a small picture (the network sees 224 pixels), the rear camera of a phone.
+CONSTRAINTS = {
+    "video": {
+        "width": {"ideal": LIVE_WIDTH},
+        "height": {"ideal": LIVE_HEIGHT},
+        "facingMode": {"ideal": "environment"},
+    }
+}
+#: JPEG quality of the frames sent back.
+VIEW_QUALITY = 80
+
+CSS = """
+#sources { gap: 8px; }
+#sources button { flex: 0 1 auto; }
+#live-panel:not(.open), #clip-panel:not(.open) { display: none; }
+#live-camera, #live-view { min-height: 200px; }
+#live-status { color: #8a1c1c; font-weight: 600; min-height: 1.2em; }
+#live-sentence p { margin: 0; }
+"""
+
+#: Run once at load: the camera starts with one click and stops at the end of a run, when its panel closes,
+#: or on "Freeze". Gradio's own webcam buttons stay usable (Record, Stop, the camera picker).
+LIVE_JS = """
+() => {
+  const record = () => document.querySelector('#live-camera button.capture-button');
+  const recording = () => {
+    const icon = document.querySelector('#live-camera button.capture-button [title]');
+    return Boolean(icon) && icon.title !== 'start recording';
+  };
+  const start = async () => {
+    for (let tries = 0; tries < 200; tries++) {
+      const access = document.querySelector('#live-camera [title="grant webcam access"] button');
+      if (access) access.click();
+      const button = record();
+      if (button) { if (!recording()) button.click(); return; }
+      await new Promise(next => setTimeout(next, 50));
+    }
+  };
+  const stop = () => { const button = record(); if (button && recording()) button.click(); };
+  const show = (name, open) => {
+    const panel = document.querySelector(`#${name}-panel`);
+    if (panel) panel.classList.toggle('open', open);
+    const button = document.querySelector(`#${name}-open`);
+    if (button) button.setAttribute('aria-expanded', String(open));
+  };
+  const isOpen = (name) => document.querySelector(`#${name}-panel.open`) !== null;
+  window.gradcamSources = {
+    live: () => {
+      const open = !isOpen('live');
+      show('clip', false); show('live', open);
+      if (open) start(); else stop();
+    },
+    clip: () => { const open = !isOpen('clip'); stop(); show('live', false); show('clip', open); },
+    stop,
+  };
+  new MutationObserver(() => {
+    if (document.querySelector('#live-status [data-ended]') && recording()) stop();
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+@dataclass
+class LiveCamera:
+    """The live camera's components (laid out by :meth:`build`, wired by :meth:`wire`)."""
+
+    camera: gr.Image | None = None
+    view: gr.Image | None = None
+    sentence: gr.Markdown | None = None
+    status: gr.HTML | None = None
+    freeze: gr.Button | None = None
+    runs: LiveRuns = dataclasses.field(default_factory=LiveRuns)
+
+    def build(self) -> None:
+        """Lays out the camera panel, closed (call inside a ``gr.Blocks`` context)."""
+        with gr.Column(elem_id="live-panel"):
+            gr.Markdown(text.LIVE_HELP)
+            with gr.Row(equal_height=False):
+                self.camera = gr.Image(
+                    label="Camera",
+                    sources=["webcam"],
+                    streaming=True,
+                    webcam_options=gr.WebcamOptions(mirror=False, constraints=CONSTRAINTS),
+                    height=260,
+                    elem_id="live-camera",
+                    min_width=260,
+                )
+                self.view = gr.Image(
+                    label=text.LIVE_VIEW,
+                    interactive=False,
+                    height=260,
+                    format="jpeg",
+                    buttons=["fullscreen"],
+                    elem_id="live-view",
+                    min_width=260,
+                )
+            self.status = gr.HTML("", elem_id="live-status", padding=False)
+            self.sentence = gr.Markdown(text.LIVE_STARTING, elem_id="live-sentence")
+            self.freeze = gr.Button(text.FREEZE, elem_id="live-freeze", size="sm")
+
+    def wire(self, handling: Handling, layout: Layout, blocks: gr.Blocks, *, seconds: float = LIVE_SECONDS) -> None:
+        """Connects the camera's stream and "Freeze" (call inside the ``gr.Blocks`` context, after :meth:`build`).
+
+        A visitor's run ends the moment they leave: when their page's event stream closes.
+        """
+        assert self.camera and self.view and self.sentence and self.status and self.freeze
+        page = weakref.ref(blocks)
+
+        def left(session: str) -> None:
+            current = page()
+            if current is not None and end_streams(current, session):
+                self.runs.end(session)
+
+        LISTENERS.when_closed(left)
+        blocks.load(None, js=LIVE_JS)
+        self.runs = runs = LiveRuns(seconds)
+        service = handling.service
+        view, sentence, status = self.view, self.sentence, self.status
+        categories = list(service.categories)
+
+        def frame(asked: Asked, progress: gr.Progress) -> Outputs:
+            event = current_event()
+            session, event_id = (event.session_hash, event.event_id) if event is not None else ("", "")
+            run = runs.run(session, event_id)
+            now = runs.clock()
+            left, over = text.live_time(run.left(now, seconds), seconds, LIVE_WARNING)
+            if over:  # the page stops the camera; a client that does not is answered without the model
+                return {status: _status(left, ended=True)}
+            request = asked.request
+            explanation = service.frame(request)
+            if explanation is None:  # the model is busy with someone's photo: this frame is dropped
+                return {status: _status(left)}
+            key = (request.model, request.target, explanation.cam.shape)
+            steady, cam = run.steady.add(key, explanation.cam)
+            shown = steadied(explanation, cam)
+            look = request.look
+            picture = views.boxed_overlay(shown, look.alpha, look.colormap)
+            answer: Outputs = {view: inline(picture), status: _status(left)}
+            speaks = run.may_speak(now)
+            if speaks:
+                said = words.summary(shown, request.target is not None, look.colormap).markdown
+                if asked.unknown is not None:
+                    said = f"{text.unknown_class(asked.unknown, closest(asked.unknown, categories))} {said}"
+                answer[sentence] = said
+            runs.update(
+                session,
+                dataclasses.replace(
+                    run,
+                    steady=steady,
+                    said=now if speaks else run.said,
+                    frame=request.photo,
+                    explained=run.explained + 1,
+                ),
+            )
+            return answer
+
+        def failed(message: str) -> Outputs:
+            return {sentence: text.cannot_explain(message)}
+
+        stream = handling.on_request(frame, failed=failed, empty=dict)
+        self.camera.stream(
+            stream,
+            [self.camera, *layout.inputs[1:]],
+            [view, sentence, status],
+            stream_every=LIVE_EVERY,
+            time_limit=seconds + 5,  # Gradio's own bound; the page stops the camera at ``seconds``
+            concurrency_id="live",
+            concurrency_limit=LIVE_STREAMS,
+            preprocess=False,
+            postprocess=False,  # the frame is sent back inline, as made (see inline)
+            show_progress="hidden",
+            api_visibility="private",
+        )
+
+        def frozen(http: gr.Request) -> Outputs:
+            photo = runs.frame(http.session_hash or "")
+            if photo is None:
+                return {sentence: text.NOTHING_TO_FREEZE}
+            return {layout.image: str(service.keep(photo, handling.visitor(http)))}
+
+        self.freeze.click(
+            frozen,
+            None,
+            [layout.image, sentence],
+            js="() => { if (window.gradcamSources) window.gradcamSources.stop(); }",
+            api_visibility="private",
+            concurrency_id="page",
+            concurrency_limit=None,
+        )
+
+
+def source_buttons() -> None:
+    """The buttons beside the photo that open the live camera and the video panel (no server round trip)."""
+    with gr.Row(elem_id="sources"):
+        live = gr.Button(text.LIVE_BUTTON, elem_id="live-open", size="sm", variant="secondary")
+        clip = gr.Button(text.CLIP_BUTTON, elem_id="clip-open", size="sm", variant="secondary")
+    live.click(None, js="() => window.gradcamSources && window.gradcamSources.live()")
+    clip.click(None, js="() => window.gradcamSources && window.gradcamSources.clip()")
+
+
+def inline(picture: Any) -> dict[str, Any]:
+    """A picture as the image component shows it, inline (a ``data:`` URL): no file, no second request."""
+    encoded = base64.b64encode(jpeg(picture, VIEW_QUALITY)).decode("ascii")
+    return {"path": "live.jpg", "url": f"data:image/jpeg;base64,{encoded}", "orig_name": "live.jpg"}
+
+
+def _status(words_left: str, *, ended: bool = False) -> str:
+    """The countdown line; ``data-ended`` tells the page script to stop the camera."""
+    marker = " data-ended" if ended else ""
+    return f"<div{marker}>{html.escape(words_left)}</div>" if words_left else ""
