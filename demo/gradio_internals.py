@@ -6,7 +6,9 @@ function that fails when a Gradio release changes what it relies on:
 
 - :func:`current_event`: the request, event id and enqueue time of the event
   being handled (``gradio.context.LocalContext``, ``Blocks._queue``), so a request
-  whose visitor has left can be skipped before the model runs.
+  whose visitor has left can be skipped before the model runs. A stream's chunks
+  after its first come without their event's id (``Queue.process_events`` hands the
+  chunk's own body over): their event id is "".
 - :func:`share_the_queue`: a cap on the requests one browser tab and one network
   address may have waiting or running (wraps ``Queue.push``, counts
   ``Queue.event_ids_to_events``).
@@ -37,7 +39,7 @@ class Event:
     """The queued event a handler is running for."""
 
     session_hash: str
-    event_id: str
+    event_id: str  # "" for a stream's chunks after its first
     enqueued: float  # time.monotonic() when it joined the queue
 
 
@@ -47,8 +49,9 @@ def current_event() -> Event | None:
 
     request = LocalContext.request.get(None)
     event_id = LocalContext.event_id.get(None)
-    if request is None or event_id is None:
+    if request is None or (event_id is None and not getattr(request, "session_hash", None)):
         return None
+    event_id = event_id or ""  # a stream's later chunk (see the module's docstring)
     enqueued = time.monotonic()
     queue = getattr(LocalContext.blocks.get(None), "_queue", None)
     event = getattr(queue, "event_ids_to_events", {}).get(event_id)

@@ -113,11 +113,17 @@ class LiveRuns:
         self._lock = threading.Lock()
 
     def run(self, session: str, event: str) -> LiveRun:
-        """The tab's run for this event: the one in progress, or a new one when the event is new."""
+        """The tab's run for this event: the one in progress, or a new one when the event is new.
+
+        Args:
+            session: the browser tab.
+            event: the stream's event, or "" for a chunk that does not say (all but a stream's first:
+                see :func:`demo.gradio_internals.current_event`), which continues the tab's run.
+        """
         with self._lock:
             self._forget_old()
             run = self._runs.get(session)
-            if run is None or run.event != event:
+            if run is None or (event and run.event != event):
                 run = LiveRun(event, self.clock())
                 self._runs[session] = run
                 self._runs.move_to_end(session)

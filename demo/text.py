@@ -164,8 +164,8 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
 
 # --- the live camera and video clips ----------------------------------------------------------------
 
-LIVE_BUTTON = "📷 Live camera"
-CLIP_BUTTON = "🎞️ Explain a video clip"
+LIVE_BUTTON = "Live camera"
+CLIP_BUTTON = "Explain a video clip"
 LIVE_HELP = (
     "Point the camera at something (a mug, a keyboard, a plant): the heatmap follows it as it moves. Type another "
     "class above and the map moves to what speaks for it. **Freeze** keeps the current frame as your photo, so "
@@ -173,7 +173,7 @@ LIVE_HELP = (
 )
 LIVE_VIEW = "What the model looks at, live"
 LIVE_STARTING = "*Starting the camera…*"
-FREEZE = "❄️ Freeze: explore this frame"
+FREEZE = "Freeze: explore this frame"
 NOTHING_TO_FREEZE = "*Start the camera first: there is no frame to keep yet.*"
 CLIP_HELP = (
     "Drop a short clip (MP4, WebM or MOV, up to 30 seconds and 10 MB): every frame gets its heatmap, box and label, "

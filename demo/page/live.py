@@ -136,6 +136,7 @@ class LiveCamera:
                     format="jpeg",
                     buttons=["fullscreen"],
                     elem_id="live-view",
+                    elem_classes="panel",
                     min_width=260,
                 )
             self.status = gr.HTML("", elem_id="live-status", padding=False)
