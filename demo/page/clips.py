@@ -110,7 +110,7 @@ class VideoClips:
         preview, result, sentence, table = self.preview, self.result, self.sentence, self.table
         answers = [preview, result, sentence, table]
 
-        def explained(asked: ClipRequest, progress: gr.Progress) -> Iterator[Outputs]:
+        def explained_clip(asked: ClipRequest, progress: gr.Progress) -> Iterator[Outputs]:
             event = current_event()
             keys = (event.session_hash, event.event_id) if event is not None else ()
             latest: dict[str, Any] = {"done": 0, "total": 0, "picture": None}
@@ -163,7 +163,7 @@ class VideoClips:
         def empty() -> Outputs:
             return {preview: None, result: None, table: None, sentence: ""}
 
-        handle = handling.on_clip(explained, failed=failed, empty=empty)
+        handle = handling.on_clip(explained_clip, failed=failed, empty=empty)
         inputs = [self.video, *layout.inputs[1:], self.every]
         options: dict[str, Any] = {
             "api_visibility": "private",
