@@ -72,24 +72,30 @@ class LiveRun:
     """One live run of one browser tab.
 
     Attributes:
-        event: the queued event that carries the run (a new one is a new run).
+        event: the queued event that carries the run.
         started: when its first frame came (``clock`` seconds).
+        seen: when its last frame came.
         steady: the map's average so far.
         said: when the sentence last changed (``clock`` seconds; -inf: never).
         frame: the last frame explained, for "Freeze".
         explained: frames explained so far.
+        over: when its time ran out (None while it runs).
+        quiet: no frame came for a while: its stream was ended.
     """
 
     event: str
     started: float
+    seen: float = float("-inf")
     steady: Steady = Steady()
     said: float = float("-inf")
     frame: Photo | None = None
     explained: int = 0
+    over: float | None = None
+    quiet: bool = False
 
     def left(self, now: float, seconds: float = LIVE_SECONDS) -> float:
-        """Seconds left before the run stops by itself."""
-        return seconds - (now - self.started)
+        """Seconds left before the run stops by itself (0 once it is over)."""
+        return 0.0 if self.over is not None else seconds - (now - self.started)
 
     def may_speak(self, now: float, every: float = LIVE_SENTENCE_EVERY) -> bool:
         """Whether the sentence may change now (at most once every ``every`` seconds)."""
@@ -99,36 +105,54 @@ class LiveRun:
 class LiveRuns:
     """The live runs in progress, by browser tab (session); safe to share between threads.
 
+    A tab's stream is a run of events: Gradio's page starts a new event by itself when a
+    stream ends while its camera still sends frames. So a new event is a new run, except
+    one that starts right after a run's time ran out (``restart_gap``): that is the page
+    going on by itself, and the run stays over.
+
     Args:
         seconds: how long a run lasts; a run older than that (and a grace) is forgotten.
         most: runs remembered at once; the oldest go first.
         clock: monotonic seconds; tests pass a fake one.
+        restart_gap: see above (seconds).
     """
 
-    def __init__(self, seconds: float = LIVE_SECONDS, most: int = 256, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        seconds: float = LIVE_SECONDS,
+        most: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+        restart_gap: float = 1.0,
+    ) -> None:
         self.seconds = seconds
         self.most = most
         self.clock = clock
+        self.restart_gap = restart_gap
         self._runs: OrderedDict[str, LiveRun] = OrderedDict()
         self._lock = threading.Lock()
 
     def run(self, session: str, event: str) -> LiveRun:
-        """The tab's run for this event: the one in progress, or a new one when the event is new.
+        """The tab's run for this frame: the one in progress, or a new one when the event is new; its frame is seen.
 
         Args:
             session: the browser tab.
             event: the stream's event, or "" for a chunk that does not say (all but a stream's first:
                 see :func:`demo.gradio_internals.current_event`), which continues the tab's run.
         """
+        now = self.clock()
         with self._lock:
             self._forget_old()
             run = self._runs.get(session)
-            if run is None or (event and run.event != event):
-                run = LiveRun(event, self.clock())
-                self._runs[session] = run
-                self._runs.move_to_end(session)
-                while len(self._runs) > self.most:
-                    self._runs.popitem(last=False)
+            if run is None:
+                run = LiveRun(event, now)
+            elif event and run.event != event:
+                went_on = run.over is not None and now - run.over < self.restart_gap
+                run = dataclasses.replace(run, event=event) if went_on else LiveRun(event, now)
+            run = dataclasses.replace(run, seen=now, quiet=False)
+            self._runs[session] = run
+            self._runs.move_to_end(session)
+            while len(self._runs) > self.most:
+                self._runs.popitem(last=False)
             return run
 
     def update(self, session: str, run: LiveRun) -> None:
@@ -137,6 +161,22 @@ class LiveRuns:
             current = self._runs.get(session)
             if current is not None and current.event == run.event:
                 self._runs[session] = run
+
+    def finish(self, session: str) -> None:
+        """The tab's run is over: its time ran out."""
+        with self._lock:
+            run = self._runs.get(session)
+            if run is not None and run.over is None:
+                self._runs[session] = dataclasses.replace(run, over=self.clock())
+
+    def quiet(self, seconds: float) -> list[str]:
+        """The tabs whose run got no frame for ``seconds`` (once each, until a frame comes again)."""
+        cutoff = self.clock() - seconds
+        with self._lock:
+            found = [s for s, run in self._runs.items() if run.seen < cutoff and not run.quiet]
+            for session in found:
+                self._runs[session] = dataclasses.replace(self._runs[session], quiet=True)
+            return found
 
     def frame(self, session: str) -> Photo | None:
         """The last frame the tab's run explained, if any."""

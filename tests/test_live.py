@@ -107,3 +107,32 @@ def test_the_page_says_the_time_left_before_the_end(left, says, over):
 
 def test_a_short_run_is_said_in_seconds():
     assert text.live_time(2, 5, 3)[0] == "The live camera stops in 2 seconds (each run lasts 5 seconds)."
+
+
+def test_a_stream_the_page_restarts_right_after_the_end_stays_over_and_a_later_one_is_a_new_run():
+    now = [0.0]
+    runs = LiveRuns(seconds=60, clock=lambda: now[0], restart_gap=1.0)
+    runs.run("tab", "event-a")
+    now[0] = 61.0
+    runs.finish("tab")
+    now[0] = 61.3
+    went_on = runs.run("tab", "event-b")  # Gradio's page went on by itself: still over
+    assert went_on.event == "event-b" and went_on.left(now[0]) == 0.0
+    now[0] = 70.0
+    again = runs.run("tab", "event-c")  # the visitor pressed Record
+    assert again.started == 70.0 and again.over is None and again.left(now[0]) == 60.0
+
+
+def test_a_tab_whose_frames_stopped_is_reported_quiet_once():
+    now = [0.0]
+    runs = LiveRuns(clock=lambda: now[0])
+    runs.run("tab-1", "a")
+    runs.run("tab-2", "b")
+    now[0] = 1.5
+    runs.run("tab-2", "")  # tab 2 still films
+    now[0] = 3.0
+    assert runs.quiet(2.0) == ["tab-1"]
+    assert runs.quiet(2.0) == []  # once
+    runs.run("tab-1", "")
+    now[0] = 6.0
+    assert sorted(runs.quiet(2.0)) == ["tab-1", "tab-2"]

@@ -112,7 +112,9 @@ class Stream:
             self._listening.join(10)
 
     def outputs(self) -> list[list]:
-        return [m["output"]["data"] for m in self.messages if m.get("msg") == "process_streaming"]
+        """Every answer to a frame, the last one (the stream's end) too."""
+        answers = ("process_streaming", "process_completed")
+        return [m["output"]["data"] for m in self.messages if m.get("msg") in answers and "data" in m.get("output", {})]
 
     def wait(self, condition, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -246,9 +248,11 @@ def test_a_stream_counts_down_stops_at_its_time_limit_and_can_be_restarted(short
         statuses = [data[2] for data in stream.outputs() if isinstance(data[2], str)]
         assert any("The live camera stops in" in s for s in statuses), statuses
         assert any("data-ended" in s and "has stopped" in s for s in statuses), statuses
+        ended = [m for m in stream.messages if m.get("msg") == "process_completed"]
+        assert ended and "data-ended" in ended[-1]["output"]["data"][2], "the server did not end the stream"
         ran = len(explained)
         for _ in range(5):
-            stream.send(_frame((200, 0, 0)))
+            stream.send(_frame((200, 0, 0)))  # a page that does not stop its camera
             time.sleep(0.1)
         assert len(explained) == ran, "frames after the end ran the model"
         stream.close()

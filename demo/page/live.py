@@ -20,13 +20,17 @@ leaves ends their run at once (:func:`demo.gradio_internals.end_streams`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import html
+import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.from_thread
 import gradio as gr
 
 from demo import text
@@ -66,26 +70,31 @@ CSS = """
 #: or on "Freeze". Gradio's own webcam buttons stay usable (Record, Stop, the camera picker).
 LIVE_JS = """
 () => {
-  const record = () => document.querySelector('#live-camera button.capture-button');
-  const recording = () => {
-    const icon = document.querySelector('#live-camera button.capture-button [title]');
-    return Boolean(icon) && icon.title !== 'start recording';
+  // Whether the camera sends frames: Gradio's webcam draws each one on a canvas (toDataURL) before sending it.
+  // (Its button shows whether the server's stream is open, which is not the same.)
+  let lastFrame = -1, lastClick = 0;
+  const draw = HTMLCanvasElement.prototype.toDataURL;
+  HTMLCanvasElement.prototype.toDataURL = function (...args) {
+    lastFrame = performance.now();
+    return draw.apply(this, args);
   };
+  const capturing = () => lastFrame > lastClick && performance.now() - lastFrame < 600;
+  const button = () => document.querySelector('#live-camera button.capture-button');
+  const press = () => { const b = button(); if (b) { lastClick = performance.now(); b.click(); } return Boolean(b); };
   const start = async () => {
     for (let tries = 0; tries < 200; tries++) {
       const access = document.querySelector('#live-camera [title="grant webcam access"] button');
       if (access) access.click();
-      const button = record();
-      if (button) { if (!recording()) button.click(); return; }
+      if (button()) { if (!capturing()) press(); return; }
       await new Promise(next => setTimeout(next, 50));
     }
   };
-  const stop = () => { const button = record(); if (button && recording()) button.click(); };
+  const stop = () => { if (capturing()) press(); };
   const show = (name, open) => {
     const panel = document.querySelector(`#${name}-panel`);
     if (panel) panel.classList.toggle('open', open);
-    const button = document.querySelector(`#${name}-open`);
-    if (button) button.setAttribute('aria-expanded', String(open));
+    const opener = document.querySelector(`#${name}-open`);
+    if (opener) opener.setAttribute('aria-expanded', String(open));
   };
   const isOpen = (name) => document.querySelector(`#${name}-panel.open`) !== null;
   window.gradcamSources = {
@@ -96,10 +105,13 @@ LIVE_JS = """
     },
     clip: () => { const open = !isOpen('clip'); stop(); show('live', false); show('clip', open); },
     stop,
+    capturing,
   };
+  // The server says a run is over once: the camera stops then, and may be started again at once.
   new MutationObserver(() => {
-    if (document.querySelector('#live-status [data-ended]') && recording()) stop();
-  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+    const ended = document.querySelector('#live-status [data-ended]:not([data-seen])');
+    if (ended) { ended.setAttribute('data-seen', ''); stop(); }
+  }).observe(document.body, {childList: true, subtree: true});
 }
 """
 
@@ -158,6 +170,14 @@ class LiveCamera:
 
         LISTENERS.when_closed(left)
         blocks.load(None, js=LIVE_JS)
+        watchdog = _Watchdog(page, lambda: self.runs)
+
+        def end_now(session: str) -> None:
+            """Ends the tab's stream from a handler's thread, on the server's loop."""
+            try:
+                anyio.from_thread.run_sync(end_streams, blocks, session)
+            except RuntimeError:  # not on a server's worker thread (a handler called by a test)
+                pass
         self.runs = runs = LiveRuns(seconds)
         service = handling.service
         view, sentence, status = self.view, self.sentence, self.status
@@ -166,10 +186,13 @@ class LiveCamera:
         def frame(asked: Asked, progress: gr.Progress) -> Outputs:
             event = current_event()
             session, event_id = (event.session_hash, event.event_id) if event is not None else ("", "")
+            watchdog.watch()
             run = runs.run(session, event_id)
             now = runs.clock()
             left, over = text.live_time(run.left(now, seconds), seconds, LIVE_WARNING)
-            if over:  # the page stops the camera; a client that does not is answered without the model
+            if over:  # this answer ends the stream, and the page stops the camera
+                runs.finish(session)
+                end_now(session)
                 return {status: _status(left, ended=True)}
             request = asked.request
             explanation = service.frame(request)
@@ -232,6 +255,48 @@ class LiveCamera:
             concurrency_id="page",
             concurrency_limit=None,
         )
+
+
+class _Watchdog:
+    """Ends the streams that get no frame for ``QUIET`` seconds, so that none holds a slot for nothing.
+
+    A page whose camera stopped without closing its stream (a phone put away, the
+    page's own restart after a stop) would otherwise hold its slot until the time limit.
+    One thread per page, started with its first frame; it stops with the page.
+    """
+
+    #: Seconds without a frame after which a stream is ended (a camera sends ten a second).
+    QUIET = 2.0
+
+    def __init__(self, page: weakref.ref[gr.Blocks], runs: Any) -> None:
+        self._page, self._runs = page, runs
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self) -> None:
+        """Starts the watch (call from a handler's thread: it learns the server's loop there)."""
+        if self._thread is not None:
+            return
+        with self._started:
+            if self._thread is not None:
+                return
+            try:
+                self._loop = anyio.from_thread.run_sync(asyncio.get_running_loop)
+            except RuntimeError:  # not on a server's worker thread: nothing to watch
+                return
+            self._thread = threading.Thread(target=self._run, name="live-watchdog", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.QUIET / 4)
+            page, loop = self._page(), self._loop
+            if page is None or loop is None or loop.is_closed() or not page.is_running:
+                return
+            for session in self._runs().quiet(self.QUIET):
+                loop.call_soon_threadsafe(end_streams, page, session)
+            del page
 
 
 def source_buttons() -> None:
