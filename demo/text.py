@@ -167,9 +167,8 @@ def alt_texts(explanation: Explanation, colormap: str = COLORMAP) -> dict[str, s
 LIVE_BUTTON = "Live camera"
 CLIP_BUTTON = "Explain a video clip"
 LIVE_HELP = (
-    "Point the camera at something (a mug, a keyboard, a plant): the heatmap follows it as it moves. Type another "
-    "class above and the map moves to what speaks for it. **Freeze** keeps the current frame as your photo, so "
-    "everything below works on it. Nothing is recorded."
+    "Point the camera at something, a mug or a plant: the heatmap follows it. Type a class above and the map moves "
+    "to what speaks for it; **Freeze** keeps the frame as your photo for everything below. Nothing is recorded."
 )
 LIVE_VIEW = "What the model looks at, live"
 LIVE_STARTING = "*Starting the camera…*"

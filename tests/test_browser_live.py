@@ -241,6 +241,8 @@ def test_an_explained_clip_plays_in_chromium_and_its_table_downloads(light_app, 
     download.value.save_as(saved)
     assert saved.read_text().splitlines()[0] == "frame,time_s,class,probability,x0,y0,x1,y1"
     page.locator("#clip-result").scroll_into_view_if_needed()
+    page.evaluate("() => { const v = document.querySelector('#clip-result video'); v.currentTime = 1.0; }")
+    page.wait_for_function("() => document.querySelector('#clip-result video').readyState >= 2")
     _shot(page, f"video-clip-{viewport['width']}x{viewport['height']}.png")
     page.close()
 

@@ -47,7 +47,13 @@ UPDATE_EVERY = 0.4
 
 def served(path: Path, mime_type: str) -> dict[str, Any]:
     """A file as Gradio sends it to the browser, as it is: no conversion (see the module's docstring)."""
-    return {"path": str(path), "orig_name": path.name, "mime_type": mime_type, "meta": {"_type": "gradio.FileData"}}
+    return {
+        "path": str(path),
+        "orig_name": path.name,
+        "mime_type": mime_type,
+        "size": path.stat().st_size,
+        "meta": {"_type": "gradio.FileData"},
+    }
 
 
 @dataclass
@@ -76,13 +82,19 @@ class VideoClips:
                     min_width=260,
                 )
                 self.preview = gr.Image(
-                    label=text.CLIP_PREVIEW, interactive=False, height=260, elem_id="clip-preview", min_width=260
+                    label=text.CLIP_PREVIEW,
+                    interactive=False,
+                    height=260,
+                    elem_id="clip-preview",
+                    elem_classes="panel",
+                    min_width=260,
                 )
                 self.result = gr.Video(
                     label=text.CLIP_RESULT,
                     interactive=False,
                     height=260,
                     elem_id="clip-result",
+                    elem_classes="panel",
                     min_width=260,
                     buttons=["download"],
                 )

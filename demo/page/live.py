@@ -62,6 +62,8 @@ CSS = """
 #sources button { flex: 0 1 auto; }
 #live-panel:not(.open), #clip-panel:not(.open) { display: none; }
 #live-camera, #live-view { min-height: 200px; }
+#live-help p { margin: 0; }
+#live-words { align-items: center; }
 #live-status { color: #8a1c1c; font-weight: 600; min-height: 1.2em; }
 #live-sentence p { margin: 0; }
 """
@@ -130,30 +132,32 @@ class LiveCamera:
     def build(self) -> None:
         """Lays out the camera panel, closed (call inside a ``gr.Blocks`` context)."""
         with gr.Column(elem_id="live-panel"):
-            gr.Markdown(text.LIVE_HELP)
+            gr.Markdown(text.LIVE_HELP, elem_id="live-help")
             with gr.Row(equal_height=False):
                 self.camera = gr.Image(
                     label="Camera",
                     sources=["webcam"],
                     streaming=True,
                     webcam_options=gr.WebcamOptions(mirror=False, constraints=CONSTRAINTS),
-                    height=260,
+                    height=230,
                     elem_id="live-camera",
                     min_width=260,
                 )
                 self.view = gr.Image(
                     label=text.LIVE_VIEW,
                     interactive=False,
-                    height=260,
+                    height=230,
                     format="jpeg",
                     buttons=["fullscreen"],
                     elem_id="live-view",
                     elem_classes="panel",
                     min_width=260,
                 )
-            self.status = gr.HTML("", elem_id="live-status", padding=False)
-            self.sentence = gr.Markdown(text.LIVE_STARTING, elem_id="live-sentence")
-            self.freeze = gr.Button(text.FREEZE, elem_id="live-freeze", size="sm")
+            with gr.Row(equal_height=False, elem_id="live-words"):
+                with gr.Column(scale=4, min_width=260):
+                    self.sentence = gr.Markdown(text.LIVE_STARTING, elem_id="live-sentence")
+                    self.status = gr.HTML("", elem_id="live-status", padding=False)
+                self.freeze = gr.Button(text.FREEZE, elem_id="live-freeze", size="sm", scale=1, min_width=200)
 
     def wire(self, handling: Handling, layout: Layout, blocks: gr.Blocks, *, seconds: float = LIVE_SECONDS) -> None:
         """Connects the camera's stream and "Freeze" (call inside the ``gr.Blocks`` context, after :meth:`build`).
@@ -178,6 +182,7 @@ class LiveCamera:
                 anyio.from_thread.run_sync(end_streams, blocks, session)
             except RuntimeError:  # not on a server's worker thread (a handler called by a test)
                 pass
+
         self.runs = runs = LiveRuns(seconds)
         service = handling.service
         view, sentence, status = self.view, self.sentence, self.status
