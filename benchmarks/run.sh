@@ -9,7 +9,7 @@
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-experiments="engine peers render app page gpu evaluate flood"
+experiments="engine peers render app page gpu evaluate flood video live"
 usage="usage: bash benchmarks/run.sh {${experiments// /|}} [--quick] [options]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 experiment=$1

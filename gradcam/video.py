@@ -80,8 +80,9 @@ _DEMUXERS = {"MP4": "mov,mp4,m4a,3gp,3g2,mj2", "MOV": "mov,mp4,m4a,3gp,3g2,mj2",
 _MAX_BAD_PACKETS = 30
 #: Demuxer bounds: bytes and microseconds read to find the streams.
 _PROBE = {"probesize": str(8 * 1024 * 1024), "analyzeduration": str(5_000_000)}
-#: Encoder settings: a fast preset, visually clean quality, no B-frames (exact timestamps).
-_X264 = {"preset": "veryfast", "crf": "23", "bf": "0"}
+#: Encoder settings: a fast preset (a 640 x 360 frame in under 2 ms of one core), visually clean quality, no
+#: B-frames (exact timestamps), one thread (frames this small gain nothing from more, and the model has the cores).
+_X264 = {"preset": "superfast", "crf": "23", "bf": "0", "threads": "1"}
 
 
 def sniff_video(head: bytes) -> str | None:
