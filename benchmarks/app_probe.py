@@ -93,29 +93,42 @@ class RunningApp:
     blocks: gr.Blocks
     spans: Spans
     explainer: Explainer
+    models: Any
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The app benchmarks' ``--model`` and ``--weights`` options (see :func:`running_app`)."""
+    """The app benchmarks' ``--model``, ``--weights`` and ``--background`` options (see :func:`running_app`)."""
     p.add_argument("--model", default="vgg19", help="backbone spec (default: %(default)s)")
     p.add_argument("--weights", default="random", help="as for load_backbone; 'pretrained' for its default weights")
+    p.add_argument(
+        "--background", default="",
+        help="more model specs, comma-separated, loaded in the background after the first as the app does "
+        "(untrained weights: the same work as loading real ones)",
+    )
 
 
 @contextmanager
-def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
-    """Serves the app with one model on a free local port; every handler call is recorded as a "handler" span.
+def running_app(model: str, weights: str | None, background: tuple[str, ...] = ()) -> Iterator[RunningApp]:
+    """Serves the app as ``python app.py`` does, on a free local port; every handler call is a "handler" span.
 
     ``weights`` is as for :func:`gradcam.load_backbone`, or "pretrained" for the model's default weights.
-
-    The service remembers no explanations (every request runs the model) unless
-    the page asks for a re-render of the same image, which is what a slider does.
+    The models of ``background`` load in a thread after the first, as the app's do (so the first
+    visitors' requests run while they load); the page is served as soon as the first is ready.
     """
+    from demo.engine import ENGINE
     from demo.launch import create_app, launch_options
+    from demo.models import ModelSet
     from demo.service import DemoService
+    from gradcam import describe_spec
+
+    def loader(spec: str, chosen: str | None) -> Callable[[], Explainer]:
+        return lambda: Explainer(load_backbone(spec, chosen))
 
     workdir = Path(get_upload_folder()) / f"gradcam-bench-{free_port()}"
-    explainer = Explainer(load_backbone(model, None if weights == "pretrained" else weights))
-    service = DemoService({explainer.backbone.title: explainer}, workdir=workdir)
+    loaders = [(describe_spec(model), loader(model, None if weights == "pretrained" else weights))]
+    loaders += [(describe_spec(spec), loader(spec, "random")) for spec in background]
+    models = ModelSet.load(loaders, background=True, fallback=False, idle=ENGINE.wait_idle)
+    service = DemoService(models, workdir=workdir)
     spans = Spans()
     blocks = create_app(service)
     for block_fn in blocks.fns.values():
@@ -125,7 +138,7 @@ def running_app(model: str, weights: str | None) -> Iterator[RunningApp]:
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     try:
         with instrumented(spans):
-            yield RunningApp(f"http://127.0.0.1:{port}/", blocks, spans, explainer)
+            yield RunningApp(f"http://127.0.0.1:{port}/", blocks, spans, models.get(None), models)
     finally:
         blocks.close()
         service.close()

@@ -1,4 +1,4 @@
-"""A normal request during a flood of every model endpoint, and the disk used after many requests.
+"""A normal request during a flood of every model endpoint from one address, and the disk used after many requests.
 
 Serves the app on 127.0.0.1 with the tiny test model (``--model tiny``, from
 ``tests.conftest``, through the tests' ``tests.app_server``) or a real
@@ -71,13 +71,15 @@ def main() -> None:
         path = folder / f"p{i}.png"
         path.write_bytes(_photo(i, args.side))
         photos.append(handle_file(str(path)))
-    with running_app(service) as app:
-        client = Client(app.url, verbose=False, download_files=False)
+    # As on a Space (one proxy appends the visitor's address): the flood from one address, the visitor from another.
+    flooder, visitor = {"x-forwarded-for": "198.51.100.1"}, {"x-forwarded-for": "198.51.100.2"}
+    with running_app(service, proxy_hops=1) as app:
+        client = Client(app.url, verbose=False, download_files=False, headers=visitor)
         start = time.perf_counter()
         client.predict(photos[0], "Top prediction", title, api_name="/explain")
         quiet = time.perf_counter() - start
         sent = [("files", ("f.png", _photo(9, args.side), "image/png"))]
-        upload = httpx.post(app.url + "gradio_api/upload", files=sent).json()[0]
+        upload = httpx.post(app.url + "gradio_api/upload", files=sent, headers=flooder).json()[0]
         image = {"path": upload, "meta": {"_type": "gradio.FileData"}}
         def elem_id(block: object) -> object:
             return getattr(block, "elem_id", None)
@@ -89,7 +91,7 @@ def main() -> None:
             index, fn = fns[n % len(fns)]
             data = [image if elem_id(b) == "input-image" else settings.get(elem_id(b), b.value) for b in fn.inputs]
             body = json.dumps({"data": data, "fn_index": index, "session_hash": f"flood{n}"})
-            headers = {"content-type": "application/json"}
+            headers = {"content-type": "application/json", **flooder}
             return httpx.post(app.url + "gradio_api/queue/join", content=body, headers=headers).status_code
 
         with ThreadPoolExecutor(8) as pool:
@@ -107,8 +109,8 @@ def main() -> None:
         flooded = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"model {title}, {args.side}x{args.side} photos, {os.cpu_count()} CPUs")
-        print(f"flood of {args.flood} joins over {len(fns)} model events: {answers.count(200)} queued, "
-              f"{answers.count(503)} turned away")
+        print(f"flood of {args.flood} joins from one address over {len(fns)} model events: {answers.count(200)} "
+              f"queued, {answers.count(429)} over its share, {answers.count(503)} turned away by a full queue")
         print(f"normal request: {quiet:.2f} s quiet, {flooded:.2f} s during the flood ({tries} tries); "
               f"peak RSS {peak:.0f} MB")
         for i in range(args.requests):

@@ -157,7 +157,13 @@ class Needs:
 
 @on_gpu
 def run_engine(
-    explainer: Explainer, rgb: np.ndarray, index: int | None, threshold: float, needs: Needs, progress: Any = None
+    explainer: Explainer,
+    rgb: np.ndarray,
+    index: int | None,
+    threshold: float,
+    needs: Needs,
+    progress: Any = None,
+    layer: str | None = None,
 ) -> Explanation:
     """The one engine call of a request: one :meth:`gradcam.Explainer.explain` with what ``needs`` asks for.
 
@@ -168,6 +174,7 @@ def run_engine(
         threshold: the box threshold.
         needs: the extra views to compute in the same call.
         progress: called with the share of the work done (the masking test).
+        layer: the layer to read; None: the model's automatic one.
     """
     with ENGINE.running():
         return explainer.explain(
@@ -179,16 +186,17 @@ def run_engine(
             masking=needs.masking,
             guided=needs.guided,
             progress=progress,
+            layer=layer,
         )
 
 
 @on_gpu
 def run_frames(
-    explainer: Explainer, frames: Sequence[np.ndarray], index: int | None, threshold: float
+    explainer: Explainer, frames: Sequence[np.ndarray], index: int | None, threshold: float, layer: str | None = None
 ) -> list[Explanation]:
     """One engine call for a batch of a video's frames (:meth:`gradcam.Explainer.explain_frames`).
 
     The batch waits behind the page's requests (see :class:`EngineGate`).
     """
     with ENGINE.running(behind=True):
-        return explainer.explain_frames(list(frames), index, threshold=threshold)
+        return explainer.explain_frames(list(frames), index, threshold=threshold, layer=layer)

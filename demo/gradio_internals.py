@@ -10,8 +10,11 @@ function that fails when a Gradio release changes what it relies on:
   after its first come without their event's id (``Queue.process_events`` hands the
   chunk's own body over): their event id is "".
 - :func:`share_the_queue`: a cap on the requests one browser tab and one network
-  address may have waiting or running (wraps ``Queue.push``, counts
-  ``Queue.event_ids_to_events``).
+  address may have waiting or running, and a sentence for an event that does not
+  exist (wraps ``Queue.push``, counts ``Queue.event_ids_to_events``).
+- :func:`inputs_in_words`: a request whose inputs Gradio itself cannot read (a
+  number where a file goes, a path outside its folders, too few values) is answered
+  in a sentence, not an empty error (wraps ``Blocks.preprocess_data``).
 - :func:`mcp_returns_every_output`: the MCP server returns each output of a
   queued endpoint (``GradioMCPServer._execute_tool_without_progress``).
 - :class:`Page`: link previews (``og:description``, ``og:image``) in the HTML the
@@ -23,6 +26,7 @@ function that fails when a Gradio release changes what it relies on:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -32,6 +36,10 @@ from typing import Any
 
 import gradio as gr
 from fastapi import HTTPException
+
+from gradcam.names import first_line
+
+log = logging.getLogger("demo")
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,13 @@ Visitor = Callable[[Any], str]
 
 
 def share_the_queue(
-    blocks: gr.Blocks, *, per_session: int, per_address: int, visitor: Visitor, refusal: Callable[[str], str]
+    blocks: gr.Blocks,
+    *,
+    per_session: int,
+    per_address: int,
+    visitor: Visitor,
+    refusal: Callable[[str], str],
+    unknown: str = "There is no such event on this page.",
 ) -> None:
     """Refuses to queue a request beyond a browser tab's or a network address's share of the queue.
 
@@ -78,6 +92,7 @@ def share_the_queue(
         per_address: requests one network address may have at once.
         visitor: the address of a request (a Starlette request: ``.headers``, ``.client``).
         refusal: the sentence for a visitor over their share.
+        unknown: the sentence for an event index the page does not have (HTTP 404; Gradio answers 500).
     """
     queue = blocks._queue
     push = queue.push
@@ -85,6 +100,8 @@ def share_the_queue(
         return
 
     async def fair_push(body: Any, request: Any, username: Any) -> tuple[bool, Any, str]:
+        if body.fn_index not in blocks.fns:
+            raise HTTPException(status_code=404, detail=unknown)
         address = visitor(request)
         sessions, addresses = Counter[str](), Counter[str]()
         for event in list(queue.event_ids_to_events.values()):
@@ -99,6 +116,30 @@ def share_the_queue(
 
     fair_push.shares_the_queue = True  # type: ignore[attr-defined]
     queue.push = fair_push  # type: ignore[method-assign,assignment]
+
+
+def inputs_in_words(blocks: gr.Blocks, sentence: str) -> None:
+    """Inputs Gradio cannot read before the handler runs are answered with ``sentence`` (a ``gr.Error``).
+
+    Gradio checks an event's values itself first (how many; a file's payload and folder); what it refuses
+    there reaches the visitor as an error without a message (the server shows no exception's text). Call
+    after the page is built; the original reason goes to the log.
+    """
+    preprocess = blocks.preprocess_data
+    if getattr(preprocess, "in_words", False):
+        return
+
+    async def preprocess_data(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.info("inputs Gradio could not read: %s", first_line(exc))
+            raise gr.Error(sentence, title="Can't explain this image", print_exception=False) from exc
+
+    preprocess_data.in_words = True  # type: ignore[attr-defined]
+    blocks.preprocess_data = preprocess_data  # type: ignore[method-assign]
 
 
 def mcp_returns_every_output() -> None:

@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 
 from demo import text
 from demo.files import OutputStore
-from demo.gradio_internals import share_the_queue
+from demo.gradio_internals import inputs_in_words, share_the_queue
 from demo.limits import Limits, RequestGuard
 from demo.logs import install_log_filter
 from demo.page import CSS, build_demo
@@ -88,7 +88,9 @@ def create_app(
             {k.lower(): v for k, v in request.headers.items()}, request.client.host if request.client else None
         ),
         refusal=text.QUEUE_SHARE.__getitem__,
+        unknown=text.NO_SUCH_EVENT,
     )
+    inputs_in_words(demo, text.UNREADABLE_INPUTS)
     return demo
 
 

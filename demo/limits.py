@@ -79,6 +79,10 @@ TOO_COMPLEX = "Request refused: it holds far more fields than any request of thi
 TOO_MANY_FILES = "Too many files in one upload: at most {most}."
 TOO_FAST = "You are sending a lot right now. Please wait a minute and try again."
 BUSY = "The app is busy right now. Please try again in a few minutes."
+NOT_JSON = "This request could not be read as JSON: the page and the API send their events as JSON objects."
+NOT_AN_EVENT = (
+    "This request is not an event of this page: see 'Use via API' at the bottom of the page for what the API takes."
+)
 NO_LINKS = (
     "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
 )
@@ -264,11 +268,16 @@ class RequestGuard:
                             raise refuse(413, TOO_COMPLEX)
                 return message
 
-            if json_body and _EVENT_BODY.fullmatch(path):
+            if _EVENT_BODY.fullmatch(path):
                 body = await _whole_body(bounded_receive)
-                if _has_link(body):
+                problem = _event_problem(body, joins=path.rstrip("/").endswith("/queue/join"))
+                if problem == NO_LINKS:
                     self.refused[422] += 1
                     await _validation_error(send, NO_LINKS)
+                    return
+                if problem is not None:
+                    self.refused[400] += 1
+                    await _plain(send, 400, problem)
                     return
                 await self.app(scope, _replay(body), tracked_send)
             else:
@@ -382,15 +391,26 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _has_link(body: bytes) -> bool:
-    """Whether an event's JSON body sends a file as a link.
+def _event_problem(body: bytes, *, joins: bool) -> str | None:
+    """What is wrong with an event's body, in a sentence, or None.
 
-    That is a file payload whose ``path``, or whose ``url`` when it has no path, is an http(s) address.
+    It must be a JSON object (for the queue, with the event's number and its list of values), and send
+    no file as a link: a file payload whose ``path``, or whose ``url`` when it has no path, is an http(s)
+    address (then :data:`NO_LINKS`).
     """
     try:
         data = json.loads(body)
     except ValueError:
-        return False  # the app answers a body it cannot parse itself
+        return NOT_JSON
+    if not isinstance(data, dict) or not isinstance(data.get("data", []), list):
+        return NOT_AN_EVENT
+    if joins and (not isinstance(data.get("fn_index"), int) or not isinstance(data.get("session_hash"), str)):
+        return NOT_AN_EVENT
+    return NO_LINKS if _has_link(data) else None
+
+
+def _has_link(data: object) -> bool:
+    """Whether a parsed event body sends a file as a link (see :func:`_event_problem`)."""
 
     def link(text: object) -> bool:
         return isinstance(text, str) and text.strip().lower().startswith(("http://", "https://", "//"))

@@ -1,4 +1,4 @@
-"""One request, checked once: the photo, the model, the class, the box threshold and the look.
+"""One request, checked once: the photo, the model, the class, the box threshold, the look and the layer.
 
 :func:`parse` turns what the page, the API or an assistant sent into a
 :class:`Request`, or says in one sentence what is wrong with it. Every rule of
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -60,6 +60,7 @@ class Request:
         threshold: the box threshold, a fraction of the map's maximum.
         look: how the pictures are drawn.
         visitor: who asked (a network address): their share of the app's disk.
+        layer: the layer the map is read from, one of the model's; None: its automatic one.
     """
 
     photo: Photo
@@ -68,6 +69,7 @@ class Request:
     threshold: float = THRESHOLD.default
     look: Look = Look()
     visitor: str = ""
+    layer: str | None = None
 
     def top_prediction(self) -> Request:
         """The same request for the model's own best guess."""
@@ -81,10 +83,13 @@ def parse(
     threshold: object = THRESHOLD.default,
     alpha: object = OPACITY.default,
     colormap: object = COLORMAPS[0],
+    layer: object = None,
     *,
     models: Sequence[str],
     default_model: str | None = None,
     visitor: str = "",
+    layers: Callable[[str], Sequence[str] | None] | None = None,
+    unknown_layer: str = "raise",
 ) -> Request:
     """Checks what was sent and builds the request (the page's, the API's and the assistants' one rule).
 
@@ -96,9 +101,15 @@ def parse(
         threshold: the box threshold (see :data:`demo.settings.THRESHOLD`).
         alpha: the heatmap's opacity (see :data:`demo.settings.OPACITY`).
         colormap: one of :data:`demo.settings.COLORMAPS`.
+        layer: one of the model's layers (``layers(model)``); None or "" for its automatic one.
         models: the titles the page offers.
         default_model: the model when none is named (the first of ``models`` if not given).
         visitor: who asks (see :attr:`Request.visitor`).
+        layers: the layers a model offers, its automatic one first (None while it loads: the
+            layer is then checked when the model is asked for).
+        unknown_layer: "raise": a layer the model does not offer is a mistake (the API);
+            "automatic": it becomes the automatic layer (the page, whose layer list follows
+            the model and may still be the previous model's).
 
     Raises:
         InvalidInput: a setting that is not one, in words for the person.
@@ -115,7 +126,30 @@ def parse(
         threshold=checks.number(threshold, "Box threshold", THRESHOLD),
         look=parse_look(alpha, colormap),
         visitor=visitor,
+        layer=parse_layer(layer, (lambda: layers(title)) if layers is not None else None, unknown_layer),
     )
+
+
+def parse_layer(
+    layer: object, offered_by: Callable[[], Sequence[str] | None] | None, unknown: str = "raise"
+) -> str | None:
+    """The layer, checked against those the model offers (see :func:`parse`); None for its automatic one.
+
+    Args:
+        layer: what was sent.
+        offered_by: the model's layers, asked for only when a layer was named.
+        unknown: see :func:`parse`.
+
+    Raises:
+        InvalidInput: a layer the model does not offer, with ``unknown="raise"``.
+    """
+    typed = checks.text(layer, "Layer", MAX_NAME, default="").strip()
+    offered = offered_by() if typed and offered_by is not None else None
+    if not typed or offered is None:
+        return typed or None
+    if typed == offered[0] or (typed not in offered and unknown != "raise"):
+        return None
+    return checks.choice(typed, "Layer", offered)
 
 
 def parse_look(alpha: object, colormap: object) -> Look:
@@ -196,14 +230,18 @@ def parse_clip(
     alpha: object = OPACITY.default,
     colormap: object = COLORMAPS[0],
     every: object = EVERY.default,
+    layer: object = None,
     *,
     models: Sequence[str],
     default_model: str | None = None,
     visitor: str = "",
+    layers: Callable[[str], Sequence[str] | None] | None = None,
+    unknown_layer: str = "raise",
 ) -> ClipRequest:
     """Checks a video request: the settings by :func:`parse`'s rules, the clip as an upload, ``every`` in its range.
 
-    The clip itself is read (sniffed, bounded) later, by :func:`gradcam.video.open_clip`.
+    ``layer`` comes after ``every`` (the newer setting last); ``layers`` and ``unknown_layer`` as for
+    :func:`parse`. The clip itself is read (sniffed, bounded) later, by :func:`gradcam.video.open_clip`.
 
     Raises:
         InvalidInput: a setting that is not one, or a clip over the upload limit.
@@ -211,7 +249,19 @@ def parse_clip(
         InvalidVideoError: an upload that cannot be read.
     """
     clip = _read_upload(video, "video", NO_CLIP, InvalidVideoError)
-    request = parse(clip.data, target, model, threshold, alpha, colormap, models=models, default_model=default_model)
+    request = parse(
+        clip.data,
+        target,
+        model,
+        threshold,
+        alpha,
+        colormap,
+        layer,
+        models=models,
+        default_model=default_model,
+        layers=layers,
+        unknown_layer=unknown_layer,
+    )
     step = checks.number(every, "Explain every N-th frame", EVERY)
     if step != int(step):
         raise checks.InvalidInput(f"Explain every N-th frame must be a whole number; got {checks.shorten(every)}.")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,9 +25,9 @@ from demo import request as requests
 from demo.cache import ExplanationCache
 from demo.engine import ENGINE, Needs, run_engine, run_frames
 from demo.files import OutputStore
-from demo.models import LoadFailed, ModelSet
+from demo.models import LoadFailed, ModelSet, ModelUnavailable
 from demo.request import ClipRequest, Photo, Request
-from demo.settings import CACHE_SIZE, CLIP_SECONDS, CLIP_SIDE, MAX_SIDE
+from demo.settings import CACHE_SIZE, CLIP_SECONDS, CLIP_SIDE, MAX_SIDE, ModelChoice
 from gradcam import (
     Explainer,
     Explanation,
@@ -51,8 +51,9 @@ log = logging.getLogger("demo")
 COMPARED_CLASSES = 3
 
 Progress = Callable[[float], None]
-#: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one).
-Key = tuple[str, str, int | None]
+#: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one),
+#: the layer (None: the model's automatic one).
+Key = tuple[str, str, int | None, str | None]
 
 
 class Stopped(Exception):
@@ -109,6 +110,8 @@ class DemoService:
             store = OutputStore(root)
         self.store = store
         self.cache = ExplanationCache(cache_size)
+        for explainer in self.models.ready.values():
+            explainer.layers()  # the layers a person may pick, found now (dry passes) rather than on a request
 
     @property
     def default_model(self) -> str:
@@ -134,8 +137,10 @@ class DemoService:
         threshold: object = None,
         alpha: object = None,
         colormap: object = None,
+        layer: object = None,
         *,
         visitor: str = "",
+        unknown_layer: str = "raise",
     ) -> Request:
         """What was sent, checked, as a request for one of this service's models (see :func:`demo.request.parse`)."""
         return requests.parse(
@@ -145,9 +150,12 @@ class DemoService:
             threshold,
             alpha,
             colormap,
+            layer,
             models=self.models.titles,
             default_model=self.default_model,
             visitor=visitor,
+            layers=self.layers,
+            unknown_layer=unknown_layer,
         )
 
     def parse_clip(
@@ -159,8 +167,10 @@ class DemoService:
         alpha: object = None,
         colormap: object = None,
         every: object = None,
+        layer: object = None,
         *,
         visitor: str = "",
+        unknown_layer: str = "raise",
     ) -> ClipRequest:
         """A video request, checked, for one of this service's models (see :func:`demo.request.parse_clip`)."""
         return requests.parse_clip(
@@ -171,10 +181,20 @@ class DemoService:
             alpha,
             colormap,
             every,
+            layer,
             models=self.models.titles,
             default_model=self.default_model,
             visitor=visitor,
+            layers=self.layers,
+            unknown_layer=unknown_layer,
         )
+
+    def layers(self, title: str | None = None) -> tuple[str, ...] | None:
+        """The layers a model offers, its automatic one first (the default model for None); None while it loads."""
+        try:
+            return self.models.get(title).layers()
+        except ModelUnavailable:
+            return None
 
     def explanation(self, request: Request, needs: Needs = Needs(), progress: Progress | None = None) -> Explanation:
         """The explanation of a request, remembered or computed.
@@ -188,7 +208,7 @@ class DemoService:
         """
         explainer = self.models.get(request.model)
         index = None if request.target is None else explainer.class_index(request.target)
-        key: Key = (request.photo.sha256, request.model, index)
+        key: Key = (request.photo.sha256, request.model, index, request.layer)
         remembered = self.cache.get(key)
         if not needs.lacking(remembered):
             assert remembered is not None
@@ -198,7 +218,9 @@ class DemoService:
                 else remembered.with_threshold(request.threshold)
             )
         rgb = load_image(request.photo.data, max_side=MAX_SIDE)
-        explanation = run_engine(explainer, rgb, index, request.threshold, needs.keeping(remembered), progress)
+        explanation = run_engine(
+            explainer, rgb, index, request.threshold, needs.keeping(remembered), progress, layer=request.layer
+        )
         self.cache.put(key, explanation)
         return explanation
 
@@ -245,7 +267,7 @@ class DemoService:
     def compare_models(self, request: Request) -> tuple[list[tuple[np.ndarray, str]], str]:
         """The same photo through every loaded model: overlays with boxes, and how much the boxes agree (IoU)."""
         look = request.look
-        results = {title: self.explanation(replace(request, model=title)) for title in self.models.ready}
+        results = {title: self.explanation(replace(request, model=title, layer=None)) for title in self.models.ready}
         pictures = [
             (views.boxed_overlay(e, look.alpha, look.colormap), f"{title}: {words.label(e.class_name, e.probability)}")
             for title, e in results.items()
@@ -317,7 +339,7 @@ class DemoService:
         def engine(frames: list[np.ndarray]) -> list[Explanation]:
             if stop is not None and stop():
                 raise Stopped
-            return run_frames(explainer, frames, index, request.threshold)
+            return run_frames(explainer, frames, index, request.threshold, request.layer)
 
         folder = self.store.folder(request.visitor)
         try:
@@ -350,7 +372,7 @@ class DemoService:
 
 def load_service(
     weights: str | None = None,
-    models: tuple[str, ...] = ("vgg19", "resnet50", "densenet121"),
+    models: Sequence[str | ModelChoice] = ("vgg19", "resnet50", "densenet121"),
     workdir: Path | None = None,
     compile: bool = False,
     *,
@@ -364,8 +386,11 @@ def load_service(
 
     Args:
         weights: for the first model: a state dict, "random" (untrained, for tests:
-            then every model is untrained), or None for pretrained weights.
-        models: model specs in page order (see :func:`gradcam.load_backbone`).
+            then every model without weights of its own is untrained), or None for
+            pretrained weights.
+        models: the models in page order: specs (see :func:`gradcam.load_backbone`) or
+            :class:`demo.settings.ModelChoice` values with their own weights, labels,
+            layer, head, input size, normalisation and title.
         workdir: where request folders are written.
         compile: compile VGG19's trunk with ``torch.compile`` at start-up (falls back to eager).
         device: where the models run ("cpu", "cuda").
@@ -376,28 +401,36 @@ def load_service(
         store: where request files are kept (default: an :class:`OutputStore` on ``workdir``).
 
     Raises:
-        GradCAMError: when no model can be loaded.
+        GradCAMError: when no model can be loaded, or the first model, configured by its
+            operator, cannot.
     """
+    choices = [choice if isinstance(choice, ModelChoice) else ModelChoice(choice) for choice in models]
+    first = choices[0]
+    choices[0] = replace(
+        first, weights=first.weights or weights, labels=first.labels or labels, layer=first.layer or layer
+    )
 
-    def loader(spec: str, first: bool) -> Callable[[], Explainer]:
+    def loader(choice: ModelChoice) -> Callable[[], Explainer]:
         def load() -> Explainer:
+            own = choice.weights if choice.weights is not None else "random" if weights == "random" else None
             try:
-                if first:
-                    backbone = load_backbone(spec, weights, labels, layer, device=device, progress=True)
-                else:
-                    backbone = load_backbone(
-                        spec, "random" if weights == "random" else None, device=device, progress=True
-                    )
+                backbone = load_backbone(
+                    choice.spec, own, choice.labels, choice.layer, device=device, progress=True,
+                    **choice.input_options(),
+                )
             except WeightsError as exc:
-                offline, reason = available_offline(spec)
+                offline, reason = available_offline(choice.spec)
                 raise LoadFailed(str(exc), "its weights could not be loaded" if offline else reason) from exc
-            return Explainer(backbone, compile=compile)
+            if choice.title:
+                backbone = replace(backbone, title=choice.title)
+            explainer = Explainer(backbone, compile=compile)
+            explainer.layers()  # the layers a person may pick, found now rather than on the first request
+            return explainer
 
         return load
 
-    loaders = [(describe_spec(spec), loader(spec, i == 0)) for i, spec in enumerate(models)]
-    # Weights, labels or a layer given for the first model are the operator's choice: if they
+    loaders = [(choice.title or describe_spec(choice.spec), loader(choice)) for choice in choices]
+    # Weights, labels, a layer, a head or an input given for the first model are the operator's choice: if they
     # fail, say so and stop, rather than serve another model.
-    chosen = (weights not in (None, "random")) or labels is not None or layer is not None
-    model_set = ModelSet.load(loaders, background=background, fallback=not chosen, idle=ENGINE.wait_idle)
+    model_set = ModelSet.load(loaders, background=background, fallback=not choices[0].configured, idle=ENGINE.wait_idle)
     return DemoService(model_set, workdir=workdir, store=store)

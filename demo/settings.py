@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA
+from gradcam.errors import SettingError
+from gradcam.heads import HEAD_CHOICES
+from gradcam.preprocess import RESIZE_CHOICES, parse_size, parse_values
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,134 @@ CACHE_SIZE: Final = 8
 STORE_BYTES: Final = 2 * 1024**3
 STORE_SHARE: Final = 512 * 1024**2
 #: The models on the page by default, the first one the default model. The embedded
-#: EfficientNet-Lite0 needs no download, so the page works offline.
-DEFAULT_MODELS: Final = ("vgg19", "resnet50", "densenet121", "efficientnet_lite0")
+#: EfficientNet-Lite models need no download, so the page works offline with three real models.
+DEFAULT_MODELS: Final = (
+    "vgg19", "resnet50", "densenet121", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+)
+#: The options a model of ``GRADCAM_MODELS`` may carry in brackets (see :func:`parse_models`).
+MODEL_OPTIONS: Final = ("title", "weights", "labels", "layer", "head", "size", "mean", "std", "resize")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the page offers, and what its operator said about it.
+
+    Attributes:
+        spec: the model spec (see :func:`gradcam.load_backbone`).
+        title: the name on the page, when not the spec's own ("Leaf model").
+        weights: a state dict, or "random"; None: the pretrained weights.
+        labels: a class-names file (a fine-tuned model; two or one names for a binary one).
+        layer: the target layer; None: found automatically.
+        head: "auto", "softmax" or "sigmoid" (multi-label).
+        size: the network input's shorter side, or with ``resize="exact"`` its size.
+        mean: per-channel normalisation mean on the [0, 1] scale.
+        std: per-channel normalisation std.
+        resize: "short" or "exact".
+    """
+
+    spec: str
+    title: str | None = None
+    weights: str | None = None
+    labels: str | None = None
+    layer: str | None = None
+    head: str = "auto"
+    size: int | tuple[int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    resize: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the operator chose something for this model beyond its name (so it must load as asked)."""
+        return (self.weights not in (None, "random")) or any(
+            value is not None for value in (self.labels, self.layer, self.size, self.mean, self.std, self.resize)
+        ) or self.head != "auto"
+
+    def input_options(self) -> dict[str, Any]:
+        """The head and input options for :func:`gradcam.load_backbone`, those given."""
+        options: dict[str, Any] = {"head": self.head}
+        for name in ("size", "mean", "std", "resize"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
+        return options
+
+
+def _option(spec: str, key: str, value: str) -> tuple[str, Any]:
+    """One ``key=value`` of a model's brackets, checked."""
+    if key not in MODEL_OPTIONS:
+        raise SettingError(
+            f"GRADCAM_MODELS: unknown option {key!r} for {spec}; use {', '.join(MODEL_OPTIONS)}."
+        )
+    if key == "head" and value not in HEAD_CHOICES:
+        raise SettingError(f"GRADCAM_MODELS: head for {spec} must be one of {', '.join(HEAD_CHOICES)}, not {value!r}.")
+    if key == "resize" and value not in RESIZE_CHOICES:
+        raise SettingError(
+            f"GRADCAM_MODELS: resize for {spec} must be one of {', '.join(RESIZE_CHOICES)}, not {value!r}."
+        )
+    if key == "size":
+        return key, parse_size(value)
+    if key in ("mean", "std"):
+        return key, parse_values(value, key)
+    return key, value
+
+
+def _entries(text: str) -> list[str]:
+    """The comma-separated entries of a model list, commas inside brackets kept."""
+    entries: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            entries.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    entries.append("".join(current))
+    return [entry.strip() for entry in entries if entry.strip()]
+
+
+def parse_models(text: str) -> tuple[ModelChoice, ...]:
+    """The models of ``GRADCAM_MODELS`` (or ``--models``), in page order.
+
+    A plain list names models by spec: ``vgg19,efficientnet_lite0,timm:resnet50``. A model
+    may carry options in brackets, ``key=value`` separated by ``;``, per-channel values
+    separated by ``/``::
+
+        torchvision:resnet18[weights=leaves.pth;labels=leaves.txt;title=Leaves],efficientnet_lite0
+        timm:resnet18[weights=xray.pth;labels=xray.txt;head=auto;size=384;mean=0.5;std=0.25]
+        hf:./my-vit[title=My ViT;resize=exact]
+
+    Keys: ``title`` (the name on the page), ``weights``, ``labels``, ``layer``, ``head``
+    (auto, softmax, sigmoid), ``size`` (384 or 384x320), ``mean``, ``std``, ``resize``
+    (short, exact).
+
+    Raises:
+        SettingError: an unknown option, a value that is not one, a bracket left open,
+            or two models of one title; in one sentence.
+    """
+    choices = []
+    for entry in _entries(text):
+        spec, bracket, rest = entry.partition("[")
+        spec = spec.strip()
+        options: dict[str, Any] = {}
+        if bracket:
+            if not rest.endswith("]") or "[" in rest:
+                raise SettingError(f"GRADCAM_MODELS: the options of {spec} must end with one ']': {entry!r}.")
+            for item in filter(None, (part.strip() for part in rest[:-1].split(";"))):
+                key, equals, value = item.partition("=")
+                if not equals or not value.strip():
+                    raise SettingError(f"GRADCAM_MODELS: an option of {spec} is key=value, not {item!r}.")
+                key, parsed = _option(spec, key.strip(), value.strip())
+                options[key] = parsed
+        if not spec:
+            raise SettingError(f"GRADCAM_MODELS: an entry names no model: {entry!r}.")
+        choices.append(ModelChoice(spec, **options))
+    titled = [choice.title for choice in choices if choice.title]
+    if len(titled) != len(set(titled)):
+        raise SettingError("GRADCAM_MODELS: two models have the same title; give each its own.")
+    return tuple(choices)
+
 #: The picture a shared link of the Space shows, a path in the repository.
 PREVIEW: Final = "docs/real-photos.png"
 
@@ -68,8 +197,10 @@ class Settings:
         host: address to listen on.
         port: port to listen on.
         share: also open a public gradio.live link.
-        models: model specs, in page order (see :func:`gradcam.load_backbone`).
-        weights: a state dict for the first model, or "random" (tests), or None for pretrained.
+        models: the models, in page order, each with what its operator said about it
+            (:func:`parse_models`).
+        weights: a state dict for the first model, or "random" (tests: then every model is
+            untrained), or None for pretrained; a model's own ``weights`` option comes first.
         labels: a class-names file for the first model (a fine-tuned one).
         layer: the first model's target layer, when not found automatically.
         device: "auto", "cpu" or "cuda".
@@ -85,7 +216,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
-    models: tuple[str, ...] = DEFAULT_MODELS
+    models: tuple[ModelChoice, ...] = field(default=tuple(ModelChoice(spec) for spec in DEFAULT_MODELS))
     weights: str | None = None
     labels: str | None = None
     layer: str | None = None
@@ -102,13 +233,16 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     ``GRADCAM_WEIGHTS``, ``GRADCAM_LABELS``, ``GRADCAM_LAYER``, ``GRADCAM_DEVICE``,
     ``GRADCAM_COMPILE``, ``GRADCAM_MCP``, ``GRADCAM_PROXY_HOPS`` and ``SPACE_ID``; the
     command line may override them.
+
+    Raises:
+        SettingError: a ``GRADCAM_MODELS`` that cannot be read (see :func:`parse_models`).
     """
-    models = tuple(m.strip() for m in environ.get("GRADCAM_MODELS", "").split(",") if m.strip())
+    models = parse_models(environ.get("GRADCAM_MODELS", ""))
     space = environ.get("SPACE_ID")
     return Settings(
         host=environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         port=int(environ.get("GRADIO_SERVER_PORT", "7860")),
-        models=models or DEFAULT_MODELS,
+        models=models or Settings.models,
         weights=environ.get("GRADCAM_WEIGHTS") or None,
         labels=environ.get("GRADCAM_LABELS") or None,
         layer=environ.get("GRADCAM_LAYER") or None,

@@ -23,7 +23,25 @@ Drop in a photo: an image classifier says what it sees, and **Grad-CAM** colours
 
 TARGET_INFO = 'Type to search the 1000 classes ("cat", "cup"...), or keep the model\'s top prediction.'
 
-SETTINGS = "Settings: model, box threshold, opacity, colours"
+SETTINGS = "Settings: model, box threshold, opacity, colours, layer"
+
+LAYER_INFO = (
+    "For people who compare layers: the network layer the heatmap is read from. Earlier layers see smaller "
+    "details; the automatic one is the last that still sees the whole picture."
+)
+
+
+def automatic_layer(name: str | None) -> str:
+    """How the layer picker names the model's own layer (None: not known yet, the model still loading)."""
+    return f"{name} (automatic)" if name else "Automatic"
+
+
+#: What a request gets whose event the page does not have, or whose values Gradio cannot read.
+NO_SUCH_EVENT = "There is no such event on this page: see 'Use via API' at the bottom of the page for the API."
+UNREADABLE_INPUTS = (
+    "This request could not be read: send the photo as a file (or a base64 data: URL) and the settings "
+    "as 'Use via API' shows."
+)
 
 DOWNLOAD = "Download everything (zip)"
 DOWNLOAD_LABEL = "Your download: the 4 pictures as PNG, the raw map, a JSON manifest"
@@ -145,7 +163,11 @@ def top_k_html(explanation: Explanation) -> str:
             f'<span class="value">{percent(p.probability)}</span>'
             f'<span class="bar" aria-hidden="true"><span style="width:{width:.1f}%"></span></span></li>'
         )
-    title = f"The model's top {len(rows)} guesses"
+    title = (
+        f"The {len(rows)} most likely labels (each on its own)"
+        if words.multi_label(explanation)
+        else f"The model's top {len(rows)} guesses"
+    )
     return f'<p class="top5-title">{title}</p><ol class="top5" aria-label="{html.escape(title)}">{"".join(rows)}</ol>'
 
 

@@ -1,7 +1,8 @@
 """Grad-CAM explanations for image classifiers (Selvaraju et al., ICCV 2017).
 
 The engine (:class:`GradCAM`), the backbones (:func:`load_backbone`, any
-torchvision or timm classifier by a spec string), the
+torchvision, timm or Hugging Face classifier by a spec string, its head, layout
+and input described by :class:`Head`, :class:`Layout` and the preprocessing), the
 result object (:class:`Explanation`) and its rendering and saving. The package
 knows nothing of the web app that shows its results.
 
@@ -21,6 +22,7 @@ from gradcam.errors import (
     ImageTooLargeError,
     ImageTooSmallError,
     InvalidImageError,
+    SettingError,
     UnknownClassError,
     UnknownLayerError,
     UnknownModelError,
@@ -28,8 +30,10 @@ from gradcam.errors import (
 )
 from gradcam.explainer import Explainer, resolve_class
 from gradcam.explanation import PANELS, Explanation, Prediction
+from gradcam.heads import Head
 from gradcam.images import load_image
 from gradcam.layers import locate_layer
+from gradcam.layout import Layout
 from gradcam.models import HookedVGG19
 from gradcam.registry import available_offline, load_backbone
 from gradcam.render import draw_boxes, heatmap, overlay
@@ -46,11 +50,14 @@ __all__ = [
     "Explanation",
     "GradCAM",
     "GradCAMError",
+    "Head",
     "HookedVGG19",
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidImageError",
+    "Layout",
     "Prediction",
+    "SettingError",
     "UnknownClassError",
     "UnknownLayerError",
     "UnknownModelError",

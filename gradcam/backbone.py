@@ -4,7 +4,8 @@
 own becomes one by filling the fields. Everything downstream (the explainer, the
 evaluator, the CLI, the app) takes this type and nothing of how it was built.
 
-This module is a leaf: it imports torch and the configuration only.
+This module is a leaf: it imports torch, the configuration and the leaf
+modules of its field types (:mod:`gradcam.heads`, :mod:`gradcam.layout`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from gradcam.config import INPUT_SHORT_SIDE
+from gradcam.heads import Head
+from gradcam.layout import Layout
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Backbone:
         model: the network, in eval mode, parameters frozen.
         target_layer: dotted name of the layer Grad-CAM reads.
         categories: class names, index-aligned with the logits.
-        mean: per-channel normalisation mean (RGB, images scaled to [0, 1]).
+        mean: per-channel normalisation mean (one value per input channel, images scaled to [0, 1]).
         std: per-channel normalisation std.
         weights: where the weights came from, for manifests and logs.
         untrained: True when the weights are random: results mean nothing.
@@ -34,12 +37,22 @@ class Backbone:
             compile it with ``torch.compile``.
         spec: the spec string the backbone was built from.
         short_side: shorter side of the network input the weights were trained at.
-        fixed_size: ``(height, width)`` when the model accepts only that input
-            size (a vision transformer with a fixed position embedding), else None.
-        tokens: True when the target layer outputs tokens ``(N, prefix + h * w, C)``
-            rather than a map ``(N, C, h, w)``.
+        fixed_size: ``(height, width)`` every photo is stretched to: the only input
+            size the model accepts (a vision transformer with a fixed position
+            embedding), or the one asked for with ``resize="exact"``; None: the
+            shorter side is ``short_side``, the aspect ratio kept.
+        strict_size: True when ``fixed_size`` is the only input size the model accepts.
+        layout: how the target layer's output is laid out (``(N, C, h, w)``,
+            ``(N, h, w, C)`` or tokens, as :func:`gradcam.layers.find_layer` traced
+            it); None: the :class:`gradcam.Explainer` traces it (:class:`gradcam.GradCAM`
+            alone reads 4-D outputs as ``(N, C, h, w)`` and 3-D ones as tokens).
         prefix_tokens: class (and distillation, register) tokens before the
             patch tokens, to drop before reshaping to the patch grid.
+        head: how the logits become probabilities (:class:`gradcam.heads.Head`):
+            softmax, independent sigmoids (multi-label), or one logit read as two
+            classes (binary).
+        channels: the network input's channels: 3 (RGB) or 1 (the photo in
+            grayscale); None: found from the model's first convolution.
     """
 
     name: str
@@ -47,13 +60,16 @@ class Backbone:
     model: nn.Module
     target_layer: str
     categories: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     weights: str
     untrained: bool
     compile: bool = False
     spec: str = ""
     short_side: int = INPUT_SHORT_SIDE
     fixed_size: tuple[int, int] | None = None
-    tokens: bool = False
+    strict_size: bool = False
+    layout: Layout | None = None
     prefix_tokens: int = 0
+    head: Head = Head.SOFTMAX
+    channels: int | None = None

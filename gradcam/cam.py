@@ -12,17 +12,20 @@ the trunk runs without autograd, no parameter gradient is ever computed, and
 several target classes share one forward pass, their gradients taken in one
 batched backward pass through the head.
 
-Any classifier works: convolutional layers give ``(N, C, h, w)`` maps; the token
-layers of vision transformers, ``(N, prefix + h * w, C)``, are read as an
-``h x w`` grid of patches after their class (and distillation) tokens are
-dropped. A model in training mode is explained as in inference, and models in
-float64, float16 or bfloat16 work; the maps are always float32.
+Any classifier works: convolutional layers give ``(N, C, h, w)`` maps, Swin's
+stages ``(N, h, w, C)``, and the token layers of vision transformers,
+``(N, prefix + h * w, C)``, are read as an ``h x w`` grid of patches after their
+class (and distillation) tokens are dropped (:mod:`gradcam.layout`; the layer
+finder, :mod:`gradcam.layers`, traces which layout a layer has). A model in
+training mode is explained as in inference, and models in float64, float16 or
+bfloat16 work; the maps are always float32. A binary classifier's single logit
+``z`` is read as two classes, ``(-z/2, z/2)`` (:mod:`gradcam.heads`): explaining
+class 0 explains the negated logit, as pytorch-grad-cam's binary target does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gradcam.heads import two_classes
+from gradcam.layout import Layout, grid_reader
 from gradcam.names import closest_hint, short
 
 Targets = int | Tensor | np.ndarray | Sequence[Any] | None
@@ -129,8 +134,12 @@ class GradCAM:
             example ``"layer4"`` for a ResNet or ``"features.35"`` for a VGG19.
         prefix_tokens: for a layer that outputs tokens ``(N, T, C)``, how many
             leading tokens (class, distillation, registers) to drop before the
-            rest is read as a square grid; None tries 0, 1 and 2 (no class
+            rest is read as the grid of patches; None tries 0, 1 and 2 (no class
             token, a class token, class and distillation tokens).
+        layout: how the layer's output is laid out (:class:`gradcam.layout.Layout`,
+            as :func:`gradcam.layers.find_layer` traces it); None reads a 4-D
+            output as ``(N, C, h, w)`` and a 3-D one as tokens. A layer that
+            returns a tuple is read at its first item.
 
     Raises:
         AttributeError: if the model has no such layer; the message lists the
@@ -141,10 +150,13 @@ class GradCAM:
         >>> maps = cam(torch.rand(2, 3, 224, 224))  # (2, 224, 224), top-1 classes
     """
 
-    def __init__(self, model: nn.Module, target_layer: str, *, prefix_tokens: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, target_layer: str, *, prefix_tokens: int | None = None, layout: Layout | None = None
+    ) -> None:
         self.model = model
         self.target_layer = target_layer
         self.prefix_tokens = prefix_tokens
+        self.layout = layout
         try:
             self.layer = model.get_submodule(target_layer)
         except AttributeError as exc:
@@ -235,27 +247,32 @@ class GradCAM:
         """Runs the model once; returns activations ``(N, C, h, w)``, logits and their gradient-sum function."""
         if isinstance(self.model, ExactPath) and self.model.cam_layer == self.target_layer:
             # The model offers an exact, faster path for its own target layer.
-            return self.model.cam_forward(x)
+            activations, logits, sums = self.model.cam_forward(x)
+            if logits.shape[1] != 1:
+                return activations, logits, sums
+            # A binary model's logit z read as two classes (-z/2, z/2): seeds of those map onto z linearly.
+            return activations, two_classes(logits), lambda seeds: sums((seeds[..., 1:] - seeds[..., :1]) / 2)
         return self._forward_with_hook(x)
 
     def _forward_with_hook(self, x: Tensor) -> tuple[Tensor, Tensor, GradientSums]:
         caller = threading.get_ident()
         captured: list[Tensor] = []
 
-        def capture(module: nn.Module, inputs: object, output: object) -> Tensor | None:
+        def capture(module: nn.Module, inputs: object, output: object) -> object:
             if threading.get_ident() != caller:
                 return None  # another thread's call on the same model
-            if not isinstance(output, Tensor):
+            tensor = layer_tensor(output)
+            if tensor is None:
                 raise TypeError(f"Layer {self.target_layer!r} returns {type(output).__name__}, not a tensor.")
             if captured:
                 raise RuntimeError(f"Layer {self.target_layer!r} runs more than once per forward pass.")
-            leaf = output.detach().requires_grad_(True)
+            leaf = tensor.detach().requires_grad_(True)
             captured.append(leaf)
             # From here on record the graph: only the head is differentiated.
             torch.set_grad_enabled(True)
             # A copy, so that inplace operations downstream (ReLU(inplace=True))
             # cannot modify the leaf the gradient is taken with respect to.
-            return leaf.clone()
+            return with_layer_tensor(output, leaf.clone())
 
         handle = self.layer.register_forward_hook(capture)
         try:
@@ -268,7 +285,7 @@ class GradCAM:
         (activations,) = captured
         if not logits.requires_grad:
             raise RuntimeError(f"The output does not depend on layer {self.target_layer!r}.")
-        to_grid = self._grid_reader(activations)
+        to_grid = self._grid_reader(activations, (x.shape[-2], x.shape[-1]))
 
         def gradient_sums(seeds: Tensor) -> Tensor:
             if seeds.shape[0] == 1:
@@ -280,31 +297,9 @@ class GradCAM:
 
         return to_grid(activations.detach()), logits.detach(), gradient_sums
 
-    def _grid_reader(self, activations: Tensor) -> Callable[[Tensor], Tensor]:
-        """How to read the layer's output as maps ``(..., C, h, w)``: as it is, or tokens as a grid."""
-        if activations.ndim == 4:
-            return lambda t: t
-        if activations.ndim != 3:
-            raise ValueError(
-                f"Layer {self.target_layer!r} outputs {tuple(activations.shape)}; Grad-CAM needs feature maps "
-                "(N, C, h, w) or transformer tokens (N, tokens, C). Choose another layer."
-            )
-        tokens = activations.shape[1]
-        prefix = self.prefix_tokens
-        if prefix is None:
-            prefix = next((p for p in range(3) if tokens - p > 1 and math.isqrt(tokens - p) ** 2 == tokens - p), None)
-        side = math.isqrt(tokens - prefix) if prefix is not None and tokens > prefix else 0
-        if prefix is None or side * side != tokens - prefix or side < 2:
-            raise ValueError(
-                f"Layer {self.target_layer!r} outputs {tokens} tokens, which do not form a square grid of patches "
-                "after the class tokens; pass prefix_tokens, or choose another layer."
-            )
-
-        def to_grid(t: Tensor) -> Tensor:  # (..., N, prefix + h*w, C) -> (..., N, C, h, w)
-            patches = t[..., prefix:, :]
-            return patches.reshape(*patches.shape[:-2], side, side, patches.shape[-1]).movedim(-1, -3)
-
-        return to_grid
+    def _grid_reader(self, activations: Tensor, input_size: tuple[int, int]) -> Callable[[Tensor], Tensor]:
+        """How to read the layer's output as maps ``(..., C, h, w)``, by its layout (see :mod:`gradcam.layout`)."""
+        return grid_reader(activations, self.layout, self.prefix_tokens, input_size, self.target_layer)
 
     @staticmethod
     def _resolve_targets(targets: Targets, logits: Tensor, top: int) -> Tensor:
@@ -340,6 +335,26 @@ def predict(model: nn.Module, x: Tensor) -> Tensor:
         return logits_of(model(x if dtype is None else x.to(dtype))).float()
 
 
+def layer_tensor(output: object) -> Tensor | None:
+    """The tensor a layer outputs: the output itself, or the first item of a tuple or list (None for anything else)."""
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    return None
+
+
+def with_layer_tensor(output: object, tensor: Tensor) -> object:
+    """The layer's output with its tensor (see :func:`layer_tensor`) replaced, of the same type."""
+    if isinstance(output, Tensor):
+        return tensor
+    assert isinstance(output, (tuple, list))
+    items = [tensor, *output[1:]]
+    if isinstance(output, tuple) and hasattr(output, "_fields"):  # a named tuple
+        return type(output)(*items)
+    return type(output)(items)
+
+
 def _plain(targets: Any) -> Any:
     """Tensors and arrays of targets as Python ints and lists."""
     if isinstance(targets, Tensor):
@@ -372,7 +387,11 @@ def _floating_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 def logits_of(output: object) -> Tensor:
-    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``."""
+    """Class scores from what a model returns: a tensor, a tuple, a mapping or an object with ``.logits``.
+
+    A single logit ``z`` (a binary classifier) is read as two classes, ``(-z/2, z/2)``
+    (see :mod:`gradcam.heads`): class 1 is the positive one, class 0 its negation.
+    """
     if isinstance(output, Tensor):
         logits = output
     elif isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
@@ -388,7 +407,7 @@ def logits_of(output: object) -> Tensor:
         )
     if logits.ndim != 2:
         raise ValueError(f"The model's class scores should be (N, num_classes), got {tuple(logits.shape)}.")
-    return logits
+    return two_classes(logits)
 
 
 _training_locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()

@@ -87,7 +87,7 @@ def read_labels(path: Path) -> tuple[str, ...]:
     return names
 
 
-def _head_mismatch(model: nn.Module, state_dict: Mapping[str, Tensor], classes: int) -> int | None:
+def head_outputs(model: nn.Module, state_dict: Mapping[str, Tensor], classes: int) -> int | None:
     """The number of outputs of the file's head when only the head's size differs from the model's."""
     for key, wanted in model.state_dict().items():
         got = state_dict.get(key)
@@ -115,13 +115,16 @@ def load_weights(
         WeightsError: when the file's head has another size (both numbers are
             named), or the file holds weights of another architecture.
     """
-    outputs = _head_mismatch(model, state_dict, classes)
+    outputs = head_outputs(model, state_dict, classes)
     if outputs is not None:
         if labels is not None:
             source, hint = f"the labels file {labels} names {classes} classes", ""
         else:
             source, hint = f"{title} has {classes} classes", f"; give labels=FILE with {outputs} class names"
-        raise WeightsError(f"{where} has a head of {outputs} outputs but {source}{hint}.")
+        if outputs == 1:
+            hint = " (a binary model: give two names, the negative first, or one, the positive class)"
+        plural = "output" if outputs == 1 else "outputs"
+        raise WeightsError(f"{where} has a head of {outputs} {plural} but {source}{hint}.")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:

@@ -33,7 +33,9 @@ from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHT
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
+from gradcam.heads import HEAD_CHOICES
 from gradcam.names import file_safe
+from gradcam.preprocess import RESIZE_CHOICES, parse_size, parse_values
 from gradcam.registry import available_offline, load_backbone
 from gradcam.save import masking_manifest, save_explanation
 from gradcam.specs import BUILTINS
@@ -57,11 +59,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         metavar="SPEC",
-        help=f"the classifier: {', '.join(BUILTINS)}, torchvision:NAME or timm:NAME (default: vgg19; "
+        help=f"the classifier: {', '.join(BUILTINS)}, torchvision:NAME, timm:NAME or hf:PATH_OR_ID (default: vgg19; "
         f"without its weights and without internet, the embedded {FALLBACK_MODEL})",
     )
-    parser.add_argument("--labels", type=Path, help="class names of a fine-tuned model, one per line (with --weights)")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="class names of a fine-tuned model, one per line (with --weights); a binary model (one logit): "
+        "two lines, the negative class first, or one (the positive class)",
+    )
     parser.add_argument("--layer", help="dotted name of the layer to explain (default: found automatically)")
+    parser.add_argument(
+        "--head",
+        choices=HEAD_CHOICES,
+        default="auto",
+        help="how logits become probabilities: auto (binary for one logit, else softmax, or what a Hugging Face "
+        "config declares), softmax, or sigmoid (multi-label: each class on its own) (default: auto)",
+    )
+    fed = parser.add_argument_group("input (for a fine-tune its weights enum or timm config does not describe)")
+    fed.add_argument(
+        "--size", metavar="N|HxW", help="the network input: shorter side N, or with --resize exact N x N or H x W"
+    )
+    fed.add_argument("--mean", nargs="+", metavar="M", help="per-channel mean on the [0, 1] scale, e.g. 0.5 0.5 0.5")
+    fed.add_argument("--std", nargs="+", metavar="S", help="per-channel std on the [0, 1] scale, e.g. 0.5 0.5 0.5")
+    fed.add_argument(
+        "--resize",
+        choices=RESIZE_CHOICES,
+        help="short: shorter side --size, aspect ratio kept (default); exact: stretched to the size",
+    )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)"
     )
@@ -179,7 +204,11 @@ def _explain_video(explainer: Explainer, path: Path, args: argparse.Namespace) -
 
 
 def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
-    """Files named on the command line, and the image files inside named folders."""
+    """Files named on the command line, and the image files inside named folders.
+
+    A folder's entry named like an image is given to the reader whatever it is: a
+    pipe or a device (or a link to one) is then refused in one line, not read.
+    """
     extensions = set(Image.registered_extensions())
     for item in inputs:
         path = Path(item)
@@ -187,18 +216,25 @@ def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
             yield path
             continue
         for child in sorted(path.iterdir()):
-            if child.is_file() and not child.name.startswith("."):
-                if child.suffix.lower() in extensions:
-                    yield child
-                else:
-                    skipped.append(child)
+            if child.name.startswith(".") or child.is_dir():
+                continue
+            if child.suffix.lower() in extensions:
+                yield child
+            else:
+                skipped.append(child)
 
 
 def _unique_folder(out: Path, stem: str, used: set[str]) -> Path:
-    name, n = stem, 1
+    """A new folder inside ``out`` for an input of this stem (``cat``, ``cat-2`` ...).
+
+    The name is file-safe (letters, digits, ``-`` and ``_``): the stem of an input named
+    ``...png`` is ``..``, which would put the files beside ``--out`` instead of inside it.
+    """
+    base = file_safe(stem, "image", 100)
+    name, n = base, 1
     while name in used:
         n += 1
-        name = f"{stem}-{n}"
+        name = f"{base}-{n}"
     used.add(name)
     return out / name
 
@@ -238,13 +274,32 @@ def _views(
     return pictures, entries, lines
 
 
+def input_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The head and input options given (``--head``, ``--size``, ``--mean``, ``--std``, ``--resize``), checked.
+
+    Raises:
+        SettingError: a size or values that are not numbers, in one sentence.
+    """
+    options: dict[str, Any] = {"head": args.head}
+    if args.size is not None:
+        options["size"] = parse_size(args.size)
+    if args.mean is not None:
+        options["mean"] = parse_values(args.mean, "mean")
+    if args.std is not None:
+        options["std"] = parse_values(args.std, "std")
+    if args.resize is not None:
+        options["resize"] = args.resize
+    return options
+
+
 def _backbone(args: argparse.Namespace) -> Backbone:
     """The asked model; without --model, the default, or the embedded one when the default's weights cannot be had."""
     weights = args.weights if args.weights is not None else os.environ.get(WEIGHTS_ENV) or None
     progress = sys.stderr.isatty()
     spec = args.model or DEFAULT_MODEL
+    options = input_options(args)
     try:
-        return load_backbone(spec, weights, args.labels, args.layer, device=args.device, progress=progress)
+        return load_backbone(spec, weights, args.labels, args.layer, device=args.device, progress=progress, **options)
     except WeightsError:
         if args.model is not None or weights is not None or available_offline(spec)[0]:
             raise
@@ -252,7 +307,7 @@ def _backbone(args: argparse.Namespace) -> Backbone:
         f"note: the {spec} weights cannot be had here (no internet); using the embedded {FALLBACK_MODEL} instead",
         file=sys.stderr,
     )
-    return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress)
+    return load_backbone(FALLBACK_MODEL, device=args.device, progress=progress, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

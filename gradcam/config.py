@@ -23,6 +23,11 @@ TOP_K: Final = 5
 
 #: Largest image accepted, in pixels (width x height): 40 megapixels.
 MAX_IMAGE_PIXELS: Final = 40_000_000
+#: Largest image file read from a path (the CLI, ``evaluate``, a path given to ``load_image``), in
+#: bytes, checked before reading: the largest file an image within ``MAX_IMAGE_PIXELS`` is stored in
+#: (uncompressed 16-bit RGBA or CMYK, 8 bytes a pixel: 320 MB) and 50 MB for its metadata (EXIF,
+#: ICC profile, XMP, thumbnails, a TIFF's later pages). Uploads to the app are capped far lower.
+MAX_IMAGE_FILE_BYTES: Final = MAX_IMAGE_PIXELS * 8 + 50_000_000
 #: Smallest image side accepted, in pixels.
 MIN_IMAGE_SIDE: Final = 8
 #: Largest JPEG accepted when the caller asks for a smaller image (``max_side``): it is decoded
@@ -31,6 +36,22 @@ MAX_JPEG_PIXELS: Final = 100_000_000
 #: Most scans (passes) a JPEG may hold. Each costs a pass over the whole image; cameras write
 #: 1-3, progressive encoders about 10 (libjpeg) to 20 (mozjpeg).
 MAX_JPEG_SCANS: Final = 40
+#: Most segments (markers and their data) a JPEG may hold: cameras write about 15, an ICC profile
+#: split over APP2 segments adds at most 255; Pillow's reader spends about 1.4 us on each, so the 2.4
+#: million empty comments a 10 MB file can hold took 3.3 s before a pixel was decoded.
+MAX_JPEG_SEGMENTS: Final = 4096
+#: Most chunks a PNG may hold up to its image data's end: encoders write tens (IDAT chunks of 8 to
+#: 64 kB); Pillow's reader spends about 3.5 us on each (800,000 empty ones in a 10 MB file: 2.7 s).
+MAX_PNG_CHUNKS: Final = 50_000
+#: Most pieces a GIF may hold before its first image: extensions, their sub-blocks, stray bytes; each
+#: is a step of Pillow's reader in Python (3.3 million empty comments: over two minutes).
+MAX_GIF_BLOCKS: Final = 4096
+#: Most bytes of comments a GIF may hold before its first image: Pillow joins them one sub-block at a
+#: time, which takes time growing with the square of their length (a 9.7 MB comment: over a minute).
+MAX_GIF_COMMENT_BYTES: Final = 65_536
+#: Largest run-length encoded BMP (or icon picture), in pixels: Pillow decodes them in Python, about 7
+#: million pixels a second at worst (a 5 kB file of 40 megapixels took 5.9 s); 4 megapixels is 0.6 s.
+MAX_RLE_BMP_PIXELS: Final = 4_000_000
 #: The file formats decoded, by Pillow's format name: all decoded in process, none by an
 #: external program. "HEIF" (HEIC photos) only where the ``pillow_heif`` package is installed.
 IMAGE_FORMATS: Final = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "ICO", "HEIF")

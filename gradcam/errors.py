@@ -26,6 +26,21 @@ class ImageTooSmallError(InvalidImageError):
     """The image is too small to say anything about."""
 
 
+class FileRefusedError(GradCAMError, ValueError):
+    """A local path that is not read: not a regular file (a pipe, a device, a socket, a folder) or over a size cap.
+
+    Attributes:
+        name: the file's name.
+        reason: why it is not read, without the name ("a pipe (FIFO), not a regular file"), for
+            messages that name the file already (a dataset's problem lines).
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} is {reason}, so it is not read.")
+        self.name = name
+        self.reason = reason
+
+
 class UnknownClassError(GradCAMError, ValueError):
     """A target class name or index that the model does not know."""
 
@@ -60,3 +75,7 @@ class VideoTooLongError(InvalidVideoError):
 
 class VideoTooLargeError(InvalidVideoError):
     """The clip's frames have more pixels than the limit."""
+
+
+class SettingError(GradCAMError, ValueError):
+    """A setting that contradicts the model or itself: a head, an input size, a mean or std of the wrong length."""

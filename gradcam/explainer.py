@@ -7,7 +7,10 @@ asked, the counterfactual maps, the maps of the best classes, the masking test
 and the guided gradient. The whole image is explained: it is resized keeping
 its aspect ratio (shorter side 224 by default), never centre-cropped, so the
 map lines up with every pixel of the upload; models that take one input size
-only (vision transformers) get the image stretched to that size.
+only (vision transformers), and backbones asked to (``resize="exact"``), get the
+image stretched to that size. A grayscale model (one input channel) gets the
+image in grayscale. Probabilities follow the backbone's head
+(:mod:`gradcam.heads`): softmax, independent sigmoids, or a binary logit.
 
 Image -> network image (uint8, input size) -> tensor -> CAMResult -> Explanation.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Sequence
 
 import cv2
@@ -30,9 +34,13 @@ from gradcam.errors import UnknownClassError
 from gradcam.explanation import ClassMap, Explanation, MaskingTest, Prediction
 from gradcam.faithfulness import Progress, run_masking_test
 from gradcam.guided import guided_backprop
+from gradcam.heads import probabilities as head_probabilities
 from gradcam.images import ImageSource, load_image
+from gradcam.layers import TargetLayer, candidate_layers, find_layer
+from gradcam.layout import Layout
 from gradcam.models import HookedVGG19
 from gradcam.names import closest_hint, first_line
+from gradcam.preprocess import LUMA, input_channels
 
 Target = int | str | None
 log = logging.getLogger("gradcam")
@@ -78,7 +86,10 @@ class Explainer:
     construction: one tiny explanation warms the engine up (the VGG19 weight
     sums, autograd's first-use state) so that the first request does not, and
     with ``compile`` (or ``backbone.compile``) VGG19's trunk is compiled with
-    ``torch.compile``, falling back to eager with a warning.
+    ``torch.compile``, falling back to eager with a warning. Another layer than
+    the backbone's can be asked for per call (``explain(..., layer=...)``): its
+    engine is made once, its layout traced once, and kept. A backbone filled in by
+    hand without a layout gets its layer's layout traced here (two dry passes).
 
     Args:
         backbone: the model to explain, from :func:`gradcam.load_backbone`.
@@ -94,11 +105,30 @@ class Explainer:
     ) -> None:
         self.backbone = backbone
         self.short_side = short_side or backbone.short_side
-        prefix_tokens = backbone.prefix_tokens if backbone.tokens else None
-        self.cam = GradCAM(backbone.model, backbone.target_layer, prefix_tokens=prefix_tokens)
+        self.channels = backbone.channels or input_channels(backbone.model)
+        layout, prefix = backbone.layout, backbone.prefix_tokens
+        if layout is None:  # a backbone filled in by hand: its layer's layout is traced, not assumed
+            traced = find_layer(
+                backbone.model, self._dry_size(), backbone.target_layer, channels=self.channels,
+                fixed_size=backbone.strict_size,
+            )
+            layout, prefix = traced.layout, traced.prefix_tokens
+        self.cam = GradCAM(
+            backbone.model, backbone.target_layer, prefix_tokens=prefix if layout is Layout.TOKENS else None,
+            layout=layout,
+        )
+        self._cams: dict[str, GradCAM] = {backbone.target_layer: self.cam}
+        self._cams_lock = threading.Lock()
+        self._layers: dict[str, TargetLayer] | None = None  # the readable layers, once asked for
         self.device = next(backbone.model.parameters()).device
+        if len(backbone.mean) != self.channels or len(backbone.std) != self.channels:
+            raise ValueError(
+                f"The backbone's mean and std have {len(backbone.mean)} and {len(backbone.std)} values; "
+                f"its model takes {self.channels} input channels."
+            )
         self._mean = np.asarray(backbone.mean, dtype=np.float32) * 255.0
         self._inv_std = 1.0 / (np.asarray(backbone.std, dtype=np.float32) * 255.0)
+        self._luma = np.asarray(LUMA, dtype=np.float32)[:, None]  # (3, 1)
         if compile or backbone.compile:
             self._compile()
         if warm_up:
@@ -106,8 +136,8 @@ class Explainer:
 
     def _warm_up(self) -> None:
         height, width = self.backbone.fixed_size or (64, 64)
-        x = torch.zeros(1, 3, height, width, device=self.device).contiguous(memory_format=torch.channels_last)
-        self.cam.compute(x)
+        x = torch.zeros(1, self.channels, height, width, device=self.device)
+        self.cam.compute(x.contiguous(memory_format=torch.channels_last))
 
     def _compile(self) -> None:
         model = self.backbone.model
@@ -135,18 +165,66 @@ class Explainer:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
     def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Equally sized network images to a normalised float batch ``(N, 3, h, w)``, channels-last, on the device."""
-        batch = np.stack([(image.astype(np.float32) - self._mean) * self._inv_std for image in images])  # (N, h, w, 3)
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)  # (N, 3, h, w), NHWC in memory
+        """Equally sized RGB network images to a normalised float batch ``(N, C, h, w)``, channels-last, on the device.
+
+        ``C`` is the model's input channels: 3, or 1 for a grayscale model (the images' luma).
+        """
+        if self.channels == 1:
+            batch = np.stack([(image.astype(np.float32) @ self._luma - self._mean) * self._inv_std for image in images])
+        else:
+            batch = np.stack([(image.astype(np.float32) - self._mean) * self._inv_std for image in images])
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)  # (N, C, h, w), NHWC in memory
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """An RGB uint8 image to a normalised float tensor ``(1, 3, h, w)``, channels-last."""
+        """An RGB uint8 image to a normalised float tensor ``(1, C, h, w)``, channels-last."""
         return self.to_tensor([self.network_image(image)])
 
+    def probabilities_of(self, logits: torch.Tensor) -> np.ndarray:
+        """Class probabilities ``(N, num_classes)``, float64, of logits by the backbone's head (see gradcam.heads)."""
+        return head_probabilities(logits.cpu(), self.backbone.head).numpy()
+
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Softmax probabilities ``(N, num_classes)`` of equally sized network images, one forward pass."""
-        logits = predict(self.backbone.model, self.to_tensor(images))
-        return logits.double().softmax(dim=1).cpu().numpy()
+        """Class probabilities ``(N, num_classes)`` of equally sized network images, one forward pass (head's rule)."""
+        return self.probabilities_of(predict(self.backbone.model, self.to_tensor(images)))
+
+    def cam_for(self, layer: str | None = None) -> GradCAM:
+        """The engine of a layer (the backbone's for None), made once: its layout traced by one dry pass, then kept.
+
+        Raises:
+            UnknownLayerError: for a layer the model does not have or that cannot be
+                explained; the message lists the closest names.
+        """
+        if layer is None or layer == self.backbone.target_layer:
+            return self.cam
+        with self._cams_lock:
+            found = self._cams.get(layer)
+            if found is None:
+                traced = (self._layers or {}).get(layer) or find_layer(
+                    self.backbone.model, self._dry_size(), layer, channels=self.channels,
+                    fixed_size=self.backbone.strict_size,
+                )
+                prefix = traced.prefix_tokens if traced.layout is Layout.TOKENS else None
+                found = GradCAM(self.backbone.model, traced.name, prefix_tokens=prefix, layout=traced.layout)
+                self._cams[layer] = found
+        return found
+
+    def layers(self) -> tuple[str, ...]:
+        """The layers a person may pick, the backbone's own first (see :func:`gradcam.layers.candidate_layers`).
+
+        Found by dry passes the first time, then kept; their layouts too, so that
+        :meth:`cam_for` needs no other pass for them.
+        """
+        with self._cams_lock:
+            if self._layers is None:
+                found = candidate_layers(
+                    self.backbone.model, self._dry_size(), channels=self.channels, fixed_size=self.backbone.strict_size
+                )
+                own = self.backbone.target_layer
+                self._layers = {layer.name: layer for layer in found if layer.name != own}
+            return (self.backbone.target_layer, *self._layers)
+
+    def _dry_size(self) -> tuple[int, int]:
+        return self.backbone.fixed_size or (self.short_side, self.short_side)
 
     def class_index(self, target: int | str) -> int:
         """The index of a class given by index or name (see :func:`resolve_class`)."""
@@ -164,6 +242,7 @@ class Explainer:
         guided: bool = False,
         compare: int = 0,
         progress: Progress | None = None,
+        layer: str | None = None,
     ) -> Explanation:
         """Explains one image for one class: everything later views need, in one call.
 
@@ -179,6 +258,7 @@ class Explainer:
                 forward and backward pass through the whole network).
             compare: also keep the maps of the ``compare`` best classes, from the same pass.
             progress: called with the share of the work done, for long calls.
+            layer: the layer to read (see :meth:`cam_for`); None: the backbone's.
 
         Returns:
             The explanation.
@@ -186,18 +266,20 @@ class Explainer:
         Raises:
             InvalidImageError: the image cannot be used (see :func:`gradcam.load_image`).
             UnknownClassError: the target is not a class of the model.
+            UnknownLayerError: the layer cannot be explained.
             NotAvailableError: ``guided`` for a model without a guided rule.
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+        cam = self.cam_for(layer)
         rgb = load_image(image)
         rgb.setflags(write=False)  # ours, shared by the explanation without a copy
         index = None if target is None else self.class_index(target)
         small = self.network_image(rgb)
-        result = self.cam.compute(
+        result = cam.compute(
             self.to_tensor([small]), [index], size=rgb.shape[:2], counterfactual=counterfactual, extra_top=compare
         )
-        explanation = self._explanation(rgb, small, result, top_k, threshold)
+        explanation = self._explanation(rgb, small, result, top_k, threshold, cam.target_layer)
         if progress is not None:
             progress(0.1)
         if guided:
@@ -214,6 +296,7 @@ class Explainer:
         *,
         top_k: int = TOP_K,
         threshold: float = BOX_THRESHOLD,
+        layer: str | None = None,
     ) -> list[Explanation]:
         """Explains equally sized RGB frames (a video's) for one class, in one engine call.
 
@@ -225,6 +308,7 @@ class Explainer:
             target: None for each frame's top prediction, a class index or a class name.
             top_k: how many predictions to report.
             threshold: box threshold, a fraction of the map's maximum.
+            layer: the layer to read (see :meth:`cam_for`); None: the backbone's.
 
         Raises:
             ValueError: no frames, frames that are not RGB uint8 or not all of one size, or a
@@ -241,9 +325,10 @@ class Explainer:
         index = None if target is None else self.class_index(target)
         images = [_read_only(frame) for frame in frames]
         smalls = [self.network_image(image) for image in images]
-        result = self.cam.compute(self.to_tensor(smalls), [index] * len(images), size=shape[:2])
+        cam = self.cam_for(layer)
+        result = cam.compute(self.to_tensor(smalls), [index] * len(images), size=shape[:2])
         return [
-            self._explanation(image, small, result, top_k, threshold, row=row)
+            self._explanation(image, small, result, top_k, threshold, cam.target_layer, row=row)
             for row, (image, small) in enumerate(zip(images, smalls))
         ]
 
@@ -289,12 +374,19 @@ class Explainer:
             )
 
     def _explanation(
-        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, top_k: int, threshold: float, row: int = 0
+        self,
+        rgb: np.ndarray,
+        small: np.ndarray,
+        result: CAMResult,
+        top_k: int,
+        threshold: float,
+        layer: str,
+        row: int = 0,
     ) -> Explanation:
         """The explanation of image ``row``'s first map in a result; the maps after it are the compared classes."""
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
-        probabilities = torch.softmax(result.logits[row].double().cpu(), dim=0)
+        probabilities = torch.from_numpy(self.probabilities_of(result.logits[row : row + 1]))[0]
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
         classes = result.classes[row].tolist()
@@ -315,7 +407,7 @@ class Explainer:
             boxes=tuple(cam_to_boxes(cam, threshold)),
             threshold=threshold,
             model_name=self.backbone.title,
-            layer_name=self.backbone.target_layer,
+            layer_name=layer,
             weights=self.backbone.weights,
             untrained=self.backbone.untrained,
             cam_empty=empty[0],
@@ -323,6 +415,7 @@ class Explainer:
             counter_empty=result.counter_empty is not None and bool(result.counter_empty[row, 0]),
             input_size=(small.shape[0], small.shape[1]),
             classes=compared,
+            head=self.backbone.head,
         )
 
     def _masking(
@@ -350,8 +443,9 @@ class Explainer:
         )
 
     def _guided(self, small: np.ndarray, class_index: int) -> np.ndarray:
-        gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (3, h, w)
-        return gradient.float().permute(1, 2, 0).cpu().numpy()
+        gradient = guided_backprop(self.backbone.model, self.to_tensor([small]), class_index)  # (C, h, w)
+        picture = gradient.float().permute(1, 2, 0).cpu().numpy()  # (h, w, C)
+        return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture  # a grayscale model's, as RGB
 
 
 def _read_only(image: np.ndarray) -> np.ndarray:

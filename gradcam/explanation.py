@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcam.boxes import Box, cam_to_boxes
+from gradcam.heads import Head
 
 #: The four pictures of every explanation, in the order they are shown and saved (:func:`gradcam.views.panels`).
 PANELS = ("original", "heatmap", "overlay", "boxes")
@@ -96,7 +97,7 @@ class Explanation:
         cam: the Grad-CAM map at the image's size, float32 ``(height, width)`` in [0, 1].
         class_index: the explained class.
         class_name: its name.
-        probability: the model's softmax probability for it.
+        probability: the model's probability for it, by its head's rule (:attr:`head`).
         top_k: the best classes, most probable first.
         boxes: ``(x0, y0, x1, y1)`` boxes around the highlighted region, corners inclusive.
         threshold: fraction of the map's maximum used for the boxes.
@@ -113,6 +114,8 @@ class Explanation:
         guided: the guided-backpropagation gradient of the class score at the
             network input's size, float32 ``(h, w, 3)``, when asked for.
         classes: the maps of the best classes from the same pass, when asked for.
+        head: how the model's logits became probabilities: softmax (they sum to one),
+            sigmoid (multi-label: each class on its own) or binary (one logit, two classes).
     """
 
     image: np.ndarray
@@ -134,6 +137,7 @@ class Explanation:
     masking: MaskingTest | None = field(default=None, compare=False)
     guided: np.ndarray | None = field(default=None, compare=False, repr=False)
     classes: tuple[ClassMap, ...] = field(default=(), compare=False, repr=False)
+    head: Head = Head.SOFTMAX
 
     def __post_init__(self) -> None:
         for cam in (self.cam, self.counter_cam):

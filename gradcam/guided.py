@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gradcam.cam import logits_of
 from gradcam.errors import NotAvailableError
 from gradcam.explanation import Explanation
 
@@ -58,17 +59,17 @@ def guided_backprop(model: nn.Module, x: Tensor, target: int) -> Tensor:
 
     Args:
         model: a classifier whose non-linearities are ``nn.ReLU`` or ``nn.ReLU6`` modules.
-        x: one preprocessed image ``(1, 3, H, W)``.
+        x: one preprocessed image ``(1, C, H, W)``.
         target: the class index.
 
     Returns:
-        The guided gradient ``(3, H, W)``; no parameter gradient is written.
+        The guided gradient ``(C, H, W)``; no parameter gradient is written.
 
     Raises:
         NotAvailableError: the model uses activations without a guided rule.
     """
     if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(f"Expected one image (1, 3, H, W), got {tuple(x.shape)}.")
+        raise ValueError(f"Expected one image (1, C, H, W), got {tuple(x.shape)}.")
     others = unguided_activations(model)
     if others:
         raise NotAvailableError(
@@ -84,7 +85,7 @@ def guided_backprop(model: nn.Module, x: Tensor, target: int) -> Tensor:
     try:
         x = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            score = model(x)[0, target]
+            score = logits_of(model(x))[0, target]  # a binary model's one logit read as two classes
             (grad,) = torch.autograd.grad(score, x)
     finally:
         for handle in handles:

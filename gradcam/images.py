@@ -8,16 +8,23 @@ bytes and the rest of the package. It
   format is sniffed from the content before any decoder runs, so a PostScript
   file named ``cat.jpg`` never reaches Ghostscript and a JPEG 2000, PSD or SVG
   file is refused as "not an image we can read";
+* reads only regular files from paths, up to ``MAX_IMAGE_FILE_BYTES``
+  (:mod:`gradcam.files`);
 * bounds the work per file: the pixel limit is checked on the size read from
-  the header (decompression bombs), a JPEG may hold at most
-  ``MAX_JPEG_SCANS`` scans (each scan is a pass over the whole image, so a
-  100 kB file of thousands of scans would otherwise decode for minutes), the
-  pictures inside an icon obey the pixel limit (checked before opening it:
-  Pillow decodes an icon as it opens it), and only the first frame of an
-  animation or the first page of a TIFF is decoded;
+  the header (decompression bombs), and before Pillow opens the bytes
+  :mod:`gradcam.decode_limits` reads the structure that decides a reader's
+  work: a JPEG's scans (each a pass over the whole image: at most
+  ``MAX_JPEG_SCANS``), segments and frame type, a PNG's chunks, a GIF's blocks
+  and comments, a run-length BMP's size, the pictures inside an icon (Pillow
+  decodes an icon as it opens it), a TIFF's strips and tiles, a HEIC grid's
+  tiles; only the first frame of an animation or the first page of a TIFF is
+  decoded;
 * shrinks big photos when asked (``max_side``): a JPEG is decoded at 1/2, 1/4
   or 1/8 scale by the JPEG library itself, so a 48-megapixel phone photo costs
-  what a 3-megapixel one does;
+  what a 3-megapixel one does. Only DCT frames are (the frame type is read from
+  the header first): a lossless JPEG is decoded at full size within the pixel
+  limit, as the library cannot scale it, and the processes it does not decode
+  (hierarchical, arithmetic-coded lossless) are refused;
 * normalises the rest to an upright RGB uint8 array: EXIF orientation applied,
   transparency composited over white, CMYK, palette, grayscale and 16-bit
   images converted.
@@ -32,15 +39,37 @@ from __future__ import annotations
 import functools
 import io
 import os
-import re
 import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from gradcam.config import IMAGE_FORMATS, MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
-from gradcam.errors import ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
+from gradcam.config import (
+    IMAGE_FORMATS,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_JPEG_PIXELS,
+    MAX_JPEG_SCANS,
+    MIN_IMAGE_SIDE,
+)
+from gradcam.decode_limits import (
+    DAMAGED,
+    INCOMPLETE,
+    TIFF_JPEG,
+    JpegLayout,
+    check_layout,
+    tiff_jpeg_scans,
+    too_large_message,
+)
+from gradcam.errors import (
+    FileRefusedError,
+    ImageTooComplexError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    InvalidImageError,
+)
+from gradcam.files import read_regular_file
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 
@@ -48,23 +77,10 @@ ImageSource = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF, WebP or HEIC"
 
 _NOT_AN_IMAGE = f"This file is not an image we can read. Please use a {SUPPORTED} file."
-_DAMAGED = "This image file is damaged and cannot be read."
-_INCOMPLETE = "This image file is damaged or incomplete and cannot be read."
-
 _JPEG_FORMATS = ("JPEG", "MPO")
-#: A marker in a JPEG's entropy-coded data: 0xFF followed by neither a stuffed zero, a restart
-#: marker (0xD0-0xD7) nor a fill byte (0xFF).
-_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
-#: Start-of-frame markers (0xC0-0xCF but DHT, JPG and DAC), and those of progressive frames.
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_ICO_MAGIC = b"\x00\x00\x01\x00"
-#: TIFF compression names (Pillow's) whose strips or tiles are JPEG streams.
-_TIFF_JPEG = ("jpeg", "tiff_jpeg")
-_TIFF_STRIPS = (273, 279)  # StripOffsets, StripByteCounts
-_TIFF_TILES = (324, 325)  # TileOffsets, TileByteCounts
+#: The EXIF orientation tag, and its values that turn the image a quarter (width and height swap).
+_ORIENTATION = 0x0112
+_SIDEWAYS = frozenset({5, 6, 7, 8})
 
 
 @functools.cache
@@ -95,7 +111,8 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
             (``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8).
         max_side: if given, an image whose longer side is longer is shrunk to
             this many pixels on that side (aspect ratio kept; sides rounded as
-            ``round(side * max_side / longer_side)``). A JPEG is then decoded
+            ``round(side * max_side / longer_side)``, the shorter never below
+            ``MIN_IMAGE_SIDE``). A JPEG is then decoded
             at a reduced scale, which also admits JPEGs of up to
             ``MAX_JPEG_PIXELS`` pixels. Without it, nothing is resized and
             every image must fit ``MAX_IMAGE_PIXELS``.
@@ -120,12 +137,12 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
     elif isinstance(source, Image.Image):
         if source.format is not None and source.format not in _formats():
             raise InvalidImageError(_NOT_AN_IMAGE)  # opened from a file by the caller: the same allow-list
-        rgb = _decode(source, b"", max_side)
+        rgb = _decode(source, b"", max_side, None)
     else:
         data = _read(source)
-        image = _open(data)
+        image, jpeg = _open(data)
         try:
-            rgb = _decode(image, data, max_side)
+            rgb = _decode(image, data, max_side, jpeg)
         finally:
             image.close()  # multi-frame files and early errors would otherwise keep their buffers
     height, width = rgb.shape[:2]
@@ -139,55 +156,95 @@ def load_image(source: ImageSource, *, max_side: int | None = None) -> np.ndarra
     return np.ascontiguousarray(rgb)
 
 
+def image_size(source: str | os.PathLike[str] | bytes) -> tuple[int, int]:
+    """An image's upright ``(height, width)`` read from its header, without decoding its pixels.
+
+    The file passes the same gate as in :func:`load_image` (a regular file under
+    the size cap, an allowed format sniffed from the content, the layout of icons
+    and TIFFs checked before Pillow opens them), so a dataset's files are never
+    opened by any other reader, not even to plan the work.
+
+    Raises:
+        InvalidImageError: the file cannot be read or opened as an allowed image.
+    """
+    image, _ = _open(_read(source))
+    try:
+        width, height = image.size
+        try:
+            orientation = image.getexif().get(_ORIENTATION)
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+            orientation = None  # unreadable EXIF: decoded as stored
+    finally:
+        image.close()
+    return (width, height) if orientation in _SIDEWAYS else (height, width)
+
+
 def _read(source: str | os.PathLike[str] | bytes) -> bytes:
-    """The file's bytes, refusing an empty file or a path that is not a file."""
+    """The file's bytes, refusing an empty file, a path that is not a regular file, or one over the size cap.
+
+    A path is read only if it names a regular file (symbolic links followed) of at
+    most ``MAX_IMAGE_FILE_BYTES``, checked before reading: a FIFO would wait
+    forever, ``/dev/zero`` would be read until memory runs out, and a 1.5 GB file
+    held 2.5 GB before it could be found not to be an image.
+    """
     if isinstance(source, bytes):
         if not source:
             raise InvalidImageError("The file is empty. Please choose an image file.")
         return source
     path = Path(source)
-    if not path.is_file():
-        raise InvalidImageError(f"{path} is not a file.")
-    data = path.read_bytes()
+    try:
+        data = read_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise InvalidImageError(f"{path} is not a file.") from exc
+    except FileRefusedError as exc:
+        if path.is_dir():
+            raise InvalidImageError(f"{path} is not a file.") from exc
+        raise InvalidImageError(str(exc)) from exc
+    except OSError as exc:  # no permission, a loop of links, a socket's path
+        raise InvalidImageError(f"{path.name} cannot be read ({exc.strerror or exc}).") from exc
     if not data:
         raise InvalidImageError(f"{path.name} is empty. Please choose an image file.")
     return data
 
 
-def _open(data: bytes) -> ImageFile.ImageFile:
-    """Opens the file with the allowed formats' readers only: nothing else sees its bytes."""
+def _open(data: bytes) -> tuple[ImageFile.ImageFile, JpegLayout | None]:
+    """Opens the file with the allowed formats' readers only: nothing else sees its bytes.
+
+    The structure that decides a reader's work is checked first, from the bytes
+    (:func:`gradcam.decode_limits.check_layout`): some readers do much as they open.
+
+    Returns:
+        The opened image, and a JPEG's layout (None for other formats).
+    """
     allowed = _formats()
-    if data[:4] == _ICO_MAGIC and "ICO" in allowed:  # Pillow decodes an icon's picture as it opens the file
-        for width, height in _ico_frame_sizes(data):
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageTooLargeError(_too_large_message(width, height))
+    jpeg = check_layout(data, allowed)
     try:
         # Pillow only warns between its own limit and twice that; our smaller
         # limit is checked on the size read from the header, before decoding.
         image = Image.open(io.BytesIO(data), formats=[name for name in allowed if name != "MPO"])
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(_too_large_message()) from exc
+        raise ImageTooLargeError(too_large_message()) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImageError(_NOT_AN_IMAGE) from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:  # the reason stays chained
-        raise InvalidImageError(_DAMAGED) from exc
+        raise InvalidImageError(DAMAGED) from exc
     if image.format not in allowed:  # a reader that hands over to another format's (never seen, but cheap)
         image.close()
         raise InvalidImageError(_NOT_AN_IMAGE)
-    return image
-
-
-def _too_large_message(width: int | None = None, height: int | None = None, limit: int = MAX_IMAGE_PIXELS) -> str:
-    size = f" is {width} x {height} pixels, which" if width and height else ""
-    return f"This image{size} is larger than the {limit // 1_000_000} megapixel limit. Please use a smaller image."
+    return image, jpeg if image.format in _JPEG_FORMATS else None
 
 
 def _fitted(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """``(width, height)`` shrunk so that the longer side is at most ``max_side``."""
+    """``(width, height)`` shrunk so that the longer side is at most ``max_side``.
+
+    The shorter side stays at least ``MIN_IMAGE_SIDE`` (a photo accepted as it is stays accepted
+    once shrunk: a 4000 x 16 banner becomes 1280 x 8, a little stretched, not a refused 1280 x 5).
+    """
     if max_side is None or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    least = min(width, height, MIN_IMAGE_SIDE)
+    return max(least, round(width * scale)), max(least, round(height * scale))
 
 
 def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -202,124 +259,59 @@ def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
 # --- bounded decoding -------------------------------------------------------------------------
 
 
-def _jpeg_scans(data: bytes) -> tuple[int, bool]:
-    """Counts the scans of the JPEG at the start of ``data`` by walking its segments.
-
-    Stops at the end of the image (EOI) or of the data, and once the count is
-    over ``MAX_JPEG_SCANS``: a scan's entropy-coded data runs up to the next
-    marker, which is what the JPEG library reads too.
-
-    Returns:
-        The number of scans (start-of-scan segments) and whether the frame is progressive.
-    """
-    position, scans, progressive, end = 2, 0, False, len(data)  # after the SOI marker
-    while position + 1 < end and scans <= MAX_JPEG_SCANS:
-        if data[position] != 0xFF or data[position + 1] in (0xFF, 0x00) or 0xD0 <= data[position + 1] <= 0xD7:
-            position += 1  # fill bytes, stray bytes and restart markers between segments
-            continue
-        marker = data[position + 1]
-        if marker == _JPEG_EOI or position + 4 > end:
-            break
-        if marker == 0x01:  # TEM: no length
-            position += 2
-            continue
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker in _JPEG_SOF:
-            progressive = marker in _JPEG_PROGRESSIVE
-        position += 2 + length
-        if marker == _JPEG_SOS:
-            scans += 1
-            found = _JPEG_MARKER.search(data, position)
-            if found is None:
-                break
-            position = found.start()
-    return scans, progressive
-
-
-def _tiff_jpeg_scans(image: Image.Image, data: bytes) -> tuple[int, int]:
-    """Scans inside the JPEG-compressed strips or tiles of a TIFF's first page, and how many blocks hold them."""
-    tags = getattr(image, "tag_v2", {})
-    for offsets_tag, counts_tag in (_TIFF_TILES, _TIFF_STRIPS):
-        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
-        if offsets is not None and counts is not None:
-            offsets = offsets if isinstance(offsets, tuple) else (offsets,)
-            counts = counts if isinstance(counts, tuple) else (counts,)
-            scans = sum(data.count(b"\xff\xda", offset, offset + count) for offset, count in zip(offsets, counts))
-            return scans, len(offsets)
-    return 0, 1
-
-
-def _ico_frame_sizes(data: bytes) -> list[tuple[int, int]]:
-    """The sizes the images inside an icon declare in their own headers (an icon's directory can lie)."""
-    count = int.from_bytes(data[4:6], "little")
-    sizes = []
-    for index in range(count):
-        entry = data[6 + 16 * index : 22 + 16 * index]
-        if len(entry) < 16:
-            break
-        offset = int.from_bytes(entry[12:16], "little")
-        head = data[offset : offset + 24]
-        if head[:8] == _PNG_MAGIC and len(head) == 24:
-            width, height = struct.unpack(">II", head[16:24])
-        elif len(head) >= 12:  # a bitmap: its height counts the colour rows and the mask rows
-            width, height = struct.unpack("<ii", head[4:12])
-            width, height = abs(width), abs(height) // 2
-        else:
-            continue
-        sizes.append((width, height))
-    return sizes
-
-
-def _check_work(image: Image.Image, data: bytes, max_side: int | None) -> None:
+def _check_work(image: Image.Image, data: bytes, max_side: int | None, jpeg: JpegLayout | None) -> bool:
     """Refuses, before decoding, what would take too long or too much memory to decode.
 
+    Args:
+        image: the opened image, on its first frame.
+        data: the file's bytes (empty for a caller's image).
+        max_side: the caller's ``max_side``.
+        jpeg: a JPEG's layout, read from our own bytes (None for other formats and a caller's image).
+
+    Returns:
+        Whether the image may be decoded at a reduced scale: a JPEG of a frame type the JPEG library scales.
+
     Raises:
-        ImageTooLargeError: too many pixels in the image or in a frame it holds.
-        ImageTooComplexError: too many JPEG scans.
+        ImageTooLargeError: too many pixels in the image.
+        ImageTooComplexError: too many scans in a TIFF's JPEG strips.
     """
     width, height = image.size
-    if image.format in _JPEG_FORMATS and data:
-        scans, progressive = _jpeg_scans(data)
-        if scans > MAX_JPEG_SCANS:
-            raise ImageTooComplexError(
-                f"This JPEG is stored in more than {MAX_JPEG_SCANS} passes, far more than cameras and photo editors "
-                "write, and would take too long to read. Please save it again as an ordinary JPEG or as a PNG."
-            )
-        # A reduced-scale decode holds few pixels, but a progressive file keeps every
-        # coefficient of the full image in memory, so only sequential files may exceed the limit.
-        shrinkable = max_side is not None and not progressive and width * height <= MAX_JPEG_PIXELS
-        if width * height > MAX_IMAGE_PIXELS and not shrinkable:
-            limit = MAX_JPEG_PIXELS if max_side is not None and not progressive else MAX_IMAGE_PIXELS
-            raise ImageTooLargeError(_too_large_message(width, height, limit))
-        return
+    if jpeg is not None:
+        # A reduced-scale decode holds few pixels, but a progressive file keeps every coefficient of the
+        # full image in memory, and a lossless one is decoded at full size: only the others may exceed the limit.
+        beyond = max_side is not None and jpeg.scalable and not jpeg.progressive
+        if width * height > (MAX_JPEG_PIXELS if beyond else MAX_IMAGE_PIXELS):
+            raise ImageTooLargeError(too_large_message(width, height, MAX_JPEG_PIXELS if beyond else MAX_IMAGE_PIXELS))
+        return jpeg.scalable
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageTooLargeError(_too_large_message(width, height))
-    if image.format == "TIFF" and data and image.info.get("compression") in _TIFF_JPEG:
-        scans, blocks = _tiff_jpeg_scans(image, data)
+        raise ImageTooLargeError(too_large_message(width, height))
+    if image.format == "TIFF" and data and image.info.get("compression") in TIFF_JPEG:
+        scans, blocks = tiff_jpeg_scans(image, data)
         if scans > MAX_JPEG_SCANS * blocks:
             raise ImageTooComplexError(
                 "This TIFF image is stored in far more passes than scanners and photo editors write, and would take "
                 "too long to read. Please save it again as an ordinary TIFF, JPEG or PNG."
             )
+    return False
 
 
-def _decode(image: Image.Image, data: bytes, max_side: int | None) -> np.ndarray:
+def _decode(image: Image.Image, data: bytes, max_side: int | None, jpeg: JpegLayout | None) -> np.ndarray:
     """Decodes the first frame of an opened image into RGB, within the limits."""
     try:
         image.seek(0)  # first frame of an animation, first page of a TIFF
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImageError(_INCOMPLETE) from exc
-    _check_work(image, data, max_side)
+        raise InvalidImageError(INCOMPLETE) from exc
+    scalable = _check_work(image, data, max_side, jpeg)
     width, height = image.size
     target = _fitted(width, height, max_side)
-    if data and image.format in _JPEG_FORMATS and target != (width, height):  # our own file, not a caller's image
+    if scalable and target != (width, height):
         image.draft(None, target)  # DCT scaling: 1/2, 1/4 or 1/8, never below the target
         if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:  # a max_side too large to bring it under the limit
-            raise ImageTooLargeError(_too_large_message(width, height))
+            raise ImageTooLargeError(too_large_message(width, height))
     try:
         image.load()  # a truncated file raises here
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as exc:
-        raise InvalidImageError(_INCOMPLETE) from exc
+        raise InvalidImageError(INCOMPLETE) from exc
     try:
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
@@ -335,16 +327,22 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        gray = np.clip(np.nan_to_num(values) / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        # One float32 copy, scaled in place: float64 temporaries held 1.2 GB for a 40-megapixel float TIFF.
+        values = np.array(image, dtype=np.float32)  # (H, W)
+        peak = 65535.0 if values.max(initial=0) > 255 else 255.0
+        np.nan_to_num(values, copy=False)
+        values *= np.float32(255.0 / peak)
+        values += np.float32(0.5)
+        np.clip(values, 0, 255, out=values)
+        return np.repeat(values.astype(np.uint8)[:, :, None], 3, axis=2)
     # "transparency" also marks a colour key: a tRNS chunk in an L or RGB PNG, a GIF's transparent index.
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.array(Image.alpha_composite(white, rgba).convert("RGB"))  # a copy: asarray would be read-only
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        # Pasted over white through its own alpha: no RGBA copies of the whole image beside it.
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, (0, 0), rgba)
+        return np.array(white)  # a copy: asarray would be read-only
     return np.array(image.convert("RGB"))
 
 
@@ -358,7 +356,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
             f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}."
         )
     if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
-        raise ImageTooLargeError(_too_large_message(array.shape[1], array.shape[0]))
+        raise ImageTooLargeError(too_large_message(array.shape[1], array.shape[0]))
     if array.shape[2] == 4:
         return _to_rgb(Image.fromarray(array, "RGBA"))
     if array.shape[2] == 1:

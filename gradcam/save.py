@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from gradcam import encode, views, words
-from gradcam.config import COLORMAP, OVERLAY_ALPHA, VERSION
+from gradcam.config import COLORMAP, MAX_IMAGE_FILE_BYTES, OVERLAY_ALPHA, VERSION
 from gradcam.explanation import Explanation, MaskingTest
+from gradcam.files import read_regular_file
 
 _VERSIONED = ("torch", "torchvision", "numpy", "opencv-python-headless", "matplotlib", "pillow", "gradio")
 
@@ -54,6 +55,7 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
         "untrained": explanation.untrained,
         "class": {"index": explanation.class_index, "name": explanation.class_name},
         "probability": explanation.probability,
+        "head": explanation.head.value,  # softmax, sigmoid (multi-label: each probability on its own) or binary
         "sentence": words.summary(explanation).plain,
         "top_k": [{"index": p.index, "name": p.name, "probability": p.probability} for p in explanation.top_k],
         "boxes": [list(box) for box in explanation.boxes],
@@ -66,7 +68,8 @@ def manifest(explanation: Explanation, *, source: str | os.PathLike[str] | None 
     if source is not None:
         path = Path(source)
         data["image"]["file"] = path.name
-        data["image"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        original = read_regular_file(path, MAX_IMAGE_FILE_BYTES, "an image file")  # as load_image read it
+        data["image"]["sha256"] = hashlib.sha256(original).hexdigest()
     return data
 
 

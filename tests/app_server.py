@@ -71,14 +71,16 @@ def explain_index(app: RunningApp) -> int:
 
 
 @contextmanager
-def running_app(service: DemoService, proxy_hops: int = 0, **page: Any) -> Iterator[RunningApp]:
+def running_app(
+    service: DemoService, proxy_hops: int = 0, port: int | None = None, **page: Any
+) -> Iterator[RunningApp]:
     """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards.
 
     With ``proxy_hops=1`` it trusts the last ``X-Forwarded-For`` entry, as on a Space: a test can
     then be many visitors from one machine. ``page`` goes to :func:`demo.launch.create_app`.
     """
     demo = create_app(service, proxy_hops=proxy_hops, **page)
-    port = free_port()
+    port = port or free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,

@@ -30,18 +30,32 @@ class Scene:
     objects: dict[int, tuple[int, int, int, int]]
 
 
-def _draw(image: np.ndarray, shape: int, x: int, y: int, size: int) -> tuple[int, int, int, int]:
-    if shape == 0:  # a red square
-        image[y : y + size, x : x + size] = (220, 40, 40)
-    else:  # a green disc
+#: The objects' colours: a red square and a green disc.
+COLOURS = ((220, 40, 40), (40, 200, 60))
+#: In grayscale those are as bright as the background (the square's luma is 94, the background's 100 on average),
+#: so the grayscale model's scenes draw them as an X-ray shows things: a dark square and a light disc.
+GRAY_COLOURS = ((30, 30, 30), (230, 230, 230))
+
+
+def _draw(
+    image: np.ndarray, shape: int, x: int, y: int, size: int, colours: tuple[tuple[int, int, int], ...] = COLOURS
+) -> tuple[int, int, int, int]:
+    if shape == 0:  # a square
+        image[y : y + size, x : x + size] = colours[0]
+    else:  # a disc
         yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
         r = size / 2
         inside = (yy - (y + r - 0.5)) ** 2 + (xx - (x + r - 0.5)) ** 2 <= r * r
-        image[inside] = (40, 200, 60)
+        image[inside] = colours[1]
     return x, y, x + size - 1, y + size - 1
 
 
-def make_scene(rng: np.random.Generator, shapes: tuple[int, ...], size: int = SIZE) -> Scene:
+def make_scene(
+    rng: np.random.Generator,
+    shapes: tuple[int, ...],
+    size: int = SIZE,
+    colours: tuple[tuple[int, int, int], ...] = COLOURS,
+) -> Scene:
     """Noisy background with non-overlapping objects of the given classes at random places."""
     image = rng.integers(60, 140, (size, size, 3), dtype=np.uint8)
     objects: dict[int, tuple[int, int, int, int]] = {}
@@ -52,17 +66,17 @@ def make_scene(rng: np.random.Generator, shapes: tuple[int, ...], size: int = SI
         x0, y0, x1, y1 = x, y, x + side - 1, y + side - 1
         if not all(x1 + 4 < o[0] or o[2] + 4 < x0 or y1 + 4 < o[1] or o[3] + 4 < y0 for o in objects.values()):
             continue
-        objects[shape] = _draw(image, shape, x, y, side)
+        objects[shape] = _draw(image, shape, x, y, side, colours)
     return Scene(image, objects)
 
 
 class TinyNet(nn.Module):
     """A small CNN: three conv layers (the last is the Grad-CAM target), global pooling, a linear head."""
 
-    def __init__(self, num_classes: int = len(SHAPES)) -> None:
+    def __init__(self, num_classes: int = len(SHAPES), channels: int = 3) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1),
+            nn.Conv2d(channels, 16, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1),
@@ -96,40 +110,75 @@ class SignedNet(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+#: ITU-R BT.601 luma, the grayscale the explainer gives a one-channel model.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def to_tensor(images: list[np.ndarray], channels: int = 3) -> torch.Tensor:
     batch = torch.from_numpy(np.stack(images)).float().permute(0, 3, 1, 2) / 255.0
+    if channels == 1:
+        batch = (batch * torch.tensor(LUMA)[:, None, None]).sum(1, keepdim=True)
+        return (batch - MEAN[0]) / STD[0]
     return (batch - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
 
 
-@pytest.fixture(scope="session")
-def trained_tiny() -> TinyNet:
-    """TinyNet trained (seeded, a few seconds) to tell a red square from a green disc."""
+def _trained(outputs: int, channels: int = 3) -> TinyNet:
+    """TinyNet trained (seeded, a few seconds) to tell a red square (0) from a green disc (1).
+
+    With one output it is a binary model (its logit says "disc", trained with a sigmoid); with one
+    channel it sees the images in grayscale, drawn in :data:`GRAY_COLOURS`.
+    """
+    colours = GRAY_COLOURS if channels == 1 else COLOURS
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models train much faster without thread contention
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             rng = np.random.default_rng(0)
-            scenes = [make_scene(rng, (i % 2,)) for i in range(512)]
-            x = to_tensor([s.image for s in scenes])
+            scenes = [make_scene(rng, (i % 2,), colours=colours) for i in range(512)]
+            x = to_tensor([s.image for s in scenes], channels)
             y = torch.tensor([i % 2 for i in range(512)])
-            model = TinyNet()
+            model = TinyNet(outputs, channels)
             optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
             for _ in range(6):
                 for batch in torch.randperm(len(x)).split(32):
                     optimiser.zero_grad()
-                    nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+                    scores = model(x[batch])
+                    if outputs == 1:
+                        loss = nn.functional.binary_cross_entropy_with_logits(scores[:, 0], y[batch].float())
+                    else:
+                        loss = nn.functional.cross_entropy(scores, y[batch])
+                    loss.backward()
                     optimiser.step()
             model.zero_grad(set_to_none=True)
     finally:
         torch.set_num_threads(threads)
     model.eval()
     with torch.no_grad():
-        test = [make_scene(np.random.default_rng(1), (i % 2,)) for i in range(64)]
-        guesses = model(to_tensor([s.image for s in test])).argmax(1)
+        test = [make_scene(np.random.default_rng(1), (i % 2,), colours=colours) for i in range(64)]
+        scores = model(to_tensor([s.image for s in test], channels))
+        guesses = (scores[:, 0] > 0).long() if outputs == 1 else scores.argmax(1)
         accuracy = (guesses == torch.tensor([i % 2 for i in range(64)])).float().mean()
     assert accuracy > 0.95, f"the tiny model did not learn the task (accuracy {accuracy:.2f})"
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_tiny() -> TinyNet:
+    """TinyNet trained (seeded, a few seconds) to tell a red square from a green disc."""
+    return _trained(len(SHAPES))
+
+
+@pytest.fixture(scope="session")
+def trained_binary() -> TinyNet:
+    """The same task as a one-logit binary model: the logit says "disc" (class 1), its negation "square"."""
+    return _trained(1)
+
+
+@pytest.fixture(scope="session")
+def trained_gray() -> TinyNet:
+    """The same task for a one-channel model that sees the images in grayscale."""
+    return _trained(len(SHAPES), channels=1)
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +244,22 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
 
     assert cached_weights_path("vgg19").is_relative_to(tmp_path), "TORCH_HOME is not honoured"
     return tried
+
+
+@pytest.fixture
+def scene() -> Scene:
+    """A 64 x 64 scene with a red square (class 0) and a green disc (class 1)."""
+    return make_scene(np.random.default_rng(31), (0, 1))
+
+
+@pytest.fixture
+def upload(tmp_path: Path, scene: Scene) -> str:
+    """The scene as a PNG file, as Gradio hands an upload over: a path (the name has a space)."""
+    from PIL import Image
+
+    path = tmp_path / "my photo.png"
+    Image.fromarray(scene.image).save(path)
+    return str(path)
 
 
 #: The picture the rendering and result tests draw on (``image``, ``cam``).

@@ -28,7 +28,7 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -407,6 +407,218 @@ def many_scan_jpeg(size: tuple[int, int], extra_scans: int, mode: str = "RGB") -
     return data[:-2] + data[last:-2] * extra_scans + data[-2:]
 
 
+#: JPEG start-of-frame markers by the process they name (ITU-T T.81, Table B.1).
+JPEG_FRAMES = {
+    0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive", 0xC3: "lossless",
+    0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
+    0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive", 0xCB: "arithmetic lossless",
+    0xCD: "arithmetic differential sequential", 0xCE: "arithmetic differential progressive",
+    0xCF: "arithmetic differential lossless",
+}
+_JPEG_ARITHMETIC = range(0xC9, 0xD0)
+_JPEG_LOSSLESS = (0xC3, 0xC7, 0xCB, 0xCF)
+_JPEG_PROGRESSIVE = (0xC2, 0xC6, 0xCA, 0xCE)
+
+
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def minimal_jpeg(width: int, height: int, frame: int = 0xC3, components: int = 1) -> bytes:
+    """A JPEG written by hand, 43 to 162 bytes whatever the size its frame header claims.
+
+    SOI; a quantisation table (DCT frames); a start-of-frame segment of marker
+    ``frame`` (see :data:`JPEG_FRAMES`; SOF3, lossless, by default) with 8-bit
+    samples; Huffman tables whose only code, one ``0`` bit, means "no change"
+    (a DC difference of 0, an end of block, or for a lossless frame a sample
+    equal to its prediction), or none for arithmetic frames (their default
+    conditioning); one scan (lossless: predictor 1; progressive: the first DC
+    scan); 16 zero bytes of entropy-coded data; EOI. The JPEG library pads a
+    scan that ends early with zero bits, so the whole image decodes (where the
+    library decodes that process at all): a Huffman-coded frame as flat gray
+    128, an arithmetic-coded one as whatever zero bits mean to that decoder.
+
+    Such a lossless file wider than twice the app's working size killed the
+    server: Pillow's reduced-scale decoding (``draft``) sized its buffer for a
+    quarter of the width, and libjpeg-turbo, which does not scale lossless
+    frames, wrote full rows into it.
+    """
+    lossless = frame in _JPEG_LOSSLESS
+    ids = range(1, components + 1)
+    head = b"\xff\xd8"
+    if not lossless:
+        head += _jpeg_segment(0xDB, bytes(1) + bytes([1] * 64))  # table 0, 8-bit, every step 1
+    sampling = b"".join(bytes((i, 0x11, 0)) for i in ids)  # component id, 1 x 1 sampling, quantisation table 0
+    head += _jpeg_segment(frame, struct.pack(">BHHB", 8, height, width, components) + sampling)
+    if frame not in _JPEG_ARITHMETIC:
+        one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1, for symbol 0
+        head += _jpeg_segment(0xC4, b"\x00" + one_code + (b"" if lossless else b"\x10" + one_code))  # DC 0 (and AC 0)
+    if lossless:
+        spectral = (1, 0)  # predictor 1 (the sample to the left); Se unused
+    elif frame in _JPEG_PROGRESSIVE:
+        spectral = (0, 0)  # the first scan of a progressive image holds the DC coefficients only
+    else:
+        spectral = (0, 63)
+    scan = bytes([components]) + b"".join(bytes((i, 0x00)) for i in ids) + bytes((*spectral, 0))
+    return head + _jpeg_segment(0xDA, scan) + bytes(16) + b"\xff\xd9"
+
+
+#: TIFF field types: (code, struct format) of SHORT and LONG.
+_TIFF_SHORT, _TIFF_LONG = (3, "H"), (4, "I")
+#: A TIFF entry: tag, field type, values.
+TiffEntry = tuple[int, tuple[int, str], tuple[int, ...]]
+
+
+def handmade_tiff(
+    width: int,
+    height: int,
+    blocks: Sequence[bytes],
+    *,
+    tile: tuple[int, int] | None = None,
+    rows_per_strip: int | None = None,
+    compression: int = 1,
+    byte_counts: Sequence[int] | None = None,
+    extra: Sequence[TiffEntry] = (),
+) -> bytes:
+    """A little-endian 8-bit grayscale TIFF written by hand, one IFD, its strips or tiles given as bytes.
+
+    Equal blocks are stored once, so many strips or tiles can share one
+    compressed stream (the file stays small however many of them there are).
+
+    Args:
+        width: the width the header claims.
+        height: the height the header claims.
+        blocks: the data of each strip (or tile), in order; their count is the offsets' count.
+        tile: ``(tile width, tile height)`` for a tiled image; strips otherwise.
+        rows_per_strip: the RowsPerStrip tag (omitted when None: the whole image in one strip).
+        compression: the Compression tag (1 none, 5 LZW, 8 deflate, 32773 PackBits).
+        byte_counts: the byte counts written, when they should lie (default: each block's length).
+        extra: more entries, after those of the same tag (a duplicate tag comes second).
+    """
+    stored: dict[bytes, int] = {}
+    for block in blocks:
+        stored.setdefault(block, 0)
+    offsets_tag, counts_tag = (324, 325) if tile else (273, 279)
+    counts = tuple(byte_counts) if byte_counts is not None else tuple(len(b) for b in blocks)
+    entries: list[TiffEntry] = [
+        (256, _TIFF_LONG, (width,)), (257, _TIFF_LONG, (height,)), (258, _TIFF_SHORT, (8,)),
+        (259, _TIFF_SHORT, (compression,)), (262, _TIFF_SHORT, (1,)), (277, _TIFF_SHORT, (1,)),
+        (284, _TIFF_SHORT, (1,)), (offsets_tag, _TIFF_LONG, (0,) * len(blocks)), (counts_tag, _TIFF_LONG, counts),
+    ]
+    if tile:
+        entries += [(322, _TIFF_LONG, (tile[0],)), (323, _TIFF_LONG, (tile[1],))]
+    if rows_per_strip is not None:
+        entries.append((278, _TIFF_LONG, (rows_per_strip,)))
+    entries = sorted([*entries, *extra], key=lambda entry: entry[0])  # stable: a duplicate stays second
+    # Layout: header (8), IFD (2 + 12 n + 4), out-of-line values, then the blocks.
+    position = 8 + 2 + 12 * len(entries) + 4
+    places: list[int] = []  # where each entry's values lie when they do not fit in the entry (0: inside)
+    for _, (_, kind), values in entries:
+        size = struct.calcsize("<" + kind * len(values))
+        places.append(position if size > 4 else 0)
+        position += size if size > 4 else 0
+    for block in stored:
+        stored[block] = position
+        position += len(block)
+    offsets = tuple(stored[block] for block in blocks)
+    ifd = struct.pack("<H", len(entries))
+    values_data = b""
+    for (tag, (code, kind), values), place in zip(entries, places):
+        values = offsets if tag == offsets_tag and values == (0,) * len(blocks) else values
+        packed = struct.pack("<" + kind * len(values), *values)
+        if place:
+            ifd += struct.pack("<HHII", tag, code, len(values), place)
+            values_data += packed
+        else:
+            ifd += struct.pack("<HHI", tag, code, len(values)) + packed.ljust(4, b"\x00")
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + values_data + b"".join(stored)
+
+
+def _box(kind: bytes, payload: bytes, version: int | None = None, flags: int = 0) -> bytes:
+    """An ISO base media file format box; a full box (version and flags first) when ``version`` is given."""
+    if version is not None:
+        payload = bytes([version]) + flags.to_bytes(3, "big") + payload
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
+    """The boxes at one level of ``data[start:end]``: type -> (payload start, payload end), the first of each type."""
+    found: dict[bytes, tuple[int, int]] = {}
+    end = len(data) if end is None else end
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        if size < 8:
+            raise ValueError(f"a box of {size} bytes at {start}")
+        found.setdefault(kind, (start + 8, start + size))
+        start += size
+    return found
+
+
+def heic_tile(size: tuple[int, int], colour: RGB = RED) -> tuple[bytes, bytes]:
+    """One HEVC-coded picture of ``size`` from the HEIF encoder: its configuration box (hvcC) and its coded data."""
+    data = _save(_solid("RGB", size, colour), "HEIF", quality=30)
+    start, end = _boxes(data)[b"meta"]
+    meta = _boxes(data, start + 4, end)  # a full box: its version and flags first
+    start, end = meta[b"iprp"]
+    hvcc_start, hvcc_end = _boxes(data, *_boxes(data, start, end)[b"ipco"])[b"hvcC"]
+    iloc = data[meta[b"iloc"][0] : meta[b"iloc"][1]]  # version 0, 4-byte offsets and lengths, one item, one extent
+    # Version 0; 4-byte offsets, lengths and base offset; one item of one extent.
+    assert iloc[:6] == b"\x00\x00\x00\x00\x44\x40", "the encoder's item locations are laid out as expected"
+    (base,) = struct.unpack(">I", iloc[12:16])  # after sizes (2), item count (2), item (2), data reference (2)
+    offset, length = struct.unpack(">II", iloc[18:26])  # after the extent count (2)
+    offset += base
+    return data[hvcc_start - 8 : hvcc_end], data[offset : offset + length]
+
+
+def handmade_heic_grid(
+    tile: tuple[bytes, bytes], tile_size: tuple[int, int], grid: tuple[int, int], output: tuple[int, int]
+) -> bytes:
+    """A HEIF file whose primary image is a grid of ``rows x columns`` tiles, written by hand.
+
+    Every tile is its own item, and all their data is the one coded picture of
+    ``tile`` (from :func:`heic_tile`), stored once: the file stays small however
+    many tiles there are. The grid's header (and its ispe property) claims
+    ``output`` as the image's size, which may be far smaller than the tiles.
+
+    Args:
+        tile: the hvcC box and the coded data of one picture.
+        tile_size: the size the tiles' ispe property states (the coded picture's size).
+        grid: ``(rows, columns)``, each 1 to 256.
+        output: ``(width, height)`` of the grid image.
+    """
+    hvcc, coded = tile
+    rows, columns = grid
+    tiles = list(range(2, 2 + rows * columns))  # item 1 is the grid
+    grid_data = struct.pack(">BBBBII", 0, 1, rows - 1, columns - 1, *output)  # flags 1: 32-bit sizes
+    infe = [_box(b"infe", struct.pack(">HH4s", 1, 0, b"grid") + b"\x00", version=2)]
+    infe += [_box(b"infe", struct.pack(">HH4s", item, 0, b"hvc1") + b"\x00", version=2) for item in tiles]
+    sizes = b"".join(_box(b"ispe", struct.pack(">II", *size), version=0) for size in (tile_size, output))
+    # Properties 1 hvcC, 2 the tiles' ispe, 3 the grid's ispe; 0x80 marks an essential one.
+    ipma = struct.pack(">IHBB", 1 + len(tiles), 1, 1, 3)
+    ipma += b"".join(struct.pack(">HBBB", item, 2, 0x81, 0x02) for item in tiles)
+    properties = _box(b"iprp", _box(b"ipco", hvcc + sizes) + _box(b"ipma", ipma, version=0))
+    dimg = _box(b"dimg", struct.pack(">HH", 1, len(tiles)) + struct.pack(f">{len(tiles)}H", *tiles))
+    references = _box(b"iref", dimg, version=0)
+
+    def meta(mdat_offset: int) -> bytes:
+        locations = struct.pack(">HHHHII", 1, 1, 0, 1, 0, len(grid_data))  # the grid: construction method 1 (idat)
+        locations += b"".join(struct.pack(">HHHHII", item, 0, 0, 1, mdat_offset, len(coded)) for item in tiles)
+        children = [
+            _box(b"hdlr", struct.pack(">I4s12s", 0, b"pict", bytes(12)) + b"\x00", version=0),
+            _box(b"pitm", struct.pack(">H", 1), version=0),
+            _box(b"iloc", bytes([0x44, 0x00]) + struct.pack(">H", 1 + len(tiles)) + locations, version=1),
+            _box(b"iinf", struct.pack(">H", len(infe)) + b"".join(infe), version=0),
+            references,
+            properties,
+            _box(b"idat", grid_data),
+        ]
+        return _box(b"meta", b"".join(children), version=0)
+
+    head = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+    offset = len(head) + len(meta(0)) + 8  # the coded data, after the mdat box's header
+    return head + meta(offset) + _box(b"mdat", coded)
+
+
 def _psd(width: int, height: int, colour: RGB) -> bytes:
     """A minimal Photoshop file written by hand: header, empty sections, raw planar RGB."""
     header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
@@ -492,6 +704,107 @@ def _slow() -> list[HostileCase]:
     return cases
 
 
+def _jpeg_processes() -> list[HostileCase]:
+    """JPEGs of the rarer coding processes, each a header and a few bytes wider than twice the app's working size."""
+    gray = (128, 128, 128)
+    return [
+        HostileCase(
+            "jpeg_lossless_wide", "lossless.jpg", minimal_jpeg(4000, 16), "ok", shape=(16, 4000, 3),
+            pixels=(((0, 0), gray), ((15, 3999), gray)),
+            why="a 65-byte lossless JPEG (SOF3) 4000 pixels wide: its reduced-scale decoding killed the server",
+        ),
+        HostileCase(
+            "jpeg_arithmetic", "arithmetic.jpg", minimal_jpeg(4000, 16, 0xC9), "ok", shape=(16, 4000, 3),
+            why="an arithmetic-coded JPEG (SOF9): a DCT frame, decoded at a reduced scale like any other",
+        ),
+        HostileCase(
+            "jpeg_hierarchical", "hierarchical.jpg", minimal_jpeg(4000, 16, 0xC7), "error", error=InvalidImageError,
+            message=r"This JPEG is stored in a way that cameras and photo editors do not use",
+            why="a hierarchical (differential lossless, SOF7) JPEG: refused before any decoder runs",
+        ),
+    ]
+
+
+def _tiff_layouts() -> list[HostileCase]:
+    """TIFFs whose strips or tiles would make the decoder produce far more than the header's size."""
+    rows = (np.arange(32 * 64) // 8).astype(np.uint8).reshape(32, 64)  # (32, 64): row y, column x holds (64 y + x) // 8
+    tiles = [zlib.compress(rows[y : y + 16, x : x + 16].tobytes()) for y in (0, 16) for x in (0, 16, 32, 48)]
+    huge_tiles = handmade_tiff(196_608, 8, [bytes(16)] * 12, tile=(16_384, 16_384), compression=8)
+    return [
+        HostileCase(
+            "tiff_huge_tiles", "tiles.tif", huge_tiles, "error", error=ImageTooLargeError,
+            message=r"TIFF image is stored in tiles of 16384 x 16384 pixels",
+            why="a 1.6-megapixel TIFF in 12 tiles of 16384 x 16384: each tile is decoded whole (21.7 s, 770 MB)",
+        ),
+        HostileCase(
+            "tiff_many_strips", "strips.tif", handmade_tiff(40_000, 8, [b"\x00"] * 1_008, rows_per_strip=1), "error",
+            error=ImageTooLargeError, message=r"TIFF image is stored in 1,008 strips that add up to 40\.3 megapixels",
+            why="8 rows listed as 1008 strips: Pillow lays out and decodes every strip listed",
+        ),
+        HostileCase(
+            "tiff_tiles", "tiled.tif", handmade_tiff(64, 32, tiles, tile=(16, 16), compression=8), "ok",
+            shape=(32, 64, 3), pixels=(((0, 0), BLACK), ((31, 63), (255, 255, 255)), ((16, 16), (130, 130, 130))),
+            why="an honest tiled TIFF (deflate, 8 tiles of 16 x 16) still loads, tiles in their places",
+        ),
+    ]
+
+
+def rle_bmp(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """An 8-bit run-length encoded BMP (BI_RLE8) written by hand, bottom-up, gray palette.
+
+    ``rows`` is the encoded pixel data; by default each row is runs of 255
+    pixels of index 128 and an end of line, which Pillow's decoder (Python)
+    reads quickly; an end of line after a single pixel is the slow case (Pillow
+    pads the row one byte at a time).
+    """
+    if rows is None:
+        line = b"\xff\x80" * (width // 255) + (bytes([width % 255, 0x80]) if width % 255 else b"") + b"\x00\x00"
+        rows = line * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+
+
+def gif_with(before_image: bytes, size: tuple[int, int] = (16, 16)) -> bytes:
+    """A one-frame GIF (palette index 1 everywhere) with ``before_image`` between its header and its image."""
+    data = _save(Image.new("P", size, 1), "GIF")
+    start = 13 + ((3 << ((data[10] & 7) + 1)) if data[10] & 0x80 else 0)  # after the global colour table, if any
+    return data[:start] + before_image + data[start:]
+
+
+def _structures() -> list[HostileCase]:
+    """Small files whose structure would make a reader do far more than their header says."""
+    jpeg = _save(_solid("RGB", (64, 48), GREEN), "JPEG")
+    cases = [
+        HostileCase(
+            "jpeg_many_segments", "segments.jpg", jpeg[:2] + b"\xff\xfe\x00\x02" * 5000 + jpeg[2:], "error",
+            error=ImageTooComplexError, message=r"JPEG file is made of far more pieces than cameras",
+            why="5000 empty comments: Pillow's reader parses each in Python (2.4 million took 3.3 s)",
+        ),
+        HostileCase(
+            "gif_many_comments", "comments.gif", gif_with(b"\x21\xfe\x00" * 5000), "error",
+            error=ImageTooComplexError, message=r"GIF file is made of far more pieces than cameras",
+            why="5000 empty comments before the image: Pillow joins them all (3.3 million: over two minutes)",
+        ),
+        HostileCase(
+            "bmp_rle_slow", "slow.bmp", rle_bmp(40_000, 1000, b"\x01\x05\x00\x00" * 1000 + b"\x00\x01"), "error",
+            error=ImageTooLargeError, message=r"BMP image is 40000 x 1000 pixels and run-length encoded",
+            why="a 5 kB run-length BMP of 40 megapixels, one pixel per row: Pillow's Python decoder took 5.9 s",
+        ),
+    ]
+    if _heif():
+        grid = handmade_heic_grid(heic_tile((512, 512)), (512, 512), (13, 13), (64, 64))
+        cases.append(
+            HostileCase(
+                "heic_huge_grid", "grid.heic", grid, "error", error=ImageTooLargeError,
+                message=r"HEIC image is stored in tiles that add up to 44\.3 megapixels",
+                why="a 64 x 64 HEIC grid of 169 tiles of 512 x 512: libheif decodes every tile whole",
+            )
+        )
+    return cases
+
+
 def _heif() -> bool:
     """Whether HEIC files can be written here (``pillow_heif`` installed)."""
     try:
@@ -503,7 +816,8 @@ def _heif() -> bool:
 
 
 _BUILDERS: tuple[Callable[[], list[HostileCase]], ...] = (
-    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow,
+    _not_an_image, _damaged, _sizes, _modes, _containers, _foreign, _slow, _jpeg_processes, _tiff_layouts,
+    _structures,
 )
 
 

@@ -21,6 +21,8 @@ from demo.request import TOP_PREDICTION
 from .app_server import RunningApp
 from .helpers import ForwardCounter
 
+pytestmark = pytest.mark.slow  # a server with three random ImageNet models
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
 PAIR = EXAMPLES / "cat-and-coffee.jpg"
 

@@ -268,6 +268,19 @@ def test_a_mistyped_class_never_blocks_the_next_photo_nor_leaves_the_old_answer(
     page.close()
 
 
+def test_a_replaced_photo_is_explained_once(light_app, browser, monkeypatch):
+    page = _explained(browser, light_app, DESKTOP)
+    shown = []
+    original = light_app.service.show
+    monkeypatch.setattr(light_app.service, "show", lambda asked: shown.append(asked.photo.name) or original(asked))
+    before = _overlay_src(page)
+    _drop(page, PAIR)  # Gradio announces a replaced photo twice: the second is told from a new request
+    _wait_painted(page, before)
+    page.wait_for_timeout(1500)  # time for a second answer, were there one
+    assert shown == [PAIR.name], shown
+    page.close()
+
+
 def test_a_photo_the_browser_cannot_show_is_previewed_from_the_servers_copy(light_app, browser, tmp_path):
     pillow_heif = pytest.importorskip("pillow_heif")
     pillow_heif.register_heif_opener()
@@ -356,6 +369,21 @@ def test_examples_and_typed_numbers_follow_the_controls(light_app, browser):
     page.keyboard.type("0.9", delay=TYPING)
     page.keyboard.press("Enter")
     _wait_painted(page, before)
+    page.close()
+
+
+def test_the_layer_picker_lists_the_models_layers_and_explains_the_chosen_one(light_app, browser):
+    page = _explained(browser, light_app, DESKTOP)
+    page.get_by_text("Settings: model").click()
+    page.locator("#layer input").click()
+    options = [text.replace("✓", "").strip() for text in page.locator("#layer [role=option]").all_inner_texts()]
+    assert options == ["features (automatic)", "features.3", "features.2", "features.0"], options  # ✓: selected
+    before = _overlay_src(page)
+    page.locator("#layer [role=option]", has_text="features.3").click()
+    _wait_painted(page, before)
+    assert page.locator("#layer input").input_value() == "features.3"
+    assert "Can't explain" not in page.inner_text("#sentence")
+    _shot(page, "layer-picker.png")
     page.close()
 
 

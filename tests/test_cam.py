@@ -349,5 +349,5 @@ def test_tokens_that_form_no_grid_get_a_clear_message():
             tokens = self.embed(x.flatten(2).transpose(1, 2)[:, :7])  # (N, 7, 8): not a square
             return self.fc(tokens.mean(1))
 
-    with pytest.raises(ValueError, match="7 tokens, which do not form a square grid"):
+    with pytest.raises(ValueError, match="7 tokens, which do not form a grid of patches of the 8 x 8 input"):
         GradCAM(Tokens(), "embed")(torch.randn(1, 3, 8, 8))

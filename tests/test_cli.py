@@ -22,6 +22,9 @@ from PIL import Image
 from gradcam import Explainer, cli
 from gradcam.checkpoints import cached_weights_path
 from gradcam.cli import main
+from gradcam.config import MAX_IMAGE_FILE_BYTES
+
+from .helpers import release_pipe_after
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"original.png", "heatmap.png", "overlay.png", "boxes.png", "cam.npy", "manifest.json"}
@@ -433,3 +436,97 @@ def test_a_clip_with_images_or_every_without_a_clip_is_a_usage_error(tmp_path, c
     code, _, stderr = run([image, *FAST, "--every", "2", "--out", tmp_path / "out"], capsys)
     assert code == cli.EXIT_USAGE and "for one video clip" in stderr[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # a model and a CLI run
+def test_inputs_that_are_not_regular_files_or_too_large_are_one_line_each_and_names_stay_inside_out(tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "my photo (1).png", seed=2)
+    dots = folder / "...png"  # named on the command line (a folder's hidden files are skipped): its stem is ".."
+    dots.write_bytes((folder / "my photo (1).png").read_bytes())
+    pipe = folder / "pipe.png"
+    os.mkfifo(pipe)
+    release_pipe_after(pipe, 20)  # should it be read after all, the test fails instead of hanging
+    big = folder / "big.png"
+    with big.open("wb") as file:  # sparse: no disk used
+        file.truncate(MAX_IMAGE_FILE_BYTES + 1)
+    out = tmp_path / "out"
+    code, stdout, stderr = run([folder, dots, *FAST, "--out", out], capsys)
+    assert code == 1
+    errors = sorted(line for line in stderr if line.startswith("error:"))
+    assert errors == [
+        f"error: {big}: big.png is {MAX_IMAGE_FILE_BYTES + 1:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} byte limit "
+        "for an image file, so it is not read.",
+        f"error: {pipe}: pipe.png is a pipe (FIFO), not a regular file, so it is not read.",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["image", "my-photo-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"], "nothing written beside --out"
+    assert all({p.name for p in (out / name).iterdir()} == FILES for name in ("image", "my-photo-1"))
+
+
+@pytest.mark.parametrize(
+    ("stem", "folder"),
+    [("..", "image"), (".", "image"), ("", "image"), ("cat", "cat"), ("a/b", "a-b"), ("été", "t"), ("-_-", "_"),
+     ("tiger cat.final", "tiger-cat-final"), ("x" * 300, "x" * 100)],
+)
+def test_folder_names_are_made_of_letters_digits_dashes_and_underscores(stem, folder, tmp_path):
+    assert cli._unique_folder(tmp_path, stem, set()) == tmp_path / folder
+
+
+def _one_logit_mobilenet(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    weights = tmp_path / "binary.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=1).state_dict(), weights)
+    return weights
+
+
+@pytest.mark.slow
+def test_a_binary_model_explains_its_negative_class(tmp_path, capsys):
+    weights = _one_logit_mobilenet(tmp_path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("normal\npneumonia\n")
+    image = write_image(tmp_path / "xray.png")
+    args = [image, "--model", "torchvision:mobilenet_v3_small", "--weights", weights, "--labels", labels]
+    code, stdout, _ = run([*args, "--target", "normal", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    data = manifest(tmp_path / "out" / "xray")
+    assert data["head"] == "binary" and data["class"] == {"index": 0, "name": "normal"}
+    assert {p["name"] for p in data["top_k"]} == {"normal", "pneumonia"}
+    assert sum(p["probability"] for p in data["top_k"]) == pytest.approx(1.0)
+    assert stdout[-1].startswith(f"{image}: normal ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--labels", "three"], "has a head of 1 output but the labels file .* names 3 classes .*binary model"),
+        (["--mean", "0.5", "0.5"], r"The mean has 2 values but mobilenet_v3_small \(torchvision\) takes 3 channels"),
+        (["--head", "softmax"], "A softmax over a single logit is always 100%"),
+        (["--size", "huge"], r"A size is a number of pixels \(384\) or height x width"),
+        (["--size", "8"], "The size must be a whole number of pixels from 32 to 896"),
+        (["--std", "58", "57", "57"], r"\[0, 1\] scale .*divide by 255"),
+    ],
+)
+def test_every_wrong_combination_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, options, says):
+    weights = _one_logit_mobilenet(tmp_path)
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    options = [str(tmp_path / "three.txt") if option == "three" else option for option in options]
+    image = write_image(tmp_path / "photo.png")
+    args = [image, "--model", "torchvision:mobilenet_v3_small", "--weights", weights, *options]
+    code, _, stderr = run([*args, "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_USAGE
+    assert len(stderr) == 1 and stderr[0].startswith("error: ") and re.search(says, stderr[0]), stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_multi_label_head_says_likely_to_contain(tmp_path, capsys):
+    image = write_image(tmp_path / "photo.png")
+    code, stdout, _ = run([image, *FAST, "--head", "sigmoid", "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    (line,) = [line for line in stdout if line.startswith(str(image))]
+    assert " likely to contain " in line and "(each on its own)" in line
+    data = manifest(tmp_path / "out" / "photo")
+    assert data["head"] == "sigmoid" and "likely to contain" in data["sentence"]
+    assert sum(p["probability"] for p in data["top_k"]) > 1.0  # untrained sigmoids near 50% each

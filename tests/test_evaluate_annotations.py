@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 from torchvision.models import VGG19_Weights
 
-from gradcam.evaluate.annotations import MAX_XML_BYTES, AnnotationError, GroundTruth, LabelResolver, read_annotations
+from gradcam.evaluate.annotations import (
+    MAX_CSV_BYTES,
+    MAX_XML_BYTES,
+    AnnotationError,
+    GroundTruth,
+    LabelResolver,
+    read_annotations,
+)
 
 from .conftest import SHAPES
 from .evaluate_data import make_dataset, voc_xml
+from .helpers import in_child
 
 HEADER = "image,label,x0,y0,x1,y1\n"
 
@@ -157,3 +166,75 @@ def test_wordnet_ids_need_an_imagenet_model() -> None:
 def test_missing_annotations_raise() -> None:
     with pytest.raises(AnnotationError, match="not found"):
         read_annotations("/nonexistent.csv", "/tmp", SHAPES)
+
+
+# --- files, not devices: one problem line each, never a hang or a runaway read ------------------
+
+
+def _read(source: Path, images: Path) -> tuple[int, list[str]]:
+    found = read_annotations(source, images, SHAPES)
+    return len(found.samples), [p.text() for p in found.problems]
+
+
+@pytest.mark.slow  # a child process
+def test_a_pipe_and_a_link_to_dev_zero_among_the_xml_files_are_one_problem_line_each(folder: Path) -> None:
+    os.mkfifo(folder / "xml" / "pipe.xml")  # reading it waited for a writer forever
+    (folder / "xml" / "zero.xml").symlink_to("/dev/zero")  # read until memory ran out
+    (folder / "secret.xml").write_text(voc_xml("img000.png", 64, 64, [("square", (1, 2, 10, 12))]))
+    (folder / "xml" / "away.xml").symlink_to(folder / "secret.xml")  # leaves the annotations folder
+    child = in_child(_read, folder / "xml", folder / "images", timeout=20, memory_mib=500)
+    assert child.exitcode == 0 and child.returned is not None, child
+    kind, (samples, problems) = child.returned
+    assert kind == "returned" and samples == 4
+    assert sorted(problems) == [
+        "away.xml, file: a link to a file outside the annotations folder; file skipped",
+        "pipe.xml, file: a pipe (FIFO), not a regular file; file skipped",
+        "zero.xml, file: a device, not a regular file; file skipped",
+    ]
+
+
+@pytest.mark.slow  # a child process
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_a_csv_annotation_file_that_is_a_pipe_or_a_device_is_one_problem_line(folder: Path, kind: str) -> None:
+    path = folder / "annotations.csv"
+    path.unlink()
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    child = in_child(_read, path, folder / "images", timeout=20, memory_mib=500)
+    what = "a pipe (FIFO)" if kind == "pipe" else "a device"
+    assert child.returned == ("returned", (0, [f"annotations.csv, file: {what}, not a regular file; nothing read"]))
+
+
+@pytest.mark.slow  # a child process
+def test_a_csv_annotation_file_over_its_cap_is_refused_before_it_is_read(folder: Path) -> None:
+    path = folder / "big.csv"
+    with path.open("wb") as file:
+        file.write(HEADER.encode())
+        file.truncate(MAX_CSV_BYTES + 1)  # sparse
+    child = in_child(_read, path, folder / "images", timeout=20, memory_mib=64)
+    reason = f"{MAX_CSV_BYTES + 1:,} bytes, over the {MAX_CSV_BYTES:,} byte limit for a CSV annotation file"
+    assert child.returned == ("returned", (0, [f"big.csv, file: {reason}; nothing read"])), child
+
+
+@pytest.mark.slow  # a child process
+def test_images_that_are_pipes_devices_or_links_out_of_the_folder_are_skipped_in_one_line_each(folder: Path) -> None:
+    images = folder / "images"
+    (images / "img000.png").unlink()
+    os.mkfifo(images / "img000.png")
+    (images / "img001.png").unlink()
+    (images / "img001.png").symlink_to("/dev/zero")
+    (folder / "outside.png").write_bytes((images / "img002.png").read_bytes())
+    (images / "img002.png").unlink()
+    (images / "img002.png").symlink_to(folder / "outside.png")
+    (images / "again.png").symlink_to(images / "img003.png")  # a link inside the folder is read
+    (folder / "more.csv").write_text(
+        (folder / "annotations.csv").read_text() + "again.png,square,1,1,5,5\n"
+    )
+    child = in_child(_read, folder / "more.csv", images, timeout=20, memory_mib=500)
+    assert child.returned == ("returned", (2, [
+        "more.csv, line 2, img000.png: the image is a pipe (FIFO), not a regular file; skipped",
+        "more.csv, line 3, img001.png: the image is a device, not a regular file; skipped",
+        "more.csv, line 4, img002.png: the image is a link to a file outside the images folder; skipped",
+    ])), child

@@ -118,3 +118,18 @@ def test_efficientnet_lite0_on_the_example_photos_in_both_formats(tmp_path: Path
     assert figures["top5_accuracy"] == 1.0  # a tabby cat and an espresso
     assert figures["pointing_accuracy"] == 1.0  # the map's peak is on the cat and on the cup
     assert (tmp_path / "csv" / "results.csv").read_text() == (tmp_path / "xml-out" / "results.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_head_or_input_that_contradicts_the_model_is_one_line_and_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_dataset(tmp_path / "data", count=2)
+    args = [str(data.images), "--annotations", str(data.csv), "--model", "torchvision:mobilenet_v3_small",
+            "--weights", "random"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--mean", "0.5", "0.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: The mean has 2 values but mobilenet_v3_small")
+    assert not (tmp_path / "out").exists()
+    assert main([*args, "--out", str(tmp_path / "tags"), "--head", "sigmoid", "--size", "96", "--no-pictures"]) == 0
+    run = json.loads((tmp_path / "tags" / "run.json").read_text())
+    assert run["head"] == "sigmoid" and run["input"]["short_side"] == 96 and run["input"]["channels"] == 3

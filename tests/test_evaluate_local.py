@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from gradcam.evaluate.run import evaluate_dataset
 
 from .conftest import SHAPES, make_scene
 from .evaluate_data import Dataset, make_dataset
+from .helpers import in_child
 
 HEADER = "image,label,x0,y0,x1,y1\n"
 
@@ -181,3 +183,96 @@ def test_plan_groups_sizes_and_is_stable(dataset: Dataset) -> None:
     assert plan == plan_batches(tuple(reversed(samples)), 8)
     with open(dataset.csv) as file:
         assert sum(1 for _ in csv.reader(file)) == 25
+
+
+# --- results.csv: no formulas for a spreadsheet, the same names read back -----------------------
+
+FORMULAS = ['=HYPERLINK("http://example.com","click")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "'quoted"]
+
+
+def test_text_cells_a_spreadsheet_would_run_are_escaped_and_read_back_as_they_were(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    rows = [ImageResult(f"{text}.png", label_names=text, top1_probability=0.25, error=text) for text in FORMULAS]
+    with ResultsWriter(path) as writer:
+        assert writer.write([*rows, ImageResult("plain.png", top1_probability=0.5)]) == len(FORMULAS) + 1
+    with path.open(newline="", encoding="utf-8") as file:
+        cells = [cell for row in list(csv.reader(file))[1:] for cell in row]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))], "a formula is left"
+    assert "'=HYPERLINK(\"http://example.com\",\"click\").png" in cells and "''quoted" in cells
+    assert "0.250000" in cells and "plain.png" in cells  # numbers and plain text as they were
+    assert read_results(path) == [*rows, ImageResult("plain.png", top1_probability=0.5)]
+    with ResultsWriter(path) as again:  # the resume reader knows the original names
+        assert again.done == {f"{text}.png" for text in FORMULAS} | {"plain.png"}
+        assert again.write(rows) == 0
+
+
+def test_a_resumed_run_skips_images_whose_names_start_like_formulas(
+    dataset: Dataset, tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    names = ["=cmd.png", "-1.png", "@x.png", "+y.png", "ok.png"]
+    for index, name in enumerate(names):
+        (images / name).write_bytes((dataset.images / f"img00{index}.png").read_bytes())
+    annotations = tmp_path / "ann.csv"
+    annotations.write_text(HEADER + "".join(f"{name},square,1,1,20,20\n" for name in names))
+    run = dict(batch_size=2, progress=False, report=False)
+    evaluate_dataset(images, annotations, tmp_path / "out", lambda: tiny_backbone, **run)
+    seen: list[str] = []
+    figures, _ = evaluate_dataset(images, annotations, tmp_path / "out", lambda: tiny_backbone,
+                                  on_batch=lambda n, rows: seen.extend(r.image for r in rows), **run)
+    assert seen == [] and figures["images"] == 5
+    assert sorted(r.image for r in read_results(tmp_path / "out" / "results.csv")) == sorted(names)
+
+
+# --- files, not devices --------------------------------------------------------------------------
+
+
+def _plan_and_decode(sample: Sample, evaluator: BatchEvaluator) -> tuple[list[list[str]], str]:
+    plan = plan_batches([sample], 4)  # reads the image's header to order the work
+    return [[s.image for s in batch] for batch in plan], evaluator.decode(sample).error
+
+
+@pytest.mark.slow  # a child process
+def test_an_image_that_became_a_pipe_or_a_device_is_a_row_error_not_a_hang(
+    tiny_backbone: Backbone, tmp_path: Path
+) -> None:
+    # Annotations are read first; a file replaced afterwards is met by the planning and the decoding.
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    evaluator = BatchEvaluator(Explainer(tiny_backbone), 0.15)  # built here: torch's threads do not survive a fork
+    for name, kind in (("pipe.png", "a pipe (FIFO)"), ("zero.png", "a device")):
+        sample = Sample(name, str(tmp_path / name), (GroundTruth(0, (1, 1, 5, 5)),))
+        child = in_child(_plan_and_decode, sample, evaluator, timeout=30, memory_mib=500)
+        error = f"{name} is {kind}, not a regular file, so it is not read."
+        assert child.returned == ("returned", ([[name]], error)), child
+
+
+def test_planning_reads_sizes_through_the_same_gate_as_decoding(tmp_path: Path) -> None:
+    from gradcam.evaluate.local import header_size
+    from tests.hostile import case_named, write_case
+
+    assert header_size(str(write_case(case_named("exif_orientation_6"), tmp_path))) == (48, 32)  # upright
+    # Pillow decodes an icon as it opens it, and lays out every strip of a TIFF: both refused before.
+    for name in ("ico_hidden_bomb", "tiff_many_strips", "eps_named_jpg", "jpeg2000"):
+        assert header_size(str(write_case(case_named(name), tmp_path))) == (0, 0), name
+
+
+def test_the_probabilities_follow_the_backbones_head_as_the_explainers_do(dataset: Dataset, tiny_backbone) -> None:
+    """One rule everywhere: a multi-label backbone's rows come from its independent sigmoids."""
+    import dataclasses
+
+    import torch
+
+    from gradcam.heads import Head
+
+    tags = Explainer(dataclasses.replace(tiny_backbone, head=Head.SIGMOID))
+    evaluator = BatchEvaluator(tags, 0.15)
+    samples = read_annotations(dataset.csv, dataset.images, SHAPES).samples[:4]
+    group = [d for d in (evaluator.decode(s) for s in samples) if d.size == (64, 64)]
+    probabilities, _ = evaluator.class_maps(group, [d.sample.objects for d in group])
+    with torch.no_grad():
+        logits = tiny_backbone.model(torch.cat([d.x for d in group if d.x is not None])).double()
+    np.testing.assert_allclose(probabilities, torch.sigmoid(logits).numpy(), atol=1e-12)
+    explained = tags.explain(group[0].sample.path, top_k=2)
+    assert [p.probability for p in explained.top_k] == pytest.approx(sorted(probabilities[0], reverse=True))

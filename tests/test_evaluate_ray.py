@@ -19,6 +19,8 @@ from gradcam.evaluate.run import evaluate_dataset
 from .conftest import TinyNet
 from .evaluate_data import Dataset, make_dataset
 
+pytestmark = pytest.mark.slow  # a local Ray
+
 ray = pytest.importorskip("ray", reason="Ray is installed by requirements-test.txt")
 
 

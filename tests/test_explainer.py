@@ -12,6 +12,7 @@ from torchvision import models
 
 from gradcam import Explainer, UnknownClassError, resolve_class, words
 from gradcam.explainer import input_size
+from gradcam.layout import Layout
 
 from .conftest import SHAPES, make_scene
 
@@ -324,7 +325,7 @@ def test_a_model_of_one_input_size_gets_the_image_stretched_to_it():
     ).eval()
     backbone = Backbone(
         name="vit", title="ViT", model=vit, target_layer="encoder.layers.encoder_layer_0.ln_1", categories=SHAPES,
-        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), tokens=True,
+        mean=(0.5,) * 3, std=(0.25,) * 3, weights="random", untrained=True, fixed_size=(32, 32), layout=Layout.TOKENS,
         prefix_tokens=1,
     )
     explanation = Explainer(backbone).explain(np.zeros((50, 90, 3), np.uint8) + 100)

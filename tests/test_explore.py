@@ -10,26 +10,13 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from demo.page import build_demo
 from demo.service import DemoService
 from gradcam import Explainer
 
-from .conftest import SignedNet, make_scene
+from .conftest import SignedNet
 from .helpers import ForwardCounter
-
-
-@pytest.fixture
-def scene():
-    return make_scene(np.random.default_rng(31), (0, 1))
-
-
-@pytest.fixture
-def upload(tmp_path, scene) -> str:
-    path = tmp_path / "my photo.png"
-    Image.fromarray(scene.image).save(path)
-    return str(path)
 
 
 def _page(backbone, tmp_path):
@@ -39,9 +26,9 @@ def _page(backbone, tmp_path):
 
 def _ask(demo, name: str, upload: str | None, target: str = "Top prediction", **settings) -> dict[str, object]:
     """The answer of the handler named ``name`` to the page's inputs, by element id."""
-    (fn,) = [f.fn for f in demo.fns.values() if f.fn is not None and f.name == name]
-    values = {"threshold": 0.15, "alpha": 0.5, "colormap": "jet", **settings}
-    answer = fn(upload, target, None, values["threshold"], values["alpha"], values["colormap"], None)
+    fn = next(f.fn for f in demo.fns.values() if f.fn is not None and f.name == name)  # the page's events share one
+    values = {"threshold": 0.15, "alpha": 0.5, "colormap": "jet", "layer": None, **settings}
+    answer = fn(upload, target, None, values["threshold"], values["alpha"], values["colormap"], values["layer"], None)
     return {component.elem_id: value for component, value in answer.items()}
 
 
@@ -75,7 +62,7 @@ def test_the_counterfactual_points_at_what_speaks_against_the_class(page, upload
         and "yellow marks the strongest" in answer["counter-sentence"]
     )
     assert answer["counter-heatmap"].shape == answer["counter-overlay"].shape == scene.image.shape
-    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", 0))
+    explanation = service.cache.get((service.parse(upload).photo.sha256, "TinyNet", 0, None))
     y, x = np.unravel_index(int(explanation.counter_cam.argmax()), explanation.counter_cam.shape)
     x0, y0, x1, y1 = scene.objects[1]  # the disc
     assert x0 - 2 <= x <= x1 + 2 and y0 - 2 <= y <= y1 + 2
@@ -135,3 +122,14 @@ def test_a_mistyped_class_is_answered_for_the_top_prediction(page, upload):
     _, demo = page
     answer = _ask(demo, "run_counter", upload, "sqare")
     assert "against" in answer["counter-sentence"]
+
+
+def test_the_layer_picker_follows_the_model_and_a_stale_layer_becomes_the_automatic_one(page, upload):
+    service, demo = page
+    picked = _ask(demo, "explained", upload, layer="features.3")
+    assert picked["layer"]["value"] == "features.3"
+    assert picked["layer"]["choices"][0] == ("features (automatic)", "")  # "" is every model's automatic layer
+    assert "features.3" in [value for _, value in picked["layer"]["choices"]]
+    stale = _ask(demo, "explained", upload, layer="layer4")  # the last model's layer, still in the picker
+    assert stale["layer"]["value"] == "" and "Can't explain" not in str(stale["sentence"])
+    assert _ask(demo, "explained", upload, layer="features")["layer"]["value"] == ""  # its automatic one, by name

@@ -63,7 +63,7 @@ def _explained(app: RunningApp, seed: int, address: str) -> float:
     """Seconds one visitor waits for an explanation of a new photo through the API."""
     image = _upload(app, _photo(seed), address)
     start = time.perf_counter()
-    data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"]
+    data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", ""]
     status, answer = join(app, explain_index(app), data, f"v{seed}", headers=_as(address))
     assert status == 200 and answer["success"], answer
     return time.perf_counter() - start
@@ -75,7 +75,7 @@ def test_one_visitor_flooding_the_queue_leaves_room_for_the_next(space):
     index = explain_index(space)
 
     def flood(n: int) -> int:  # a new session per request, never listening: what a script does
-        data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"]
+        data = [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", ""]
         return join(space, index, data, f"flood-{n}", listen=False, headers=_as("198.51.100.1"))[0]
 
     with ThreadPoolExecutor(8) as pool:
@@ -103,14 +103,14 @@ def test_fifty_opacity_changes_write_no_zip_and_the_next_visitor_is_served(space
     image = _upload(space, big, "198.51.100.9")
     explain = explain_index(space)
     visitor = _as("198.51.100.9")
-    assert join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet"], "looks", headers=visitor)[1][
+    assert join(space, explain, [image, TOP_PREDICTION, "TinyNet", 0.15, 0.5, "jet", ""], "looks", headers=visitor)[1][
         "success"
     ]
     before = store.owned_bytes("198.51.100.9")
     slider = next(i for i, fn in space.demo.fns.items() if fn.name == "redrawn")
     for n in range(50):
         status, answer = join(
-            space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet"], "looks", headers=visitor
+            space, slider, [image, TOP_PREDICTION, "TinyNet", 0.15, n / 50, "jet", ""], "looks", headers=visitor
         )
         assert status == 200 and answer["success"], answer
     grown = store.owned_bytes("198.51.100.9") - before

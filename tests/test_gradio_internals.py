@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from demo import gradio_internals
-from demo.gradio_internals import Page, current_event, mcp_returns_every_output, share_the_queue
+from demo.gradio_internals import Page, current_event, inputs_in_words, mcp_returns_every_output, share_the_queue
 
 from .app_server import free_port
 
@@ -98,6 +98,31 @@ def test_a_session_and_an_address_each_get_a_share_of_the_queue():
         release.set()
 
 
+def test_an_event_the_page_does_not_have_gets_a_sentence_not_a_server_error():
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(lambda x: x, box, box)
+    with served(demo) as url:
+        share_the_queue(
+            demo, per_session=2, per_address=3, visitor=lambda r: "x", refusal=str, unknown="No such event."
+        )
+        answer = _join(url, 9999, ["a"], "tab")
+    assert answer.status_code == 404 and answer.json()["detail"] == "No such event."
+
+
+def test_values_gradio_cannot_read_are_answered_in_a_sentence():
+    with gr.Blocks() as demo:
+        image = gr.Image(type="filepath")
+        out = gr.Textbox()
+        image.change(lambda path: str(path), image, out)
+    inputs_in_words(demo, "This request could not be read.")
+    with served(demo) as url:
+        for data in ([5], ["/etc/passwd"], [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], []):
+            assert _join(url, 0, data, "bad").status_code == 200
+            answer = _answer(url, "bad")
+            assert not answer["success"] and answer["output"]["error"] == "This request could not be read.", data
+
+
 def test_the_mcp_server_returns_each_output_of_a_queued_endpoint():
     from gradio.mcp import GradioMCPServer
 
@@ -120,7 +145,9 @@ def test_the_page_html_describes_itself_to_link_previews():
     assert 'content="What the model looks at"' in page and "https://example.com/p.png" in page
 
 
-@pytest.mark.parametrize("name", ["current_event", "share_the_queue", "mcp_returns_every_output", "Page"])
+@pytest.mark.parametrize(
+    "name", ["current_event", "share_the_queue", "inputs_in_words", "mcp_returns_every_output", "Page"]
+)
 def test_every_reliance_is_named_in_the_module_docstring(name):
     assert f"`{name}`" in (gradio_internals.__doc__ or "")
 

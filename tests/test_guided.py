@@ -88,7 +88,7 @@ def test_works_on_vgg19_with_its_inplace_relus(vgg19_random):
 
 
 def test_a_batch_of_two_is_refused(trained_tiny):
-    with pytest.raises(ValueError, match=r"Expected one image \(1, 3, H, W\), got \(2, 3, 16, 16\)"):
+    with pytest.raises(ValueError, match=r"Expected one image \(1, C, H, W\), got \(2, 3, 16, 16\)"):
         guided_backprop(trained_tiny, torch.randn(2, 3, 16, 16), 0)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,23 @@ import pytest
 from PIL import Image
 
 from gradcam import load_image
-from gradcam.config import MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
+from gradcam.config import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_JPEG_PIXELS, MAX_JPEG_SCANS, MIN_IMAGE_SIDE
 from gradcam.errors import GradCAMError, ImageTooComplexError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
-from tests.hostile import BLUE, JARGON, RED, HostileCase, case_named, hostile_cases, many_scan_jpeg, write_case
+from tests.hostile import (
+    BLUE,
+    JARGON,
+    JPEG_FRAMES,
+    RED,
+    HostileCase,
+    case_named,
+    handmade_tiff,
+    hostile_cases,
+    many_scan_jpeg,
+    minimal_jpeg,
+    write_case,
+)
+
+from .helpers import in_child
 
 CASES = hostile_cases()
 OK = [case for case in CASES if case.outcome == "ok"]
@@ -258,7 +274,8 @@ def test_a_tiny_array_is_too_small() -> None:
 #: The corpus's files in formats we refuse, and the format Pillow's full set of readers sees in each.
 FOREIGN = {
     "jpeg2000": "JPEG2000", "avif": "AVIF", "qoi": "QOI", "tga": "TGA", "pcx": "PCX", "sgi": "SGI", "icns": "ICNS",
-    "dds": "DDS", "xbm": "XBM", "msp": "MSP", "im": "IM", "ppm": "PPM", "psd": "PSD", "eps": "EPS", "eps_named_jpg": "EPS",
+    "dds": "DDS", "xbm": "XBM", "msp": "MSP", "im": "IM", "ppm": "PPM", "psd": "PSD", "eps": "EPS",
+    "eps_named_jpg": "EPS",
 }
 
 
@@ -314,8 +331,9 @@ def test_postscript_named_cat_jpg_never_reaches_ghostscript(monkeypatch: pytest.
 
 
 def test_a_pil_image_the_caller_opened_in_a_foreign_format_is_refused_too() -> None:
-    with Image.open(io.BytesIO(case_named("qoi").data)) as image, pytest.raises(InvalidImageError, match="not an image"):
-        load_image(image)
+    with Image.open(io.BytesIO(case_named("qoi").data)) as image:
+        with pytest.raises(InvalidImageError, match="not an image"):
+            load_image(image)
 
 
 def test_heic_photos_are_read_when_pillow_heif_is_installed() -> None:
@@ -469,3 +487,232 @@ def _png_bytes(array: np.ndarray) -> bytes:
 def test_a_bad_max_side_is_a_programming_error(max_side: object) -> None:
     with pytest.raises(ValueError, match="max_side must be a positive integer"):
         load_image(np.zeros((12, 20, 3), np.uint8), max_side=max_side)  # type: ignore[arg-type]
+
+
+# --- JPEG frame types: reduced-scale decoding only where the JPEG library scales ----------------
+
+#: DCT frames libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale: Huffman or arithmetic coded, sequential or progressive.
+SCALABLE = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
+#: Decoded, but only at full size: libjpeg-turbo ignores the scale of a lossless frame.
+LOSSLESS = 0xC3
+#: Processes libjpeg-turbo does not decode: hierarchical (differential) frames and arithmetic-coded lossless ones.
+REFUSED = tuple(frame for frame in JPEG_FRAMES if frame not in (*SCALABLE, LOSSLESS))
+_FRAME_MESSAGE = r"^This JPEG is stored in a way that cameras and photo editors do not use"
+
+
+def _shape(data: bytes, max_side: int | None) -> tuple[int, ...]:
+    return load_image(data, max_side=max_side).shape
+
+
+@pytest.mark.slow  # a child process per case
+@pytest.mark.parametrize("components", [1, 3], ids=["gray", "colour"])
+@pytest.mark.parametrize("frame", list(JPEG_FRAMES), ids=[f"SOF{frame - 0xC0}" for frame in JPEG_FRAMES])
+def test_no_jpeg_frame_type_brings_the_process_down(frame: int, components: int) -> None:
+    # 4000 pixels wide: more than twice max_side, so the app's reduced-scale decoding is asked for.
+    data = minimal_jpeg(4000, 16, frame, components)
+    assert len(data) < 200
+    child = in_child(_shape, data, 1280)
+    assert child.exitcode == 0, f"{JPEG_FRAMES[frame]} JPEG: the process ended with {child.exitcode} (negative: signal)"
+    if frame in REFUSED:
+        assert child.returned is not None and child.returned[0] == "raised", child
+        kind, message = str(child.returned[1]).split(": ", 1)
+        assert kind == "InvalidImageError" and re.search(_FRAME_MESSAGE, message), child
+    else:
+        assert child.returned == ("returned", (MIN_IMAGE_SIDE, 1280, 3)), f"{JPEG_FRAMES[frame]} JPEG: {child}"
+
+
+def test_a_lossless_jpeg_is_decoded_at_full_size_and_never_at_a_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import JpegImagePlugin
+
+    def no_draft(*args: object, **kwargs: object) -> None:
+        raise AssertionError("reduced-scale decoding asked of a lossless JPEG")  # instead of overflowing the heap
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", no_draft)
+    for components in (1, 3):
+        data = minimal_jpeg(4000, 16, LOSSLESS, components)
+        rgb = load_image(data, max_side=1280)
+        assert rgb.shape == (MIN_IMAGE_SIDE, 1280, 3) and (rgb == 128).all()
+        assert load_image(data).shape == (16, 4000, 3)
+
+
+def test_a_lossless_jpeg_keeps_the_pixel_limit_even_when_it_is_to_be_shrunk() -> None:
+    # A baseline JPEG of this size would be decoded at 1/8 scale; a lossless one would be decoded whole.
+    assert load_image(minimal_jpeg(8000, 6000, 0xC0), max_side=1280).shape == (960, 1280, 3)
+    with pytest.raises(ImageTooLargeError, match=r"8000 x 6000 pixels, which is larger than the 40 megapixel limit"):
+        load_image(minimal_jpeg(8000, 6000, LOSSLESS), max_side=1280)
+
+
+@pytest.mark.parametrize("frame", REFUSED, ids=[JPEG_FRAMES[frame] for frame in REFUSED])
+def test_jpeg_processes_the_library_does_not_decode_are_refused_before_any_decoder_runs(
+    frame: int, readers_run: list[str]
+) -> None:
+    with pytest.raises(InvalidImageError, match=_FRAME_MESSAGE) as caught:
+        load_image(minimal_jpeg(4000, 16, frame), max_side=1280)
+    assert type(caught.value) is InvalidImageError
+    message = str(caught.value)
+    assert not JARGON.search(message) and message.endswith(".") and "\n" not in message
+    assert not [name for name in readers_run if name.startswith("decoder:")], readers_run
+
+
+@pytest.mark.parametrize("frame", SCALABLE, ids=[JPEG_FRAMES[frame] for frame in SCALABLE])
+def test_dct_jpegs_huffman_or_arithmetic_are_still_decoded_at_a_reduced_scale(
+    frame: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resized: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def recording(self: Image.Image, *args: object, **kwargs: object) -> Image.Image:
+        resized.append(self.size)
+        return resize(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "resize", recording)
+    assert load_image(minimal_jpeg(4000, 16, frame), max_side=1280).shape == (MIN_IMAGE_SIDE, 1280, 3)
+    assert resized == [(2000, 8)], "decoded at half its size by the JPEG library, then resized"
+
+
+# --- TIFF: the strips and tiles a decoder would decode, bounded before Pillow opens the file ------
+
+
+def test_a_small_tiff_in_huge_tiles_is_refused_before_any_reader_runs(readers_run: list[str]) -> None:
+    case = case_named("tiff_huge_tiles")
+    assert len(case.data) < 1000
+    message = r"add up to 3,221 megapixels, more than the 40 megapixel limit"
+    with pytest.raises(ImageTooLargeError, match=message) as caught:
+        load_image(case.data, max_side=1280)
+    assert_friendly(caught.value, case)
+    assert readers_run == [], "refused from the tags, before Pillow's TIFF reader parsed them"
+
+
+def test_tiles_are_counted_whole_but_an_honest_tiled_tiff_loads() -> None:
+    block = zlib.compress(bytes(256 * 256))
+    # 6000 x 6400 = 38.4 megapixels in 24 x 25 tiles of 256 x 256 pixels: 39.3 megapixels of tiles, under the limit.
+    assert load_image(handmade_tiff(6000, 6400, [block] * 600, tile=(256, 256), compression=8)).shape == (6400, 6000, 3)
+    # 6000 x 6600 is under the limit too, but its 24 x 26 tiles hold 40.9 megapixels.
+    with pytest.raises(ImageTooLargeError, match=r"tiles of 256 x 256 pixels that add up to 40\.9 megapixels"):
+        load_image(handmade_tiff(6000, 6600, [block] * 624, tile=(256, 256), compression=8))
+    rgb = load_image(case_named("tiff_tiles").data)
+    np.testing.assert_array_equal(rgb[..., 0], (np.arange(32 * 64) // 8).reshape(32, 64))
+
+
+def test_more_tiles_listed_than_the_image_needs_count_too() -> None:
+    block = zlib.compress(bytes(1024 * 1024))
+    assert load_image(handmade_tiff(1024, 1024, [block], tile=(1024, 1024), compression=8)).shape == (1024, 1024, 3)
+    with pytest.raises(ImageTooLargeError, match=r"tiles of 1024 x 1024 pixels that add up to 40\.9 megapixels"):
+        load_image(handmade_tiff(1024, 1024, [block] * 39, tile=(1024, 1024), compression=8))
+
+
+def test_strips_beyond_the_rows_of_the_image_are_refused_before_pillow_lays_them_out(readers_run: list[str]) -> None:
+    case = case_named("tiff_many_strips")
+    with pytest.raises(ImageTooLargeError, match=case.message) as caught:
+        load_image(case.data)
+    assert_friendly(caught.value, case)
+    assert readers_run == []
+    # The same strips, one per row and no more: each strip's last rows and the whole image decode.
+    rows = np.arange(8 * 40_000, dtype=np.uint8).reshape(8, 40_000)
+    rgb = load_image(handmade_tiff(40_000, 8, [row.tobytes() for row in rows], rows_per_strip=1))
+    np.testing.assert_array_equal(rgb[..., 1], rows)
+
+
+@pytest.mark.parametrize(
+    ("compression", "stored"),
+    [(1, 32_000 - 1), (32773, 32_000 // 64 - 1), (5, 8), (8, 31)],
+    ids=["raw", "packbits", "lzw", "deflate"],
+)
+def test_a_strip_with_fewer_bytes_than_its_compression_could_hold_its_pixels_in_is_refused(
+    compression: int, stored: int, readers_run: list[str]
+) -> None:
+    # One strip of 4000 x 8 = 32000 gray pixels; deflate needs at least 32000 / 1032 = 31.01 bytes for them.
+    data = handmade_tiff(4000, 8, [bytes(stored)], compression=compression)
+    with pytest.raises(InvalidImageError, match=r"^This image file is damaged or incomplete and cannot be read\.$"):
+        load_image(data)
+    assert readers_run == []
+
+
+def test_a_tag_written_twice_is_refused_as_libtiff_and_pillow_read_different_tiles(readers_run: list[str]) -> None:
+    # libtiff keeps the first TileWidth (16384: 3.2 gigapixels of tiles), Pillow the last (16: nothing to see).
+    twice = [(322, (4, "I"), (16,)), (323, (4, "I"), (16,))]
+    data = handmade_tiff(196_608, 8, [bytes(16)] * 12, tile=(16_384, 16_384), compression=8, extra=twice)
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.tag_v2[322], image.tag_v2[323]) == (16, 16), "Pillow's view of the tile size"
+    readers_run.clear()
+    with pytest.raises(InvalidImageError, match=r"^This image file is damaged and cannot be read\.$"):
+        load_image(data)
+    assert readers_run == []
+
+
+def test_big_tiffs_are_read_and_big_endian_ones_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 16), (10, 200, 30)).save(buffer, "TIFF", big_tiff=True)
+    assert buffer.getvalue()[:4] == b"II\x2b\x00"
+    assert tuple(load_image(buffer.getvalue())[8, 12]) == (10, 200, 30)
+    with pytest.raises(InvalidImageError, match="damaged"):  # Pillow reads it as a classic TIFF, libtiff does not
+        load_image(b"MM\x00\x2b" + buffer.getvalue()[4:])
+
+
+# --- paths: regular files only, and no more bytes than the cap --------------------------------
+
+
+@pytest.mark.slow  # a child process
+def test_a_pipe_or_a_link_to_a_device_is_refused_without_being_read(tmp_path: Path) -> None:
+    pipe = tmp_path / "cat.png"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    device = tmp_path / "dog.png"
+    device.symlink_to("/dev/zero")  # reading it would never end
+    child = in_child(_read_path_error, pipe, timeout=10)
+    assert child.returned == ("returned", "cat.png is a pipe (FIFO), not a regular file, so it is not read."), child
+    child = in_child(_read_path_error, device, timeout=10, memory_mib=500)
+    assert child.returned == ("returned", "dog.png is a device, not a regular file, so it is not read."), child
+
+
+def _read_path_error(path: Path) -> str:
+    try:
+        load_image(path)
+    except InvalidImageError as exc:
+        assert type(exc) is InvalidImageError
+        return str(exc)
+    raise AssertionError(f"{path} was read")
+
+
+@pytest.mark.slow  # a child process
+def test_a_pipe_put_in_place_of_the_file_after_it_was_looked_at_does_not_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    regular = tmp_path / "photo.png"
+    regular.write_bytes(case_named("bmp").data)
+    pipe = tmp_path / "swapped.png"
+    os.mkfifo(pipe)
+    real_stat = os.stat
+    # os.stat says "a regular file" (as it did a moment before the swap); the open must not wait.
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if str(p) == str(pipe) else p, *a, **k))
+    child = in_child(_read_path_error, pipe, timeout=10)
+    assert child.returned == ("returned", "swapped.png is a pipe (FIFO), not a regular file, so it is not read."), child
+
+
+@pytest.mark.slow  # a child process
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as file:  # sparse: no disk used
+        file.write(case_named("bmp").data)
+        file.truncate(MAX_IMAGE_FILE_BYTES + 1)
+    child = in_child(_read_path_error, huge, timeout=10, memory_mib=100)  # reading it would need 370 MB
+    assert child.returned == (
+        "returned",
+        f"huge.png is {MAX_IMAGE_FILE_BYTES + 1:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} byte limit for an image "
+        "file, so it is not read.",
+    ), child
+    assert MAX_IMAGE_FILE_BYTES == MAX_IMAGE_PIXELS * 8 + 50_000_000
+
+
+def test_a_link_to_a_regular_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "real.png").write_bytes(case_named("bmp").data)
+    (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
+    assert load_image(tmp_path / "link.png").shape == (16, 16, 3)
+
+
+def test_a_long_banner_shrunk_for_the_app_stays_explainable() -> None:
+    banner = np.zeros((16, 4000, 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(banner).save(buffer, "PNG")
+    shrunk = load_image(buffer.getvalue(), max_side=1280)
+    assert shrunk.shape == (MIN_IMAGE_SIDE, 1280, 3)  # 1280 x 5 by the ratio: a little stretched instead
+    assert load_image(shrunk).shape == shrunk.shape

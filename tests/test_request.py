@@ -105,3 +105,20 @@ def test_a_file_is_read_at_most_to_the_upload_limit(tmp_path):
         read_photo(str(tmp_path / "empty.png"))
     with pytest.raises(InvalidImageError, match="could not be read"):
         read_photo(str(tmp_path / "missing.png"))
+
+
+def test_the_layer_is_one_the_model_offers_and_its_automatic_one_is_none():
+    offered = {"VGG19": ("features_conv", "avgpool", "features_conv.34")}
+
+    def layer(value, unknown="raise"):
+        return parse(
+            b"photo", None, "VGG19", None, None, None, value, models=MODELS, layers=offered.get, unknown_layer=unknown
+        ).layer
+
+    assert layer(None) is None and layer("") is None and layer("features_conv") is None
+    assert layer("features_conv.34") == "features_conv.34"
+    with pytest.raises(InvalidInput, match="Layer must be one of: features_conv, avgpool, features_conv.34; got bn2"):
+        layer("bn2")
+    assert layer("bn2", unknown="automatic") is None  # the page's picker may still hold the last model's layer
+    with pytest.raises(InvalidInput, match="Layer is too long"):
+        layer("x" * 5000)

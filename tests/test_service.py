@@ -21,23 +21,10 @@ from gradcam import Explainer
 from gradcam.boxes import box_iou
 from gradcam.errors import UnknownClassError
 
-from .conftest import TinyNet, make_scene
+from .conftest import TinyNet
 from .helpers import ForwardCounter
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def scene():
-    return make_scene(np.random.default_rng(31), (0, 1))
-
-
-@pytest.fixture
-def upload(tmp_path, scene) -> str:
-    """A 64 x 64 PNG with a red square and a green disc, as Gradio hands it over: a path."""
-    path = tmp_path / "my photo.png"
-    Image.fromarray(scene.image).save(path)
-    return str(path)
 
 
 @pytest.fixture
@@ -226,3 +213,21 @@ def test_the_sentence_of_an_asked_class_names_it(service, upload):
 
     sentence = words.summary(explanation, True, request.look.colormap).markdown
     assert re.search(r"\*\*disc\*\*", sentence) and request.look == Look()
+
+
+def test_a_picked_layer_is_explained_remembered_by_it_and_recorded_in_the_manifest(service, upload, runs):
+    layers = service.layers()
+    assert layers[0] == "features" and "features.3" in layers  # the automatic one first
+    automatic = service.explanation(service.parse(upload))
+    inner = service.explanation(service.parse(upload, layer="features.3"))
+    assert (automatic.layer_name, inner.layer_name) == ("features", "features.3")
+    assert not np.array_equal(automatic.cam, inner.cam) and runs.count == 2
+    assert service.explanation(service.parse(upload, layer="features.3", alpha=0.2)) is inner  # remembered
+    assert service.explanation(service.parse(upload, layer="features")) is automatic  # the automatic one, by name
+    assert runs.count == 2
+    written = service.files(service.parse(upload, layer="features.3"))
+    with zipfile.ZipFile(written.archive) as bundle:
+        manifest = next(name for name in bundle.namelist() if name.endswith("manifest.json"))
+        assert '"layer": "features.3"' in bundle.read(manifest).decode()
+    explainer = service.models.get(None)
+    assert explainer.cam_for("features.3") is explainer.cam_for("features.3")  # one engine per layer, kept

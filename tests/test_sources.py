@@ -12,7 +12,7 @@ from torch import nn
 
 from gradcam import Backbone, load_backbone, load_image
 from gradcam.registry import SOURCES, available_offline
-from gradcam.sources import Source, embedded, requested, seeded, timm, torchvision
+from gradcam.sources import Source, embedded, hf, requested, seeded, timm, torchvision
 from gradcam.specs import BACKBONES, LIBRARIES, BackboneSpec, parse_spec
 
 from .conftest import MEAN, SHAPES, STD, TinyNet
@@ -22,7 +22,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 
 def test_every_source_a_spec_can_name_is_registered():
     assert {spec.source for spec in BACKBONES.values()} | set(LIBRARIES) <= set(SOURCES)
-    assert SOURCES == {"torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE}
+    assert SOURCES == {
+        "torchvision": torchvision.SOURCE, "timm": timm.SOURCE, "embedded": embedded.SOURCE, "hf": hf.SOURCE
+    }
 
 
 def test_the_weights_argument():

@@ -16,12 +16,15 @@ from gradcam.specs import LIBRARIES, BackboneSpec, parse_spec
 def test_builtins_and_titles():
     assert BUILTINS == {
         "vgg19": "VGG19", "resnet50": "ResNet-50", "densenet121": "DenseNet-121",
-        "efficientnet_lite0": "EfficientNet-Lite0",
+        "efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_lite1": "EfficientNet-Lite1",
+        "efficientnet_lite2": "EfficientNet-Lite2",
     }
     assert list(BACKBONES) == list(BUILTINS)
     assert describe_spec("efficientnet_lite0") == "EfficientNet-Lite0"
     assert describe_spec("torchvision:convnext_tiny") == "convnext_tiny (torchvision)"
     assert describe_spec("timm:resnet50") == "resnet50 (timm)"
+    assert describe_spec("hf:./models/vit-xray/") == "vit-xray (Hugging Face)"  # nothing is read to name it
+    assert parse_spec("hf:google/vit-base-patch16-224").arch == "google/vit-base-patch16-224"
 
 
 @pytest.mark.parametrize(
@@ -72,7 +75,11 @@ def test_a_timm_name_is_the_architecture():
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
-        ("alexnet", "one of: vgg19, resnet50, densenet121, efficientnet_lite0, or torchvision:NAME, or timm:NAME."),
+        (
+            "alexnet",
+            "one of: vgg19, resnet50, densenet121, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, "
+            "or torchvision:NAME, or timm:NAME, or hf:PATH_OR_ID.",
+        ),
         ("torchvision:resnet51", "torchvision has no classification model 'resnet51'. Closest: resnet50"),
         ("timm:convnext_atoo", "timm has no model 'convnext_atoo'. Closest: convnext_atto"),
         ("keras:resnet50", "Unknown model 'keras:resnet50'"),
@@ -97,5 +104,5 @@ def test_a_new_family_of_specs_is_one_row(monkeypatch):
 
     monkeypatch.setitem(LIBRARIES, "toy", toy)
     assert describe_spec("toy:abc") == "abc (toy)"
-    with pytest.raises(UnknownModelError, match=re.escape("or timm:NAME, or toy:NAME.")):
+    with pytest.raises(UnknownModelError, match=re.escape("or timm:NAME, or hf:PATH_OR_ID, or toy:NAME.")):
         parse_spec("nothing")

@@ -62,7 +62,7 @@ def build_demo(
     """Lays out the page and wires its events to ``service``.
 
     The ``explain`` API endpoint (and MCP tool) takes (image file, class name or
-    "Top prediction", model title, box threshold, overlay opacity, colours) and
+    "Top prediction", model title, box threshold, overlay opacity, colours, layer) and
     returns the four pictures (PNG), the top-5 label, the sentence and the zip of
     everything.
 
@@ -110,6 +110,7 @@ def build_demo(
             text.models_note(service.models.status()),
             on_spaces=on_spaces,
             more_sources=more_sources,
+            layers=service.layers(service.default_model),
         )
         answers = explore.build(handling, page.inputs, on_spaces=on_spaces)
         events.wire(handling, page, answers)

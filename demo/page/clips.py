@@ -176,7 +176,8 @@ class VideoClips:
             return {preview: None, result: None, table: None, sentence: ""}
 
         handle = handling.on_clip(explained_clip, failed=failed, empty=empty)
-        inputs = [self.video, *layout.inputs[1:], self.every]
+        # The page's settings up to the colours, "every", then the newer settings: the endpoint's order.
+        inputs = [self.video, *layout.inputs[1:6], self.every, *layout.inputs[6:]]
         options: dict[str, Any] = {
             "api_visibility": "private",
             "concurrency_id": "video",
@@ -198,6 +199,7 @@ class VideoClips:
             alpha: float = 0.5,
             colormap: str = "jet",
             every: int = 1,
+            layer: str | None = None,
             http: gr.Request = None,  # type: ignore[assignment]  # given by Gradio
         ) -> Outputs:
             """Explains a short video clip frame by frame: where an image classifier looks in each frame (Grad-CAM).
@@ -215,13 +217,14 @@ class VideoClips:
                 alpha: heatmap opacity over the frames, 0 to 1.
                 colormap: heatmap colours: jet, viridis, cividis or magma.
                 every: explain every N-th frame, 1 to 10 (1: every frame).
+                layer: the model's layer to read (empty: the automatic one).
 
             Returns:
                 The explained video (H.264 MP4, as long as the clip); a CSV table with one row per explained frame
                 (frame, time in seconds, class, probability, box x0, y0, x1, y1 in the clip's pixels); one sentence
                 on what the model saw.
             """
-            asked = handling.clip_request((video, target, model, threshold, alpha, colormap, every), http)
+            asked = handling.clip_request((video, target, model, threshold, alpha, colormap, every, layer), http)
             clip = service.clip(asked)
             return {
                 result: served(clip.video, "video/mp4"),

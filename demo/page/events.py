@@ -7,8 +7,9 @@ Every event's handler gets the page's inputs, makes one checked request of them
   results leave the page at once (in the browser, before the server answers),
   then the new photo is explained, always: a class the model does not know is
   answered with the top prediction and a hint that says so;
-- the Explain button, a picked class or model: the same, and the Explore
-  answers about the old class go;
+- the Explain button, a picked class, model or layer: the same, and the Explore
+  answers about the old class go; the layer picker follows the model (its
+  layers, the automatic one first);
 - the box threshold, the opacity and the colours: the remembered explanation
   drawn again, never a model run;
 - "Download everything": the full-quality files of what the page shows, written
@@ -20,6 +21,8 @@ its full-quality files.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -28,7 +31,7 @@ from demo import text
 from demo.page import assets
 from demo.page.explore import Explore
 from demo.page.handling import Asked, Handling, friendly
-from demo.page.layout import Layout, legend_html
+from demo.page.layout import Layout, layer_choices, legend_html
 from demo.request import TOP_PREDICTION
 from gradcam import words
 from gradcam.explanation import PANELS
@@ -41,22 +44,30 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     """Connects the page's controls to the service (call inside the ``gr.Blocks`` context)."""
     service = handling.service
     categories = list(service.categories)
-    results = [*layout.panels.values(), layout.top5, layout.sentence, layout.hint, layout.archive]
+    results = [*layout.panels.values(), layout.top5, layout.sentence, layout.hint, layout.archive, layout.layer]
 
     def cleared() -> Outputs:
-        """The page without a photo: no panels, the waiting sentence, no download, no Explore answers."""
+        """The results without a photo: no panels, the waiting sentence, no hint, no download."""
         return {
             **{panel: None for panel in layout.panels.values()},
             layout.top5: "",
             layout.sentence: text.WAITING,
             layout.hint: gr.update(value="", visible=False),
             layout.archive: None,
-            **explore.cleared(),
         }
 
     def failed(message: str) -> Outputs:
         """One message where the sentence goes, instead of a red badge on every output; the old results go."""
         return {**cleared(), layout.sentence: text.cannot_explain(message)}
+
+    def also_explore(answer: Callable[..., Outputs]) -> Callable[..., Outputs]:
+        """The same answer, and the Explore answers emptied (they were about the old photo, class or model)."""
+
+        @functools.wraps(answer)
+        def answered(*args: Any) -> Outputs:
+            return {**answer(*args), **explore.cleared()}
+
+        return answered
 
     def shown(asked: Asked) -> Outputs:
         """The four panels, the top 5, the sentence and the hint of a request."""
@@ -73,13 +84,17 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
             layout.sentence: words.summary(explanation, asked.request.target is not None, look.colormap).markdown,
             layout.hint: hint,
             layout.archive: None,  # the download of what was shown before is gone; a click writes the new one
+            # The model's layers, the one read selected: after a model change, the new model's automatic one.
+            layout.layer: gr.update(
+                choices=layer_choices(service.layers(asked.request.model)), value=asked.request.layer or ""
+            ),
         }
 
     def explained(asked: Asked, progress: gr.Progress) -> Outputs:
-        return {**shown(asked), **explore.cleared()}  # the Explore answers were about the old photo or class
+        return shown(asked)
 
     def redrawn(asked: Asked, progress: gr.Progress) -> Outputs:
-        return shown(asked)
+        return shown(asked)  # the same as explained: the remembered explanation makes it a re-drawing
 
     def downloaded(asked: Asked, progress: gr.Progress) -> Outputs:
         # One thread: the files are written while the person looks at the pictures, perhaps already moving a slider.
@@ -90,7 +105,12 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         gr.Warning(message, title="No download this time")
         return {layout.archive: None}
 
-    explain_page = handling.on_request(explained, failed=failed, empty=cleared)
+    explain_page = handling.on_request(
+        also_explore(explained),
+        failed=also_explore(failed),
+        empty=also_explore(cleared),
+        repeat=lambda: {layout.hint: gr.skip()},
+    )
     redraw_page = handling.on_request(redrawn, failed=failed, empty=cleared)
     download = handling.on_request(downloaded, failed=no_download)
     everything = [*results, *explore.answers]
@@ -107,7 +127,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     layout.image.change(explain_page, layout.inputs, everything, js=assets.NEW_PHOTO_JS, **page).then(
         None, js=assets.SHOWN_JS
     )
-    for trigger in (layout.button.click, layout.target.input, layout.model.input):
+    for trigger in (layout.button.click, layout.target.input, layout.model.input, layout.layer.input):
         trigger(explain_page, layout.inputs, everything, **page).then(None, js=assets.SHOWN_JS)
     for slider in (layout.threshold, layout.alpha):
         # .change also follows a number typed into the slider's field; only the last value runs.
@@ -131,6 +151,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
         threshold: float = 0.15,
         alpha: float = 0.5,
         colormap: str = "jet",
+        layer: str = "",
         http: gr.Request = None,  # type: ignore[assignment]  # given by Gradio
     ) -> Outputs:
         """Explains which parts of a photo an image classifier used for its answer (Grad-CAM).
@@ -148,13 +169,17 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
                 strongest).
             alpha: heatmap opacity over the photo, 0 to 1.
             colormap: heatmap colours: jet, viridis, cividis or magma.
+            layer: the network layer the heatmap is read from, one the model offers; leave empty for its
+                automatic layer.
 
         Returns:
             The photo, the heatmap, the heatmap over the photo, the photo with a box around the strongest evidence
             (PNG images); the top 5 classes with probabilities; one sentence that says what the model sees; a zip
             of everything.
         """
-        asked = handling.request((image, target, model, threshold, alpha, colormap), http, unknown_class="raise")
+        asked = handling.request(
+            (image, target, model, threshold, alpha, colormap, layer), http, unknown_class="raise"
+        )
         written = service.files(asked.request)
         explanation = written.explanation
         sentence = words.summary(explanation, asked.request.target is not None, asked.request.look.colormap).markdown

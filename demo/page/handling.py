@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -66,6 +69,33 @@ class Asked:
     unknown: str | None = None
 
 
+class Repeats:
+    """The last request each browser tab had answered, to tell a repeat from a new request. Safe between threads.
+
+    Gradio 6.31's image component announces a replaced photo twice (two ``change`` events with the same
+    file, a moment apart): the second would explain the photo again and send the same pictures twice.
+    """
+
+    def __init__(self, within: float = 5.0, sessions: int = 4096) -> None:
+        self.within = within
+        self.sessions = sessions
+        self._last: OrderedDict[str, tuple[Asked, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def repeated(self, session: str, asked: Asked) -> bool:
+        """Whether ``session`` had this same request answered less than ``within`` seconds ago."""
+        with self._lock:
+            last = self._last.get(session)
+        return last is not None and last[0] == asked and time.monotonic() - last[1] < self.within
+
+    def answered(self, session: str, asked: Asked) -> None:
+        with self._lock:
+            self._last[session] = (asked, time.monotonic())
+            self._last.move_to_end(session)
+            while len(self._last) > self.sessions:
+                self._last.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Handling:
     """What every handler needs: the service and how to tell visitors apart.
@@ -78,22 +108,26 @@ class Handling:
 
     service: DemoService
     proxy_hops: int = 0
+    repeats: Repeats = field(default_factory=Repeats, compare=False)
 
     def request(self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_class: str = "top") -> Asked:
-        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours).
+        """The checked request of an event's inputs (image, class, model, threshold, opacity, colours, layer).
 
         Args:
             values: the event's inputs, in :attr:`demo.page.layout.Layout.inputs` order.
             http: the HTTP request Gradio gives the handler (None in tests).
             unknown_class: "top": a class the model does not know becomes the top prediction
-                (the page; :attr:`Asked.unknown` says so); "raise": it is an error (the API).
+                (the page; :attr:`Asked.unknown` says so), and a layer it does not offer (the
+                layer list still the previous model's) its automatic layer; "raise": both are
+                errors (the API).
 
         Raises:
             gradio.Error: the visitor has left.
             GradCAMError: a value that is not one, in words for the person.
         """
         drop_if_gone()  # a visitor who has left gets no model run
-        request = self.service.parse(*values, visitor=self.visitor(http))
+        layer = "raise" if unknown_class == "raise" else "automatic"
+        request = self.service.parse(*values, visitor=self.visitor(http), unknown_layer=layer)
         if request.target is None:
             return Asked(request)
         try:
@@ -111,6 +145,7 @@ class Handling:
         unknown_class: str = "top",
         failed: Callable[[str], Any] | None = None,
         empty: Callable[[], Any] | None = None,
+        repeat: Callable[[], Any] | None = None,
     ) -> Callable[..., Any]:
         """A Gradio handler of the page's inputs that calls ``fn`` with the checked request.
 
@@ -123,11 +158,20 @@ class Handling:
             failed: what the handler returns for a mistake or a failure, given its message (None:
                 a ``gr.Error`` in our words, see :func:`friendly`).
             empty: what the handler returns when no photo is given (None: it is a mistake).
+            repeat: what the handler returns, instead of answering again, for the request the same
+                browser tab just had answered (None: every request is answered).
         """
 
         @friendly
         def answer(values: tuple[Any, ...], http: gr.Request | None, progress: gr.Progress) -> Any:
-            return fn(self.request(values, http, unknown_class=unknown_class), progress)
+            asked = self.request(values, http, unknown_class=unknown_class)
+            session = getattr(http, "session_hash", None) or ""
+            if repeat is not None and session and self.repeats.repeated(session, asked):
+                return repeat()
+            result = fn(asked, progress)
+            if session:
+                self.repeats.answered(session, asked)
+            return result
 
         def handle(
             image: Any,
@@ -136,13 +180,14 @@ class Handling:
             threshold: Any,
             alpha: Any,
             colormap: Any,
+            layer: Any,
             http: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Any:
             if empty is not None and image is None:
                 return empty()
             try:
-                return answer((image, target, model, threshold, alpha, colormap), http, progress)
+                return answer((image, target, model, threshold, alpha, colormap, layer), http, progress)
             except gr.Error as exc:
                 if failed is None:
                     raise
@@ -151,15 +196,20 @@ class Handling:
         handle.__name__ = handle.__qualname__ = getattr(fn, "__name__", "handle")
         return handle
 
-    def clip_request(self, values: tuple[Any, ...], http: gr.Request | None) -> ClipRequest:
-        """The checked request of a video event's inputs (clip, class, model, threshold, opacity, colours, every).
+    def clip_request(
+        self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_layer: str = "raise"
+    ) -> ClipRequest:
+        """The checked request of a video event's inputs (clip, class, model, threshold, opacity, colours, every,
+        layer).
+
+        ``unknown_layer`` as for :func:`demo.request.parse` ("automatic" on the page).
 
         Raises:
             gradio.Error: the visitor has left.
             GradCAMError: a value that is not one, in words for the person.
         """
         drop_if_gone()
-        return self.service.parse_clip(*values, visitor=self.visitor(http))
+        return self.service.parse_clip(*values, visitor=self.visitor(http), unknown_layer=unknown_layer)
 
     def on_clip(
         self,
@@ -170,7 +220,8 @@ class Handling:
     ) -> Callable[..., Iterator[Any]]:
         """A Gradio generator handler of a video event's inputs that yields what ``fn`` yields for the checked request.
 
-        The handler takes the clip and the page's inputs after the photo, then "every"; a
+        The handler takes the clip, the page's inputs after the photo up to the colours, "every",
+        then the newer settings (the layer); a
         mistake or a failure, before or while the clip is explained, is yielded as
         ``failed(message)``.
         """
@@ -183,6 +234,7 @@ class Handling:
             alpha: Any,
             colormap: Any,
             every: Any,
+            layer: Any,
             http: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[Any]:
@@ -190,7 +242,8 @@ class Handling:
                 yield empty()
                 return
             try:
-                asked = self.clip_request((video, target, model, threshold, alpha, colormap, every), http)
+                values = (video, target, model, threshold, alpha, colormap, every, layer)
+                asked = self.clip_request(values, http, unknown_layer="automatic")
                 yield from fn(asked, progress)
             except Exception as exc:
                 yield failed(in_words(exc, getattr(fn, "__name__", "clip")))

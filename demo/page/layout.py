@@ -8,7 +8,7 @@ download; then the settings folded into an accordion. The Explore area is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,16 +54,25 @@ class Layout:
     colormap: gr.Radio
     threshold: gr.Slider
     alpha: gr.Slider
+    layer: gr.Dropdown
 
     @property
     def inputs(self) -> list[Any]:
         """What every request is made of, in the ``explain`` endpoint's order."""
-        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap]
+        return [self.image, self.target, self.model, self.threshold, self.alpha, self.colormap, self.layer]
 
 
 def share_buttons(on_spaces: bool) -> list[Any]:
     """The buttons on every picture: download and full screen, and on a Space, share."""
     return ["download", "fullscreen", *(["share"] if on_spaces else [])]
+
+
+def layer_choices(layers: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The layer picker's choices, (label, value): the automatic layer first, named so, its value "" (whatever
+    the model: what the API's callers send by default too), then the others by name."""
+    if not layers:
+        return [(text.automatic_layer(None), "")]
+    return [(text.automatic_layer(layers[0]), ""), *((name, name) for name in layers[1:])]
 
 
 def build(
@@ -73,10 +82,12 @@ def build(
     models_note: str,
     *,
     on_spaces: bool,
+    layers: Sequence[str] | None = None,
     more_sources: Callable[[], object] | None = None,
 ) -> Layout:
     """Lays out the first part of the page (call inside a ``gr.Blocks`` context).
 
+    ``layers`` are the default model's, its automatic layer first (the layer picker's choices).
     ``more_sources`` lays out what comes right under the photo row: the other sources
     of pictures (the live camera, video clips; :mod:`demo.page.live`).
     """
@@ -170,6 +181,15 @@ def build(
                 label="Heatmap opacity",
                 elem_id="opacity",
             )
+        choices = layer_choices(layers)
+        layer = gr.Dropdown(
+            choices,
+            value="",
+            label="Layer",
+            info=text.LAYER_INFO,
+            elem_id="layer",
+            filterable=True,
+        )
     with gr.Accordion("How to read this", open=False):
         gr.Markdown(text.HOW_TO_READ)
     return Layout(
@@ -188,6 +208,7 @@ def build(
         colormap,
         threshold,
         alpha,
+        layer,
     )
 
 

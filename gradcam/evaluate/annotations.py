@@ -16,12 +16,16 @@ missing image becomes a :class:`Problem` (identical problems are counted, not
 repeated), and the rest is evaluated. XML is parsed with the standard library
 after refusing any document that declares a DTD or entities (the "billion
 laughs" expansion and external entities need one) and any file over
-``MAX_XML_BYTES``.
+``MAX_XML_BYTES``. Only regular files are read, annotations and images alike,
+and no more bytes than a cap stated before reading (:mod:`gradcam.files`): a
+FIFO, a device (a link to ``/dev/zero``) or a socket is one problem line, never
+a hang; so is a file of a folder that is a link to a file outside that folder.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -30,13 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradcam.boxes import Box
-from gradcam.errors import GradCAMError
+from gradcam.errors import FileRefusedError, GradCAMError
 from gradcam.explainer import resolve_class
+from gradcam.files import not_regular, read_regular_file, within
 
 #: CSV columns, in this order in the header (extra columns are ignored).
 CSV_COLUMNS = ("image", "label", "x0", "y0", "x1", "y1")
 #: Largest XML annotation file read (a VOC file is about 1 kB).
 MAX_XML_BYTES = 1 << 20
+#: Largest CSV annotation file read: a row is about 60 bytes, so some two million boxes.
+MAX_CSV_BYTES = 128 << 20
 #: Image file extensions tried for an ILSVRC ``filename`` written without one.
 IMAGE_EXTENSIONS = (".JPEG", ".jpeg", ".jpg", ".JPG", ".png", ".PNG")
 
@@ -217,8 +224,8 @@ def read_annotations(
         files = sorted(source.rglob("*.xml"))
         if not files:
             raise AnnotationError(f"{source} holds no .xml annotation files.")
-        rows = (row for path in files for row in _xml_rows(path, root, problems))
-    elif source.is_file():
+        rows = (row for path in files for row in _xml_rows(path, root, problems, folder=source))
+    elif source.exists():  # a pipe or a device too: refused as it is read, in one problem line
         rows = _xml_rows(source, root, problems) if source.suffix.lower() == ".xml" else _csv_rows(source, problems)
     else:
         raise AnnotationError(f"Annotations {source} not found.")
@@ -231,7 +238,15 @@ _Row = tuple[str, str, str, str, Sequence[str]]
 
 def _csv_rows(path: Path, problems: _Problems) -> Iterable[_Row]:
     name = path.name
-    with path.open(newline="", encoding="utf-8", errors="replace") as file:
+    try:
+        data = read_regular_file(path, MAX_CSV_BYTES, "a CSV annotation file")
+    except FileRefusedError as exc:
+        problems.add(name, "file", "", f"{exc.reason}; nothing read")
+        return
+    except OSError as exc:
+        problems.add(name, "file", "", f"cannot be read ({exc.strerror or exc}); nothing read")
+        return
+    with io.StringIO(data.decode("utf-8", errors="replace"), newline="") as file:
         reader = csv.reader(file)
         try:
             header = [column.strip().lower() for column in next(reader, [])]
@@ -240,11 +255,9 @@ def _csv_rows(path: Path, problems: _Problems) -> Iterable[_Row]:
             return
         missing = [column for column in CSV_COLUMNS if column not in header]
         if missing:
+            expected = ",".join(CSV_COLUMNS)
             problems.add(
-                name,
-                "line 1",
-                "",
-                f"missing columns {', '.join(missing)}: the header must be {','.join(CSV_COLUMNS)}; nothing read",
+                name, "line 1", "", f"missing columns {', '.join(missing)}: the header must be {expected}; nothing read"
             )
             return
         where = [header.index(column) for column in CSV_COLUMNS]
@@ -260,8 +273,8 @@ def _csv_rows(path: Path, problems: _Problems) -> Iterable[_Row]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) < width:
-                message = f"{len(row)} fields, expected {len(header)}; row skipped"
-                problems.add(name, f"line {reader.line_num}", "", message)
+                where_row = f"line {reader.line_num}"
+                problems.add(name, where_row, "", f"{len(row)} fields, expected {len(header)}; row skipped")
                 continue
             image, label, *corners = (row[i].strip() for i in where)
             yield name, f"line {reader.line_num}", image, label, corners
@@ -271,12 +284,10 @@ def _read_xml(path: Path) -> ET.Element:
     """Parses one small XML file that declares no DTD or entities.
 
     Raises:
-        ValueError: too large, not UTF-8, declares a DTD or entities, or not well-formed.
+        FileRefusedError: not a regular file, or over ``MAX_XML_BYTES`` (checked before reading).
+        ValueError: not UTF-8, declares a DTD or entities, or not well-formed.
     """
-    size = path.stat().st_size
-    if size > MAX_XML_BYTES:
-        raise ValueError(f"{size:,} bytes, over the {MAX_XML_BYTES:,} byte limit for one annotation file")
-    data = path.read_bytes()
+    data = read_regular_file(path, MAX_XML_BYTES, "one annotation file")
     try:
         # Decoded here, so a UTF-16 document cannot hide its declarations from the check below.
         text = data.decode("utf-8-sig")
@@ -290,10 +301,18 @@ def _read_xml(path: Path) -> ET.Element:
         raise ValueError(f"not well-formed XML ({exc})") from exc
 
 
-def _xml_rows(path: Path, root: Path, problems: _Problems) -> Iterable[_Row]:
+def _xml_rows(path: Path, root: Path, problems: _Problems, folder: Path | None = None) -> Iterable[_Row]:
+    """The objects of one XML file; ``folder``: the annotations folder it was found in, which it must not leave."""
     name = path.name
+    # A link to a pipe or a device is refused as such when it is read.
+    if folder is not None and not within(path, folder) and path.is_file():
+        problems.add(name, "file", "", "a link to a file outside the annotations folder; file skipped")
+        return
     try:
         document = _read_xml(path)
+    except FileRefusedError as exc:
+        problems.add(name, "file", "", f"{exc.reason}; file skipped")
+        return
     except (OSError, ValueError) as exc:
         problems.add(name, "file", "", f"{exc}; file skipped")
         return
@@ -341,8 +360,8 @@ def _collect(rows: Iterable[_Row], root: Path, resolver: LabelResolver, problems
         try:
             x0, y0, x1, y1 = (_corner(c) for c in corners)
         except ValueError:
-            written = ", ".join(corners) or "(none)"
-            problems.add(source, where, image, f"corners {written} are not four numbers; box skipped")
+            given = ", ".join(corners) or "(none)"
+            problems.add(source, where, image, f"corners {given} are not four numbers; box skipped")
             continue
         if x1 < x0 or y1 < y0:
             problems.add(source, where, image, f"box ({x0}, {y0}, {x1}, {y1}) has a negative size; box skipped")
@@ -354,9 +373,9 @@ def _collect(rows: Iterable[_Row], root: Path, resolver: LabelResolver, problems
     samples = []
     for image, found in objects.items():
         source, where = first[image]
-        path = _image_path(root, image)
+        path, missing = _image_path(root, image)
         if path is None:
-            problems.add(source, where, image, "image not found in the images folder; skipped", len(found) or 1)
+            problems.add(source, where, image, f"{missing}; skipped", len(found) or 1)
         elif not found:
             problems.add(source, where, image, "no usable box; image skipped")
         else:
@@ -364,10 +383,18 @@ def _collect(rows: Iterable[_Row], root: Path, resolver: LabelResolver, problems
     return Annotations(tuple(samples), problems.all())
 
 
-def _image_path(root: Path, image: str) -> Path | None:
-    """The file of an image name, or None when missing or outside the images folder."""
+def _image_path(root: Path, image: str) -> tuple[Path | None, str]:
+    """The file of an image name; or None and why not: missing, outside the images folder, not a regular file."""
     relative = Path(os.path.normpath(image))
     if relative.is_absolute() or relative.parts[:1] == ("..",):
-        return None
+        return None, "image not found in the images folder"
     path = root / relative
-    return path if path.is_file() else None
+    try:
+        kind = not_regular(path)
+    except OSError:
+        return None, "image not found in the images folder"
+    if kind is not None:
+        return None, f"the image is {kind}, not a regular file"
+    if not within(path, root):
+        return None, "the image is a link to a file outside the images folder"
+    return path, ""

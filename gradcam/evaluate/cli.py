@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gradcam.cli import input_options
 from gradcam.config import BOX_THRESHOLD
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.run import ENGINES, evaluate_dataset
+from gradcam.heads import HEAD_CHOICES
+from gradcam.preprocess import RESIZE_CHOICES
 from gradcam.registry import load_backbone
 
 EXIT_USAGE = 2
@@ -39,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="weights: a state dict path, or 'random' (default: the pretrained ones)")
     parser.add_argument("--labels", help="class names, one per line (a fine-tuned model)")
     parser.add_argument("--layer", help="target layer, dotted name (default: the model's)")
+    parser.add_argument("--head", choices=HEAD_CHOICES, default="auto",
+                        help="how logits become probabilities: auto, softmax or sigmoid (multi-label)")
+    parser.add_argument("--size", metavar="N|HxW", help="network input: shorter side, or with --resize exact the size")
+    parser.add_argument("--mean", nargs="+", metavar="M", help="per-channel mean on the [0, 1] scale")
+    parser.add_argument("--std", nargs="+", metavar="S", help="per-channel std on the [0, 1] scale")
+    parser.add_argument("--resize", choices=RESIZE_CHOICES, help="short (aspect ratio kept, default) or exact")
     parser.add_argument(
         "--threshold", type=float, default=BOX_THRESHOLD, help="box threshold, fraction of the map's maximum"
     )
@@ -72,9 +81,13 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _factory(args: argparse.Namespace) -> functools.partial[Any]:
-    """``load_backbone`` with the asked options (only those given, by keyword)."""
+    """``load_backbone`` with the asked options (only those given, by keyword).
+
+    Raises:
+        SettingError: a size or per-channel values that are not numbers.
+    """
     options = {k: getattr(args, k) for k in ("weights", "labels", "layer") if getattr(args, k) is not None}
-    return functools.partial(load_backbone, args.model, device=args.device, **options)
+    return functools.partial(load_backbone, args.model, device=args.device, **options, **input_options(args))
 
 
 def _ray_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,38 +21,36 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from gradcam.errors import GradCAMError
 from gradcam.evaluate.annotations import GroundTruth, Sample
 from gradcam.evaluate.metrics import ImageResult, clip_box, score_image
 from gradcam.explainer import Explainer
-from gradcam.images import load_image
+from gradcam.images import image_size, load_image
 
 #: Batches decoded ahead of the model.
 PREFETCH = 2
 #: Threads that decode images and score maps beside the model (OpenCV and NumPy release the GIL).
 WORKERS = min(8, os.cpu_count() or 1)
 
-_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-
 
 def header_size(path: str) -> tuple[int, int]:
-    """An image's upright ``(height, width)`` from its header, without decoding; ``(0, 0)`` if unreadable."""
+    """An image's upright ``(height, width)`` from its header, without decoding; ``(0, 0)`` if unreadable.
+
+    Read through the same gate as the decoding (:func:`gradcam.images.image_size`):
+    a pipe or a device in the dataset is not opened, no reader outside the allowed
+    formats runs, and an icon (which Pillow decodes as it opens it) is checked first.
+    """
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if image.getexif().get(0x0112) in _ROTATED:
-                width, height = height, width
-    except Exception:  # the decoder reports the real reason when the image is evaluated
+        return image_size(path)
+    except GradCAMError:  # the decoder reports the reason when the image is evaluated
         return 0, 0
-    return height, width
 
 
 def plan_batches(samples: Sequence[Sample], batch_size: int) -> list[list[Sample]]:
@@ -134,7 +132,7 @@ class BatchEvaluator:
             objects: each image's annotated objects.
 
         Returns:
-            Probabilities ``(N, num_classes)``, and for each image the map
+            Probabilities ``(N, num_classes)`` (by the backbone's head, as the explainer's), and for each image the map
             ``(height, width)`` of each of its annotated classes, by class index
             (of its best class for an image without objects).
         """
@@ -148,7 +146,7 @@ class BatchEvaluator:
         result = self.explainer.cam.compute(x, targets, size=size)
         maps, classes = result.maps.cpu(), result.classes.cpu()  # (N, K, H, W), (N, K)
         by_image = [{int(c): maps[n, k].numpy() for k, c in enumerate(classes[n])} for n in range(len(items))]
-        return torch.softmax(result.logits.cpu().double(), dim=1).numpy(), by_image
+        return self.explainer.probabilities_of(result.logits), by_image  # the backbone's head: one rule everywhere
 
     def _evaluate_group(self, items: Sequence[Decoded], size: tuple[int, int]) -> list[ImageResult]:
         clipped = [_clip_objects(item.sample, *size) for item in items]
@@ -210,7 +208,7 @@ class ResultsWriter:
                     raise GradCAMError(
                         f"{self.path} was written by another version (its columns differ); use another --out."
                     )
-                self.done = {row["image"] for row in reader}
+                self.done = {_unescaped(row["image"]) for row in reader}
         self._file = self.path.open("a", newline="", encoding="utf-8")
         if self._file.tell() == 0:
             self._file.write(",".join(columns) + "\r\n")
@@ -224,7 +222,7 @@ class ResultsWriter:
         for result in results:
             if result.image in self.done:
                 continue
-            writer.writerow(result.row())
+            writer.writerow(_escaped_row(result))
             self.done.add(result.image)
             written += 1
         if written:
@@ -252,9 +250,27 @@ def _drop_partial_line(path: Path) -> None:
 
 
 def read_results(path: str | os.PathLike[str]) -> list[ImageResult]:
-    """Every row of a ``results.csv``."""
+    """Every row of a ``results.csv``, its text as it was before :class:`ResultsWriter` escaped it."""
     with Path(path).open(newline="", encoding="utf-8") as file:
-        return [ImageResult.from_row(row) for row in csv.DictReader(file)]
+        return [ImageResult.from_row({k: _unescaped(v) for k, v in row.items()}) for row in csv.DictReader(file)]
+
+
+#: What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection"): a text cell that starts
+#: so is written after a quote, which spreadsheets hide ("'=HYPERLINK(...)" shows as the text it is);
+#: so is one that starts with a quote, so that reading always removes exactly one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+#: The text columns of a row (the others hold numbers, which are written as they are).
+_TEXT_COLUMNS = frozenset(f.name for f in fields(ImageResult) if f.type == "str")
+
+
+def _escaped_row(result: ImageResult) -> dict[str, str]:
+    """The result's CSV row, its text cells escaped so that no spreadsheet runs them as formulas."""
+    return {k: "'" + v if k in _TEXT_COLUMNS and v.startswith(_FORMULA_START) else v for k, v in result.row().items()}
+
+
+def _unescaped(text: str) -> str:
+    """A cell's text as it was before :func:`_escaped_row` (numbers never start with a quote)."""
+    return text[1:] if text.startswith("'") else text
 
 
 BatchHook = Callable[[int, list[ImageResult]], None]

@@ -91,7 +91,7 @@ class ImageResult:
         label_names: their names, ``;``-separated.
         top5: the five best predicted class indices, best first, ``;``-separated.
         top5_names: their names.
-        top1_probability: softmax probability of the best class.
+        top1_probability: probability of the best class (by the model's head: softmax, sigmoid or binary).
         top1_correct: 1 when the best prediction is an annotated class.
         top5_correct: 1 when an annotated class is among the five best.
         top1_localized: 1 when the best class is right and its box has IoU >= 0.5.

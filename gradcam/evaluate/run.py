@@ -23,7 +23,7 @@ from gradcam.explainer import Explainer
 
 ENGINES = ("local", "ray")
 #: Settings that must match for a run to resume in the same folder.
-_SAME = ("model", "layer", "weights", "threshold", "annotations")
+_SAME = ("model", "layer", "weights", "head", "input", "threshold", "annotations")
 
 
 def evaluate_dataset(
@@ -87,6 +87,14 @@ def evaluate_dataset(
         "model": backbone.title,
         "layer": backbone.target_layer,
         "weights": backbone.weights,
+        "head": backbone.head.value,
+        "input": {
+            "short_side": backbone.short_side,
+            "size": list(backbone.fixed_size) if backbone.fixed_size else None,
+            "channels": backbone.channels,
+            "mean": list(backbone.mean),
+            "std": list(backbone.std),
+        },
         "threshold": threshold,
         "annotations": str(Path(annotations).resolve()),
         "engine": engine,

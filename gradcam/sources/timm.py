@@ -23,11 +23,12 @@ from gradcam.sources import (
     Source,
     Weights,
     backbone,
+    categories_of,
     check_pretrained_head,
-    load_checkpoint,
+    fitted,
+    names_and_outputs,
     numbered,
     requested,
-    seeded,
 )
 from gradcam.specs import BackboneSpec
 
@@ -74,25 +75,26 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     from timm.data import resolve_data_config
 
     untrained, path = requested(weights)
-    categories = read_labels(labels) if labels is not None else None
+    given = read_labels(labels) if labels is not None else None
+    names, outputs = names_and_outputs(given)
     if path is None and not untrained:
         try:
             # Downloads go through huggingface_hub, with its own progress bars and cache.
             model = timm.create_model(spec.arch, pretrained=True)
         except Exception as exc:  # hub, network and file errors of many kinds
             raise _download_error(exc, spec.arch) from exc
-        if categories is not None:
-            check_pretrained_head(labels, len(categories), spec.title, int(getattr(model, "num_classes", 0)))
+        if given is not None:
+            check_pretrained_head(labels, len(given), spec.title, int(getattr(model, "num_classes", 0)))
         described = f"timm {_pretrained_cfg(model).get('hf_hub_id') or spec.arch}"
     else:
         state_dict = read_state_dict(path) if path is not None else None  # read, or refused, before anything is built
-        kwargs: dict[str, Any] = {"num_classes": len(categories)} if categories is not None else {}
-        model = seeded(lambda: timm.create_model(spec.arch, pretrained=False, **kwargs))
-        described = RANDOM_DESCRIBED
-        if path is not None and state_dict is not None:
-            classes = int(getattr(model, "num_classes", 0))
-            load_checkpoint(spec, model, state_dict, str(path), classes, labels)
-            described = str(path)
+
+        def create(classes: int | None) -> nn.Module:
+            kwargs: dict[str, Any] = {"num_classes": classes} if classes is not None else {}
+            return timm.create_model(spec.arch, pretrained=False, **kwargs)
+
+        model, outputs = fitted(spec, create, outputs, state_dict, str(path), labels)
+        described = str(path) if path is not None else RANDOM_DESCRIBED
     config = resolve_data_config(model=model)
     input_size = tuple(config["input_size"][1:])
     patch_embed = getattr(model, "patch_embed", None)
@@ -101,10 +103,10 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     fixed = (int(input_size[0]), int(input_size[1])) if fixed_input else None
     mean = tuple(float(v) for v in config["mean"])
     std = tuple(float(v) for v in config["std"])
-    named = categories if categories is not None else _categories(model)
+    named = categories_of(names, outputs, _categories(model) if outputs != 1 else ())
     return backbone(
         spec, model, named, described, untrained,
-        mean=mean, std=std, short_side=int(min(input_size)), fixed_size=fixed,  # type: ignore[arg-type]
+        mean=mean, std=std, short_side=int(min(input_size)), fixed_size=fixed,
     )
 
 

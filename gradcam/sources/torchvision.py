@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 from pathlib import Path
 
+from torch import nn
 from torchvision import models as tv_models
 from torchvision.models import WeightsEnum
 
@@ -24,11 +25,13 @@ from gradcam.sources import (
     Source,
     Weights,
     backbone,
+    categories_of,
     check_pretrained_head,
+    fitted,
     load_checkpoint,
+    names_and_outputs,
     numbered,
     requested,
-    seeded,
 )
 from gradcam.specs import BackboneSpec
 
@@ -64,18 +67,19 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
     untrained, path = requested(weights)
     enum = spec.weights
     published = tuple(enum.meta["categories"]) if enum is not None else None
-    categories = read_labels(labels) if labels is not None else published
+    given = read_labels(labels) if labels is not None else None
+    names, outputs = names_and_outputs(given)
     if enum is not None:
         transforms = enum.transforms()
         mean, std, short_side = tuple(transforms.mean), tuple(transforms.std), int(transforms.crop_size[0])
     else:
         mean, std, short_side = spec.mean, spec.std, spec.short_side
-    classes = len(categories) if categories is not None else 1000
     if path is None and not untrained:
         if enum is None:
             raise WeightsError(
                 f"torchvision publishes no weights for {spec.arch}; give weights=PATH or weights={RANDOM_WEIGHTS!r}."
             )
+        classes = len(given) if given is not None else len(published or ())
         check_pretrained_head(labels, classes, spec.title, len(published or ()))
         cached = torchvision_file(enum)
         try:
@@ -99,16 +103,18 @@ def build(spec: BackboneSpec, weights: Weights, labels: Path | None, progress: b
                 hint = f"; {_download_hint(spec.title, enum, file)}" if enum is not None else ""
                 raise WeightsError(f"Weights file {file} does not exist{hint}.")
             state_dict = read_state_dict(file)
-        model = seeded(lambda: tv_models.get_model(spec.arch, num_classes=classes))
-        described = RANDOM_DESCRIBED
-        if file is not None and state_dict is not None:
-            load_checkpoint(spec, model, state_dict, str(file), classes, labels)
-            described = str(file)
+        default = len(published) if published is not None else 1000
+
+        def create(classes: int | None) -> nn.Module:
+            return tv_models.get_model(spec.arch, num_classes=classes if classes is not None else default)
+
+        model, outputs = fitted(spec, create, outputs, state_dict, str(file), labels)
+        described = str(file) if file is not None else RANDOM_DESCRIBED
     model = spec.wrap(model)
     # torchvision's ViT takes one input size only.
     size = getattr(model, "image_size", None) if isinstance(model, tv_models.VisionTransformer) else None
     fixed = (size, size) if isinstance(size, int) else None
-    named = categories if categories is not None else numbered(classes)
+    named = categories_of(names, outputs, published or numbered(outputs or 1000))
     return backbone(
         spec, model, named, described, untrained,
         mean=mean, std=std, short_side=fixed[0] if fixed else short_side, fixed_size=fixed,
