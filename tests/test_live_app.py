@@ -35,6 +35,9 @@ from .videos import ten_hours_of_one_frame, walking_cat, write_clip
 pytestmark = pytest.mark.slow
 
 INPUTS = ["Top prediction", "TinyNet", 0.15, 0.5, "jet"]
+#: The settings after the colours (the layer), at their defaults: in a photo or frame event after INPUTS, in a
+#: clip event after "every".
+NEWER = [None]
 
 
 def _frame(colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> dict:
@@ -60,7 +63,7 @@ class Stream:
     """One visitor's live stream: joined with a first frame, its answers collected from the event stream."""
 
     def __init__(self, app: RunningApp, session: str, inputs: list | None = None) -> None:
-        self.app, self.session, self.inputs = app, session, inputs or INPUTS
+        self.app, self.session, self.inputs = app, session, inputs or [*INPUTS, *NEWER]
         self.fn = _stream_index(app)
         self.messages: list[dict] = []
         self.http = httpx.Client(timeout=30)
@@ -224,7 +227,7 @@ def test_a_photo_during_a_stream_waits_for_one_frame_at_most(app, monkeypatch):
     ENGINE.longest_wait_behind_frame = ENGINE.longest_frame = 0.0
     photo = _upload(app, Path(__file__).resolve().parents[1] / "demo" / "examples" / "coffee.png")
     for _ in range(3):
-        status, answer = join(app, explain_index(app), [photo, *INPUTS], "photo-tab")
+        status, answer = join(app, explain_index(app), [photo, *INPUTS, *NEWER], "photo-tab")
         assert status == 200 and answer["success"], answer
     sending.set()
     sender.join()
@@ -279,12 +282,12 @@ def test_a_visitor_who_leaves_ends_their_stream_at_once(app):
 
 def test_a_frame_is_a_request_like_a_photo(app):
     """The class picker applies to the next frame; a class the model does not know is said, not an error badge."""
-    stream = Stream(app, "typed-tab", ["Egyptian cat", "TinyNet", 0.15, 0.5, "jet"])
+    stream = Stream(app, "typed-tab", ["Egyptian cat", "TinyNet", 0.15, 0.5, "jet", *NEWER])
     stream.start(_frame((0, 0, 0)))
     stream.wait(lambda: any(isinstance(d[1], str) and "Egyptian cat" in d[1] for d in stream.outputs()))
     stream.close()
     stream.leave()
-    typo = Stream(app, "typo-tab", ["Egyptian kat", "TinyNet", 0.15, 0.5, "jet"])
+    typo = Stream(app, "typo-tab", ["Egyptian kat", "TinyNet", 0.15, 0.5, "jet", *NEWER])
     typo.start(_frame((0, 0, 0)))
     typo.wait(lambda: any(isinstance(d[1], str) and "No class is called" in d[1] for d in typo.outputs()))
     view = next(d[0] for d in typo.outputs() if d[0])
@@ -365,7 +368,7 @@ def test_explain_video_answers_with_an_h264_video_as_long_as_the_clip_and_its_ta
     frames, _ = walking_cat(8, (320, 200))
     clip = write_clip(tmp_path / "cat.mp4", frames, fps=10)
     index = _index(app, "explain_video")
-    status, answer = join(app, index, [_upload(app, clip), *INPUTS, 2], "api-visitor")
+    status, answer = join(app, index, [_upload(app, clip), *INPUTS, 2, *NEWER], "api-visitor")
     assert status == 200 and answer["success"], answer
     video, table, sentence = answer["output"]["data"]
     with open_clip(Path(video["path"])) as explained:
@@ -381,7 +384,7 @@ def test_explain_video_answers_with_an_h264_video_as_long_as_the_clip_and_its_ta
 def test_the_page_streams_a_clips_frames_as_they_are_made_then_the_video(app, tmp_path, no_external_program):
     clip = write_clip(tmp_path / "cat.mp4", walking_cat(12, (320, 200))[0], fps=10)
     fn = _index(app, "explained_clip")
-    body = {"data": [_upload(app, clip), *INPUTS, 1], "fn_index": fn, "session_hash": "clip-tab"}
+    body = {"data": [_upload(app, clip), *INPUTS, 1, *NEWER], "fn_index": fn, "session_hash": "clip-tab"}
     with httpx.Client(timeout=60) as http:
         assert http.post(app.url + "gradio_api/queue/join", json=body).status_code == 200
         messages = []
@@ -402,7 +405,9 @@ def test_the_page_streams_a_clips_frames_as_they_are_made_then_the_video(app, tm
 
 def test_a_hostile_clip_is_refused_in_one_sentence(app, tmp_path, no_external_program):
     clip = ten_hours_of_one_frame(tmp_path / "long.mp4")
-    status, answer = join(app, _index(app, "explain_video"), [_upload(app, clip), *INPUTS, 1], "hostile-visitor")
+    status, answer = join(
+        app, _index(app, "explain_video"), [_upload(app, clip), *INPUTS, 1, *NEWER], "hostile-visitor"
+    )
     assert status == 200 and not answer["success"]
     assert (
         answer["output"]["error"]
