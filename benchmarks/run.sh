@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one benchmark experiment in the project environment:
-#   bash benchmarks/run.sh engine|peers|render|app|page|gpu|evaluate|flood|decode|kinds|methods [--quick] [options of that experiment]
+#   bash benchmarks/run.sh engine|peers|render|app|page|gpu|evaluate|flood|decode|kinds|video|live|methods [--quick] [options of that experiment]
 #
 # scripts/env.sh builds (once) and activates the project's venv, which installs
 # the peer libraries of benchmarks/requirements.txt with --no-deps, so nothing is
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-experiments="engine peers render app page gpu evaluate flood decode kinds methods"
+experiments="engine peers render app page gpu evaluate flood decode kinds video live methods"
 usage="usage: bash benchmarks/run.sh {${experiments// /|}} [--quick] [options]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 experiment=$1

@@ -6,7 +6,9 @@ function that fails when a Gradio release changes what it relies on:
 
 - :func:`current_event`: the request, event id and enqueue time of the event
   being handled (``gradio.context.LocalContext``, ``Blocks._queue``), so a request
-  whose visitor has left can be skipped before the model runs.
+  whose visitor has left can be skipped before the model runs. A stream's chunks
+  after its first come without their event's id (``Queue.process_events`` hands the
+  chunk's own body over): their event id is "".
 - :func:`share_the_queue`: a cap on the requests one browser tab and one network
   address may have waiting or running, and a sentence for an event that does not
   exist (wraps ``Queue.push``, counts ``Queue.event_ids_to_events``).
@@ -17,11 +19,15 @@ function that fails when a Gradio release changes what it relies on:
   queued endpoint (``GradioMCPServer._execute_tool_without_progress``).
 - :class:`Page`: link previews (``og:description``, ``og:image``) in the HTML the
   server sends (``Blocks.get_config_file``'s ``simple_description`` and ``thumbnail``).
+- :func:`end_streams`: a browser tab's streaming events (the live camera) end the
+  moment its visitor leaves (``Queue.event_ids_to_events``, and what the
+  ``/stream/<event>/close`` route sets on an ``Event``: ``closed``, ``run_time``, ``signal``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +47,7 @@ class Event:
     """The queued event a handler is running for."""
 
     session_hash: str
-    event_id: str
+    event_id: str  # "" for a stream's chunks after its first
     enqueued: float  # time.monotonic() when it joined the queue
 
 
@@ -51,8 +57,9 @@ def current_event() -> Event | None:
 
     request = LocalContext.request.get(None)
     event_id = LocalContext.event_id.get(None)
-    if request is None or event_id is None:
+    if request is None or (event_id is None and not getattr(request, "session_hash", None)):
         return None
+    event_id = event_id or ""  # a stream's later chunk (see the module's docstring)
     enqueued = time.monotonic()
     queue = getattr(LocalContext.blocks.get(None), "_queue", None)
     event = getattr(queue, "event_ids_to_events", {}).get(event_id)
@@ -183,3 +190,22 @@ class Page(gr.Blocks):
         config["simple_description"] = self.simple_description  # type: ignore[typeddict-unknown-key]
         config["thumbnail"] = self.thumbnail  # type: ignore[typeddict-unknown-key]
         return config
+
+
+def end_streams(blocks: gr.Blocks, session_hash: str) -> int:
+    """Ends the streaming events of one browser tab at once; returns how many. Call on the server's event loop.
+
+    Gradio 6.31 waits for a stream's next chunk until its time limit, even when the
+    visitor has closed the page (``Queue.process_events``: ``wait_for_batch`` with the
+    time limit as the timeout), so the stream's slot stays taken meanwhile. This does
+    what the page's own "Stop" does through ``POST /stream/<event>/close``.
+    """
+    queue = getattr(blocks, "_queue", None)
+    ended = 0
+    for event in list(getattr(queue, "event_ids_to_events", {}).values()):
+        if event.session_hash == session_hash and event.streaming and not event.closed:
+            event.run_time = math.inf
+            event.closed = True
+            event.signal.set()
+            ended += 1
+    return ended

@@ -26,7 +26,15 @@ from demo.limits import Limits, RequestGuard
 from demo.logs import install_log_filter
 from demo.page import CSS, build_demo
 from demo.service import DemoService, load_service
-from demo.settings import CONCURRENCY, MAX_UPLOAD, QUEUE_PER_ADDRESS, QUEUE_PER_SESSION, QUEUE_SIZE, Settings
+from demo.settings import (
+    CONCURRENCY,
+    LIVE_SECONDS,
+    MAX_UPLOAD,
+    QUEUE_PER_ADDRESS,
+    QUEUE_PER_SESSION,
+    QUEUE_SIZE,
+    Settings,
+)
 from gradcam import GradCAMError
 
 log = logging.getLogger("demo")
@@ -50,7 +58,12 @@ def launch_options(request_limits: Limits | None = None) -> dict[str, Any]:
 
 
 def create_app(
-    service: DemoService, *, on_spaces: bool = False, preview_image: str | None = None, proxy_hops: int = 0
+    service: DemoService,
+    *,
+    on_spaces: bool = False,
+    preview_image: str | None = None,
+    proxy_hops: int = 0,
+    live_seconds: float = LIVE_SECONDS,
 ) -> gr.Blocks:
     """The page with its queue configured, ready to launch.
 
@@ -59,8 +72,11 @@ def create_app(
         on_spaces: served as a Hugging Face Space (share buttons make sense there).
         preview_image: absolute URL of the picture a shared link shows.
         proxy_hops: proxies in front of the app that append to ``X-Forwarded-For``.
+        live_seconds: how long one run of the live camera lasts.
     """
-    demo = build_demo(service, on_spaces=on_spaces, preview_image=preview_image, proxy_hops=proxy_hops)
+    demo = build_demo(
+        service, on_spaces=on_spaces, preview_image=preview_image, proxy_hops=proxy_hops, live_seconds=live_seconds
+    )
     # api_open=False: POST /run/<name> and /api/<name> would run the model outside the queue.
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)
     visitor = limits(proxy_hops).visitor

@@ -4,7 +4,8 @@
 
 - answers 404 for every route the app does not use (:data:`ROUTES`): Gradio's
   recording converter (which runs ffmpeg), its monitoring dashboard, ``file=``
-  with a URL (an open proxy), and the rest;
+  with a URL (an open proxy), the streamed-media playlists (the app streams
+  camera frames in, never media out), and the rest;
 - refuses request bodies beyond the upload limit (HTTP 413) before they are
   parsed, from the ``Content-Length`` header or by counting the bytes as they
   stream in, and JSON bodies with more structure (objects, arrays, members) than
@@ -65,6 +66,7 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
         ("GET", _API + r"/call/\w+/[\w-]+"),
         ("GET HEAD", _API + r"/file=(?!\w+:)[^?]*"),  # a local file Gradio may serve; never a URL
         ("POST", _API + r"/(queue/join|upload|cancel)/?"),
+        ("POST", _API + r"/stream/[0-9a-f]+(/close)?/?"),  # a live camera's next frame, and its end
         ("POST", _API + r"/run/predict/?"),  # the examples' lookup (Gradio refuses every queued event there)
         ("POST", _API + r"/call/\w+/?"),
         ("GET POST DELETE", _API + r"/mcp/?(http/?)?"),
@@ -84,8 +86,8 @@ NOT_AN_EVENT = (
 NO_LINKS = (
     "This app does not fetch links. Please send the photo itself: upload the file, or give it as a base64 data: URL."
 )
-#: The routes whose JSON body holds an event's inputs, files among them.
-_EVENT_BODY = re.compile(_API + r"/(queue/join|call/\w+)/?")
+#: The routes whose JSON body holds an event's inputs, files among them (a live camera's frames too).
+_EVENT_BODY = re.compile(_API + r"/(queue/join|call/\w+|stream/[0-9a-f]+)/?")
 
 
 def route_allowed(method: str, path: str) -> bool:

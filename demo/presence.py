@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import gradio as gr
 
@@ -35,6 +35,12 @@ class Listeners:
         self._open: dict[str, int] = defaultdict(int)
         self._changed = threading.Condition()
         self.dropped = 0
+        self._when_closed: list[Callable[[str], None]] = []
+
+    def when_closed(self, callback: Callable[[str], None]) -> None:
+        """Calls ``callback(key)`` each time the last stream open for ``key`` closes (the visitor left or is done)."""
+        with self._changed:
+            self._when_closed.append(callback)
 
     def opened(self, key: str) -> None:
         with self._changed:
@@ -44,9 +50,16 @@ class Listeners:
     def closed(self, key: str) -> None:
         with self._changed:
             self._open[key] -= 1
-            if self._open[key] <= 0:
+            last = self._open[key] <= 0
+            if last:
                 del self._open[key]
             self._changed.notify_all()
+            callbacks = list(self._when_closed) if last else []
+        for callback in callbacks:
+            try:
+                callback(key)
+            except Exception:  # one listener's failure must not keep the others from hearing
+                log.exception("a callback for a closed event stream failed")
 
     def listening(self, *keys: str) -> bool:
         """Whether a stream is open now for any of ``keys``."""

@@ -19,8 +19,8 @@ from typing import Any
 
 from demo import checks
 from demo.errors import UserError
-from demo.settings import COLORMAPS, MAX_NAME, MAX_UPLOAD_BYTES, METHODS, OPACITY, THRESHOLD
-from gradcam.errors import InvalidImageError
+from demo.settings import COLORMAPS, EVERY, MAX_NAME, MAX_UPLOAD_BYTES, METHODS, OPACITY, THRESHOLD
+from gradcam.errors import GradCAMError, InvalidImageError, InvalidVideoError
 from gradcam.methods import DEFAULT, UnknownMethodError, get_method
 
 #: What the class picker says when the model's own best guess is to be explained.
@@ -189,32 +189,101 @@ def read_photo(image: Any) -> Photo:
         InvalidInput: a ``data:`` URL over the upload limit.
         InvalidImageError: the file cannot be read.
     """
-    if image is None or image == b"" or image == "":
-        raise UserError(NO_PHOTO)
-    if isinstance(image, bytes):
-        return Photo.of(image)
-    if isinstance(image, Mapping):  # a file payload as sent: {"path": ..., "url": ..., "orig_name": ...}
-        image = SimpleNamespace(path=image.get("path"), url=image.get("url"), orig_name=image.get("orig_name"))
-    url = getattr(image, "url", None)
+    return _read_upload(image, "image", NO_PHOTO, InvalidImageError)
+
+
+def _read_upload(value: Any, kind: str, nothing: str, unreadable: type[GradCAMError]) -> Photo:
+    """An upload's bytes and name (see :func:`read_photo`); ``kind`` names it in messages ("image", "video")."""
+    if value is None or value == b"" or value == "":
+        raise UserError(nothing)
+    if isinstance(value, bytes):
+        return Photo.of(value)
+    if isinstance(value, Mapping):  # a file payload as sent: {"path": ..., "url": ..., "orig_name": ...}
+        value = SimpleNamespace(path=value.get("path"), url=value.get("url"), orig_name=value.get("orig_name"))
+    url = getattr(value, "url", None)
     if isinstance(url, str) and url.startswith("data:"):  # pasted or sent inline: decoded here, bounded first
         checks.data_url(url)
         try:
             return Photo.of(
-                base64.b64decode(url.split(",", 1)[1], validate=False), getattr(image, "orig_name", None) or "image"
+                base64.b64decode(url.split(",", 1)[1], validate=False), getattr(value, "orig_name", None) or kind
             )
         except (ValueError, IndexError, binascii.Error) as exc:
-            raise InvalidImageError("The pasted image could not be read. Please try again.") from exc
-    path = getattr(image, "path", image)
+            raise unreadable(f"The pasted {kind} could not be read. Please try again.") from exc
+    path = getattr(value, "path", value)
     if not isinstance(path, (str, Path)) or not str(path):
-        raise UserError(NO_PHOTO)
-    name = getattr(image, "orig_name", None) or Path(path).name
+        raise UserError(nothing)
+    name = getattr(value, "orig_name", None) or Path(path).name
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_UPLOAD_BYTES + 1)
     except OSError as exc:
-        raise InvalidImageError("The upload could not be read. Please try again.") from exc
+        raise unreadable("The upload could not be read. Please try again.") from exc
     if len(data) > MAX_UPLOAD_BYTES:
-        raise checks.InvalidInput(f"The image is too large: at most {MAX_UPLOAD_BYTES // 1024 // 1024} MB, please.")
+        raise checks.InvalidInput(f"The {kind} is too large: at most {MAX_UPLOAD_BYTES // 1024 // 1024} MB, please.")
     if not data:
-        raise InvalidImageError("The file is empty. Please choose an image file.")
+        raise unreadable(f"The file is empty. Please choose {'an image' if kind == 'image' else 'a video'} file.")
     return Photo.of(data, str(name))
+
+
+# --- video clips ---------------------------------------------------------------------------------
+
+NO_CLIP = "Please add a video clip first: drag one in, or click to choose one (MP4, WebM or MOV, up to 30 seconds)."
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """A checked video request: the page's request, whose upload is the clip, and which frames to explain.
+
+    Attributes:
+        request: the model, class, threshold and look, as for a photo; ``request.photo`` holds the clip's bytes.
+        every: explain every ``every``-th frame.
+    """
+
+    request: Request
+    every: int = 1
+
+
+def parse_clip(
+    video: Any,
+    target: object = TOP_PREDICTION,
+    model: object = None,
+    threshold: object = THRESHOLD.default,
+    alpha: object = OPACITY.default,
+    colormap: object = COLORMAPS[0],
+    every: object = EVERY.default,
+    layer: object = None,
+    *,
+    models: Sequence[str],
+    default_model: str | None = None,
+    visitor: str = "",
+    layers: Callable[[str], Sequence[str] | None] | None = None,
+    unknown_layer: str = "raise",
+) -> ClipRequest:
+    """Checks a video request: the settings by :func:`parse`'s rules, the clip as an upload, ``every`` in its range.
+
+    ``layer`` comes after ``every`` (the newer setting last); ``layers`` and ``unknown_layer`` as for
+    :func:`parse`. The clip itself is read (sniffed, bounded) later, by :func:`gradcam.video.open_clip`.
+
+    Raises:
+        InvalidInput: a setting that is not one, or a clip over the upload limit.
+        UserError: no clip.
+        InvalidVideoError: an upload that cannot be read.
+    """
+    clip = _read_upload(video, "video", NO_CLIP, InvalidVideoError)
+    request = parse(
+        clip.data,
+        target,
+        model,
+        threshold,
+        alpha,
+        colormap,
+        layer,
+        models=models,
+        default_model=default_model,
+        layers=layers,
+        unknown_layer=unknown_layer,
+    )
+    step = checks.number(every, "Explain every N-th frame", EVERY)
+    if step != int(step):
+        raise checks.InvalidInput(f"Explain every N-th frame must be a whole number; got {checks.shorten(every)}.")
+    return ClipRequest(replace(request, photo=clip, visitor=visitor), int(step))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,11 +23,11 @@ import numpy as np
 
 from demo import request as requests
 from demo.cache import ExplanationCache
-from demo.engine import ENGINE, Needs, run_engine
+from demo.engine import ENGINE, Needs, run_engine, run_frames
 from demo.files import OutputStore
 from demo.models import LoadFailed, ModelSet, ModelUnavailable
-from demo.request import Request
-from demo.settings import CACHE_SIZE, MAX_SIDE, SCORE_CAM_SECONDS, ModelChoice
+from demo.request import ClipRequest, Photo, Request
+from demo.settings import CACHE_SIZE, CLIP_SECONDS, CLIP_SIDE, MAX_SIDE, SCORE_CAM_SECONDS, ModelChoice
 from gradcam import (
     Explainer,
     Explanation,
@@ -39,9 +40,12 @@ from gradcam import (
     words,
 )
 from gradcam.boxes import box_iou
+from gradcam.clips import ExplainedClip, FrameRow, explain_clip
 from gradcam.encode import write_png
+from gradcam.methods import DEFAULT as DEFAULT_METHOD
+from gradcam.methods import get_method
 
-__all__ = ["DemoService", "Files", "Shown", "load_service"]
+__all__ = ["DemoService", "Files", "Shown", "Stopped", "load_service"]
 
 log = logging.getLogger("demo")
 
@@ -52,6 +56,10 @@ Progress = Callable[[float], None]
 #: What an explanation is remembered by: the upload's SHA-256, the model's title, the class (None: the top one),
 #: the layer (None: the model's automatic one), the method.
 Key = tuple[str, str, int | None, str | None, str]
+
+
+class Stopped(Exception):
+    """A clip's explanation was stopped by its caller (the visitor left)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,37 @@ class DemoService:
             colormap,
             layer,
             method,
+            models=self.models.titles,
+            default_model=self.default_model,
+            visitor=visitor,
+            layers=self.layers,
+            unknown_layer=unknown_layer,
+        )
+
+    def parse_clip(
+        self,
+        video: object,
+        target: object = requests.TOP_PREDICTION,
+        model: object = None,
+        threshold: object = None,
+        alpha: object = None,
+        colormap: object = None,
+        every: object = None,
+        layer: object = None,
+        *,
+        visitor: str = "",
+        unknown_layer: str = "raise",
+    ) -> ClipRequest:
+        """A video request, checked, for one of this service's models (see :func:`demo.request.parse_clip`)."""
+        return requests.parse_clip(
+            video,
+            target,
+            model,
+            threshold,
+            alpha,
+            colormap,
+            every,
+            layer,
             models=self.models.titles,
             default_model=self.default_model,
             visitor=visitor,
@@ -256,6 +295,88 @@ class DemoService:
                 a, b = results[first].boxes, results[second].boxes
                 overlaps.append((first, second, box_iou(a[0], b[0]) if a and b else None))
         return pictures, words.models_agreement(overlaps).plain
+
+    def frame(self, request: Request) -> Explanation | None:
+        """A live camera's frame explained by the one engine call, or None when the model is busy.
+
+        A frame never waits for the model (:meth:`demo.engine.EngineGate.trying`): when a
+        request holds it or waits for it, the frame is dropped and the next one tried.
+        Frames are not remembered, so a stream never pushes out the photos' explanations.
+
+        Raises:
+            GradCAMError: an unknown class, a model not ready, a frame that cannot be read.
+        """
+        explainer = self.models.get(request.model)
+        index = None if request.target is None else explainer.class_index(request.target)
+        rgb = load_image(request.photo.data, max_side=MAX_SIDE)
+        with ENGINE.trying() as free:
+            if not free:
+                return None
+            method = request.method if get_method(request.method).cheap else DEFAULT_METHOD  # Score-CAM: too slow
+            return run_engine(explainer, rgb, index, request.threshold, Needs(), method=method, layer=request.layer)
+
+    def keep(self, photo: Photo, visitor: str = "", name: str = "frame.jpg") -> Path:
+        """Writes an upload's bytes (a frozen live frame) into the store; the path to show it from."""
+        folder = self.store.folder(visitor)
+        try:
+            path = folder / name
+            path.write_bytes(photo.data)
+        finally:
+            self.store.done(folder)
+        return path
+
+    def clip(
+        self,
+        asked: ClipRequest,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        shown: Callable[[np.ndarray, FrameRow], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> ExplainedClip:
+        """A video clip explained into the store: ``overlay.mp4`` and ``frames.csv`` (see :mod:`gradcam.clips`).
+
+        The frames go a batch at a time through :func:`demo.engine.run_frames`, each batch
+        behind the page's requests; the clip is bounded by :mod:`gradcam.video`'s limits and
+        ``CLIP_SECONDS`` of wall time.
+
+        Args:
+            asked: the checked video request.
+            progress: called with the frames read and the frames announced.
+            shown: called with each explained frame's picture and row, as they are made.
+            stop: asked before each batch; True stops the work (raises :class:`Stopped`).
+
+        Raises:
+            GradCAMError: an unknown class, a model not ready, a clip that cannot be read, a full store.
+            Stopped: ``stop`` said so.
+        """
+        request = asked.request
+        explainer = self.models.get(request.model)
+        index = None if request.target is None else explainer.class_index(request.target)
+
+        def engine(frames: list[np.ndarray]) -> list[Explanation]:
+            if stop is not None and stop():
+                raise Stopped
+            return run_frames(explainer, frames, index, request.threshold, request.layer)
+
+        folder = self.store.folder(request.visitor)
+        try:
+            return explain_clip(
+                explainer,
+                request.photo.data,
+                folder,
+                target=index,
+                every=asked.every,
+                threshold=request.threshold,
+                alpha=request.look.alpha,
+                colormap=request.look.colormap,
+                max_side=CLIP_SIDE,
+                engine=engine,
+                progress=progress,
+                shown=shown,
+                deadline=time.monotonic() + CLIP_SECONDS,
+            )
+        finally:
+            self.store.done(folder)
 
     def forget(self) -> None:
         """Drops the remembered explanations: the next requests run the model."""

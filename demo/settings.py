@@ -259,3 +259,22 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
         proxy_hops=int(environ.get("GRADCAM_PROXY_HOPS", "1" if space else "0")),
         preview_image=f"https://huggingface.co/spaces/{space}/resolve/main/{PREVIEW}" if space else None,
     )
+
+#: The live camera: how often the browser sends a frame (seconds), and the frame size it asks the camera for
+#: (pixels; the browser scales the camera's picture down to it before sending: the network sees 224 anyway).
+LIVE_EVERY: Final = 0.1
+LIVE_WIDTH: Final = 320
+LIVE_HEIGHT: Final = 240
+#: How long one live run lasts (seconds) before it stops by itself, and how long before the end the page says so.
+LIVE_SECONDS: Final = 60
+LIVE_WARNING: Final = 10
+#: Live runs at once, every visitor together (each holds the model only while one of its frames is explained).
+LIVE_STREAMS: Final = 2
+#: Frames whose maps are averaged to steady the live map, and the shortest time between two sentences (seconds).
+LIVE_AVERAGE: Final = 3
+LIVE_SENTENCE_EVERY: Final = 1.0
+#: Video clips on the page: the longer side of the explained video (pixels), the most time one clip may take
+#: (seconds), and which frames are explained (every N-th).
+CLIP_SIDE: Final = 640
+CLIP_SECONDS: Final = 300
+EVERY: Final = Range(1, 10, 1, 1)

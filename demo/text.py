@@ -212,3 +212,59 @@ def trust_table(rows: list[tuple[str, str, str]], passes: int, method: str) -> s
     lines = ["| check | value | how to read it |", "|---|---:|---|"]
     lines += [f"| {name} | {value} | {html.escape(how)} |" for name, value, how in rows]
     return "\n".join(lines) + f"\n\n*The {method} map, checked in {passes} passes through the model.*"
+
+
+# --- the live camera and video clips ----------------------------------------------------------------
+
+LIVE_BUTTON = "Live camera"
+CLIP_BUTTON = "Explain a video clip"
+LIVE_HELP = (
+    "Point the camera at something, a mug or a plant: the heatmap follows it. Type a class above and the map moves "
+    "to what speaks for it; **Freeze** keeps the frame as your photo for everything below. Nothing is recorded."
+)
+LIVE_VIEW = "What the model looks at, live"
+LIVE_STARTING = "*Starting the camera…*"
+FREEZE = "Freeze: explore this frame"
+NOTHING_TO_FREEZE = "*Start the camera first: there is no frame to keep yet.*"
+CLIP_HELP = (
+    "Drop a short clip (MP4, WebM or MOV, up to 30 seconds and 10 MB): every frame gets its heatmap, box and label, "
+    "and you get the explained video and a table of what the model saw in each frame. The clip is read on this "
+    "server, by this app alone."
+)
+CLIP_EXPLAIN = "Explain the video"
+CLIP_PREVIEW = "Explained so far"
+CLIP_RESULT = "The explained video"
+CLIP_TABLE = "Table: time, class, probability and box of each frame (CSV)"
+
+
+def live_method(title: str) -> str:
+    """What the live camera says when the method picked is too slow for it (Score-CAM)."""
+    return f"*{title} is too slow for the live camera: the live map is Grad-CAM's.*"
+
+
+def cannot_explain_clip(message: str) -> str:
+    """What the video panel says when a clip cannot be explained."""
+    return f"**Can't explain this video.** {html.escape(message)}"
+
+
+def live_time(left: float, seconds: float, warning: float) -> tuple[str, bool]:
+    """What the page says of a live run's time left, and whether the run is over.
+
+    Returns:
+        ("", False) while more than ``warning`` seconds are left, a countdown in the last
+        ones, and the end (True) once no time is left.
+    """
+    length = f"{seconds / 60:g} minute{'' if seconds == 60 else 's'}" if seconds >= 60 else f"{seconds:g} seconds"
+    if left <= 0:
+        return f"The live camera has stopped: each run lasts {length}. Press Record to start it again.", True
+    if left <= warning:
+        whole = max(1, round(left))
+        return f"The live camera stops in {whole} second{'' if whole == 1 else 's'} (each run lasts {length}).", False
+    return "", False
+
+
+def clip_progress(done: int, total: int) -> str:
+    """How far the explanation of a clip has come."""
+    if total > 0:
+        return f"*Explaining the video: frame {min(done, total)} of {total}…*"
+    return f"*Explaining the video: frame {done}…*"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m gradcam IMAGE_OR_FOLDER... [options]``.
+"""Command line: ``python -m gradcam IMAGE_OR_FOLDER... [options]`` or ``python -m gradcam CLIP [options]``.
 
 Explains each image, prints the prediction, and writes the four pictures, the
 raw map and a manifest into one folder per image; ``--method`` picks another
@@ -6,6 +6,10 @@ method of the CAM family, and options add the counterfactual map, the masking
 test, the trust check, Guided Grad-CAM, a one-picture report and the maps of the
 best classes. A bad image is reported in one line and skipped;
 the exit code is non-zero if any image failed.
+
+Given one video clip (MP4, MOV, WebM: told by its content), it explains its
+frames (every ``--every``-th) with a progress bar and writes ``overlay.mp4`` and
+``frames.csv`` into ``--out`` (see :mod:`gradcam.clips`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm import tqdm
 
 from gradcam import encode, views, words
 from gradcam.backbone import Backbone
+from gradcam.clips import ExplainedClip, explain_clip
 from gradcam.config import BOX_THRESHOLD, COLORMAP, OVERLAY_ALPHA, RANDOM_WEIGHTS, TOP_K, WEIGHTS_ENV
 from gradcam.errors import GradCAMError, WeightsError
 from gradcam.explainer import Explainer
@@ -36,6 +41,7 @@ from gradcam.preprocess import RESIZE_CHOICES, parse_size, parse_values
 from gradcam.registry import available_offline, load_backbone
 from gradcam.save import masking_manifest, save_explanation, trust_manifest
 from gradcam.specs import BUILTINS
+from gradcam.video import open_clip, sniff_video
 
 log = logging.getLogger("gradcam")
 
@@ -142,7 +148,73 @@ def _parser() -> argparse.ArgumentParser:
         help="overlays of the N most likely classes, from one pass: class-<rank>-<name>.png "
         '(rank 1 = most likely), listed under "compare_classes" in manifest.json',
     )
+    clips = parser.add_argument_group("video clips (one MP4, MOV or WebM clip instead of images)")
+    clips.add_argument(
+        "--every",
+        type=int,
+        metavar="N",
+        help="explain every N-th frame of the clip (default: every frame); writes overlay.mp4 and frames.csv",
+    )
     return parser
+
+
+#: The options that add views of one image, which a clip does not have.
+_IMAGE_VIEWS = {
+    "counterfactual": "--counterfactual",
+    "masking_test": "--masking-test",
+    "guided": "--guided",
+    "report": "--report",
+    "compare_classes": "--compare-classes",
+}
+
+
+def _clip(inputs: Sequence[str]) -> tuple[Path | None, str | None]:
+    """The video clip named on the command line, if one is; or a usage error."""
+    videos = [Path(item) for item in inputs if _is_video(Path(item))]
+    if not videos:
+        return None, None
+    if len(inputs) > 1:
+        return None, f"explain one video clip at a time, without images ({videos[0]} is a clip)"
+    return videos[0], None
+
+
+def _is_video(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        return sniff_video(file.read(64)) is not None
+
+
+def _explain_video(explainer: Explainer, path: Path, args: argparse.Namespace) -> int:
+    """Explains a clip into ``args.out`` with a progress bar; one line when it is refused."""
+    with tqdm(unit="frame", file=sys.stderr, disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = max(total, done) or None
+            bar.update(done - bar.n)
+
+        try:
+            result: ExplainedClip = explain_clip(
+                explainer,
+                path,
+                args.out,
+                target=args.target,
+                every=args.every or 1,
+                threshold=args.threshold,
+                alpha=args.alpha,
+                colormap=args.colormap,
+                progress=progress,
+            )
+        except GradCAMError as exc:
+            bar.close()
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return EXIT_FAILED_IMAGES
+        except OSError as exc:
+            bar.close()
+            print(f"error: {path}: cannot write the results: {exc}", file=sys.stderr)
+            return EXIT_FAILED_IMAGES
+    print(words.clip_line(result, str(path), str(args.out)))
+    return 0
 
 
 def _images(inputs: Sequence[str], skipped: list[Path]) -> Iterator[Path]:
@@ -272,6 +344,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare_classes is not None and args.compare_classes < 1:
         print("error: --compare-classes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    clip, mixed = _clip(args.inputs)
+    if mixed is not None:
+        print(f"error: {mixed}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.every is not None and (clip is None or args.every < 1):
+        print("error: --every N takes a whole number of at least 1, for one video clip", file=sys.stderr)
+        return EXIT_USAGE
+    views_asked = [flag for name, flag in _IMAGE_VIEWS.items() if getattr(args, name)]
+    if clip is not None and views_asked:
+        asked = ", ".join(views_asked)
+        print(f"error: {asked} explain one image; a clip gets overlay.mp4 and frames.csv", file=sys.stderr)
+        return EXIT_USAGE
+    if clip is not None:
+        try:
+            open_clip(clip).close()  # a clip that cannot be read is told before the model loads
+        except GradCAMError as exc:
+            print(f"error: {clip}: {exc}", file=sys.stderr)
+            return EXIT_FAILED_IMAGES
     try:
         method = get_method(args.method)
     except GradCAMError as exc:
@@ -294,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if explainer.backbone.untrained:
         print(f"note: {words.UNTRAINED_NOTE}", file=sys.stderr)
+    if clip is not None:
+        return _explain_video(explainer, clip, args)
     skipped: list[Path] = []
     paths = list(_images(args.inputs, skipped))
     if skipped:

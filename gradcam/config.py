@@ -60,3 +60,15 @@ IMAGE_FORMATS: Final = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "ICO
 WEIGHTS_ENV: Final = "GRADCAM_WEIGHTS"
 #: The value of --weights / GRADCAM_WEIGHTS that builds an untrained model.
 RANDOM_WEIGHTS: Final = "random"
+
+#: Video clips (:mod:`gradcam.video`): the codecs decoded, all in process by FFmpeg's libraries through PyAV:
+#: those of phones, cameras and the web (and MPEG-4 part 2, which OpenCV writes).
+VIDEO_CODECS: Final = ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4")
+#: Longest clip explained, in seconds.
+MAX_VIDEO_SECONDS: Final = 30
+#: Most frames in a clip: 30 seconds at 60 frames a second.
+MAX_VIDEO_FRAMES: Final = 1800
+#: Largest frame, in pixels: a 4K (UHD) clip.
+MAX_VIDEO_PIXELS: Final = 3840 * 2160
+#: Longer side of the frames explained and of the explained video, in pixels (the network sees 224 anyway).
+VIDEO_SIDE: Final = 1280

@@ -69,5 +69,17 @@ class TimeLimitError(GradCAMError):
     """A computation that would take longer than the time it is allowed (Score-CAM on a public page)."""
 
 
+class InvalidVideoError(GradCAMError, ValueError):
+    """The file is not a video clip we can read, or is empty, damaged or truncated."""
+
+
+class VideoTooLongError(InvalidVideoError):
+    """The clip lasts longer, or holds more frames, than the limits allow."""
+
+
+class VideoTooLargeError(InvalidVideoError):
+    """The clip's frames have more pixels than the limit."""
+
+
 class SettingError(GradCAMError, ValueError):
     """A setting that contradicts the model or itself: a head, an input size, a mean or std of the wrong length."""

@@ -371,6 +371,49 @@ class Explainer:
             seed=seed, randomised=randomised, progress=progress, extra_passes=1,
         )
 
+    def explain_frames(
+        self,
+        frames: Sequence[np.ndarray],
+        target: Target = None,
+        *,
+        top_k: int = TOP_K,
+        threshold: float = BOX_THRESHOLD,
+        layer: str | None = None,
+    ) -> list[Explanation]:
+        """Explains equally sized RGB frames (a video's) for one class, in one engine call.
+
+        Each explanation equals what :meth:`explain` gives for that frame alone (the
+        maps within float rounding: the frames share one batched pass).
+
+        Args:
+            frames: RGB uint8 arrays ``(height, width, 3)``, all of one size.
+            target: None for each frame's top prediction, a class index or a class name.
+            top_k: how many predictions to report.
+            threshold: box threshold, a fraction of the map's maximum.
+            layer: the layer to read (see :meth:`cam_for`); None: the backbone's.
+
+        Raises:
+            ValueError: no frames, frames that are not RGB uint8 or not all of one size, or a
+                threshold outside [0, 1].
+            UnknownClassError: the target is not a class of the model.
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+        if not frames:
+            raise ValueError("explain_frames needs at least one frame.")
+        shape = frames[0].shape
+        if any(f.dtype != np.uint8 or f.ndim != 3 or f.shape != shape or shape[2] != 3 for f in frames):
+            raise ValueError("The frames must be RGB uint8 arrays (height, width, 3) of one size.")
+        index = None if target is None else self.class_index(target)
+        images = [_read_only(frame) for frame in frames]
+        smalls = [self.network_image(image) for image in images]
+        cam = self.cam_for(layer)
+        result = cam.compute(self.to_tensor(smalls), [index] * len(images), size=shape[:2])
+        return [
+            self._explanation(image, small, result, top_k, threshold, cam.target_layer, row=row)
+            for row, (image, small) in enumerate(zip(images, smalls))
+        ]
+
     def masking_test(
         self,
         explanation: Explanation,
@@ -413,17 +456,24 @@ class Explainer:
             )
 
     def _explanation(
-        self, rgb: np.ndarray, small: np.ndarray, result: CAMResult, top_k: int, threshold: float, layer: str
+        self,
+        rgb: np.ndarray,
+        small: np.ndarray,
+        result: CAMResult,
+        top_k: int,
+        threshold: float,
+        layer: str,
+        row: int = 0,
     ) -> Explanation:
-        """The explanation of the first map of a one-image result; the maps after it are the compared classes."""
+        """The explanation of image ``row``'s first map in a result; the maps after it are the compared classes."""
         categories = self.backbone.categories
         top_k = max(1, min(top_k, len(categories)))
-        probabilities = torch.from_numpy(self.probabilities_of(result.logits[:1]))[0]
+        probabilities = torch.from_numpy(self.probabilities_of(result.logits[row : row + 1]))[0]
         best_p, best_i = probabilities.topk(top_k)
         ranking = tuple(Prediction(int(i), categories[int(i)], float(p)) for p, i in zip(best_p, best_i))
-        classes = result.classes[0].tolist()
-        maps, empty = result.maps[0].cpu(), result.empty[0].tolist()  # .cpu() copies nothing when already there
-        counter = None if result.counter_maps is None else result.counter_maps[0, 0].cpu().numpy()
+        classes = result.classes[row].tolist()
+        maps, empty = result.maps[row].cpu(), result.empty[row].tolist()  # .cpu() copies nothing when already there
+        counter = None if result.counter_maps is None else result.counter_maps[row, 0].cpu().numpy()
         compared = tuple(
             ClassMap(index, categories[index], float(probabilities[index]), maps[k].numpy(), empty[k])
             for k, index in enumerate(classes[1:], start=1)
@@ -444,7 +494,7 @@ class Explainer:
             untrained=self.backbone.untrained,
             cam_empty=empty[0],
             counter_cam=counter,
-            counter_empty=result.counter_empty is not None and bool(result.counter_empty[0, 0]),
+            counter_empty=result.counter_empty is not None and bool(result.counter_empty[row, 0]),
             input_size=(small.shape[0], small.shape[1]),
             classes=compared,
             method=result.method,
@@ -490,3 +540,10 @@ class Explainer:
         picture = gradient.float().permute(1, 2, 0).cpu().numpy()  # (h, w, C)
         return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture  # a grayscale model's, as RGB
 
+
+
+def _read_only(image: np.ndarray) -> np.ndarray:
+    """A read-only copy of a caller's array (the explanation keeps it without another copy)."""
+    copy = np.array(image, copy=True)
+    copy.setflags(write=False)
+    return copy

@@ -576,6 +576,49 @@ def methods_evaluation(figures: Mapping[str, Any]) -> list[Text]:
     return said
 
 
+class Watched(Protocol):
+    """What the clip sentences read of an explained clip (a :class:`gradcam.clips.ExplainedClip`)."""
+
+    @property
+    def frames(self) -> int: ...
+    @property
+    def explained(self) -> int: ...
+    @property
+    def classes(self) -> Sequence[tuple[str, int]]: ...
+    @property
+    def asked(self) -> str | None: ...
+    @property
+    def untrained(self) -> bool: ...
+
+
+def clip_summary(result: Watched) -> Text:
+    """What the model saw in a clip: the class it named most, in how many of the explained frames, and the others."""
+    explained = result.explained
+    counted = f"{explained} explained frames" if explained != result.frames else f"{explained} frames"
+    if result.asked is not None:
+        lead = Text.of("Each frame is explained for ", ("strong", result.asked), f" ({counted}).")
+    elif result.classes:
+        name, count = result.classes[0]
+        share = f"all {counted}" if count == explained else f"{count} of the {counted} ({count / explained:.0%})"
+        lead = Text.of("The model saw ", ("strong", name), f" in {share}.")
+        others = ", ".join(f"{other} ({n})" for other, n in result.classes[1:4])
+        if others:
+            lead = lead + Text.of(f" Also: {others}.")
+    else:
+        lead = Text.of("No frame was explained.")
+    tail = Text.of(" The highlighted parts of each frame are what led it to its answer.")
+    if result.untrained:
+        tail = tail + Text.of(" ", ("soft", "(Untrained model: these numbers mean nothing.)"))
+    return lead + tail
+
+
+def clip_line(result: Watched, source: str, folder: str) -> str:
+    """The line the command line prints for an explained clip."""
+    seen = ", ".join(f"{name} {n}" for name, n in result.classes[:3])
+    every = f" of {result.frames}" if result.explained != result.frames else ""
+    return f"{source}: {result.explained}{every} frames explained; {seen} -> {folder}/"
+
+
 def unavailable(title: str, reason: str) -> str:
     """Why a model cannot be used right now, for a visitor."""
     return f"{title} is not available on this server right now ({reason}). Please pick another model."

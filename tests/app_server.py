@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import httpx
@@ -70,13 +71,15 @@ def explain_index(app: RunningApp) -> int:
 
 
 @contextmanager
-def running_app(service: DemoService, proxy_hops: int = 0, port: int | None = None) -> Iterator[RunningApp]:
+def running_app(
+    service: DemoService, proxy_hops: int = 0, port: int | None = None, **page: Any
+) -> Iterator[RunningApp]:
     """The app as ``python app.py`` serves it, on 127.0.0.1 and a free port; closed afterwards.
 
     With ``proxy_hops=1`` it trusts the last ``X-Forwarded-For`` entry, as on a Space: a test can
-    then be many visitors from one machine.
+    then be many visitors from one machine. ``page`` goes to :func:`demo.launch.create_app`.
     """
-    demo = create_app(service, proxy_hops=proxy_hops)
+    demo = create_app(service, proxy_hops=proxy_hops, **page)
     port = port or free_port()
     demo.launch(
         server_name="127.0.0.1",
@@ -92,13 +95,15 @@ def running_app(service: DemoService, proxy_hops: int = 0, port: int | None = No
 
 
 @contextmanager
-def served(service: DemoService, env: Mapping[str, str] | None = None, proxy_hops: int = 0) -> Iterator[RunningApp]:
+def served(
+    service: DemoService, env: Mapping[str, str] | None = None, proxy_hops: int = 0, **page: Any
+) -> Iterator[RunningApp]:
     """:func:`running_app` with ``env`` set while it runs; the service is closed (its files deleted) afterwards."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in (env or {}).items():
             patch.setenv(name, value)
         try:
-            with running_app(service, proxy_hops) as running:
+            with running_app(service, proxy_hops, **page) as running:
                 yield running
         finally:
             service.close()

@@ -137,7 +137,7 @@ def test_the_page_says_the_model_is_untrained(app):
 
 def test_the_api_documents_explain(client):
     info = client.view_api(return_format="dict", print_info=False)
-    assert list(info["named_endpoints"]) == ["/explain"], "the page's own events are in the API"
+    assert list(info["named_endpoints"]) == ["/explain", "/explain_video"], "the page's own events are in the API"
     parameters = [p["parameter_name"] for p in info["named_endpoints"]["/explain"]["parameters"]]
     # The six of the first version keep their places; the layer and then the method came after them, with defaults.
     assert parameters == ["image", "target", "model", "threshold", "alpha", "colormap", "layer", "method"]
@@ -146,6 +146,10 @@ def test_the_api_documents_explain(client):
     returns = [r["label"] for r in info["named_endpoints"]["/explain"]["returns"]]
     assert returns[:6] == ["Original", "Heatmap", "Overlay", "Boxes", "Top 5 guesses", "Sentence"]
     assert not any(name.startswith("value_") for name in returns)
+    video = info["named_endpoints"]["/explain_video"]
+    parameters = [p["parameter_name"] for p in video["parameters"]]
+    assert parameters == ["video", "target", "model", "threshold", "alpha", "colormap", "every"]
+    assert [r["label"] for r in video["returns"]] == [text.CLIP_RESULT, text.CLIP_TABLE, "What the model saw"]
 
 
 def test_the_banner_speaks_to_visitors_not_to_the_operator(app):

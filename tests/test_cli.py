@@ -389,6 +389,72 @@ def test_a_method_without_a_counterfactual_is_refused_with_counterfactual(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+# Video clips -------------------------------------------------------------------------------------
+
+
+def _clip(path: Path, frames: int = 6) -> Path:
+    from .videos import walking_cat, write_clip
+
+    return write_clip(path, walking_cat(frames, (400, 240))[0], fps=10)
+
+
+@pytest.mark.slow
+def test_a_clip_becomes_an_explained_video_and_a_table(tmp_path, capsys):
+    clip = _clip(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    code, stdout, _ = run([clip, "--model", "efficientnet_lite0", "--out", out], capsys)
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {"overlay.mp4", "frames.csv"}
+    assert stdout == [f"{clip}: 6 frames explained; {stdout[0].split('; ', 1)[1].split(' -> ')[0]} -> {out}/"]
+    assert "cat" in stdout[0]
+    rows = (out / "frames.csv").read_text().splitlines()
+    assert rows[0] == "frame,time_s,class,probability,x0,y0,x1,y1" and len(rows) == 7
+
+
+@pytest.mark.slow
+def test_every_n_samples_the_frames(tmp_path, capsys):
+    clip = _clip(tmp_path / "clip.mp4", frames=7)
+    code, stdout, _ = run([clip, *FAST, "--every", "3", "--out", tmp_path / "out"], capsys)
+    assert code == 0 and "3 of 7 frames explained" in stdout[0]
+    assert [r.split(",")[0] for r in (tmp_path / "out" / "frames.csv").read_text().splitlines()[1:]] == ["0", "3", "6"]
+
+
+def test_a_clip_that_cannot_be_explained_is_one_line_and_nothing_is_written(tmp_path, capsys):
+    from .videos import ten_hours_of_one_frame
+
+    clip = ten_hours_of_one_frame(tmp_path / "long.mp4")
+    code, stdout, stderr = run([clip, *FAST, "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_FAILED_IMAGES and stdout == []
+    refused = "This clip lasts 10 hours; we explain clips of up to 30 seconds. Please cut it shorter."
+    assert stderr == [f"error: {clip}: {refused}"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--every", "0"], "--every N takes a whole number of at least 1"),
+        (["--masking-test"], "--masking-test explain one image"),
+        (["--report", "--guided"], "--guided, --report explain one image"),
+    ],
+)
+def test_options_a_clip_cannot_take_are_one_line_and_exit_2(tmp_path, capsys, extra, says):
+    clip = _clip(tmp_path / "clip.mp4", frames=2)
+    code, _, stderr = run([clip, *FAST, *extra, "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_USAGE and len(stderr) == 1 and says in stderr[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_clip_with_images_or_every_without_a_clip_is_a_usage_error(tmp_path, capsys):
+    clip, image = _clip(tmp_path / "clip.mp4", frames=2), write_image(tmp_path / "photo.png")
+    code, _, stderr = run([clip, image, *FAST, "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_USAGE
+    assert stderr == [f"error: explain one video clip at a time, without images ({clip} is a clip)"]
+    code, _, stderr = run([image, *FAST, "--every", "2", "--out", tmp_path / "out"], capsys)
+    assert code == cli.EXIT_USAGE and "for one video clip" in stderr[0]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow  # a model and a CLI run
 def test_inputs_that_are_not_regular_files_or_too_large_are_one_line_each_and_names_stay_inside_out(tmp_path, capsys):
     folder = tmp_path / "in"

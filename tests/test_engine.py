@@ -65,3 +65,60 @@ def test_every_engine_call_is_counted(tiny_backbone, monkeypatch):
     monkeypatch.setattr(explainer, "explain", explain)
     run_engine(explainer, make_scene(np.random.default_rng(2), (0,)).image, None, 0.15, Needs())
     assert seen == [True] and not ENGINE.busy
+
+
+def _hold(gate: EngineGate, seconds: float, *, frame: bool = False, behind: bool = False, log=None, name=""):
+    """A thread that holds the model for ``seconds``: a frame (trying), a clip batch (behind) or a request."""
+
+    def body() -> None:
+        if frame:
+            with gate.trying() as free:
+                assert free
+                time.sleep(seconds)
+        else:
+            with gate.running(behind=behind):
+                if log is not None:
+                    log.append(name)
+                time.sleep(seconds)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def test_a_request_waits_for_one_frame_at_most_and_frames_never_wait():
+    gate = EngineGate()
+    frame = _hold(gate, 0.3, frame=True)
+    time.sleep(0.05)
+    start = time.monotonic()
+    with gate.trying() as free:  # the model is busy: dropped at once, not queued
+        assert not free
+    assert time.monotonic() - start < 0.05 and gate.dropped == 1
+    request = _hold(gate, 0.2)
+    time.sleep(0.05)
+    frame.join()
+    with gate.trying() as free:  # a request is waiting (or running): frames step aside
+        assert not free
+    request.join()
+    assert gate.dropped == 2
+    assert 0.2 < gate.longest_wait_behind_frame <= gate.longest_frame + 0.05
+
+
+def test_clip_batches_wait_behind_every_request():
+    gate = EngineGate()
+    order: list[str] = []
+    first = _hold(gate, 0.2, log=order, name="first")
+    time.sleep(0.05)
+    batch = _hold(gate, 0.0, behind=True, log=order, name="clip batch")
+    time.sleep(0.05)
+    request = _hold(gate, 0.0, log=order, name="photo")
+    for thread in (first, batch, request):
+        thread.join()
+    assert order == ["first", "photo", "clip batch"]
+
+
+def test_a_thread_that_holds_the_model_may_enter_again():
+    gate = EngineGate()
+    with gate.trying() as free, gate.running():
+        assert free and gate.busy
+    assert not gate.busy

@@ -346,3 +346,35 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
     assert isinstance(explainer.backbone.model.features_conv, torch.nn.Sequential)
     assert "torch.compile is not available here (no C++ compiler found); running eagerly" in caplog.text
     assert explainer.explain(np.zeros((64, 64, 3), np.uint8)).cam.shape == (64, 64)
+
+
+def test_frames_explained_together_equal_each_frame_explained_alone(tiny_backbone):
+    explainer = Explainer(tiny_backbone)
+    rng = np.random.default_rng(5)
+    frames = [make_scene(rng, (0, 1)).image for _ in range(3)]
+    for target in (None, "disc"):
+        together = explainer.explain_frames(frames, target, threshold=0.3)
+        for frame, explanation in zip(frames, together):
+            alone = explainer.explain(frame, target, threshold=0.3)
+            np.testing.assert_allclose(explanation.cam, alone.cam, atol=1e-5)
+            assert explanation.class_index == alone.class_index
+            assert explanation.probability == pytest.approx(alone.probability, abs=1e-6)
+            assert [p.index for p in explanation.top_k] == [p.index for p in alone.top_k]
+            assert explanation.boxes == alone.boxes and explanation.threshold == 0.3
+            assert not explanation.image.flags.writeable
+
+
+def test_frames_are_checked(tiny_backbone):
+    explainer = Explainer(tiny_backbone)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="at least one frame"):
+        explainer.explain_frames([])
+    with pytest.raises(ValueError, match="of one size"):
+        explainer.explain_frames([frame, np.zeros((64, 32, 3), np.uint8)])
+    with pytest.raises(ValueError, match="RGB uint8"):
+        explainer.explain_frames([frame.astype(np.float32)])
+    with pytest.raises(UnknownClassError):
+        explainer.explain_frames([frame], "triangle")
+    caller = frame.copy()
+    explainer.explain_frames([caller])
+    assert caller.flags.writeable, "the caller's frame was made read-only"

@@ -150,3 +150,30 @@ def test_the_page_html_describes_itself_to_link_previews():
 )
 def test_every_reliance_is_named_in_the_module_docstring(name):
     assert f"`{name}`" in (gradio_internals.__doc__ or "")
+
+
+def test_a_tabs_streams_can_be_ended_as_the_close_route_ends_one():
+    """``end_streams`` relies on Gradio's queued ``Event``: ``streaming``, ``closed``, ``run_time``, ``signal``."""
+    import asyncio
+
+    from gradio.queueing import Event
+
+    with gr.Blocks() as demo:
+        camera = gr.Image(sources=["webcam"], streaming=True)
+        camera.stream(lambda frame: frame, camera, camera)
+        box = gr.Textbox()
+        box.submit(lambda x: x, box, box)
+    demo.queue()
+    stream_fn = next(fn for fn in demo.fns.values() if fn.connection == "stream")
+    other_fn = next(fn for fn in demo.fns.values() if fn.connection != "stream")
+
+    async def run() -> tuple[int, list[Event]]:
+        events = [Event("tab", stream_fn, None, None), Event("other-tab", stream_fn, None, None)]
+        events.append(Event("tab", other_fn, None, None))
+        demo._queue.event_ids_to_events.update({event._id: event for event in events})
+        return gradio_internals.end_streams(demo, "tab"), events
+
+    ended, (mine, theirs, not_a_stream) = asyncio.run(run())
+    assert ended == 1
+    assert mine.closed and mine.is_finished and mine.signal.is_set()
+    assert not theirs.closed and not not_a_stream.closed and not theirs.signal.is_set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from demo.launch import create_app, launch_options, limits
 from demo.limits import RequestGuard
 from demo.service import DemoService
-from demo.settings import CONCURRENCY, MAX_UPLOAD, QUEUE_SIZE
+from demo.settings import CONCURRENCY, LIVE_STREAMS, MAX_UPLOAD, QUEUE_SIZE
 from gradcam import Explainer
 
 
@@ -15,7 +15,9 @@ def test_the_page_is_queued_with_its_bounds_and_shares(tiny_backbone, tmp_path):
     queue = demo._queue
     assert queue.max_size == QUEUE_SIZE
     assert getattr(queue.push, "shares_the_queue", False), "the per-tab and per-address shares are not applied"
-    assert all(fn.concurrency_limit in (CONCURRENCY, "default", None) for fn in demo.fns.values())
+    own = {"video": 1, "live": LIVE_STREAMS}  # a clip at a time; the live streams, each frame behind the photos
+    for fn in demo.fns.values():
+        assert fn.concurrency_limit in (own.get(fn.concurrency_id), CONCURRENCY, "default", None), fn.name
     assert not demo.api_open, "the REST routes that would skip the queue are open"
 
 

@@ -58,6 +58,8 @@ def _call(middleware, path, chunks, headers=(), method="POST", client="10.0.0.1"
 
 
 LIMITS = Limits(upload_bytes=1000, files_per_upload=2, visitor_bytes_per_minute=10_000, overhead=100)
+#: A queued event's id, as Gradio makes them (a live camera's frames go to /gradio_api/stream/<id>).
+EVENT = "895dc38d1a104785ae1e5f2de21c7921"
 JSON = [("content-type", "application/json")]
 
 
@@ -80,6 +82,8 @@ USED = [
     ("POST", "/gradio_api/mcp/"),
     ("GET", "/gradio_api/mcp/schema"),
     ("POST", "/gradio_api/run/predict"),
+    ("POST", f"/gradio_api/stream/{EVENT}"),  # a live camera's next frame
+    ("POST", f"/gradio_api/stream/{EVENT}/close"),  # the camera stopped
 ]
 UNUSED = [
     ("POST", "/gradio_api/process_recording"),  # runs ffmpeg on any upload
@@ -98,6 +102,10 @@ UNUSED = [
     ("GET", "/wp-admin.php"),
     ("PUT", "/gradio_api/upload"),
     ("GET", "/gradio_api/stream/abc/1/2/playlist.m3u8"),
+    ("GET", f"/gradio_api/stream/{EVENT}/0/7/segment-1.ts"),  # streamed media out: the app sends none
+    ("GET", f"/gradio_api/stream/{EVENT}"),
+    ("POST", "/gradio_api/stream/not-an-event/close"),
+    ("POST", f"/gradio_api/stream/{EVENT}/../../upload"),
 ]
 
 
@@ -256,6 +264,43 @@ def test_uploads_are_refused_when_the_disk_is_nearly_full(tmp_path):
 
 def test_pages_pass_through():
     assert _call(RequestGuard(Recorder(), LIMITS), "/config", [b""], method="GET") == (200, "0")
+
+
+# A live camera's frames ---------------------------------------------------------------------------
+
+
+def _frame(payload: str) -> bytes:
+    """A frame as the page sends it: the event's inputs, the camera's picture first."""
+    picture = {"path": None, "url": payload, "meta": {"_type": "gradio.FileData"}}
+    return json.dumps({"data": [picture, "Top prediction", "VGG19", 0.15, 0.5, "jet"], "fn_index": 4}).encode()
+
+
+def test_a_frame_within_the_limits_reaches_the_app():
+    body = _frame("data:image/jpeg;base64," + "A" * 1200)
+    assert _call(RequestGuard(Recorder(), LIMITS), f"/gradio_api/stream/{EVENT}", [body], JSON) == (200, str(len(body)))
+
+
+def test_a_frame_beyond_the_upload_limit_is_refused_before_the_app_runs():
+    app = Recorder()
+    body = _frame("data:image/jpeg;base64," + "A" * 5000)
+    status, answer = _call(RequestGuard(app, LIMITS), f"/gradio_api/stream/{EVENT}", [body], JSON)
+    assert status == 413 and "too large" in answer and app.calls == 0
+
+
+def test_a_frame_that_is_a_link_is_refused_in_words():
+    app = Recorder()
+    link = {"path": "https://example.com/huge.jpg", "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [link, "Top prediction"], "fn_index": 4}).encode()
+    status, answer = _call(RequestGuard(app, LIMITS), f"/gradio_api/stream/{EVENT}", [body], JSON)
+    assert status == 422 and "does not fetch links" in answer and app.calls == 0
+
+
+def test_frames_count_towards_the_visitors_bytes_per_minute():
+    middleware = RequestGuard(Recorder(), LIMITS, clock=lambda: 0.0)
+    body = _frame("data:image/jpeg;base64," + "A" * 700)
+    headers = [*JSON, ("content-length", str(len(body)))]
+    answers = [_call(middleware, f"/gradio_api/stream/{EVENT}", [body], headers)[0] for _ in range(14)]
+    assert 200 in answers and answers[-1] == 429
 
 
 @pytest.mark.parametrize(

@@ -203,3 +203,30 @@ def test_maps_that_score_alike_are_not_ranked():
     said = words.methods_comparison(maps).plain
     assert "The maps score alike here (deletion 0.00 to 0.00, insertion 0.00 to 0.00)" in said
     assert "cannot choose between them" in said and "most faithful" not in said
+
+
+@dataclass(frozen=True)
+class _Clip:
+    frames: int = 30
+    explained: int = 30
+    classes: tuple = (("tabby", 27), ("tiger cat", 3))
+    asked: str | None = None
+    untrained: bool = False
+
+
+def test_a_clip_is_described_by_what_the_model_saw_most():
+    assert words.clip_summary(_Clip()).plain == (
+        "The model saw tabby in 27 of the 30 frames (90%). Also: tiger cat (3). "
+        "The highlighted parts of each frame are what led it to its answer."
+    )
+    assert words.clip_summary(_Clip(classes=(("tabby", 30),))).markdown.startswith(
+        "The model saw **tabby** in all 30 frames."
+    )
+    sampled = words.clip_summary(_Clip(explained=10, classes=(("cup", 10),), asked="espresso", untrained=True))
+    assert sampled.plain.startswith("Each frame is explained for espresso (10 explained frames).")
+    assert sampled.plain.endswith("(Untrained model: these numbers mean nothing.)")
+
+
+def test_the_command_line_names_the_frames_explained_and_what_was_seen():
+    assert words.clip_line(_Clip(), "clip.mp4", "out") == "clip.mp4: 30 frames explained; tabby 27, tiger cat 3 -> out/"
+    assert words.clip_line(_Clip(explained=10), "c.mp4", "o").startswith("c.mp4: 10 of 30 frames explained;")

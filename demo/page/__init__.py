@@ -3,6 +3,7 @@
 - :mod:`demo.page.layout`: the components, first screen first;
 - :mod:`demo.page.events`: what each control does, and the ``explain`` endpoint;
 - :mod:`demo.page.explore`: the Explore area's questions and answers;
+- :mod:`demo.page.live` and :mod:`demo.page.clips`: the live camera and video clips, beside the photo;
 - :mod:`demo.page.handling`: how an event becomes a checked request, and a failure words;
 - :mod:`demo.page.assets`: the CSS and the few scripts that run in the browser.
 """
@@ -17,14 +18,14 @@ import gradio as gr
 
 from demo import text
 from demo.gradio_internals import Page, mcp_returns_every_output
-from demo.page import assets, events, explore, layout
+from demo.page import assets, clips, events, explore, layout, live
 from demo.page.handling import Handling
 from demo.service import DemoService
-from demo.settings import MAX_UPLOAD_BYTES
+from demo.settings import LIVE_SECONDS, MAX_UPLOAD_BYTES
 
 __all__ = ["CSS", "build_demo", "head"]
 
-CSS = assets.CSS
+CSS = assets.CSS + live.CSS
 #: Largest upload the page announces: the server's own limit.
 UPLOAD_LIMIT_MB = MAX_UPLOAD_BYTES / 1024 / 1024
 
@@ -56,6 +57,7 @@ def build_demo(
     preview_image: str | None = None,
     upload_limit_mb: float = UPLOAD_LIMIT_MB,
     proxy_hops: int = 0,
+    live_seconds: float = LIVE_SECONDS,
 ) -> gr.Blocks:
     """Lays out the page and wires its events to ``service``.
 
@@ -71,6 +73,11 @@ def build_demo(
         preview_image: absolute URL of the picture a shared link shows (``og:image``).
         upload_limit_mb: the upload limit the server enforces, announced in our words.
         proxy_hops: proxies in front of the app that append to ``X-Forwarded-For``.
+        live_seconds: how long one run of the live camera lasts.
+
+    The ``explain_video`` endpoint takes (video file, class, model, threshold, opacity,
+    colours, every N-th frame) and returns the explained video (MP4), the per-frame table
+    (CSV) and a sentence.
     """
     mcp_returns_every_output()
     handling = Handling(service, proxy_hops)
@@ -89,16 +96,26 @@ def build_demo(
         gr.Markdown(text.INTRO, elem_id="intro")
         if service.untrained:
             gr.Markdown(text.UNTRAINED_BANNER, elem_classes="banner", elem_id="untrained-banner")
+        camera, videos = live.LiveCamera(), clips.VideoClips()
+
+        def more_sources() -> None:
+            live.source_buttons()
+            camera.build()
+            videos.build()
+
         page = layout.build(
             list(service.categories),
             service.model_titles,
             service.default_model,
             text.models_note(service.models.status()),
             on_spaces=on_spaces,
+            more_sources=more_sources,
             layers=service.layers(service.default_model),
         )
         answers = explore.build(handling, page.inputs, on_spaces=on_spaces)
         events.wire(handling, page, answers)
+        camera.wire(handling, page, demo, seconds=live_seconds)
+        videos.wire(handling, page)
         # Each visitor's page says which models are still loading or unavailable, as it is when they arrive.
         light: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "page", "concurrency_limit": None}
         demo.load(lambda: gr.update(info=text.models_note(service.models.status()) or None), None, page.model, **light)

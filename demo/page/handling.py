@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ import gradio as gr
 
 from demo.limits import visitor_address
 from demo.presence import drop_if_gone
-from demo.request import Request
+from demo.request import ClipRequest, Request
 from demo.service import DemoService
 from gradcam import GradCAMError
 from gradcam.errors import UnknownClassError
@@ -44,13 +44,21 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except GradCAMError as exc:
-            raise gr.Error(str(exc), title="Can't explain this image", print_exception=False) from exc
         except Exception as exc:
-            log.exception("unexpected failure in %s", fn.__name__)
-            raise gr.Error(SORRY, title="Sorry", print_exception=False) from exc
+            title = "Can't explain this image" if isinstance(exc, GradCAMError) else "Sorry"
+            raise gr.Error(in_words(exc, fn.__name__), title=title, print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def in_words(exc: Exception, where: str) -> str:
+    """What a person is told of a failure (see :func:`friendly`); an unexpected one is logged for the operator."""
+    if isinstance(exc, gr.Error):
+        return str(exc.message)
+    if isinstance(exc, GradCAMError):
+        return str(exc)
+    log.exception("unexpected failure in %s", where, exc_info=exc)
+    return SORRY
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,61 @@ class Handling:
                 if failed is None:
                     raise
                 return failed(str(exc.message))
+
+        handle.__name__ = handle.__qualname__ = getattr(fn, "__name__", "handle")
+        return handle
+
+    def clip_request(
+        self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_layer: str = "raise"
+    ) -> ClipRequest:
+        """The checked request of a video event's inputs (clip, class, model, threshold, opacity, colours, every,
+        layer).
+
+        ``unknown_layer`` as for :func:`demo.request.parse` ("automatic" on the page).
+
+        Raises:
+            gradio.Error: the visitor has left.
+            GradCAMError: a value that is not one, in words for the person.
+        """
+        drop_if_gone()
+        return self.service.parse_clip(*values, visitor=self.visitor(http), unknown_layer=unknown_layer)
+
+    def on_clip(
+        self,
+        fn: Callable[[ClipRequest, gr.Progress], Iterator[Any]],
+        *,
+        failed: Callable[[str], Any],
+        empty: Callable[[], Any],
+    ) -> Callable[..., Iterator[Any]]:
+        """A Gradio generator handler of a video event's inputs that yields what ``fn`` yields for the checked request.
+
+        The handler takes the clip, the page's inputs after the photo up to the colours, "every",
+        then the newer settings (the layer); a
+        mistake or a failure, before or while the clip is explained, is yielded as
+        ``failed(message)``.
+        """
+
+        def handle(
+            video: Any,
+            target: Any,
+            model: Any,
+            threshold: Any,
+            alpha: Any,
+            colormap: Any,
+            every: Any,
+            layer: Any,
+            http: gr.Request,
+            progress: gr.Progress = gr.Progress(),
+        ) -> Iterator[Any]:
+            if video is None:
+                yield empty()
+                return
+            try:
+                values = (video, target, model, threshold, alpha, colormap, every, layer)
+                asked = self.clip_request(values, http, unknown_layer="automatic")
+                yield from fn(asked, progress)
+            except Exception as exc:
+                yield failed(in_words(exc, getattr(fn, "__name__", "clip")))
 
         handle.__name__ = handle.__qualname__ = getattr(fn, "__name__", "handle")
         return handle

@@ -8,7 +8,7 @@ download; then the settings folded into an accordion. The Explore area is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +84,13 @@ def build(
     *,
     on_spaces: bool,
     layers: Sequence[str] | None = None,
+    more_sources: Callable[[], object] | None = None,
 ) -> Layout:
     """Lays out the first part of the page (call inside a ``gr.Blocks`` context).
 
     ``layers`` are the default model's, its automatic layer first (the layer picker's choices).
+    ``more_sources`` lays out what comes right under the photo row: the other sources
+    of pictures (the live camera, video clips; :mod:`demo.page.live`).
     """
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
@@ -122,6 +125,8 @@ def build(
                 examples_per_page=8,
                 elem_id="examples",
             )
+    if more_sources is not None:
+        more_sources()
     sentence = gr.Markdown(text.WAITING, elem_id="sentence", label="Sentence")
     # Built with the page and hidden by CSS while the panels are empty: a result only fills it in.
     with gr.Column(elem_id="results"):
