@@ -12,7 +12,7 @@ from gradcam import cam_to_boxes
 
 from .helpers import make_explanation
 
-KEY = ("TinyNet", None, (60, 90))
+KEY = ("TinyNet", None, None, "gradcam", (60, 90))
 
 
 def _maps(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -34,7 +34,14 @@ def test_the_steady_map_is_the_mean_of_the_last_maps_scaled_to_a_peak_of_one():
 def test_another_class_model_or_size_starts_the_average_again():
     first, second = _maps(2)
     steady, _ = Steady(size=3).add(KEY, first)
-    for other in (("TinyNet", "disc", (60, 90)), ("VGG19", None, (60, 90)), ("TinyNet", None, (61, 90))):
+    others = [
+        ("TinyNet", "disc", None, "gradcam", (60, 90)),
+        ("VGG19", None, None, "gradcam", (60, 90)),
+        ("TinyNet", None, None, "gradcam", (61, 90)),
+        ("TinyNet", None, "features.3", "gradcam", (60, 90)),  # another layer, or another method: a new map
+        ("TinyNet", None, None, "layercam", (60, 90)),
+    ]
+    for other in others:
         again, shown = steady.add(other, second)
         assert len(again.maps) == 1
         np.testing.assert_allclose(shown, second / second.max(), rtol=1e-6)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from demo import text
 from demo.checks import InvalidInput
 from demo.engine import Needs
 from demo.errors import UserError
@@ -231,3 +232,11 @@ def test_a_picked_layer_is_explained_remembered_by_it_and_recorded_in_the_manife
         assert '"layer": "features.3"' in bundle.read(manifest).decode()
     explainer = service.models.get(None)
     assert explainer.cam_for("features.3") is explainer.cam_for("features.3")  # one engine per layer, kept
+
+
+def test_a_live_frame_takes_the_picked_cheap_method_and_score_cam_falls_back_to_grad_cam(service, upload):
+    layercam = service.frame(service.parse(upload, method="LayerCAM"))
+    assert layercam is not None and layercam.method == "layercam"
+    slow = service.frame(service.parse(upload, method="Score-CAM"))  # one pass per channel: too slow for live
+    assert slow is not None and slow.method == "gradcam"
+    assert text.live_method("Score-CAM") == "*Score-CAM is too slow for the live camera: the live map is Grad-CAM's.*"
