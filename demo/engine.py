@@ -217,11 +217,16 @@ def run_engine(
 
 @on_gpu
 def run_frames(
-    explainer: Explainer, frames: Sequence[np.ndarray], index: int | None, threshold: float, layer: str | None = None
+    explainer: Explainer,
+    frames: Sequence[np.ndarray],
+    index: int | None,
+    threshold: float,
+    layer: str | None = None,
+    method: str | None = None,
 ) -> list[Explanation]:
     """One engine call for a batch of a video's frames (:meth:`gradcam.Explainer.explain_frames`).
 
     The batch waits behind the page's requests (see :class:`EngineGate`).
     """
     with ENGINE.running(behind=True):
-        return explainer.explain_frames(list(frames), index, threshold=threshold, layer=layer)
+        return explainer.explain_frames(list(frames), index, threshold=threshold, layer=layer, method=method)

@@ -252,6 +252,7 @@ def parse_clip(
     colormap: object = COLORMAPS[0],
     every: object = EVERY.default,
     layer: object = None,
+    method: object = None,
     *,
     models: Sequence[str],
     default_model: str | None = None,
@@ -261,7 +262,7 @@ def parse_clip(
 ) -> ClipRequest:
     """Checks a video request: the settings by :func:`parse`'s rules, the clip as an upload, ``every`` in its range.
 
-    ``layer`` comes after ``every`` (the newer setting last); ``layers`` and ``unknown_layer`` as for
+    ``layer`` and ``method`` come after ``every`` (the newer settings last); ``layers`` and ``unknown_layer`` as for
     :func:`parse`. The clip itself is read (sniffed, bounded) later, by :func:`gradcam.video.open_clip`.
 
     Raises:
@@ -278,6 +279,7 @@ def parse_clip(
         alpha,
         colormap,
         layer,
+        method,
         models=models,
         default_model=default_model,
         layers=layers,

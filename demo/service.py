@@ -172,6 +172,7 @@ class DemoService:
         colormap: object = None,
         every: object = None,
         layer: object = None,
+        method: object = None,
         *,
         visitor: str = "",
         unknown_layer: str = "raise",
@@ -186,6 +187,7 @@ class DemoService:
             colormap,
             every,
             layer,
+            method,
             models=self.models.titles,
             default_model=self.default_model,
             visitor=visitor,
@@ -356,7 +358,8 @@ class DemoService:
         def engine(frames: list[np.ndarray]) -> list[Explanation]:
             if stop is not None and stop():
                 raise Stopped
-            return run_frames(explainer, frames, index, request.threshold, request.layer)
+            method = request.method if get_method(request.method).cheap else DEFAULT_METHOD  # Score-CAM: too slow
+            return run_frames(explainer, frames, index, request.threshold, request.layer, method)
 
         folder = self.store.folder(request.visitor)
         try:

@@ -379,6 +379,7 @@ class Explainer:
         top_k: int = TOP_K,
         threshold: float = BOX_THRESHOLD,
         layer: str | None = None,
+        method: str | None = None,
     ) -> list[Explanation]:
         """Explains equally sized RGB frames (a video's) for one class, in one engine call.
 
@@ -391,6 +392,7 @@ class Explainer:
             top_k: how many predictions to report.
             threshold: box threshold, a fraction of the map's maximum.
             layer: the layer to read (see :meth:`cam_for`); None: the backbone's.
+            method: the method (see :mod:`gradcam.methods`); the explainer's by default.
 
         Raises:
             ValueError: no frames, frames that are not RGB uint8 or not all of one size, or a
@@ -407,7 +409,7 @@ class Explainer:
         index = None if target is None else self.class_index(target)
         images = [_read_only(frame) for frame in frames]
         smalls = [self.network_image(image) for image in images]
-        cam = self.cam_for(layer)
+        cam = self.cam_for(layer) if method is None else self.cam_for(layer).with_method(method)
         result = cam.compute(self.to_tensor(smalls), [index] * len(images), size=shape[:2])
         return [
             self._explanation(image, small, result, top_k, threshold, cam.target_layer, row=row)

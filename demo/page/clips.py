@@ -176,9 +176,8 @@ class VideoClips:
             return {preview: None, result: None, table: None, sentence: ""}
 
         handle = handling.on_clip(explained_clip, failed=failed, empty=empty)
-        # The page's settings up to the colours, "every", then the layer: the endpoint's order. Clips are explained
-        # with Grad-CAM whatever the method picked (one batched pass per group of frames).
-        inputs = [self.video, *layout.inputs[1:6], self.every, layout.layer]
+        # The page's settings up to the colours, "every", then the newer settings: the endpoint's order.
+        inputs = [self.video, *layout.inputs[1:6], self.every, *layout.inputs[6:]]
         options: dict[str, Any] = {
             "api_visibility": "private",
             "concurrency_id": "video",
@@ -201,6 +200,7 @@ class VideoClips:
             colormap: str = "jet",
             every: int = 1,
             layer: str | None = None,
+            method: str = "Grad-CAM",
             http: gr.Request = None,  # type: ignore[assignment]  # given by Gradio
         ) -> Outputs:
             """Explains a short video clip frame by frame: where an image classifier looks in each frame (Grad-CAM).
@@ -219,13 +219,16 @@ class VideoClips:
                 colormap: heatmap colours: jet, viridis, cividis or magma.
                 every: explain every N-th frame, 1 to 10 (1: every frame).
                 layer: the model's layer to read (empty: the automatic one).
+                method: how the heatmaps are made: Grad-CAM (the default), Grad-CAM++, XGrad-CAM, HiResCAM,
+                    LayerCAM or Eigen-CAM (Score-CAM, one pass per feature map, falls back to Grad-CAM for clips).
 
             Returns:
                 The explained video (H.264 MP4, as long as the clip); a CSV table with one row per explained frame
                 (frame, time in seconds, class, probability, box x0, y0, x1, y1 in the clip's pixels); one sentence
                 on what the model saw.
             """
-            asked = handling.clip_request((video, target, model, threshold, alpha, colormap, every, layer), http)
+            values = (video, target, model, threshold, alpha, colormap, every, layer, method)
+            asked = handling.clip_request(values, http)
             clip = service.clip(asked)
             return {
                 result: served(clip.video, "video/mp4"),

@@ -200,8 +200,9 @@ class Handling:
     def clip_request(
         self, values: tuple[Any, ...], http: gr.Request | None, *, unknown_layer: str = "raise"
     ) -> ClipRequest:
-        """The checked request of a video event's inputs (clip, class, model, threshold, opacity, colours, every,
-        layer).
+        """The checked request of a video event's inputs (clip, class, model, threshold, opacity, colours, every, ...).
+
+        After ``every`` come the newer settings, as the photo's: the layer, the method.
 
         ``unknown_layer`` as for :func:`demo.request.parse` ("automatic" on the page).
 
@@ -222,7 +223,7 @@ class Handling:
         """A Gradio generator handler of a video event's inputs that yields what ``fn`` yields for the checked request.
 
         The handler takes the clip, the page's inputs after the photo up to the colours, "every",
-        then the newer settings (the layer); a
+        then the newer settings (the layer, the method); a
         mistake or a failure, before or while the clip is explained, is yielded as
         ``failed(message)``.
         """
@@ -236,6 +237,7 @@ class Handling:
             colormap: Any,
             every: Any,
             layer: Any,
+            method: Any,
             http: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[Any]:
@@ -243,7 +245,7 @@ class Handling:
                 yield empty()
                 return
             try:
-                values = (video, target, model, threshold, alpha, colormap, every, layer)
+                values = (video, target, model, threshold, alpha, colormap, every, layer, method)
                 asked = self.clip_request(values, http, unknown_layer="automatic")
                 yield from fn(asked, progress)
             except Exception as exc:
