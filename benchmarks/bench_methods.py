@@ -187,6 +187,7 @@ def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=7)
     p.add_argument("--images", type=int, default=32, help="photos for evaluate --trust (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="evaluate's batch (default: %(default)s)")
+    p.add_argument("--models", default=",".join(BACKBONES), help="comma-separated specs (default: %(default)s)")
     p.add_argument("--skip-once", action="store_true", help="skip Score-CAM and the trust check of one photo")
     p.add_argument("--skip-evaluate", action="store_true", help="skip evaluate --trust")
     args = p.parse_args()
@@ -196,7 +197,7 @@ def main() -> int:
     report = reporting.Report("The CAM family and the trust check")
     report.add(reporting.conditions(reps=args.reps, clock=args.clock, GPU="none lent: CPU only"))
     once_rows = []
-    for spec in BACKBONES:
+    for spec in args.models.split(","):
         harness.log(f"{spec}: methods")
         explainer, forward_s = methods_table(spec, args, report)
         if not args.skip_once:

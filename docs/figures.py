@@ -5,7 +5,7 @@
 - docs/localisation.png: Grad-CAM on the tiny CNN the tests train, on two-object
   scenes: the picture with a known right answer (a red square and a green disc).
 - docs/compare-methods.png: the page's "Compare methods" view for EfficientNet-Lite0
-  (real weights) on cat-and-coffee.jpg, class tabby: each cheap method's map with its
+  (real weights) on chelsea.png, its top class: each cheap method's map with its
   deletion and insertion AUC; its numbers and the trust check are printed as Markdown.
 """
 
@@ -67,19 +67,19 @@ def real_photos() -> None:
 def compare_methods() -> None:
     """The "Compare methods" view of a real photo, with its numbers and the trust check printed as Markdown."""
     explainer = Explainer(load_backbone("efficientnet_lite0"))
-    photo = ROOT / "demo" / "examples" / "cat-and-coffee.jpg"
-    explanation = explainer.explain(photo, "tabby", methods=True, trust=True)
+    photo = ROOT / "demo" / "examples" / "chelsea.png"
+    explanation = explainer.explain(photo, methods=True, trust=True)
     shown = views.methods(explanation, 0.5)
-    figure = Figure(figsize=(9.6, 5.6), dpi=80, layout="constrained")
+    figure = Figure(figsize=(9.6, 6.2), dpi=80, layout="constrained")
     axes = figure.subplots(2, 3).ravel()
     for ax, (picture, caption) in zip(axes, shown):
         ax.imshow(picture)
-        ax.set_title(caption, fontsize=10)
+        ax.set_title(caption.replace(": ", "\n", 1), fontsize=10)
         ax.axis("off")
     said = words.methods_comparison(explanation.methods).plain
     figure.suptitle(
-        f"cat-and-coffee.jpg, class {explanation.class_name} ({explanation.probability:.0%}), EfficientNet-Lite0 "
-        f"(real weights), layer {explanation.layer_name}\n" + "\n".join(textwrap.wrap(said, 130)),
+        f"chelsea.png, class {explanation.class_name} ({explanation.probability:.0%}), EfficientNet-Lite0 "
+        f"(real weights), layer {explanation.layer_name}\n" + "\n".join(textwrap.wrap(said, 150)),
         fontsize=9,
     )
     FigureCanvasAgg(figure).print_png(ROOT / "docs" / "compare-methods.png")

@@ -347,7 +347,9 @@ def trust(check: Trusted) -> Text:
     name, before = check.class_name, check.before
     hidden, shown = check.deletion.at(TRUST_SHARE), check.insertion.at(TRUST_SHARE)
     share = _part(TRUST_SHARE)
-    if hidden < 0.5 * before:
+    if percent(hidden) == percent(before):  # "raises it from 2% to 2%" says nothing: the change is below a point
+        verb = "barely changes"
+    elif hidden < 0.5 * before:
         verb = "drops"
     elif hidden < 0.9 * before:
         verb = "lowers"
@@ -481,12 +483,13 @@ def methods_comparison(maps: Sequence[Compared]) -> Text:
     )
     if same:
         others = ", ".join(same[:-1]) + (" and " if len(same) > 1 else "") + same[-1]
-        said = said + Text.of(f" {others} {'score' if len(same) > 1 else 'scores'} the same.")
+        said = said + Text.of(f" {others} {'score' if len(same) > 1 else 'scores'} about the same.")
     return said
 
 
 def _same_scores(a: Compared, b: Compared) -> bool:
-    return abs(a.deletion.area - b.deletion.area) < 1e-6 and abs(a.insertion.area - b.insertion.area) < 1e-6
+    """Whether two maps' scores (insertion minus deletion area) are too close to tell apart."""
+    return abs((a.insertion.area - a.deletion.area) - (b.insertion.area - b.deletion.area)) < FAITHFUL_TIE
 
 
 def class_agnostic(title: str) -> Text:

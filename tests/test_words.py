@@ -151,6 +151,11 @@ def test_a_check_that_fails_gets_an_honest_verdict(hidden, rho, says):
     assert says in words.trust(_check(hidden, 0.2, rho)).plain
 
 
+def test_a_change_below_a_point_barely_changes_the_confidence_never_raises_it_from_2_to_2():
+    said = words.trust(_check(0.0235, 0.04, before=0.0212)).plain
+    assert "Hiding the highlighted fifth of the photo barely changes the model's confidence in tabby (2%" in said
+
+
 def test_without_the_randomisation_test_the_verdict_says_only_what_was_measured():
     said = words.trust(_check(0.09, 0.48, rho=None)).plain
     assert "scrambled" not in said and said.endswith("brings back 48%.")
@@ -181,7 +186,7 @@ def test_the_methods_comparison_names_the_most_faithful_and_the_equal_scores():
     assert words.most_faithful(maps) == 1
     said = words.methods_comparison(maps).plain
     assert "LayerCAM's map is the most faithful here (deletion 0.10, insertion 0.60)." in said
-    assert said.endswith("HiResCAM scores the same.")
+    assert said.endswith("HiResCAM scores about the same.")
     assert words.method_caption(maps[1], best=True) == "LayerCAM: deletion 0.10, insertion 0.60 (most faithful)"
 
 
