@@ -144,7 +144,7 @@ def test_the_api_documents_explain(client):
     assert not any(name.startswith("value_") for name in returns)
     video = info["named_endpoints"]["/explain_video"]
     parameters = [p["parameter_name"] for p in video["parameters"]]
-    assert parameters == ["video", "target", "model", "threshold", "alpha", "colormap", "every"]
+    assert parameters == ["video", "target", "model", "threshold", "alpha", "colormap", "every", "layer"]
     assert [r["label"] for r in video["returns"]] == [text.CLIP_RESULT, text.CLIP_TABLE, "What the model saw"]
 
 
