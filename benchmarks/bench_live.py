@@ -17,11 +17,10 @@ it, as a presenter does. Measured over ``--seconds`` after a warm-up:
   ``harness.time_interleaved``, on a worker thread as in the server), over a
   plain forward pass.
 
-Beside them, the breakdown: frames the server received a second (Gradio's webcam
-captures a frame on each ``--every`` tick only while no answer is pending, so the
-rate is bounded by the round trip), and the server's time per frame: decoding it
-and the engine call (``DemoService.frame``), and the explained picture to its
-inline JPEG.
+Beside them, the breakdown: frames the server's handler received a second (the
+page sends one every ``--every`` seconds; while a frame is explained, Gradio keeps
+only the newest one waiting), and the server's time per frame: decoding it and the
+engine call (``DemoService.frame``), and the explained picture to its inline JPEG.
 
 Targets (issue 23), on 2 CPU cores shared by the browser, the server and the
 model: >= 8 painted a second, median capture to paint <= 0.25 s, engine <= 1.3 x
@@ -273,8 +272,7 @@ def main() -> int:
         reporting.conditions(
             model=f"{explainer.backbone.title} ({'untrained' if explainer.backbone.untrained else 'pretrained'})",
             camera="Chromium's fake camera filming demo/examples/cat-and-coffee.jpg panning (Y4M 640x480 at 30 "
-            f"frames a second; the page asks for 320x240 and, every {args.every:g} s, sends a frame unless its "
-            "last one is still unanswered)",
+            f"frames a second; the page asks for 320x240 and sends one every {args.every:g} s)",
             browser="headless Chromium (Playwright), 1280x720, app on 127.0.0.1 in the same process: browser, "
             "server and model share the CPUs",
             measured=f"{seconds:.1f} s after a 3 s warm-up; load average before {load_before:.2f}",
