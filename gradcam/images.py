@@ -53,15 +53,8 @@ from gradcam.config import (
     MAX_JPEG_SCANS,
     MIN_IMAGE_SIDE,
 )
-from gradcam.decode_limits import (
-    DAMAGED,
-    INCOMPLETE,
-    TIFF_JPEG,
-    JpegLayout,
-    check_layout,
-    tiff_jpeg_scans,
-    too_large_message,
-)
+from gradcam.decode_limits import JpegLayout, check_layout
+from gradcam.decode_tiles import TIFF_JPEG, tiff_jpeg_scans
 from gradcam.errors import (
     FileRefusedError,
     ImageTooComplexError,
@@ -70,6 +63,7 @@ from gradcam.errors import (
     InvalidImageError,
 )
 from gradcam.files import read_regular_file
+from gradcam.refusals import DAMAGED, INCOMPLETE, too_large_message
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 
