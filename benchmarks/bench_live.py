@@ -14,13 +14,19 @@ it, as a presenter does. Measured over ``--seconds`` after a warm-up:
   base64 tail is recorded by the page and by the server, same wall clock);
 * **the engine's share per frame**: the one engine call of a frame during the
   stream, and alone (interleaved with a plain forward pass of the same frame,
-  ``harness.time_interleaved``), over a plain forward pass.
+  ``harness.time_interleaved``, on a worker thread as in the server), over a
+  plain forward pass.
+
+Beside them, the breakdown: frames the server's handler received a second (the
+page sends one every ``--every`` seconds; while a frame is explained, Gradio keeps
+only the newest one waiting), and the server's time per frame: decoding it and the
+engine call (``DemoService.frame``), and the explained picture to its inline JPEG.
 
 Targets (issue 23), on 2 CPU cores shared by the browser, the server and the
 model: >= 8 painted a second, median capture to paint <= 0.25 s, engine <= 1.3 x
 a forward pass.
 
-Run: ``bash benchmarks/run.sh live [--quick] [--seconds 20] [--model efficientnet_lite0]``.
+Run: ``bash benchmarks/run.sh live [--quick] [--seconds 20] [--model efficientnet_lite0] [--every 0.1]``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,6 +106,8 @@ class Probe:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.engine: list[float] = []
+        self.served: list[float] = []  # service.frame: the frame decoded, then the engine call (or a drop)
+        self.encoded: list[float] = []  # the explained picture to an inline JPEG
         self.picture_of: dict[str, str] = {}  # picture's tail -> its frame's tail
         self.frames = 0
         self._local = threading.local()
@@ -112,7 +121,12 @@ class Probe:
             self._local.key = base64.b64encode(request.photo.data).decode()[-40:]
             with self.lock:
                 self.frames += 1
-            return frame(service, request)
+            started = time.perf_counter()
+            try:
+                return frame(service, request)
+            finally:
+                with self.lock:
+                    self.served.append(time.perf_counter() - started)
 
         @functools.wraps(engine)
         def timed_engine(*args: Any, **kwargs: Any) -> Any:
@@ -125,8 +139,10 @@ class Probe:
 
         @functools.wraps(inline)
         def recorded_inline(picture: Any) -> dict[str, Any]:
+            started = time.perf_counter()
             shown = inline(picture)
             with self.lock:
+                self.encoded.append(time.perf_counter() - started)
                 self.picture_of[shown["url"][-40:]] = getattr(self._local, "key", "")
             return shown
 
@@ -139,10 +155,20 @@ class Probe:
             demo.service.DemoService.frame, demo.service.run_engine, demo.page.live.inline = frame, engine, inline
 
 
+def _ms(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1000:.1f}" if seconds else "-"
+
+
 def main() -> int:
     p = harness.parser(__doc__.splitlines()[0], reps=7)
     p.add_argument("--model", default="efficientnet_lite0", help="backbone spec (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=20.0, help="measured streaming time (default: %(default)s)")
+    p.add_argument(
+        "--every",
+        type=float,
+        default=demo.page.live.LIVE_EVERY,
+        help="seconds between the page's frame ticks, the app's LIVE_EVERY (default: %(default)s)",
+    )
     args = p.parse_args()
     harness.apply_threads(args)
     if args.quick:
@@ -162,6 +188,7 @@ def main() -> int:
 
         explainer = Explainer(load_backbone(args.model))
         service = DemoService({explainer.backbone.title: explainer}, workdir=Path(get_upload_folder()) / folder.name)
+        demo.page.live.LIVE_EVERY = args.every  # read when the page is built (the default leaves it as it is)
         blocks = create_app(service)
         port = free_port()
         blocks.launch(
@@ -193,12 +220,14 @@ def main() -> int:
                 time.sleep(3.0)
                 start = page.evaluate("() => performance.timeOrigin + performance.now()")
                 dropped, frames_before = ENGINE.dropped, probe.frames
+                served_before, encoded_before = len(probe.served), len(probe.encoded)
                 harness.log(f"  measuring {args.seconds:g} s ...")
                 time.sleep(args.seconds)
                 end = page.evaluate("() => performance.timeOrigin + performance.now()")
                 captured = page.evaluate("() => window.__captured")
                 painted = [(key, t) for key, t in page.evaluate("() => window.__painted") if start <= t <= end]
                 dropped, received = ENGINE.dropped - dropped, probe.frames - frames_before
+                served, encoded = probe.served[served_before:], probe.encoded[encoded_before:]
                 browser.close()
         finally:
             blocks.close()
@@ -211,13 +240,19 @@ def main() -> int:
             with torch.no_grad():
                 predict(model, x)
 
-        alone = harness.time_interleaved(
-            {"engine": lambda: explainer.explain(frame), "forward": forward},
-            args.reps,
-            args.warmup,
-            wait_quiet_s=args.wait_quiet,
-            clock=args.clock,
-        )
+        def timed() -> dict[str, harness.Timing]:
+            return harness.time_interleaved(
+                {"engine": lambda: explainer.explain(frame), "forward": forward},
+                args.reps,
+                args.warmup,
+                wait_quiet_s=args.wait_quiet,
+                clock=args.clock,
+            )
+
+        # On a worker thread, as the server runs the engine: with two torch threads on a busy machine, calls
+        # from the main thread ran 4-6 x slower than the same calls from a worker thread (275 against 57 ms).
+        with ThreadPoolExecutor(1) as worker:
+            alone = worker.submit(timed).result()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -237,7 +272,7 @@ def main() -> int:
         reporting.conditions(
             model=f"{explainer.backbone.title} ({'untrained' if explainer.backbone.untrained else 'pretrained'})",
             camera="Chromium's fake camera filming demo/examples/cat-and-coffee.jpg panning (Y4M 640x480 at 30 "
-            "frames a second; the page asks for 320x240 and sends one every 0.1 s)",
+            f"frames a second; the page asks for 320x240 and sends one every {args.every:g} s)",
             browser="headless Chromium (Playwright), 1280x720, app on 127.0.0.1 in the same process: browser, "
             "server and model share the CPUs",
             measured=f"{seconds:.1f} s after a 3 s warm-up; load average before {load_before:.2f}",
@@ -251,6 +286,13 @@ def main() -> int:
                     f"**{latency:.3f} s** ({quartiles[0]:.3f}-{quartiles[2]:.3f})",
                     f"<= {CAPTURE_TO_PAINT_S:g} s",
                 ],
+                ["frames the server received a second", f"{received / seconds:.1f}", ""],
+                [
+                    "server per frame: decoded + the engine call (`DemoService.frame`), median",
+                    f"{_ms(served)} ms",
+                    "",
+                ],
+                ["server per frame: the explained picture to an inline JPEG, median", f"{_ms(encoded)} ms", ""],
                 [
                     "the engine call per frame during the stream / a forward pass alone",
                     f"{in_stream / forward_s:.2f} x ({in_stream * 1000:.0f} / {forward_s * 1000:.0f} ms)",
