@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gradcam import Explainer, GradCAM, load_backbone, overlay, views, words  # noqa: E402
+from gradcam import Explainer, GradCAM, load_backbone, overlay, verdicts, views, words  # noqa: E402
 from gradcam.methods import get_method  # noqa: E402
 from tests.conftest import SHAPES, TinyNet, make_scene, to_tensor  # noqa: E402
 
@@ -76,14 +76,14 @@ def compare_methods() -> None:
         ax.imshow(picture)
         ax.set_title(caption.replace(": ", "\n", 1), fontsize=10)
         ax.axis("off")
-    said = words.methods_comparison(explanation.methods).plain
+    said = verdicts.methods_comparison(explanation.methods).plain
     figure.suptitle(
         f"chelsea.png, class {explanation.class_name} ({explanation.probability:.0%}), EfficientNet-Lite0 "
         f"(real weights), layer {explanation.layer_name}\n" + "\n".join(textwrap.wrap(said, 150)),
         fontsize=9,
     )
     FigureCanvasAgg(figure).print_png(ROOT / "docs" / "compare-methods.png")
-    best = words.most_faithful(explanation.methods)
+    best = verdicts.most_faithful(explanation.methods)
     print("| method | deletion AUC (lower is better) | insertion AUC (higher is better) |")
     print("|---|---:|---:|")
     for k, m in enumerate(explanation.methods):
@@ -92,8 +92,8 @@ def compare_methods() -> None:
     check = explanation.trust
     assert check is not None
     print(f"\nTrust check of the {get_method(explanation.method).title} map ({check.forward_passes} passes):")
-    print(f"> {words.trust(check).plain} {words.road(check).plain}")
-    for name, value, how in words.trust_figures(check):
+    print(f"> {verdicts.trust(check).plain} {verdicts.road(check).plain}")
+    for name, value, how in verdicts.trust_figures(check):
         print(f"| {name} | {value} | {how} |")
 
 

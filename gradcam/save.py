@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcam import encode, views, words
+from gradcam import encode, verdicts, views, words
 from gradcam.config import COLORMAP, MAX_IMAGE_FILE_BYTES, OVERLAY_ALPHA, VERSION
 from gradcam.explanation import Curve, Explanation, MaskingTest, MethodMap, TrustCheck
 from gradcam.files import read_regular_file
@@ -125,14 +125,14 @@ def trust_manifest(check: TrustCheck) -> dict[str, Any]:
         },
         "input_size": list(check.input_size),
         "forward_passes": check.forward_passes,
-        "sentence": words.trust(check).plain,
-        "road_sentence": words.road(check).plain,
+        "sentence": verdicts.trust(check).plain,
+        "road_sentence": verdicts.road(check).plain,
     }
 
 
 def methods_manifest(maps: tuple[MethodMap, ...]) -> list[dict[str, Any]]:
     """The compared methods: each one's deletion and insertion areas, the most faithful marked."""
-    best = words.most_faithful(maps)
+    best = verdicts.most_faithful(maps)
     return [
         {"method": m.method, "title": m.title, "deletion_auc": m.deletion.area, "insertion_auc": m.insertion.area,
          "cam_empty": m.empty, "most_faithful": k == best}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gradcam import render, words
+from gradcam import render, verdicts, words
 from gradcam.config import COLORMAP, OVERLAY_ALPHA
 from gradcam.errors import NotAvailableError
 from gradcam.explanation import Explanation
@@ -134,9 +134,9 @@ def methods(
     """
     if not explanation.methods:
         raise NotAvailableError("This explanation has no other methods' maps: explain with methods=True.")
-    best = words.most_faithful(explanation.methods)  # None: the scores cannot tell the maps apart
+    best = verdicts.most_faithful(explanation.methods)  # None: the scores cannot tell the maps apart
     return [
-        (render.overlay(explanation.image, m.cam, alpha, colormap), words.method_caption(m, k == best))
+        (render.overlay(explanation.image, m.cam, alpha, colormap), verdicts.method_caption(m, k == best))
         for k, m in enumerate(explanation.methods)
     ]
 

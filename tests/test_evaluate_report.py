@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gradcam import Backbone, Explainer, words
+from gradcam import Backbone, Explainer
+from gradcam.evaluate import words as evaluation_words
 from gradcam.evaluate.annotations import GroundTruth, Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult
 from gradcam.evaluate.report import summary, write_report
@@ -48,7 +49,7 @@ def test_the_report_says_the_figures_and_lists_the_problems_escaped(tmp_path: Pa
     assert json.loads((tmp_path / "summary.json").read_text()) == figures
     assert (tmp_path / "problems.txt").read_text().count("\n") == 60
     page = (tmp_path / "report.html").read_text()
-    for sentence in words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD):
+    for sentence in evaluation_words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD):
         assert sentence.html in page
     assert "Does TinyNet &lt;b&gt; look at the object?" in page and "<script>" not in page
     assert "... and 10 more in problems.txt." in page and "No pictures." in page

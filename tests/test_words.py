@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from gradcam import words
+from gradcam import verdicts, words
+from gradcam.evaluate import words as evaluation_words
 from gradcam.explanation import MaskingTest, Prediction
 from gradcam.save import masking_manifest
 
@@ -96,14 +97,14 @@ FIGURES = {
 
 
 def test_the_evaluation_says_each_figure_once_with_its_rule():
-    said = [text.plain for text in words.evaluation(FIGURES, pointing_tolerance=15, iou_threshold=0.5)]
+    said = [text.plain for text in evaluation_words.evaluation(FIGURES, pointing_tolerance=15, iou_threshold=0.5)]
     assert said[0] == "1,200 images were evaluated; 3 could not be (see results.csv, column error)."
     assert "right for 61.2% of the images" in said[1] and "five best guesses for 85.0%" in said[1]
     assert "For 70.0% of the annotated classes (each class of each image counted once)" in said[2]
     assert "within 15 pixels of a box of that class" in said[2]
     assert said[3] == "On average 41.0% of the map's heat lies inside the object's box."
     assert "IoU 0.5" in said[4] and "for n/a (the paper's localisation error)" in said[4]
-    assert words.evaluation({**FIGURES, "failed": 0}, 15, 0.5)[0].plain == "1,200 images were evaluated."
+    assert evaluation_words.evaluation({**FIGURES, "failed": 0}, 15, 0.5)[0].plain == "1,200 images were evaluated."
 
 
 def test_html_escapes_the_words_and_marks_the_emphasis():
@@ -126,7 +127,7 @@ def _check(hidden: float, shown: float, rho: float | None = 0.1, control: float 
 
 
 def test_the_trust_verdict_reads_as_the_issue_asks():
-    said = words.trust(_check(0.09, 0.48))
+    said = verdicts.trust(_check(0.09, 0.48))
     assert said.plain == (
         "Hiding the highlighted fifth of the photo drops the model's confidence in tabby from 61% to 9%; showing "
         "only that fifth brings back 48%. When the model's learned weights are scrambled the map changes "
@@ -148,21 +149,21 @@ def test_the_trust_verdict_reads_as_the_issue_asks():
     ],
 )
 def test_a_check_that_fails_gets_an_honest_verdict(hidden, rho, says):
-    assert says in words.trust(_check(hidden, 0.2, rho)).plain
+    assert says in verdicts.trust(_check(hidden, 0.2, rho)).plain
 
 
 def test_a_change_below_a_point_barely_changes_the_confidence_never_raises_it_from_2_to_2():
-    said = words.trust(_check(0.0235, 0.04, before=0.0212)).plain
+    said = verdicts.trust(_check(0.0235, 0.04, before=0.0212)).plain
     assert "Hiding the highlighted fifth of the photo barely changes the model's confidence in tabby (2%" in said
 
 
 def test_without_the_randomisation_test_the_verdict_says_only_what_was_measured():
-    said = words.trust(_check(0.09, 0.48, rho=None)).plain
+    said = verdicts.trust(_check(0.09, 0.48, rho=None)).plain
     assert "scrambled" not in said and said.endswith("brings back 48%.")
 
 
 def test_the_trust_figures_say_which_way_is_better():
-    rows = words.trust_figures(_check(0.09, 0.48))
+    rows = verdicts.trust_figures(_check(0.09, 0.48))
     assert [name for name, _, _ in rows] == [
         "Deletion AUC", "Insertion AUC", "Scrambled-weights correlation", "... Guided Backpropagation's"
     ]
@@ -183,11 +184,11 @@ def test_the_methods_comparison_names_the_most_faithful_and_the_equal_scores():
 
     maps = [Map("Grad-CAM", curve(0.2), curve(0.5)), Map("LayerCAM", curve(0.1), curve(0.6)),
             Map("XGrad-CAM", curve(0.2), curve(0.5)), Map("HiResCAM", curve(0.1), curve(0.6))]
-    assert words.most_faithful(maps) == 1
-    said = words.methods_comparison(maps).plain
+    assert verdicts.most_faithful(maps) == 1
+    said = verdicts.methods_comparison(maps).plain
     assert "LayerCAM's map is the most faithful here (deletion 0.10, insertion 0.60)." in said
     assert said.endswith("HiResCAM scores about the same.")
-    assert words.method_caption(maps[1], best=True) == "LayerCAM: deletion 0.10, insertion 0.60 (most faithful)"
+    assert verdicts.method_caption(maps[1], best=True) == "LayerCAM: deletion 0.10, insertion 0.60 (most faithful)"
 
 
 def test_maps_that_score_alike_are_not_ranked():
@@ -204,8 +205,8 @@ def test_maps_that_score_alike_are_not_ranked():
         return Curve((0.0, 1.0), (value, value))
 
     maps = [Map("Grad-CAM", curve(0.001), curve(0.0012)), Map("LayerCAM", curve(0.0011), curve(0.001))]
-    assert words.most_faithful(maps) is None and words.most_faithful(maps[:1]) is None
-    said = words.methods_comparison(maps).plain
+    assert verdicts.most_faithful(maps) is None and verdicts.most_faithful(maps[:1]) is None
+    said = verdicts.methods_comparison(maps).plain
     assert "The maps score alike here (deletion 0.00 to 0.00, insertion 0.00 to 0.00)" in said
     assert "cannot choose between them" in said and "most faithful" not in said
 

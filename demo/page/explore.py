@@ -20,7 +20,7 @@ from demo.engine import Needs
 from demo.page.handling import Asked, Handling
 from demo.page.layout import share_buttons
 from demo.service import COMPARED_CLASSES
-from gradcam import views, words
+from gradcam import verdicts, views, words
 from gradcam.methods import get_method
 
 MASKING_PROGRESS = "Hiding parts of the photo and asking the model again"
@@ -162,14 +162,14 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         assert explanation.trust is not None
         look = asked.request.look
         curves, scrambled = views.trust(explanation, look.alpha, look.colormap)
-        sentence = words.trust(explanation.trust).markdown
-        road = words.road(explanation.trust).markdown
+        sentence = verdicts.trust(explanation.trust).markdown
+        road = verdicts.road(explanation.trust).markdown
         return {
             trust_words: f"{sentence}\n\n{road}" if road else sentence,
             trust_curves: curves,
             trust_scrambled: scrambled,
             trust_table: text.trust_table(
-                words.trust_figures(explanation.trust),
+                verdicts.trust_figures(explanation.trust),
                 explanation.trust.forward_passes,
                 get_method(explanation.method).title,
             ),
@@ -182,7 +182,7 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         )
         look = asked.request.look
         shown = views.methods(explanation, look.alpha, look.colormap)
-        return {methods_words: words.methods_comparison(explanation.methods).markdown, methods_gallery: shown}
+        return {methods_words: verdicts.methods_comparison(explanation.methods).markdown, methods_gallery: shown}
 
     def run_counter(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:
         look = asked.request.look
@@ -200,7 +200,7 @@ def build(handling: Handling, inputs: list[Any], *, on_spaces: bool) -> Explore:
         explanation = service.explanation(request, Needs(compare=COMPARED_CLASSES))
         shown = views.classes(explanation, request.look.alpha, request.look.colormap)[:COMPARED_CLASSES]
         method = get_method(request.method)
-        said = "" if method.class_specific else words.class_agnostic(method.title).markdown
+        said = "" if method.class_specific else verdicts.class_agnostic(method.title).markdown
         return {classes_words: said, classes_gallery: [(picture, _caption(label)) for picture, label in shown]}
 
     def run_models(asked: Asked, progress: gr.Progress) -> dict[Any, Any]:

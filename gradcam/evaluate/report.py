@@ -25,8 +25,9 @@ from typing import Any
 
 import cv2
 
-from gradcam import encode, words
+from gradcam import encode
 from gradcam.boxes import Box
+from gradcam.evaluate import words as evaluation_words
 from gradcam.evaluate.annotations import Problem, Sample
 from gradcam.evaluate.metrics import IOU_THRESHOLD, POINTING_TOLERANCE, ImageResult, totals
 from gradcam.explainer import Explainer
@@ -99,16 +100,17 @@ def _case(explainer: Explainer, sample: Sample, result: ImageResult, threshold: 
     try:
         uri = _picture(explainer, sample, result, threshold)
     except Exception as exc:  # a picture that fails must not lose the report
-        why = html.escape(str(exc))
-        return f"<figure><figcaption>{html.escape(result.image)}: no picture ({why})</figcaption></figure>"
-    guess = result.top5_names.split(";")[0]
-    verdict = "right" if result.top1_correct else "wrong"
-    caption = (
-        f"<b>{html.escape(result.image)}</b><br>annotated: {html.escape(result.label_names.replace(';', ', '))}; "
-        f"first guess: {html.escape(guess)} ({verdict}, {100 * result.top1_probability:.0f}%)<br>"
-        f"the boxes overlap {100 * result.iou:.0f}% (IoU); "
-        f"{100 * result.energy_in_box:.0f}% of the heat inside the object"
+        return f"<figure><figcaption>{evaluation_words.no_picture(result.image, str(exc)).html}</figcaption></figure>"
+    lines = evaluation_words.case_caption(
+        result.image,
+        result.label_names.replace(";", ", "),
+        result.top5_names.split(";")[0],
+        bool(result.top1_correct),
+        result.top1_probability,
+        result.iou,
+        result.energy_in_box,
     )
+    caption = "<br>".join(line.html for line in lines)
     return f'<figure><img src="{uri}" alt="{html.escape(result.image)}"><figcaption>{caption}</figcaption></figure>'
 
 
@@ -143,13 +145,14 @@ def write_report(
 
     def gallery(rows: Sequence[ImageResult]) -> str:
         if explainer is None or not rows:
-            return "<p>No pictures.</p>"
+            return f"<p>{evaluation_words.NO_PICTURES}</p>"
         cases = "".join(_case(explainer, samples[r.image], r, threshold) for r in rows)
         return f'<div class="cases">{cases}</div>'
 
-    said = "".join(f"<li>{s.html}</li>" for s in words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD))
+    found = evaluation_words.evaluation(figures, POINTING_TOLERANCE, IOU_THRESHOLD)
+    said = "".join(f"<li>{s.html}</li>" for s in found)
     listed = "".join(f"<li>{html.escape(p.text())}</li>" for p in problems[:50])
-    more = f"<p>... and {len(problems) - 50:,} more in problems.txt.</p>" if len(problems) > 50 else ""
+    more = f"<p>{evaluation_words.more_problems(len(problems) - 50)}</p>" if len(problems) > 50 else ""
     table = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in figures.items()
@@ -157,39 +160,28 @@ def write_report(
     )
     model = html.escape(str(figures.get("model", "")))
     methods = _methods_section(figures)
+    title, about = evaluation_words.introduction(str(figures.get("model", "")))
+    legend = evaluation_words.box_legend(threshold).html.replace("<b>", '<b style="color:#28b428">', 1)
+    heading = evaluation_words.HEADINGS
+    none = f"<li>{evaluation_words.NO_PROBLEMS}</li>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Grad-CAM evaluation: {model}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1.5em;line-height:1.5}}
 .cases{{display:flex;flex-wrap:wrap;gap:1em}} figure{{margin:0;max-width:330px}} figcaption{{font-size:90%}}
 td{{padding:0 1em 0 0}}</style></head><body>
-<h1>Does {html.escape(str(figures.get('model', 'the model')))} look at the object?</h1>
-<p>Grad-CAM colours each image by how much each region raised the model's score for a class
-(red: much, blue: little). Each image's annotated object is compared with the hot region.</p>
+<h1>{title.html}</h1>
+<p>{about.html}</p>
 <ul>{said}</ul>
-<p>In the pictures, the <b style="color:#28b428">green box</b> is the annotated object and the
-<b>white box</b> is the one Grad-CAM draws around the largest hot region (above {100 * threshold:.0f}% of the
-hottest point) for the annotated class.</p>
+<p>{legend}</p>
 {methods}
-<h2>Where Grad-CAM found the object best</h2>{gallery(best)}
-<h2>Where it found it worst</h2>{gallery(worst)}
-<h2>Annotation problems ({len(problems):,})</h2><ul>{listed or '<li>none</li>'}</ul>{more}
-<h2>All figures</h2><table>{table}</table>
-<p>Per-image rows: results.csv. Figures as JSON: summary.json.</p>
+<h2>{heading["best"]}</h2>{gallery(best)}
+<h2>{heading["worst"]}</h2>{gallery(worst)}
+<h2>{heading["problems"].format(count=len(problems))}</h2><ul>{listed or none}</ul>{more}
+<h2>{heading["figures"]}</h2><table>{table}</table>
+<p>{evaluation_words.FILES}</p>
 </body></html>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
-
-
-_COLUMNS = (
-    ("top1_localization_error", "top-1 localisation error", "lower"),
-    ("pointing_accuracy", "pointing game", "higher"),
-    ("energy_in_box", "energy in the box", "higher"),
-    ("deletion_auc", "deletion AUC", "lower"),
-    ("insertion_auc", "insertion AUC", "higher"),
-    ("road_morf", "ROAD, most relevant first", "lower"),
-    ("road_lerf", "ROAD, least relevant first", "higher"),
-    ("randomisation_correlation", "scrambled-weights correlation", "lower"),
-)
 
 
 def _methods_section(figures: Mapping[str, Any]) -> str:
@@ -197,17 +189,19 @@ def _methods_section(figures: Mapping[str, Any]) -> str:
     per_method: Mapping[str, Mapping[str, Any]] = figures.get("per_method") or {}
     if len(per_method) < 2 and not figures.get("trust"):
         return ""
-    shown = [(k, label, better) for k, label, better in _COLUMNS
+    shown = [(k, label, better) for k, label, better in evaluation_words.COLUMNS
              if any(f.get(k) is not None for f in per_method.values())]
 
     def cell(value: Any) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    head = "".join(f"<th>{html.escape(label)} ({better} is better)</th>" for _, label, better in shown)
+    headings = (evaluation_words.column_heading(label, better) for _, label, better in shown)
+    head = "".join(f"<th>{html.escape(heading)}</th>" for heading in headings)
     rows = "".join(
         f"<tr><td>{html.escape(METHODS[m].title if m in METHODS else m)}</td>"
         + "".join(f"<td>{cell(f.get(k))}</td>" for k, _, _ in shown) + "</tr>"
         for m, f in per_method.items()
     )
-    said = "".join(f"<li>{s.html}</li>" for s in words.methods_evaluation(figures))
-    return f"<h2>Methods</h2><ul>{said}</ul><table><tr><th>method</th>{head}</tr>{rows}</table>"
+    said = "".join(f"<li>{s.html}</li>" for s in evaluation_words.methods_evaluation(figures))
+    title = evaluation_words.HEADINGS["methods"]
+    return f"<h2>{title}</h2><ul>{said}</ul><table><tr><th>method</th>{head}</tr>{rows}</table>"
