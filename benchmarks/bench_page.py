@@ -60,8 +60,10 @@ WATCH = """
     const watch = (before) => {
         const tick = async () => {
             const imgs = panels.map(p => document.querySelector(`#panel-${p} img`));
-            const fresh = imgs.every((img, k) => img && img.src && img.src !== before[k]
-                                                 && img.complete && img.naturalWidth > 0);
+            // The four come in one answer: the photo's own panel is new, and all four are loaded. (A panel may
+            // be the same picture as before, byte for byte: an untrained model's flat heatmap.)
+            const fresh = imgs.every(img => img && img.src && img.complete && img.naturalWidth > 0)
+                          && imgs[0].src !== before[0];
             if (!fresh) { requestAnimationFrame(tick); return; }
             await Promise.all(imgs.map(img => img.decode().catch(() => null)));
             window.__marks.srcs = imgs.map(img => img.src);
