@@ -35,9 +35,9 @@ from .videos import ten_hours_of_one_frame, walking_cat, write_clip
 pytestmark = pytest.mark.slow
 
 INPUTS = ["Top prediction", "TinyNet", 0.15, 0.5, "jet"]
-#: The settings after the colours (the layer), at their defaults: in a photo or frame event after INPUTS, in a
-#: clip event after "every".
-NEWER = [None]
+#: The settings after the colours (the layer, the method), at their defaults: in a photo or frame event after
+#: INPUTS, in a clip event after "every".
+NEWER = [None, None]
 
 
 def _frame(colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> dict:

@@ -34,6 +34,7 @@ from torch import nn
 from gradcam import GradCAM, GradCAMError, load_backbone
 from gradcam.errors import NotAvailableError, TimeLimitError
 from gradcam.inference import logits_of
+from gradcam.layout import Layout
 from gradcam.methods import CHEAP, METHODS, UnknownMethodError, get_method
 
 from .conftest import TinyNet, make_scene, to_tensor
@@ -324,7 +325,7 @@ def test_every_method_equals_its_paper_on_resnet_and_densenet(builder, layer):
 @pytest.mark.slow
 def test_every_method_equals_its_paper_on_a_vit_tokens_read_as_a_grid():
     backbone = load_backbone("timm:vit_tiny_patch16_224", "random")
-    assert backbone.tokens and backbone.prefix_tokens == 1
+    assert backbone.layout is Layout.TOKENS and backbone.prefix_tokens == 1
     check_methods(
         backbone.model, backbone.target_layer, torch.randn(1, 3, 224, 224), tuple(METHODS), backbone.prefix_tokens
     )
