@@ -22,10 +22,8 @@ its full-quality files.
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -34,7 +32,7 @@ from demo import text
 from demo.page import assets
 from demo.page.explore import Explore
 from demo.page.handling import Asked, Handling, friendly
-from demo.page.layout import Layout, layer_choices, legend_html
+from demo.page.layout import Layout, inline_jpeg, layer_choices, legend_html
 from demo.request import TOP_PREDICTION
 from gradcam import words
 from gradcam.explanation import PANELS
@@ -89,7 +87,10 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
             close = closest(asked.unknown, categories)
             hint = gr.update(value=text.unknown_class(asked.unknown, close, used=explanation.class_name), visible=True)
         return {
-            **{layout.panels[key]: gr.update(value=inline(result.display[key]), alt_text=alts[key]) for key in PANELS},
+            **{
+                layout.panels[key]: gr.update(value=inline_jpeg(path.read_bytes(), path.name), alt_text=alts[key])
+                for key, path in result.display.items()
+            },
             layout.top5: text.top_k_html(explanation),
             layout.sentence: words.summary(explanation, asked.request.target is not None, look.colormap).markdown,
             layout.hint: hint,
@@ -126,7 +127,7 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     everything = [*results, *explore.answers]
     # preprocess=False: every value reaches the request's checks as it was sent (Gradio's own conversion would
     # refuse some in its words first). postprocess=False: the answer is sent as made, the panels inline (see
-    # inline), so the browser paints them from the answer itself, with no download after it.
+    # inline_jpeg), so the browser paints them from the answer itself, with no download after it.
     page: dict[str, Any] = {
         "api_visibility": "private",
         "concurrency_id": "model",
@@ -210,13 +211,3 @@ def wire(handling: Handling, layout: Layout, explore: Explore) -> None:
     gr.Button(visible=False).click(
         explain, layout.inputs, api_outputs, api_name="explain", concurrency_id="model", preprocess=False
     )
-
-
-def inline(picture: Path) -> dict[str, str]:
-    """A light JPEG panel as the image component shows it, inline (a ``data:`` URL): no second request for it.
-
-    The page's four panels travel in the event's answer (about 280 kB for a 1 MP photo, a third more as base64)
-    instead of four downloads after it, which on a Space are four more round trips before anything is painted.
-    """
-    encoded = base64.b64encode(picture.read_bytes()).decode("ascii")
-    return {"path": picture.name, "url": f"data:image/jpeg;base64,{encoded}", "orig_name": picture.name}

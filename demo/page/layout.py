@@ -8,6 +8,7 @@ download; then the settings folded into an accordion. The Explore area is
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,3 +233,13 @@ def legend_html(colormap: str) -> str:
         f'<div class="words"><span>{ends.none.capitalize()}: no evidence</span>'
         f"<span>{ends.strong.capitalize()}: strongest evidence</span></div></div>"
     )
+
+
+def inline_jpeg(data: bytes, name: str) -> dict[str, str]:
+    """JPEG bytes as an image component shows them, inline (a ``data:`` URL): no file, no second request.
+
+    For events with ``postprocess=False``: the page's panels, the live view, a clip's preview.
+    """
+    encoded = base64.b64encode(data).decode("ascii")
+    return {"path": name, "url": f"data:image/jpeg;base64,{encoded}", "orig_name": name}
+

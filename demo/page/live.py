@@ -21,7 +21,6 @@ leaves ends their run at once (:func:`demo.gradio_internals.end_streams`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import html
 import threading
@@ -37,7 +36,7 @@ from demo import text
 from demo.gradio_internals import current_event, end_streams
 from demo.live import LiveRuns, steadied
 from demo.page.handling import Asked, Handling
-from demo.page.layout import Layout
+from demo.page.layout import Layout, inline_jpeg
 from demo.presence import LISTENERS
 from demo.settings import LIVE_EVERY, LIVE_HEIGHT, LIVE_SECONDS, LIVE_STREAMS, LIVE_WARNING, LIVE_WIDTH
 from gradcam import views, words
@@ -317,10 +316,9 @@ def source_buttons() -> None:
     clip.click(None, js="() => window.gradcamSources && window.gradcamSources.clip()")
 
 
-def inline(picture: Any) -> dict[str, Any]:
-    """A picture as the image component shows it, inline (a ``data:`` URL): no file, no second request."""
-    encoded = base64.b64encode(jpeg(picture, VIEW_QUALITY)).decode("ascii")
-    return {"path": "live.jpg", "url": f"data:image/jpeg;base64,{encoded}", "orig_name": "live.jpg"}
+def inline(picture: Any) -> dict[str, str]:
+    """A drawn picture, as a JPEG the image component shows inline (see :func:`demo.page.layout.inline_jpeg`)."""
+    return inline_jpeg(jpeg(picture, VIEW_QUALITY), "live.jpg")
 
 
 def _status(words_left: str, *, ended: bool = False) -> str:
